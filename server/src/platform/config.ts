@@ -1,0 +1,117 @@
+/**
+ * Typed configuration, parsed once at boot from `PLEXUS_*` environment variables.
+ * Every variable is declared (and documented) here; nothing else reads `process.env`.
+ * A bad value stops start-up with one line naming the variable and the problem.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { AppError } from './errors.js';
+
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be a whole number')
+  .min(1, 'must be between 1 and 65535')
+  .max(65535, 'must be between 1 and 65535');
+
+const positiveInt = z.coerce.number({ error: 'must be a number' }).int('must be a whole number').positive('must be positive');
+
+/** Durations such as `7d`, `12h`, `30m`, `45s`, `500ms` or plain milliseconds. */
+const duration = z.string().transform((raw, ctx) => {
+  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration such as 7d, 12h, 30m, 45s or 500ms' });
+    return z.NEVER;
+  }
+  const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+  return Number(m[1]) * unitMs;
+});
+
+const postgresUrl = z
+  .string()
+  .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL');
+
+const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** The raw environment schema: one key per variable, with its default. */
+const EnvSchema = z.object({
+  /** `production` makes secrets mandatory instead of generated on first start. */
+  NODE_ENV: z.string().default('development'),
+  /** Address every listener binds. */
+  PLEXUS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** The one HTTP origin: REST, GraphQL, webhooks, cockpit. */
+  PLEXUS_HTTP_PORT: port.default(8080),
+  /** Connector over mutual TLS (client certificates). */
+  PLEXUS_MTLS_PORT: port.default(8443),
+  /** Worker ↔ router gRPC. */
+  PLEXUS_GRPC_PORT: port.default(9090),
+  /** Embedded storage (PGlite), generated keys, the bootstrap admin password file. */
+  PLEXUS_DATA_DIR: z.string().min(1).default('./.plexus'),
+  /** Use a PostgreSQL server instead of embedded PGlite. */
+  PLEXUS_DATABASE_URL: postgresUrl.optional(),
+  /** Size of the PostgreSQL connection pool. */
+  PLEXUS_DATABASE_POOL_SIZE: positiveInt.default(10),
+  /** Use NATS JetStream as the bus instead of the database-backed one. */
+  PLEXUS_NATS_URL: natsUrl.optional(),
+  PLEXUS_LOG_LEVEL: logLevel.default('info'),
+  /** Password of the bootstrap `admin` user on first start; random (and printed once) if unset. */
+  PLEXUS_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
+  /** 32-byte key (base64 or hex) for secrets at rest; generated into the data dir if unset outside production. */
+  PLEXUS_SECRET_KEY: z.string().min(1).optional(),
+  /** How many times a queued message is tried before it is dead-lettered. */
+  PLEXUS_BUS_MAX_ATTEMPTS: positiveInt.default(5),
+  /** How long a consumer holds a claimed message before it is redelivered elsewhere. */
+  PLEXUS_BUS_LEASE: duration.default('30s'),
+  /** Largest accepted webhook body in bytes. */
+  PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
+  /** How long finished executions are kept. */
+  PLEXUS_EXECUTION_RETENTION: duration.default('7d'),
+  /** Upper bound for draining in-flight work on SIGTERM. */
+  PLEXUS_SHUTDOWN_TIMEOUT: duration.default('15s'),
+});
+
+export type Config = Readonly<{
+  env: string;
+  isProduction: boolean;
+  http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number }>;
+  dataDir: string;
+  db: Readonly<{ url: string | undefined; poolSize: number }>;
+  bus: Readonly<{ natsUrl: string | undefined; maxAttempts: number; leaseMs: number }>;
+  log: Readonly<{ level: z.infer<typeof logLevel> }>;
+  iam: Readonly<{ adminPassword: string | undefined }>;
+  secrets: Readonly<{ key: string | undefined }>;
+  webhooks: Readonly<{ maxBytes: number }>;
+  executions: Readonly<{ retentionMs: number }>;
+  shutdownTimeoutMs: number;
+}>;
+
+/** Parses the environment; throws one AppError listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset: `PLEXUS_DATABASE_URL= npm start` should mean "embedded".
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(cleaned[String(i.path[0])] ?? '')} ${i.message}`);
+    throw new AppError('CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, 'user');
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  if (isProduction && !e.PLEXUS_SECRET_KEY) {
+    throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_SECRET_KEY is required when NODE_ENV=production', 'user');
+  }
+  return Object.freeze({
+    env: e.NODE_ENV,
+    isProduction,
+    http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT }),
+    dataDir: path.resolve(e.PLEXUS_DATA_DIR),
+    db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
+    bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
+    log: Object.freeze({ level: e.PLEXUS_LOG_LEVEL }),
+    iam: Object.freeze({ adminPassword: e.PLEXUS_ADMIN_PASSWORD }),
+    secrets: Object.freeze({ key: e.PLEXUS_SECRET_KEY }),
+    webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES }),
+    executions: Object.freeze({ retentionMs: e.PLEXUS_EXECUTION_RETENTION }),
+    shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * One error type for the whole server. `kind` tells callers what to do with it:
+ * - `user`: the caller sent something wrong; answer 4xx, never retry, dead-letter with the reason;
+ * - `transient`: something outside us failed for now (network, 5xx, lock); retry later;
+ * - `bug`: our own fault; answer a generic 500, log loudly with the stack.
+ */
+export type ErrorKind = 'user' | 'transient' | 'bug';
+
+/** code → HTTP status and Compass GraphQL error_code. Codes are stable API. */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: { status: 400, graphql: 22 },
+  INVALID_JSON: { status: 400, graphql: 22 },
+  INVALID_FLOW: { status: 400, graphql: 22 },
+  BAD_REQUEST: { status: 400, graphql: 22 },
+  UNAUTHENTICATED: { status: 401, graphql: 26 },
+  INVALID_SIGNATURE: { status: 401, graphql: 26 },
+  FORBIDDEN: { status: 403, graphql: 23 },
+  NOT_FOUND: { status: 404, graphql: 20 },
+  ROUTE_NOT_FOUND: { status: 404, graphql: 20 },
+  TENANT_NOT_FOUND: { status: 404, graphql: 25 },
+  METHOD_NOT_ALLOWED: { status: 405, graphql: 27 },
+  CONFLICT: { status: 409, graphql: 21 },
+  ALREADY_EXISTS: { status: 409, graphql: 21 },
+  INVALID_STATE: { status: 409, graphql: 27 },
+  PAYLOAD_TOO_LARGE: { status: 413, graphql: 22 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, graphql: 22 },
+  RATE_LIMITED: { status: 429, graphql: 27 },
+  INTERNAL: { status: 500, graphql: 10 },
+  CONFIG_INVALID: { status: 500, graphql: 10 },
+  UNAVAILABLE: { status: 503, graphql: 10 },
+  TIMEOUT: { status: 504, graphql: 10 },
+} as const satisfies Record<string, { status: number; graphql: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly kind: ErrorKind = kindOf(code),
+    readonly details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get graphqlCode(): number {
+    return ERROR_CODES[this.code].graphql;
+  }
+
+  static notFound(what: string): AppError {
+    return new AppError('NOT_FOUND', `${what} not found`);
+  }
+
+  static invalid(message: string, details?: Record<string, unknown>): AppError {
+    return new AppError('VALIDATION_FAILED', message, 'user', details);
+  }
+
+  static conflict(message: string): AppError {
+    return new AppError('INVALID_STATE', message);
+  }
+}
+
+function kindOf(code: ErrorCode): ErrorKind {
+  const status = ERROR_CODES[code].status;
+  if (status === 503 || status === 504) return 'transient';
+  if (status >= 500) return 'bug';
+  return 'user';
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** Wraps anything thrown into an AppError, keeping AppErrors as they are. */
+export function toAppError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new AppError('INTERNAL', message, 'bug', undefined, { cause: err });
+}
