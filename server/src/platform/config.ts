@@ -10,8 +10,8 @@ import { AppError } from './errors.js';
 const port = z.coerce
   .number({ error: 'must be a port number' })
   .int('must be a whole number')
-  .min(1, 'must be between 1 and 65535')
-  .max(65535, 'must be between 1 and 65535');
+  .min(0, 'must be between 0 and 65535')
+  .max(65535, 'must be between 0 and 65535');
 
 const positiveInt = z.coerce.number({ error: 'must be a number' }).int('must be a whole number').positive('must be positive');
 
@@ -62,13 +62,13 @@ const EnvSchema = z.object({
   /** How many times a queued message is tried before it is dead-lettered. */
   PLEXUS_BUS_MAX_ATTEMPTS: positiveInt.default(5),
   /** How long a consumer holds a claimed message before it is redelivered elsewhere. */
-  PLEXUS_BUS_LEASE: duration.default('30s'),
+  PLEXUS_BUS_LEASE: duration.prefault('30s'),
   /** Largest accepted webhook body in bytes. */
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
   /** How long finished executions are kept. */
-  PLEXUS_EXECUTION_RETENTION: duration.default('7d'),
+  PLEXUS_EXECUTION_RETENTION: duration.prefault('7d'),
   /** Upper bound for draining in-flight work on SIGTERM. */
-  PLEXUS_SHUTDOWN_TIMEOUT: duration.default('15s'),
+  PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
 });
 
 export type Config = Readonly<{

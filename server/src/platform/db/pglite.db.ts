@@ -17,7 +17,7 @@ interface PGliteLike {
 
 function wrap(conn: PGliteLike): Queryable {
   return {
-    async query<R extends Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+    async query<R = Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
       const res = await conn.query<R>(sql, params as unknown[]);
       return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
     },

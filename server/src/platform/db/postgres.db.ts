@@ -13,9 +13,9 @@ const typeParsers: pg.CustomTypesConfig = {
 
 function wrap(client: pg.Pool | pg.PoolClient): Queryable {
   return {
-    async query<R extends Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
-      const res = await client.query<R>(sql, params as unknown[]);
-      return { rows: res.rows, rowCount: res.rowCount ?? res.rows.length };
+    async query<R = Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+      const res = await client.query(sql, params as unknown[]);
+      return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
     },
     async exec(sql: string): Promise<void> {
       await client.query(sql);

@@ -1,0 +1,150 @@
+/**
+ * Shared shapes of the flow plane, used by the flows, webhooks, scheduler and orchestrator
+ * modules, the CLI and the web UI. A schema and its inferred type are declared together.
+ *
+ * Glossary
+ * - Flow: a graph of component steps (nodes) joined by edges; started/stopped as a whole.
+ * - Node/Step: one component function (`componentId` + `function`) with its `fields`.
+ * - Start node: the one node without incoming edges; triggers (webhook, scheduler) send it the
+ *   first message of every execution.
+ * - Message: `{id, attachments, body, headers, metadata}` (seed 002), plus `query` from webhooks.
+ * - Execution: one run of a flow, started by one trigger message.
+ * - StepJob: what travels on a step's queue: the message plus where it is in which execution.
+ */
+import { z } from 'zod';
+
+/** Node ids become part of queue names, so they are restricted to queue-name characters. */
+export const NodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
+
+export const FlowNode = z.strictObject({
+  id: NodeId,
+  componentId: z.string().min(1).max(200),
+  function: z.string().min(1).max(200),
+  name: z.string().max(200).optional(),
+  description: z.string().max(2000).optional(),
+  credentialsId: z.string().max(200).optional(),
+  fields: z.record(z.string(), z.unknown()).optional(),
+  nodeSettings: z.record(z.string(), z.unknown()).optional(),
+});
+export type FlowNode = z.infer<typeof FlowNode>;
+
+export const FlowEdge = z.strictObject({
+  id: z.string().max(200).optional(),
+  source: z.string().min(1).max(64),
+  target: z.string().min(1).max(64),
+  config: z
+    .strictObject({
+      /** JSONata over the message body; the edge is taken when truthy. */
+      condition: z.string().max(10_000).optional(),
+      /** JSONata over the message body; its result is the body the target receives. */
+      mapper: z.string().max(10_000).optional(),
+    })
+    .optional(),
+});
+export type FlowEdge = z.infer<typeof FlowEdge>;
+
+export const FlowGraph = z.strictObject({
+  nodes: z.array(FlowNode).max(500),
+  edges: z.array(FlowEdge).max(2000).default([]),
+});
+export type FlowGraph = z.infer<typeof FlowGraph>;
+
+export const FlowStatus = z.enum(['inactive', 'starting', 'active', 'stopping']);
+export type FlowStatus = z.infer<typeof FlowStatus>;
+
+/** The whole flow as the API returns it and as `flow.starting` carries it. */
+export const Flow = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  name: z.string(),
+  description: z.string().optional(),
+  cron: z.string().optional(),
+  timezone: z.string().optional(),
+  graph: FlowGraph,
+  status: FlowStatus,
+  /** Why the last start failed (from `flow.failed`), until the next start. */
+  statusReason: z.string().optional(),
+  owners: z.array(z.object({ id: z.string(), type: z.string() })),
+  flowSettings: z.record(z.string(), z.unknown()).optional(),
+  version: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Flow = z.infer<typeof Flow>;
+
+export const FlowMessage = z.object({
+  id: z.string(),
+  attachments: z.record(z.string(), z.unknown()).default({}),
+  body: z.unknown(),
+  headers: z.record(z.string(), z.unknown()).default({}),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+  query: z.record(z.string(), z.unknown()).optional(),
+});
+export type FlowMessage = z.infer<typeof FlowMessage>;
+
+export type TriggerKind = 'webhook' | 'schedule' | 'retry' | 'manual';
+
+/** A job on a step queue. Triggers create the first one with a fresh executionId. */
+export interface StepJob {
+  executionId: string;
+  flowId: string;
+  tenant: string;
+  nodeId: string;
+  message: FlowMessage;
+  trigger: TriggerKind;
+  /** Position of this message among its siblings; part of the step run's idempotency key. */
+  sequence: number;
+  /** Set by triggers only: the flow version the execution runs. */
+  flowVersion?: number;
+  /** Sync webhooks: a reply is awaited for this execution. */
+  awaitsReply?: boolean;
+}
+
+/** Every step of every flow has its own durable queue. */
+export function stepQueueName(flowId: string, nodeId: string): string {
+  return `step.${flowId}.${nodeId}`;
+}
+
+/** The node without incoming edges (validation guarantees exactly one). */
+export function startNodeOf(graph: FlowGraph): FlowNode {
+  const targets = new Set(graph.edges.map((e) => e.target));
+  const start = graph.nodes.find((n) => !targets.has(n.id));
+  if (!start) throw new Error('flow graph has no start node');
+  return start;
+}
+
+/** Flow lifecycle events (seed 002). Payloads: starting/stopping carry the whole flow. */
+export const FLOW_EVENTS = {
+  starting: 'flow.starting',
+  started: 'flow.started',
+  stopping: 'flow.stopping',
+  stopped: 'flow.stopped',
+  failed: 'flow.failed',
+} as const;
+
+export interface FlowStartedPayload {
+  id: string;
+}
+export interface FlowFailedPayload {
+  id: string;
+  reason: string;
+}
+
+/** What flows asks of the component registry when validating a graph. */
+export interface ComponentCatalog {
+  /** Undefined when the function exists; otherwise why not ("unknown component x"). */
+  checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined>;
+}
+
+/** The answer of a flow's `webhook-reply` step to a sync webhook call. */
+export interface WebhookReply {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** What the webhooks module asks of the execution engine for `respond: "sync"`. */
+export interface ReplyWaiter {
+  /** Resolves with the reply, or undefined when none came within `timeoutMs`. */
+  waitForReply(executionId: string, timeoutMs: number): Promise<WebhookReply | undefined>;
+}

@@ -1,0 +1,119 @@
+/**
+ * Wiring only: builds a hub process from config — storage, bus, the modules of the requested
+ * roles and the HTTP origin. `plexus start` and the end-to-end tests both use it.
+ */
+import type { Config } from '../platform/config.js';
+import { openDb, dbOptionsFrom, type Db } from '../platform/db/index.js';
+import { createBus, type Bus } from '../platform/bus/index.js';
+import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
+import { Lifecycle } from '../platform/lifecycle.js';
+import { createLogger, type Logger } from '../platform/logger.js';
+import type { PlexusModule } from '../platform/module.js';
+import { createIamModule, type IamModule } from '../modules/iam/index.js';
+
+/** Every role; `plexus start` runs them all unless `--roles` names some. */
+export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker'] as const;
+export type Role = (typeof ALL_ROLES)[number];
+
+export interface HubOptions {
+  roles?: readonly Role[];
+  logger?: Logger;
+  /** Tests bring their own database / bus; otherwise both come from config. */
+  db?: Db;
+  bus?: Bus;
+}
+
+export interface Hub {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  bus: Bus;
+  app: HttpApp;
+  iam: IamModule;
+  lifecycle: Lifecycle;
+  /** Binds the HTTP port (gateway role); resolves to the base URL. */
+  listen(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function createHub(config: Config, opts: HubOptions = {}): Promise<Hub> {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const roles = new Set<string>(opts.roles ?? ALL_ROLES);
+  const lifecycle = new Lifecycle(logger);
+  const metrics = createMetrics();
+
+  const db = opts.db ?? (await openDb(dbOptionsFrom(config)));
+  if (!opts.db) lifecycle.onStop('db', () => db.close());
+  const bus =
+    opts.bus ??
+    (await createBus({
+      db,
+      natsUrl: config.bus.natsUrl,
+      serviceName: 'plexus',
+      logger: logger.child({ module: 'bus' }),
+      maxAttempts: config.bus.maxAttempts,
+      leaseMs: config.bus.leaseMs,
+    }));
+  if (!opts.bus) lifecycle.onStop('bus', () => bus.close());
+
+  const iam = await createIamModule({ config, db, bus, logger: logger.child({ module: 'iam' }) });
+  const modules: PlexusModule[] = [iam];
+  // Each block below wires one module and pushes it; order follows their dependencies.
+  // [wiring:audit]
+  // [wiring:secrets]
+  // [wiring:components]
+  // [wiring:orchestrator]
+  // [wiring:flows]
+  // [wiring:webhooks]
+  // [wiring:scheduler]
+
+  const app = await createHttpServer({
+    logger,
+    metrics,
+    authenticate: () => iam.authenticator,
+    onDenied: (denied) => iam.auditDenied(denied),
+  });
+  await registerHealthRoutes(app, metrics, [
+    { name: 'database', check: () => db.ping() },
+    { name: 'bus', check: () => bus.ping() },
+  ]);
+  addCollectedGauge(metrics, 'plexus_queue_depth', 'Unacked jobs per queue', ['queue'], async () =>
+    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.depth })),
+  );
+  addCollectedGauge(metrics, 'plexus_queue_oldest_age_seconds', 'Age of the oldest unacked job per queue', ['queue'], async () =>
+    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.oldestAgeMs / 1000 })),
+  );
+
+  const active = modules.filter((m) => roles.has(m.role));
+  if (roles.has('gateway')) {
+    for (const m of active) {
+      if (m.routes) await registerModuleRoutes(app, m.name, (scope) => m.routes!(scope));
+    }
+  }
+  await app.ready();
+  // HTTP closes first on stop (registered last): no new requests while modules drain.
+  for (const m of active) {
+    await m.start?.();
+    if (m.stop) lifecycle.onStop(m.name, () => m.stop!());
+  }
+  lifecycle.onStop('http', () => app.close());
+
+  return {
+    config,
+    logger,
+    db,
+    bus,
+    app,
+    iam,
+    lifecycle,
+    async listen() {
+      if (!roles.has('gateway')) return '';
+      await app.listen({ host: config.http.host, port: config.http.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+      const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+      return `http://${host}:${port}`;
+    },
+    stop: () => lifecycle.stop(),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Every module reports its changes and denied accesses as `audit.<module>.<action>` events;
+ * the audit module stores all of them. This is the one way to emit such an event.
+ */
+import type { Bus } from './bus/bus.js';
+import type { Queryable } from './db/db.js';
+import type { Logger } from './logger.js';
+
+export type AuditResult = 'success' | 'failure' | 'denied';
+
+export interface AuditActor {
+  accountId?: string | undefined;
+  username?: string | undefined;
+  tenantId?: string | undefined;
+}
+
+export interface AuditRecordInput {
+  action: string;
+  actor?: AuditActor | undefined;
+  /** The tenant the change happened in (defaults to the actor's). */
+  tenantId?: string | undefined;
+  /** What was touched: `{type:'flow', id:'…'}`. Never a secret value. */
+  target?: { type: string; id?: string | undefined; name?: string | undefined } | undefined;
+  result: AuditResult;
+  sourceIp?: string | undefined;
+  details?: Record<string, unknown> | undefined;
+}
+
+/** The payload of every `audit.*` event. */
+export interface AuditPayload extends AuditRecordInput {
+  module: string;
+  at: string;
+}
+
+export interface AuditPublisher {
+  record(input: AuditRecordInput, opts?: { tx?: Queryable }): Promise<void>;
+}
+
+export function createAuditPublisher(bus: Bus, module: string, logger: Logger): AuditPublisher {
+  return {
+    async record(input, opts) {
+      const payload: AuditPayload = { ...input, tenantId: input.tenantId ?? input.actor?.tenantId, module, at: new Date().toISOString() };
+      try {
+        await bus.publish(`audit.${module}.${input.action}`, payload, opts);
+      } catch (err) {
+        // Inside a caller's transaction the failure must abort the change; otherwise log loudly.
+        if (opts?.tx) throw err;
+        logger.error({ err, action: input.action }, 'could not publish audit event');
+      }
+    },
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * The one HTTP origin. Fastify with zod schemas: the same schema validates a request, types the
+ * handler and documents the route in /openapi.json. Every route declares its permission in
+ * `config.permission`; a route without one stops start-up.
+ */
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  isResponseSerializationError,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { AppError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { hasPermission, type Authenticator, type Principal, type RoutePermission } from './auth.js';
+import type { Metrics } from './metrics.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Required on every route: `public`, `authenticated` or a permission string. */
+    permission?: RoutePermission;
+    /** The module that owns the route; names audit events for denied access. */
+    module?: string;
+  }
+  interface FastifyRequest {
+    /** The caller; set before the handler on every non-public route. */
+    principal: Principal;
+  }
+}
+
+export type HttpApp = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+export interface DeniedAccess {
+  module: string;
+  principal: Principal;
+  permission: string;
+  method: string;
+  url: string;
+  ip: string;
+}
+
+export interface HttpServerOptions {
+  logger: Logger;
+  metrics: Metrics;
+  /** Resolves callers of non-public routes; without one, such routes answer 401. */
+  authenticate?: () => Authenticator | undefined;
+  /** Told about every 403 so it can be audited. */
+  onDenied?: (denied: DeniedAccess) => void;
+  /** Largest JSON body on ordinary API routes. */
+  bodyLimitBytes?: number;
+}
+
+/** Routes registered by plugins (the docs UI) carry no permission of their own. */
+const PLUGIN_ROUTE_PREFIXES = ['/docs'];
+
+export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp> {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ module: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: () => randomUUID(),
+    bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
+    // Keep-alive sockets are closed on shutdown once idle; in-flight requests finish.
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null as unknown as Principal);
+
+  app.addHook('onRoute', (route) => {
+    if (PLUGIN_ROUTE_PREFIXES.some((p) => route.url.startsWith(p))) {
+      route.config = { ...route.config, permission: 'public' };
+      return;
+    }
+    if (!route.config?.permission) {
+      throw new AppError('INTERNAL', `route ${String(route.method)} ${route.url} declares no permission (config.permission)`, 'bug');
+    }
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Plexus', version: '0.1.0', description: 'Integration hub: management plane, flows, execution.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+    hideUntagged: false,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  app.addHook('onRequest', async (req) => {
+    const permission = req.routeOptions.config.permission;
+    if (!permission || permission === 'public') return;
+    const authenticate = opts.authenticate?.();
+    if (!authenticate) throw new AppError('UNAUTHENTICATED', 'authentication is not available on this process');
+    req.principal = await authenticate(req);
+    if (permission === 'authenticated' || hasPermission(req.principal, permission)) return;
+    opts.onDenied?.({
+      module: req.routeOptions.config.module ?? 'http',
+      principal: req.principal,
+      permission,
+      method: req.method,
+      url: req.routeOptions.url ?? req.url,
+      ip: req.ip,
+    });
+    throw new AppError('FORBIDDEN', `missing permission ${permission}`);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) };
+    opts.metrics.httpRequests.inc(labels);
+    opts.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void sendError(reply, new AppError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const appError = toHttpError(err);
+    if (appError.kind === 'bug' || appError.status >= 500) {
+      req.log.error({ err, reqId: req.id, route: req.routeOptions.url }, 'request failed');
+    }
+    return sendError(reply, appError);
+  });
+
+  return app;
+}
+
+export function sendError(reply: FastifyReply, err: AppError): FastifyReply {
+  const body: { errors: Array<{ code: string; message: string; details?: unknown }> } = {
+    errors: [{ code: err.code, message: err.status >= 500 && err.kind === 'bug' ? 'internal error' : err.message }],
+  };
+  if (err.details && err.status < 500) body.errors[0]!.details = err.details;
+  if (err.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
+  const retryAfter = err.details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') void reply.header('retry-after', String(Math.ceil(retryAfter)));
+  return reply.code(err.status).type('application/json').send(body);
+}
+
+/** Fastify's own 4xx errors mapped to our stable codes; unknown errors become a generic 500. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+export function toHttpError(err: FastifyError | Error): AppError {
+  if (err instanceof AppError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as FastifyError).validationContext ?? 'request';
+    const problems = err.validation.map((v) => {
+      const field = [where, ...v.instancePath.split('/').filter(Boolean)].join('.');
+      return `${field}: ${v.message ?? 'invalid'}`;
+    });
+    return new AppError('VALIDATION_FAILED', problems.join('; '), 'user', { problems });
+  }
+  if (isResponseSerializationError(err)) return new AppError('INTERNAL', err.message, 'bug', undefined, { cause: err });
+  const fe = err as FastifyError;
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new AppError(mapped, fe.message);
+  if (err instanceof SyntaxError || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return new AppError('INVALID_JSON', `body is not valid JSON: ${err.message}`);
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const code = (Object.keys(ERROR_CODES) as ErrorCode[]).find((c) => ERROR_CODES[c].status === fe.statusCode) ?? 'BAD_REQUEST';
+    return new AppError(code, fe.message);
+  }
+  return new AppError('INTERNAL', err.message, 'bug', undefined, { cause: err });
+}
+
+/** Registers a module's routes in their own context, naming the module on each route. */
+export async function registerModuleRoutes(app: HttpApp, module: string, register: (scope: HttpApp) => Promise<void>): Promise<void> {
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, module };
+    });
+    await register(scope as unknown as HttpApp);
+  });
+}
+
+export type { FastifyRequest, FastifyReply };

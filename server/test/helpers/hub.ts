@@ -1,0 +1,94 @@
+/**
+ * A whole hub on a fresh database for end-to-end tests: `inject` for requests without a
+ * socket, `listen()` when a real client is needed. The admin is logged in already.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createBus, type Bus } from '../../src/platform/bus/index.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { createHub, type Hub, type HubOptions } from '../../src/entrypoints/hub.js';
+import { openTestDb, type DbTarget, type TestDb } from './db.js';
+import { TEST_NATS_URL } from './services.js';
+
+export const TEST_ADMIN_PASSWORD = 'test-admin-password';
+
+export interface TestHub extends Hub {
+  adminToken: string;
+  testDb: TestDb;
+  /** Logs in and returns a bearer token. */
+  login(username: string, password: string): Promise<string>;
+  /** Shorthand for an authorised JSON request through `app.inject`. */
+  api(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE' | 'HEAD', url: string, body?: unknown, token?: string | null, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+export interface TestHubOptions {
+  target?: DbTarget;
+  /** Run the bus on NATS JetStream instead of the SQL adapter. */
+  nats?: boolean;
+  env?: Record<string, string>;
+  roles?: HubOptions['roles'];
+}
+
+export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-test-'));
+  const config = loadConfig({
+    PLEXUS_HTTP_PORT: '0',
+    PLEXUS_DATA_DIR: dataDir,
+    PLEXUS_LOG_LEVEL: process.env.PLEXUS_TEST_LOG_LEVEL ?? 'silent',
+    PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+    PLEXUS_BUS_LEASE: '2s',
+    ...opts.env,
+  });
+  const logger = createLogger(config.log.level);
+  const testDb = await openTestDb(opts.target ?? 'pglite');
+  const bus: Bus = await createBus({
+    db: testDb.db,
+    natsUrl: opts.nats ? TEST_NATS_URL : undefined,
+    serviceName: 'plexus-test',
+    logger,
+    maxAttempts: config.bus.maxAttempts,
+    leaseMs: config.bus.leaseMs,
+    ...(opts.nats ? { prefix: `t${Math.random().toString(36).slice(2, 8)}` } : {}),
+  });
+  const hub = await createHub(config, { logger, db: testDb.db, bus, roles: opts.roles });
+
+  const api: TestHub['api'] = async (method, url, body, token, headers = {}) => {
+    const auth = token === null ? {} : { authorization: `Bearer ${token ?? adminToken}` };
+    const res = await hub.app.inject({
+      method,
+      url,
+      headers: { ...auth, ...headers },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+    let parsed: unknown = res.body;
+    try {
+      parsed = res.body ? JSON.parse(res.body) : undefined;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.statusCode, body: parsed, headers: res.headers };
+  };
+  const login = async (username: string, password: string): Promise<string> => {
+    const res = await api('POST', '/api/v1/login', { username, password }, null);
+    if (res.status !== 200) throw new Error(`login ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return (res.body as { token: string }).token;
+  };
+  const adminToken = await login('admin', TEST_ADMIN_PASSWORD);
+
+  return {
+    ...hub,
+    adminToken,
+    testDb,
+    login,
+    api,
+    async close() {
+      await hub.stop();
+      await bus.close();
+      await testDb.drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
