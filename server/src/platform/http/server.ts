@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
@@ -67,7 +67,7 @@ const PLUGIN_ROUTE_PREFIXES = ['/docs'];
 export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp> {
   const app = Fastify({
     loggerInstance: opts.logger.child({ module: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
     // Keep-alive sockets are closed on shutdown once idle; in-flight requests finish.
@@ -116,6 +116,17 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
       ip: req.ip,
     });
     throw new AppError('FORBIDDEN', `missing permission ${permission}`);
+  });
+
+  // While closing, answer in-flight requests with `connection: close` so keep-alive sockets end
+  // with their last response instead of holding the shutdown open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
   });
 
   app.addHook('onResponse', async (req, reply) => {

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, mtlsPort: 8443, grpcPort: 9090 });
+    expect(c.db.url).toBeUndefined();
+    expect(c.bus.natsUrl).toBeUndefined();
+    expect(c.executions.retentionMs).toBe(7 * 86_400_000);
+    expect(c.dataDir).toMatch(/\.plexus$/);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('names every bad variable and the problem in one error', () => {
+    expect(() => loadConfig({ PLEXUS_HTTP_PORT: 'not-a-port', PLEXUS_DATABASE_URL: 'mysql://x', PLEXUS_BUS_LEASE: 'soon' })).toThrow(
+      /PLEXUS_HTTP_PORT="not-a-port" must be a port number.*PLEXUS_DATABASE_URL="mysql:\/\/x" must be a postgres:\/\/.*PLEXUS_BUS_LEASE="soon" must be a duration/,
+    );
+    expect(() => loadConfig({ PLEXUS_HTTP_PORT: '70000' })).toThrow(/PLEXUS_HTTP_PORT="70000" must be between 0 and 65535/);
+  });
+
+  it('parses durations and treats empty variables as unset', () => {
+    const c = loadConfig({ PLEXUS_EXECUTION_RETENTION: '12h', PLEXUS_BUS_LEASE: '500ms', PLEXUS_DATABASE_URL: '' });
+    expect(c.executions.retentionMs).toBe(12 * 3_600_000);
+    expect(c.bus.leaseMs).toBe(500);
+    expect(c.db.url).toBeUndefined();
+  });
+
+  it('requires a secret key in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PLEXUS_SECRET_KEY is required when NODE_ENV=production/);
+  });
+});

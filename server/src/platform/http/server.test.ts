@@ -1,0 +1,116 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createLogger } from '../logger.js';
+import { createMetrics } from './metrics.js';
+import { createHttpServer, type HttpApp } from './server.js';
+import type { Principal } from './auth.js';
+import { AppError } from '../errors.js';
+
+const principal = (permissions: string[]): Principal => ({
+  accountId: 'a1',
+  username: 'u',
+  tenantId: 't',
+  homeTenantId: 't',
+  permissions,
+  roles: [],
+  kind: 'user',
+  tokenId: 'tok',
+});
+
+let app: HttpApp | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function build(permissions: string[] = ['flows.read']): Promise<{ app: HttpApp; denied: string[] }> {
+  const denied: string[] = [];
+  const a = await createHttpServer({
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    authenticate: () => async (req) => {
+      if (req.headers.authorization !== 'Bearer good') throw new AppError('UNAUTHENTICATED', 'bad token');
+      return principal(permissions);
+    },
+    onDenied: (d) => denied.push(`${d.permission} ${d.url}`),
+  });
+  a.post(
+    '/things',
+    { config: { permission: 'flows.write' }, schema: { body: z.strictObject({ name: z.string().max(5), size: z.number().int() }) } },
+    async (req) => ({ data: req.body }),
+  );
+  a.get('/things', { config: { permission: 'flows.read' } }, async () => ({ data: [] }));
+  a.get('/boom', { config: { permission: 'public' } }, async () => {
+    throw new Error('secret internals at /srv/x.ts:10');
+  });
+  a.get('/slow', { config: { permission: 'public' } }, async () => {
+    await sleep(300);
+    return { done: true };
+  });
+  app = a;
+  return { app: a, denied };
+}
+
+describe('HTTP platform', () => {
+  it('refuses to start with a route that declares no permission', async () => {
+    const a = await createHttpServer({ logger: createLogger('silent'), metrics: createMetrics() });
+    expect(() => a.get('/naked', async () => ({}))).toThrow(/declares no permission/);
+    await a.close();
+  });
+
+  it('answers 401 without a token, 403 without the permission (and reports it), 200 with it', async () => {
+    const { app, denied } = await build(['flows.read']);
+    const none = await app.inject({ method: 'GET', url: '/things' });
+    expect(none.statusCode).toBe(401);
+    expect(none.json()).toEqual({ errors: [{ code: 'UNAUTHENTICATED', message: 'bad token' }] });
+    const forbidden = await app.inject({ method: 'POST', url: '/things', headers: { authorization: 'Bearer good' }, payload: { name: 'a', size: 1 } });
+    expect(forbidden.statusCode).toBe(403);
+    expect(forbidden.json().errors[0].code).toBe('FORBIDDEN');
+    expect(denied).toEqual(['flows.write /things']);
+    const ok = await app.inject({ method: 'GET', url: '/things', headers: { authorization: 'Bearer good' } });
+    expect(ok.statusCode).toBe(200);
+  });
+
+  it('names each invalid field, rejects unknown fields, malformed JSON and wrong media types with 4xx', async () => {
+    const { app } = await build(['all']);
+    const auth = { authorization: 'Bearer good' };
+    const bad = await app.inject({ method: 'POST', url: '/things', headers: auth, payload: { name: 'toolong', size: 'x', extra: 1 } });
+    expect(bad.statusCode).toBe(400);
+    const msg = bad.json().errors[0].message as string;
+    expect(bad.json().errors[0].code).toBe('VALIDATION_FAILED');
+    expect(msg).toContain('body.name');
+    expect(msg).toContain('body.size');
+    expect(msg).toMatch(/extra/);
+    const malformed = await app.inject({ method: 'POST', url: '/things', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":' });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().errors[0].code).toBe('INVALID_JSON');
+    const media = await app.inject({ method: 'POST', url: '/things', headers: { ...auth, 'content-type': 'application/x-unknown' }, payload: 'x' });
+    expect(media.statusCode).toBe(415);
+    expect(media.json().errors[0].code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('hides internals of unexpected errors behind a generic 500', async () => {
+    const { app } = await build();
+    const res = await app.inject({ method: 'GET', url: '/boom' });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ errors: [{ code: 'INTERNAL', message: 'internal error' }] });
+    expect(res.body).not.toContain('/srv');
+  });
+
+  it('lets in-flight requests finish when it closes', async () => {
+    const { app: a } = await build();
+    await a.listen({ port: 0, host: '127.0.0.1' });
+    const addr = a.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    const pending = fetch(`http://127.0.0.1:${port}/slow`);
+    await sleep(50);
+    const closing = a.close();
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ done: true });
+    await closing;
+    app = undefined;
+    await expect(fetch(`http://127.0.0.1:${port}/slow`)).rejects.toThrow();
+  });
+});
