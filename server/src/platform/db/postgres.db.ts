@@ -57,6 +57,10 @@ export async function openPostgres(opts: PostgresOptions): Promise<Db> {
     ...base,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client whose socket dies emits 'error'; without a listener that would
+      // crash the process. The failing query rejects on its own, so the event can be ignored.
+      const ignore = (): void => {};
+      client.on('error', ignore);
       try {
         await client.query('BEGIN');
         const result = await fn(wrap(client));
@@ -66,6 +70,7 @@ export async function openPostgres(opts: PostgresOptions): Promise<Db> {
         await client.query('ROLLBACK').catch(() => {});
         throw err;
       } finally {
+        client.off('error', ignore);
         client.release();
       }
     },
