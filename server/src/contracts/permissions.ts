@@ -2,14 +2,17 @@
 export const PERMISSIONS = [
   'all',
   'tenant.all',
+  // Restricted (`iam.*`): only a platform admin holds or grants them.
   'iam.token.introspect',
-  'iam.users.read',
-  'iam.users.write',
   'iam.tenants.read',
   'iam.tenants.write',
-  'iam.roles.read',
-  'iam.roles.write',
-  'iam.tokens.write',
+  // Tenant administration: `tenant.all` covers these, so a tenant admin manages its own tenant.
+  'tenant.users.read',
+  'tenant.users.write',
+  'tenant.roles.read',
+  'tenant.roles.write',
+  'tenant.tokens.read',
+  'tenant.tokens.write',
   'flows.read',
   'flows.write',
   'flows.control',
@@ -30,3 +33,9 @@ export const PERMISSIONS = [
   'label_definition:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+
+const KNOWN = new Set<string>(PERMISSIONS);
+
+export function isKnownPermission(p: string): p is Permission {
+  return KNOWN.has(p);
+}

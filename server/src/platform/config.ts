@@ -59,6 +59,20 @@ const EnvSchema = z.object({
   PLEXUS_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional(),
   /** 32-byte key (base64 or hex) for secrets at rest; generated into the data dir if unset outside production. */
   PLEXUS_SECRET_KEY: z.string().min(1).optional(),
+  /** Earlier values of PLEXUS_SECRET_KEY, comma-separated: still decrypt, re-encrypted under the current key at start. */
+  PLEXUS_SECRET_PREVIOUS_KEYS: z.string().optional(),
+  /** Failed logins per username within PLEXUS_LOGIN_WINDOW before login answers 429. */
+  PLEXUS_LOGIN_MAX_ATTEMPTS: positiveInt.default(5),
+  /** Failed logins per source address within PLEXUS_LOGIN_WINDOW before login answers 429. */
+  PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: positiveInt.default(20),
+  /** The sliding window failed logins are counted in. */
+  PLEXUS_LOGIN_WINDOW: duration.prefault('15m'),
+  /** A session token expires after this long without use (sliding; at least 1m, as token lookups are cached for seconds). */
+  PLEXUS_SESSION_TTL: duration.pipe(z.number().min(60_000, 'must be at least 1m')).prefault('12h'),
+  /** A process without IAM tables of its own introspects tokens at this IAM base URL (e.g. http://iam:8080). */
+  PLEXUS_IAM_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** Persistent token (permission iam.token.introspect) used with PLEXUS_IAM_URL. */
+  PLEXUS_IAM_TOKEN: z.string().min(1).optional(),
   /** How many times a queued message is tried before it is dead-lettered. */
   PLEXUS_BUS_MAX_ATTEMPTS: positiveInt.default(5),
   /** How long a consumer holds a claimed message before it is redelivered elsewhere. */
@@ -67,6 +81,15 @@ const EnvSchema = z.object({
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
   /** How long finished executions are kept. */
   PLEXUS_EXECUTION_RETENTION: duration.prefault('7d'),
+  /** Per step run, input and output bodies are stored up to this many bytes of JSON (the rest is cut). */
+  PLEXUS_EXECUTION_STORED_BODY_BYTES: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').default(65_536),
+  /** Folders (comma-separated) from which tenants may register component directories; default <data dir>/components. */
+  PLEXUS_COMPONENT_PATHS: z.string().optional(),
+  /** Default of `allowPrivateNetwork` for http-request and code steps; `false` refuses loopback and private addresses (SSRF guard). */
+  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
+  /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
+  PLEXUS_CODE_WORKERS: positiveInt.default(2),
+  PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
 });
@@ -79,10 +102,17 @@ export type Config = Readonly<{
   db: Readonly<{ url: string | undefined; poolSize: number }>;
   bus: Readonly<{ natsUrl: string | undefined; maxAttempts: number; leaseMs: number }>;
   log: Readonly<{ level: z.infer<typeof logLevel> }>;
-  iam: Readonly<{ adminPassword: string | undefined }>;
-  secrets: Readonly<{ key: string | undefined }>;
+  iam: Readonly<{
+    adminPassword: string | undefined;
+    sessionTtlMs: number;
+    login: Readonly<{ maxAttempts: number; maxAttemptsPerAddress: number; windowMs: number }>;
+    /** Remote introspection (PLEXUS_IAM_URL + PLEXUS_IAM_TOKEN); undefined: in-process. */
+    remote: Readonly<{ url: string; token: string }> | undefined;
+  }>;
+  secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
   webhooks: Readonly<{ maxBytes: number }>;
-  executions: Readonly<{ retentionMs: number }>;
+  executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
+  components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
   shutdownTimeoutMs: number;
 }>;
 
@@ -100,6 +130,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (isProduction && !e.PLEXUS_SECRET_KEY) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_SECRET_KEY is required when NODE_ENV=production', 'user');
   }
+  if (Boolean(e.PLEXUS_IAM_URL) !== Boolean(e.PLEXUS_IAM_TOKEN)) {
+    throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_IAM_URL and PLEXUS_IAM_TOKEN must be set together', 'user');
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     isProduction,
@@ -108,10 +141,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
     bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
     log: Object.freeze({ level: e.PLEXUS_LOG_LEVEL }),
-    iam: Object.freeze({ adminPassword: e.PLEXUS_ADMIN_PASSWORD }),
-    secrets: Object.freeze({ key: e.PLEXUS_SECRET_KEY }),
+    iam: Object.freeze({
+      adminPassword: e.PLEXUS_ADMIN_PASSWORD,
+      sessionTtlMs: e.PLEXUS_SESSION_TTL,
+      login: Object.freeze({
+        maxAttempts: e.PLEXUS_LOGIN_MAX_ATTEMPTS,
+        maxAttemptsPerAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+        windowMs: e.PLEXUS_LOGIN_WINDOW,
+      }),
+      remote: e.PLEXUS_IAM_URL && e.PLEXUS_IAM_TOKEN ? Object.freeze({ url: e.PLEXUS_IAM_URL.replace(/\/+$/, ''), token: e.PLEXUS_IAM_TOKEN }) : undefined,
+    }),
+    secrets: Object.freeze({
+      key: e.PLEXUS_SECRET_KEY,
+      previousKeys: Object.freeze((e.PLEXUS_SECRET_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean)),
+    }),
     webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES }),
-    executions: Object.freeze({ retentionMs: e.PLEXUS_EXECUTION_RETENTION }),
+    executions: Object.freeze({ retentionMs: e.PLEXUS_EXECUTION_RETENTION, storedBodyBytes: e.PLEXUS_EXECUTION_STORED_BODY_BYTES }),
+    components: Object.freeze({
+      paths: Object.freeze(
+        (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
+      ),
+      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
+      codeWorkers: e.PLEXUS_CODE_WORKERS,
+      codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
+    }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
   });
 }

@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { status: 401, graphql: 26 },
   INVALID_SIGNATURE: { status: 401, graphql: 26 },
   FORBIDDEN: { status: 403, graphql: 23 },
+  /** A non-admin named another tenant in the `Tenant` header. */
+  TENANT_FORBIDDEN: { status: 403, graphql: 23 },
   NOT_FOUND: { status: 404, graphql: 20 },
   ROUTE_NOT_FOUND: { status: 404, graphql: 20 },
   TENANT_NOT_FOUND: { status: 404, graphql: 25 },
@@ -22,11 +24,15 @@ export const ERROR_CODES = {
   CONFLICT: { status: 409, graphql: 21 },
   ALREADY_EXISTS: { status: 409, graphql: 21 },
   INVALID_STATE: { status: 409, graphql: 27 },
+  /** A flow step failed for good (never an HTTP answer; names dead letters and step runs). */
+  STEP_FAILED: { status: 422, graphql: 27 },
   PAYLOAD_TOO_LARGE: { status: 413, graphql: 22 },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, graphql: 22 },
   RATE_LIMITED: { status: 429, graphql: 27 },
   INTERNAL: { status: 500, graphql: 10 },
   CONFIG_INVALID: { status: 500, graphql: 10 },
+  /** Something we called refused (e.g. an OAuth2 token endpoint rejected the credentials). */
+  UPSTREAM_FAILED: { status: 502, graphql: 10 },
   UNAVAILABLE: { status: 503, graphql: 10 },
   TIMEOUT: { status: 504, graphql: 10 },
 } as const satisfies Record<string, { status: number; graphql: number }>;

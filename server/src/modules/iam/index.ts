@@ -1,16 +1,23 @@
 /** IAM: tenants, accounts, roles, tokens; the Authenticator every other route relies on. */
-import type { Bus } from '../../platform/bus/index.js';
 import { createAuditPublisher } from '../../platform/audit.js';
+import type { Bus } from '../../platform/bus/bus.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Authenticator, DeniedAccess } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
+import { createAuthenticator, remoteTokenResolver, type TokenResolver } from './iam.authenticator.js';
 import { iamRoutes } from './iam.routes.js';
-import { IamService, type BootstrapCredentials } from './iam.service.js';
+import { actorOf, IamService, type BootstrapCredentials } from './iam.service.js';
 
-export { IamService, DEFAULT_TENANT, ADMIN_USERNAME } from './iam.service.js';
-export type { BootstrapCredentials } from './iam.service.js';
+export { IamService, DEFAULT_TENANT, ADMIN_USERNAME, actorOf } from './iam.service.js';
+export type { BootstrapCredentials, CallContext, ResolvedToken } from './iam.service.js';
+export { createAuthenticator, remoteTokenResolver, DEFAULT_CACHE_TTL_MS, type TokenResolver, type CachingAuthenticator } from './iam.authenticator.js';
+export { IAM_EVENTS, type UserDeletedEvent, type TenantDeletedEvent } from './iam.events.js';
+export { canGrant, canManage } from './iam.grants.js';
+
+/** How often expired login failures and dead tokens are purged. */
+const PURGE_INTERVAL_MS = 10 * 60_000;
 
 export interface IamModule extends PlexusModule {
   service: IamService;
@@ -21,20 +28,38 @@ export interface IamModule extends PlexusModule {
 }
 
 export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; logger: Logger }): Promise<IamModule> {
-  const service = new IamService(deps.db, deps.config, deps.logger);
   const audit = createAuditPublisher(deps.bus, 'iam', deps.logger);
+  const service = new IamService(deps.db, deps.bus, deps.config, deps.logger, audit);
   const bootstrapCredentials = await service.bootstrap();
+  const remote = deps.config.iam.remote;
+  // In the all-in-one process the middleware asks the service directly; elsewhere IAM over HTTP.
+  const resolve: TokenResolver = remote
+    ? remoteTokenResolver({ url: remote.url, serviceToken: remote.token })
+    : (token, tenant) => service.resolveToken(token, tenant);
+  const auth = createAuthenticator({ resolve, audit });
+  service.onInvalidate(auth.invalidate);
+  let purgeTimer: NodeJS.Timeout | undefined;
+
   return {
     name: 'iam',
     role: 'iam',
     service,
-    authenticator: service.authenticate,
+    authenticator: auth.authenticate,
     bootstrapCredentials,
-    routes: iamRoutes(service, audit),
+    routes: iamRoutes(service),
+    async start() {
+      purgeTimer = setInterval(() => {
+        service.purgeExpired().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge expired login failures and tokens'));
+      }, PURGE_INTERVAL_MS);
+      purgeTimer.unref();
+    },
+    async stop() {
+      clearInterval(purgeTimer);
+    },
     auditDenied(denied) {
       void createAuditPublisher(deps.bus, denied.module, deps.logger).record({
         action: 'denied',
-        actor: denied.principal,
+        actor: actorOf(denied.principal),
         target: { type: 'route', name: `${denied.method} ${denied.url}` },
         result: 'denied',
         sourceIp: denied.ip,

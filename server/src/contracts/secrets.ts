@@ -1,0 +1,91 @@
+/**
+ * Secrets: credentials flow steps use (a node's `credentialsId`). The value of each type, the
+ * fields of it that are sensitive (masked as `***` on ordinary reads), and the interface the
+ * execution engine resolves a step's credential through.
+ */
+import { z } from 'zod';
+
+export const SECRET_TYPES = ['basic', 'apiKey', 'oauth2', 'mixed'] as const;
+export type SecretType = (typeof SECRET_TYPES)[number];
+
+export const MASK = '***';
+
+const field = z.string().min(1).max(4_096);
+
+export const BasicValue = z.strictObject({
+  username: z.string().min(1).max(500),
+  password: field,
+});
+export type BasicValue = z.infer<typeof BasicValue>;
+
+export const ApiKeyValue = z.strictObject({
+  key: field,
+  /** Where the component should put the key, e.g. `X-API-Key`; informational. */
+  headerName: z.string().min(1).max(200).optional(),
+});
+export type ApiKeyValue = z.infer<typeof ApiKeyValue>;
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2_000);
+
+export const OAuth2Value = z
+  .strictObject({
+    grantType: z.enum(['client_credentials', 'refresh_token']),
+    tokenUrl: httpUrl,
+    clientId: z.string().min(1).max(500),
+    clientSecret: field.optional(),
+    scope: z.string().max(1_000).optional(),
+    audience: z.string().max(500).optional(),
+    /** How the client authenticates at the token endpoint (RFC 6749 §2.3.1): HTTP Basic (default) or form fields. */
+    clientAuth: z.enum(['basic', 'body']).optional(),
+    refreshToken: field.optional(),
+    accessToken: field.optional(),
+    /** When `accessToken` expires (ISO 8601); refreshed before then. */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.grantType === 'refresh_token' && !v.refreshToken) {
+      ctx.addIssue({ code: 'custom', path: ['refreshToken'], message: 'is required for grantType refresh_token' });
+    }
+    if (v.grantType === 'client_credentials' && !v.clientSecret) {
+      ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'is required for grantType client_credentials' });
+    }
+  });
+export type OAuth2Value = z.infer<typeof OAuth2Value>;
+
+/** Free-form fields, every one of them sensitive. */
+export const MixedValue = z
+  .record(z.string().min(1).max(200), z.union([z.string().max(16_384), z.number(), z.boolean(), z.null()]))
+  .refine((v) => Object.keys(v).length > 0, 'must have at least one field')
+  .refine((v) => Object.keys(v).length <= 100, 'must have at most 100 fields');
+export type MixedValue = z.infer<typeof MixedValue>;
+
+export const SECRET_VALUE_SCHEMAS = { basic: BasicValue, apiKey: ApiKeyValue, oauth2: OAuth2Value, mixed: MixedValue } as const;
+
+export type SecretValue =
+  | { type: 'basic'; value: BasicValue }
+  | { type: 'apiKey'; value: ApiKeyValue }
+  | { type: 'oauth2'; value: OAuth2Value }
+  | { type: 'mixed'; value: MixedValue };
+
+/** Fields masked on ordinary reads; `mixed` masks all. */
+export const SENSITIVE_FIELDS: Record<Exclude<SecretType, 'mixed'>, readonly string[]> = {
+  basic: ['password'],
+  apiKey: ['key'],
+  oauth2: ['clientSecret', 'refreshToken', 'accessToken'],
+};
+
+/** Where a step's credential is used, for the audit record of its use. */
+export interface SecretUse {
+  flowId?: string;
+  stepId?: string;
+  executionId?: string;
+}
+
+/**
+ * What the execution engine uses to hand a step its credential: the decrypted value of secret
+ * `secretId` in `tenantId` (oauth2 access tokens refreshed first when due). 404 NOT_FOUND when
+ * the secret is missing or another tenant's; UPSTREAM_FAILED / UNAVAILABLE when a refresh fails.
+ */
+export interface SecretResolver {
+  resolveForStep(tenantId: string, secretId: string, use?: SecretUse): Promise<SecretValue>;
+}
