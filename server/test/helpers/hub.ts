@@ -51,7 +51,7 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
     logger,
     maxAttempts: config.bus.maxAttempts,
     leaseMs: config.bus.leaseMs,
-    ...(opts.nats ? { natsPrefix: `t${Math.random().toString(36).slice(2, 8)}` } : {}),
+    ...(opts.nats ? { prefix: `t${Math.random().toString(36).slice(2, 8)}` } : {}),
   });
   const hub = await createHub(config, { logger, db: testDb.db, bus, roles: opts.roles });
 
