@@ -49,6 +49,29 @@ export const FlowGraph = z.strictObject({
 });
 export type FlowGraph = z.infer<typeof FlowGraph>;
 
+/**
+ * `flowSettings.webhooks`: how `/hook/:flowId` authenticates callers and answers them.
+ * - auth `none`: anyone who knows the URL; `hmac`: Standard Webhooks signature with `secret`
+ *   (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`); `bearer`: a token
+ *   holding `webhooks.execute` in the flow's tenant.
+ * - respond `async`: 202 at once; `sync`: wait up to `timeoutMs` for the `webhook-reply` step.
+ */
+export const WebhookSettings = z.strictObject({
+  auth: z.enum(['none', 'hmac', 'bearer']).default('none'),
+  /** HMAC key: `whsec_<base64>` (Standard Webhooks) or any string of 16+ characters. Never returned by the API. */
+  secret: z.string().min(16).max(1000).optional(),
+  respond: z.enum(['async', 'sync']).default('async'),
+  timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+});
+export type WebhookSettings = z.infer<typeof WebhookSettings>;
+
+/** Other modules may add their own keys beside `webhooks`. */
+export const FlowSettings = z.looseObject({ webhooks: WebhookSettings.optional() });
+export type FlowSettings = z.infer<typeof FlowSettings>;
+
+/** What the API shows instead of a stored secret; sent back unchanged, it keeps the secret. */
+export const SECRET_MASK = '********';
+
 export const FlowStatus = z.enum(['inactive', 'starting', 'active', 'stopping']);
 export type FlowStatus = z.infer<typeof FlowStatus>;
 
@@ -98,6 +121,18 @@ export interface StepJob {
   flowVersion?: number;
   /** Sync webhooks: a reply is awaited for this execution. */
   awaitsReply?: boolean;
+  /**
+   * Set by the orchestrator on the jobs it routes (triggers leave it out): where this message is
+   * in the execution, e.g. "0.2" = third message emitted by the start node's run. Together with
+   * executionId and nodeId it is the step run's idempotency key.
+   */
+  path?: string;
+  /** Set by the orchestrator: how often this step run has rebounded so far. */
+  rebounds?: number;
+  /** Set by the orchestrator: failed tries of this step run so far (a retry is a new job). */
+  retries?: number;
+  /** Set by the orchestrator: bumped by every retry or rebound; older copies are stale. */
+  generation?: number;
 }
 
 /** Every step of every flow has its own durable queue. */

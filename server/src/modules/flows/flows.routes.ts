@@ -1,0 +1,143 @@
+/** Flow repository routes (`/api/v1/flows`): each declares its schema and its permission together. */
+import { validatorCompiler } from 'fastify-type-provider-zod';
+import type { FastifyRouteSchemaDef, FastifyValidationResult } from 'fastify/types/schema.js';
+import { z } from 'zod';
+import { Flow, FlowGraph, FlowStatus } from '../../contracts/flows.js';
+import { listOf, pageQuery, parseSort, searchQuery, sortQuery } from '../../contracts/list.js';
+import type { HttpApp } from '../../platform/http/index.js';
+import type { FlowsService } from './flows.service.js';
+import { FlowInput, FlowPatch } from './flows.validation.js';
+
+const IdParams = z.strictObject({ id: z.string().min(1).max(100) });
+const StatusAnswer = z.object({ data: z.object({ id: z.string(), status: FlowStatus }) });
+const tags = ['flows'];
+const security = [{ bearer: [] }];
+
+const FlowVersion = z.object({
+  version: z.number().int(),
+  current: z.boolean(),
+  name: z.string(),
+  description: z.string().optional(),
+  cron: z.string().optional(),
+  timezone: z.string().optional(),
+  graph: FlowGraph,
+  flowSettings: z.record(z.string(), z.unknown()),
+  createdBy: z.string().optional(),
+  createdAt: z.string(),
+});
+
+/**
+ * Flow bodies are documented by their schema but validated by the service, which lists every
+ * problem (shape, graph, components, cron) at once instead of stopping at the schema's.
+ */
+function bodyCheckedByService<T>(def: FastifyRouteSchemaDef<T>): FastifyValidationResult {
+  if (def.httpPart === 'body') return (data: unknown) => ({ value: data });
+  return validatorCompiler(def as FastifyRouteSchemaDef<z.ZodType>);
+}
+
+export function flowsRoutes(service: FlowsService) {
+  return async (app: HttpApp): Promise<void> => {
+    app.get(
+      '/api/v1/flows',
+      {
+        config: { permission: 'flows.read' },
+        schema: {
+          tags,
+          security,
+          summary: "List the tenant's flows",
+          querystring: z.strictObject({
+            ...pageQuery,
+            'filter[status]': FlowStatus.optional(),
+            search: searchQuery,
+            sort: sortQuery(['name', 'createdAt', 'updatedAt', 'status']),
+          }),
+          response: { 200: listOf(Flow) },
+        },
+      },
+      async (req) =>
+        service.list(req.principal, {
+          page: req.query['page[number]'],
+          perPage: req.query['page[size]'],
+          status: req.query['filter[status]'],
+          search: req.query.search,
+          sort: parseSort(req.query.sort, '-createdAt'),
+        }),
+    );
+
+    app.post(
+      '/api/v1/flows',
+      {
+        config: { permission: 'flows.write' },
+        validatorCompiler: bodyCheckedByService,
+        schema: { tags, security, summary: 'Create a flow (inactive)', body: FlowInput, response: { 201: z.object({ data: Flow }) } },
+      },
+      async (req, reply) => reply.code(201).send({ data: await service.create(req.principal, req.body as unknown) }),
+    );
+
+    app.get(
+      '/api/v1/flows/:id',
+      { config: { permission: 'flows.read' }, schema: { tags, security, summary: 'One flow', params: IdParams, response: { 200: z.object({ data: Flow }) } } },
+      async (req) => ({ data: await service.get(req.principal, req.params.id) }),
+    );
+
+    app.patch(
+      '/api/v1/flows/:id',
+      {
+        config: { permission: 'flows.write' },
+        validatorCompiler: bodyCheckedByService,
+        schema: {
+          tags,
+          security,
+          summary: 'Change an inactive flow (409 otherwise); its version increases',
+          params: IdParams,
+          body: FlowPatch,
+          response: { 200: z.object({ data: Flow }) },
+        },
+      },
+      async (req) => ({ data: await service.update(req.principal, req.params.id, req.body as unknown) }),
+    );
+
+    app.delete(
+      '/api/v1/flows/:id',
+      { config: { permission: 'flows.write' }, schema: { tags, security, summary: 'Delete an inactive flow (409 otherwise)', params: IdParams } },
+      async (req, reply) => {
+        await service.remove(req.principal, req.params.id);
+        return reply.code(204).send();
+      },
+    );
+
+    app.get(
+      '/api/v1/flows/:id/versions',
+      {
+        config: { permission: 'flows.read' },
+        schema: {
+          tags,
+          security,
+          summary: "Every version of the flow's definition, newest first",
+          params: IdParams,
+          querystring: z.strictObject({ ...pageQuery }),
+          response: { 200: listOf(FlowVersion) },
+        },
+      },
+      async (req) => service.listVersions(req.principal, req.params.id, { page: req.query['page[number]'], perPage: req.query['page[size]'] }),
+    );
+
+    app.post(
+      '/api/v1/flows/:id/start',
+      {
+        config: { permission: 'flows.control' },
+        schema: { tags, security, summary: 'Start a flow: status starting, then active once the orchestrator is ready', params: IdParams, response: { 200: StatusAnswer } },
+      },
+      async (req) => ({ data: await service.start(req.principal, req.params.id) }),
+    );
+
+    app.post(
+      '/api/v1/flows/:id/stop',
+      {
+        config: { permission: 'flows.control' },
+        schema: { tags, security, summary: 'Stop a flow from any state: status stopping, then inactive', params: IdParams, response: { 200: StatusAnswer } },
+      },
+      async (req) => ({ data: await service.stop(req.principal, req.params.id) }),
+    );
+  };
+}

@@ -1,0 +1,45 @@
+/** Flow repository: flows, their versions and their lifecycle (see README.md). */
+import type { ComponentCatalog } from '../../contracts/flows.js';
+import { createAuditPublisher } from '../../platform/audit.js';
+import type { Bus, Consumer } from '../../platform/bus/index.js';
+import type { Db } from '../../platform/db/index.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PlexusModule } from '../../platform/module.js';
+import { FLOWS_GROUP, subscribeToLifecycle } from './flows.events.js';
+import { flowsRoutes } from './flows.routes.js';
+import { FlowsService } from './flows.service.js';
+
+export { FlowsService, toFlow } from './flows.service.js';
+export { FLOWS_GROUP } from './flows.events.js';
+export type { FlowsAuditAction } from './flows.events.js';
+
+export interface FlowsModule extends PlexusModule {
+  service: FlowsService;
+}
+
+export interface FlowsModuleDeps {
+  db: Db;
+  bus: Bus;
+  logger: Logger;
+  /** The component registry graphs are checked against (the components module). */
+  catalog: ComponentCatalog;
+}
+
+export async function createFlowsModule(deps: FlowsModuleDeps): Promise<FlowsModule> {
+  const audit = createAuditPublisher(deps.bus, 'flows', deps.logger);
+  const service = new FlowsService({ db: deps.db, bus: deps.bus, catalog: deps.catalog, audit, logger: deps.logger });
+  let consumer: Consumer | undefined;
+  return {
+    name: 'flows',
+    role: 'flows',
+    service,
+    routes: flowsRoutes(service),
+    async start() {
+      consumer = await subscribeToLifecycle(deps.bus, service, deps.logger);
+      deps.logger.debug({ group: FLOWS_GROUP }, 'flows: listening for lifecycle answers');
+    },
+    async stop() {
+      await consumer?.stop();
+    },
+  };
+}

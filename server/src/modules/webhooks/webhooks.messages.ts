@@ -1,0 +1,112 @@
+/**
+ * From an HTTP call to a flow message (seed 002 "Execute Webhook Flow"):
+ * `{id, attachments, body, headers, metadata}` plus `query` for POST. A POST body becomes
+ * `body` by its media type — JSON parsed; form fields as an object; `text/*` as a string; XML
+ * parsed, with the text kept in `attachments.body`; anything else only as a base64 attachment.
+ * A GET puts its query string into `body`.
+ */
+import { randomUUID } from 'node:crypto';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { FlowMessage } from '../../contracts/flows.js';
+import { AppError } from '../../platform/errors.js';
+
+/** A request body kept as sent: the raw bytes of an attachment. */
+export interface BodyAttachment {
+  contentType: string;
+  size: number;
+  encoding: 'utf8' | 'base64';
+  content: string;
+}
+
+export interface ParsedBody {
+  body: unknown;
+  attachments: Record<string, BodyAttachment>;
+}
+
+/** Headers that carry the caller's credentials: never copied into a message (messages are stored). */
+const DROPPED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+const xmlParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', parseTagValue: false, trimValues: true });
+
+/** The media type without parameters, lower case (`application/json`). */
+export function mediaTypeOf(contentType: string | undefined): string {
+  return (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+export function isJsonType(type: string): boolean {
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+function isXmlType(type: string): boolean {
+  return type === 'application/xml' || type === 'text/xml' || type.endsWith('+xml');
+}
+
+/** Parses a POST body by its media type; throws 400 for a body its type cannot read. */
+export function parseBody(raw: Buffer | undefined, contentType: string | undefined): ParsedBody {
+  if (!raw || raw.length === 0) return { body: {}, attachments: {} };
+  const type = mediaTypeOf(contentType);
+  if (isJsonType(type)) {
+    try {
+      return { body: JSON.parse(raw.toString('utf8')) as unknown, attachments: {} };
+    } catch (err) {
+      throw new AppError('INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (type === 'application/x-www-form-urlencoded') return { body: formToObject(raw.toString('utf8')), attachments: {} };
+  if (isXmlType(type)) {
+    const text = raw.toString('utf8');
+    return { body: parseXml(text), attachments: { body: { contentType: type, size: raw.length, encoding: 'utf8', content: text } } };
+  }
+  if (type.startsWith('text/')) return { body: raw.toString('utf8'), attachments: {} };
+  return { body: {}, attachments: { body: { contentType: type, size: raw.length, encoding: 'base64', content: raw.toString('base64') } } };
+}
+
+function parseXml(text: string): unknown {
+  // Entity definitions can expand a small body into a huge one; webhooks have no use for them.
+  if (/<!DOCTYPE/i.test(text)) throw new AppError('BAD_REQUEST', 'XML body must not contain a DOCTYPE');
+  const valid = XMLValidator.validate(text);
+  if (valid !== true) throw new AppError('BAD_REQUEST', `body is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  return xmlParser.parse(text) as unknown;
+}
+
+/** Repeated fields become arrays, as in the query string. */
+function formToObject(text: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (const [k, v] of new URLSearchParams(text)) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return { ...out };
+}
+
+export function messageHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined && !DROPPED_HEADERS.has(k)) out[k] = v;
+  }
+  return out;
+}
+
+export interface MessageInput {
+  method: 'GET' | 'POST';
+  headers: Record<string, string | string[] | undefined>;
+  query: Record<string, unknown>;
+  parsed: ParsedBody;
+  requestId: string;
+  /** What followed `/hook/:flowId/`, if anything. */
+  suffix: string | undefined;
+}
+
+export function buildMessage(input: MessageInput): FlowMessage {
+  const metadata = {
+    source: 'webhook',
+    method: input.method,
+    requestId: input.requestId,
+    receivedAt: new Date().toISOString(),
+    ...(input.suffix ? { path: input.suffix } : {}),
+  };
+  const headers = messageHeaders(input.headers);
+  if (input.method === 'GET') return { id: randomUUID(), attachments: {}, body: input.query, headers, metadata };
+  return { id: randomUUID(), attachments: input.parsed.attachments, body: input.parsed.body, headers, metadata, query: input.query };
+}

@@ -1,0 +1,194 @@
+/**
+ * `/hook/:flowId[/*]`: public routes (each flow chooses its own auth in
+ * `flowSettings.webhooks`). Bodies arrive raw — one buffer parser for every media type, limited
+ * to `PLEXUS_WEBHOOK_MAX_BYTES` (413 from Content-Length before reading, or as soon as a
+ * chunked body passes it) — because HMAC signatures cover the exact bytes.
+ */
+import { z } from 'zod';
+import type { ReplyWaiter, WebhookReply } from '../../contracts/flows.js';
+import { AppError } from '../../platform/errors.js';
+import { hasPermission, sendError, type Authenticator, type HttpApp } from '../../platform/http/index.js';
+import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
+import type { Logger } from '../../platform/logger.js';
+import type { WebhooksAuditAction } from './webhooks.events.js';
+import { buildMessage, parseBody } from './webhooks.messages.js';
+import type { HookTarget, WebhooksService } from './webhooks.service.js';
+import { signatureProblem } from './webhooks.signature.js';
+
+export interface WebhooksRoutesDeps {
+  service: WebhooksService;
+  maxBytes: number;
+  /** Resolves Bearer tokens for flows with `auth: "bearer"` (the IAM module's). */
+  authenticate: Authenticator | undefined;
+  /** The execution engine's, for flows with `respond: "sync"`. */
+  replyWaiter: ReplyWaiter | undefined;
+  logger: Logger;
+}
+
+type HookRequest = FastifyRequest;
+
+function paramsOf(req: FastifyRequest): { flowId: string; suffix: string | undefined } {
+  const p = req.params as { flowId: string; '*'?: string };
+  return { flowId: p.flowId, suffix: p['*'] || undefined };
+}
+
+const HookParams = z.object({ flowId: z.string(), '*': z.string().optional() });
+const Accepted = z.object({ data: z.object({ requestId: z.string(), executionId: z.string() }) });
+const EMPTY = Buffer.alloc(0);
+const MAX_KEY_LENGTH = 200;
+/** Never forwarded from a sync reply: the connection's own business. */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate']);
+
+export function webhooksRoutes(deps: WebhooksRoutesDeps) {
+  const { service } = deps;
+
+  const deny = async (req: HookRequest, target: HookTarget, err: AppError): Promise<never> => {
+    await service.audit.record({
+      action: 'hook.denied' satisfies WebhooksAuditAction,
+      tenantId: target.tenant,
+      target: { type: 'flow', id: target.flowId },
+      result: 'denied',
+      sourceIp: req.ip,
+      details: { auth: target.settings.auth, reason: err.message },
+    });
+    throw err;
+  };
+
+  const authorize = async (req: HookRequest, target: HookTarget, raw: Buffer): Promise<void> => {
+    const { auth, secret } = target.settings;
+    if (auth === 'none') return;
+    if (auth === 'hmac') {
+      const problem = secret
+        ? signatureProblem(secret, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
+        : 'the flow has no signing secret';
+      if (problem) await deny(req, target, new AppError('INVALID_SIGNATURE', problem));
+      return;
+    }
+    if (!deps.authenticate) return deny(req, target, new AppError('UNAUTHENTICATED', 'Bearer authentication is not available on this process'));
+    let principal;
+    try {
+      principal = await deps.authenticate(req);
+    } catch (err) {
+      if (err instanceof AppError) return deny(req, target, err);
+      throw err;
+    }
+    if (principal.tenantId !== target.tenant || !hasPermission(principal, 'webhooks.execute')) {
+      await deny(req, target, new AppError('FORBIDDEN', "the token may not execute this flow (needs webhooks.execute in the flow's tenant)"));
+    }
+  };
+
+  const handle = async (req: HookRequest, reply: FastifyReply, method: 'GET' | 'POST'): Promise<void> => {
+    const { flowId, suffix } = paramsOf(req);
+    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    const raw = method === 'POST' && Buffer.isBuffer(req.body) ? req.body : EMPTY;
+    if (raw.length > 0 && !req.headers['content-type']) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'a request body needs a Content-Type header');
+    await authorize(req, target, raw);
+
+    const requestKey = header(req, 'idempotency-key') ?? header(req, 'x-request-id');
+    if (requestKey !== undefined && (requestKey.length === 0 || requestKey.length > MAX_KEY_LENGTH)) {
+      throw AppError.invalid(`idempotency-key / x-request-id must be 1-${MAX_KEY_LENGTH} characters`);
+    }
+    const requestId = requestKey ?? req.id;
+    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type']) : { body: {}, attachments: {} };
+    const message = buildMessage({ method, headers: req.headers, query: (req.query ?? {}) as Record<string, unknown>, parsed, requestId, suffix });
+
+    const sync = target.settings.respond === 'sync';
+    if (sync && !deps.replyWaiter) throw new AppError('UNAVAILABLE', 'this flow answers synchronously, but no execution engine runs on this process');
+    let pendingReply: Promise<WebhookReply | undefined> | undefined;
+    let accepted;
+    try {
+      accepted = await service.accept({
+        target,
+        job: { message, ...(sync ? { awaitsReply: true } : {}) },
+        requestKey,
+        webhookId: target.settings.auth === 'hmac' ? header(req, 'webhook-id') : undefined,
+        // Registered before the job exists, so a fast reply cannot slip past the waiter.
+        beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
+      });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'INVALID_SIGNATURE') await deny(req, target, err);
+      throw err;
+    }
+    if (!pendingReply) {
+      // Serialised by hand: the hot path skips the response schema (documented on the route).
+      const answer = `{"data":{"requestId":${JSON.stringify(requestId)},"executionId":"${accepted.executionId}"}}`;
+      return void reply.code(202).type('application/json; charset=utf-8').send(answer);
+    }
+
+    const result = await pendingReply;
+    if (!result) {
+      req.log.warn({ flowId, executionId: accepted.executionId, timeoutMs: target.settings.timeoutMs }, 'webhooks: no sync reply in time');
+      return void sendError(reply, new AppError('TIMEOUT', `the flow gave no reply within ${target.settings.timeoutMs} ms (execution ${accepted.executionId})`));
+    }
+    sendReply(reply, result, accepted.executionId);
+  };
+
+  return async (app: HttpApp): Promise<void> => {
+    // The params are plain strings, checked by the handler; the schema only documents them.
+    app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+
+    const tags = ['webhooks'];
+    for (const url of ['/hook/:flowId', '/hook/:flowId/*']) {
+      const suffix = url.endsWith('*') ? ' (the rest of the path goes to metadata.path)' : '';
+      app.post(
+        url,
+        {
+          config: { permission: 'public' },
+          bodyLimit: deps.maxBytes,
+          schema: {
+            tags,
+            summary: `Deliver a message to an active flow; 202 once durably queued${suffix}`,
+            params: HookParams,
+            response: { 202: Accepted },
+          },
+        },
+        (req, reply) => handle(req, reply, 'POST'),
+      );
+      app.get(
+        url,
+        {
+          config: { permission: 'public' },
+          exposeHeadRoute: false,
+          schema: { tags, summary: `Deliver the query string as the message body${suffix}`, params: HookParams, response: { 202: Accepted } },
+        },
+        (req, reply) => handle(req, reply, 'GET'),
+      );
+      app.head(
+        url,
+        { config: { permission: 'public' }, schema: { tags, summary: '200 when the flow accepts calls, 404 otherwise', params: HookParams } },
+        async (req, reply) => {
+          const { flowId } = paramsOf(req);
+          if (flowId.length > 100 || !(await service.resolve(flowId))) throw AppError.notFound(`flow ${flowId}`);
+          return reply.code(200).send();
+        },
+      );
+    }
+  };
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function sendReply(reply: FastifyReply, answer: WebhookReply, executionId: string): FastifyReply {
+  const status = Number.isInteger(answer.status) && answer.status >= 200 && answer.status <= 599 ? answer.status : 200;
+  void reply.code(status).header('x-execution-id', executionId);
+  let hasType = false;
+  for (const [k, v] of Object.entries(answer.headers ?? {})) {
+    const name = k.toLowerCase();
+    if (HOP_HEADERS.has(name)) continue;
+    if (name === 'content-type') hasType = true;
+    void reply.header(name, v);
+  }
+  if (answer.body === undefined || answer.body === null) return reply.send();
+  if (typeof answer.body === 'string') {
+    if (!hasType) void reply.header('content-type', 'text/plain; charset=utf-8');
+    return reply.send(Buffer.from(answer.body, 'utf8'));
+  }
+  if (!hasType) void reply.header('content-type', 'application/json; charset=utf-8');
+  return reply.send(Buffer.from(JSON.stringify(answer.body), 'utf8'));
+}

@@ -1,0 +1,191 @@
+/**
+ * Webhooks ingress. The hot path — resolve the flow, enqueue a StepJob for its start node,
+ * answer 202 — reads no flow from the database per call: the accepting flows are cached in
+ * memory, dropped at once when `webhook_flows` changes (NOTIFY from any process), and
+ * re-read after a few seconds anyway in case a notification was lost. Enqueues without a
+ * request key ride the bus's group commit; a request key (or a signed call's `webhook-id`)
+ * is stored in the same transaction as its job.
+ */
+import { randomUUID } from 'node:crypto';
+import { startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepJob } from '../../contracts/flows.js';
+import type { AuditPublisher } from '../../platform/audit.js';
+import type { Bus } from '../../platform/bus/index.js';
+import type { Db } from '../../platform/db/index.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import * as repo from './webhooks.repo.js';
+
+/** A flow the ingress may deliver to. */
+export interface HookTarget {
+  flowId: string;
+  tenant: string;
+  startNode: string;
+  flowVersion: number;
+  settings: WebhookSettings;
+  accepting: boolean;
+}
+
+/** How long an idempotency key (and a signed call's webhook-id) is remembered. */
+export const REQUEST_KEY_TTL_MS = 24 * 3_600_000;
+/** Upper bound on a cached flow's staleness when a change notification is lost. */
+const CACHE_TTL_MS = 5_000;
+const CACHE_MAX = 100_000;
+
+export interface AcceptInput {
+  target: HookTarget;
+  job: Omit<StepJob, 'executionId' | 'flowId' | 'tenant' | 'nodeId' | 'sequence' | 'trigger' | 'flowVersion'>;
+  /** `idempotency-key` / `x-request-id`: a repeat returns the first execution. */
+  requestKey?: string | undefined;
+  /** Standard Webhooks `webhook-id` of a signed call: a repeat is a replay and refused. */
+  webhookId?: string | undefined;
+  /** Called with the execution id before the job is stored (sync replies register here). */
+  beforeEnqueue?: (executionId: string) => void;
+}
+
+export class WebhooksService {
+  private readonly cache = new Map<string, { target: HookTarget | undefined; until: number }>();
+  private readonly loading = new Map<string, Promise<HookTarget | undefined>>();
+  /** Bumped by every invalidation, so a read that raced with one is not cached. */
+  private epoch = 0;
+  private unlisten: (() => Promise<void>) | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: Bus,
+    readonly audit: AuditPublisher,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts listening for changes of the flows this process caches, and purging old keys. */
+  async start(): Promise<void> {
+    const channel = await repo.webhooksChannel(this.db);
+    this.unlisten = await this.db.listen(channel, (flowId) => this.invalidate(flowId));
+    this.purgeTimer = setInterval(() => void this.purgeExpiredKeys(), 10 * 60_000);
+    this.purgeTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'webhooks: unlisten failed'));
+    this.unlisten = undefined;
+  }
+
+  /** The flow behind `/hook/:flowId`; undefined for unknown, inactive and scheduled flows alike. */
+  async resolve(flowId: string): Promise<HookTarget | undefined> {
+    const hit = this.cache.get(flowId);
+    if (hit && hit.until > Date.now()) return hit.target?.accepting ? hit.target : undefined;
+    let pending = this.loading.get(flowId);
+    if (!pending) {
+      pending = this.load(flowId).finally(() => this.loading.delete(flowId));
+      this.loading.set(flowId, pending);
+    }
+    const target = await pending;
+    return target?.accepting ? target : undefined;
+  }
+
+  private async load(flowId: string): Promise<HookTarget | undefined> {
+    const epoch = this.epoch;
+    const row = await repo.findWebhookFlow(this.db, flowId);
+    const target = row ? toTarget(row) : undefined;
+    if (epoch === this.epoch) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(flowId, { target, until: Date.now() + CACHE_TTL_MS });
+    }
+    return target;
+  }
+
+  private invalidate(flowId: string): void {
+    this.epoch++;
+    this.cache.delete(flowId);
+    this.loading.delete(flowId);
+  }
+
+  /**
+   * Durably enqueues the first step of a new execution; resolves once it is stored. With a
+   * request key already used on this flow, enqueues nothing and returns the first execution.
+   */
+  async accept(input: AcceptInput): Promise<{ executionId: string; duplicate: boolean }> {
+    const { target } = input;
+    const executionId = randomUUID();
+    const job: StepJob = {
+      message: input.job.message,
+      ...(input.job.awaitsReply ? { awaitsReply: true } : {}),
+      executionId,
+      flowId: target.flowId,
+      tenant: target.tenant,
+      nodeId: target.startNode,
+      sequence: 0,
+      trigger: 'webhook',
+      flowVersion: target.flowVersion,
+    };
+    const queue = stepQueueName(target.flowId, target.startNode);
+    if (!input.requestKey && !input.webhookId) {
+      input.beforeEnqueue?.(executionId);
+      await this.bus.enqueue(queue, job);
+      return { executionId, duplicate: false };
+    }
+    return this.db.transaction(async (tx) => {
+      if (input.webhookId && !(await repo.claimRequestKey(tx, target.flowId, `whid:${input.webhookId}`, executionId, REQUEST_KEY_TTL_MS))) {
+        throw new AppError('INVALID_SIGNATURE', `webhook-id ${JSON.stringify(input.webhookId)} was delivered before; replay refused`);
+      }
+      if (input.requestKey && !(await repo.claimRequestKey(tx, target.flowId, `key:${input.requestKey}`, executionId, REQUEST_KEY_TTL_MS))) {
+        const first = await repo.findRequestExecution(tx, target.flowId, `key:${input.requestKey}`);
+        if (first) return { executionId: first, duplicate: true };
+      }
+      input.beforeEnqueue?.(executionId);
+      await this.bus.enqueue(queue, job, { tx });
+      return { executionId, duplicate: false };
+    });
+  }
+
+  // ---- lifecycle (webhooks.events.ts) ----
+
+  /** `flow.starting`: record a flow without cron, not accepting yet; a scheduled one is not ours. */
+  async recordFlow(flow: Flow): Promise<void> {
+    if (flow.cron) {
+      await repo.deleteWebhookFlow(this.db, flow.id);
+      return;
+    }
+    const settings = WebhookSettings.parse(flow.flowSettings?.webhooks ?? {});
+    await repo.upsertWebhookFlow(this.db, { flowId: flow.id, tenant: flow.tenant, startNode: startNodeOf(flow.graph).id, flowVersion: flow.version, settings });
+    this.invalidate(flow.id);
+  }
+
+  /** `flow.started`: accept calls from now on. */
+  async acceptFlow(flowId: string): Promise<void> {
+    if (await repo.markWebhookFlowAccepting(this.db, flowId)) this.log.debug({ flowId }, 'webhooks: accepting calls');
+    this.invalidate(flowId);
+  }
+
+  /** `flow.stopping`: refuse calls at once and forget the flow. */
+  async forgetFlow(flowId: string): Promise<void> {
+    // Refuse in this process before the delete commits; other processes learn by NOTIFY.
+    this.invalidate(flowId);
+    this.cache.set(flowId, { target: undefined, until: Date.now() + CACHE_TTL_MS });
+    await repo.deleteWebhookFlow(this.db, flowId);
+    this.invalidate(flowId);
+  }
+
+  async purgeExpiredKeys(): Promise<void> {
+    try {
+      const n = await repo.deleteExpiredRequestKeys(this.db, REQUEST_KEY_TTL_MS);
+      if (n > 0) this.log.debug({ count: n }, 'webhooks: purged expired request keys');
+    } catch (err) {
+      this.log.warn({ err }, 'webhooks: purging request keys failed');
+    }
+  }
+}
+
+function toTarget(row: repo.WebhookFlowRow): HookTarget | undefined {
+  const settings = WebhookSettings.safeParse(row.settings);
+  return {
+    flowId: row.flow_id,
+    tenant: row.tenant_id,
+    startNode: row.start_node,
+    flowVersion: row.flow_version,
+    // A record the current code cannot read accepts nothing rather than something unchecked.
+    settings: settings.success ? settings.data : { auth: 'bearer', respond: 'async', timeoutMs: 30_000 },
+    accepting: row.accepting && settings.success,
+  };
+}
