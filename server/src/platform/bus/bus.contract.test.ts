@@ -1,0 +1,596 @@
+/**
+ * The bus contract: one suite, run against every adapter and storage we ship.
+ * Each target gets fresh resources (in-memory PGlite / a new PostgreSQL schema / a random NATS
+ * stream prefix) and each test its own queue and event names, so tests cannot see each other.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openTestDb, type TestDb } from '../../../test/helpers/db.js';
+import { hasNats, hasPostgres, TEST_NATS_URL } from '../../../test/helpers/services.js';
+import type { Db } from '../db/db.js';
+import { openDb } from '../db/index.js';
+import { AppError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { RetryLater, type Bus, type BusEvent, type Consumer, type Job, type QueueStats } from './bus.js';
+import { createBus, type CreateBusOptions } from './index.js';
+
+interface Target {
+  name: string;
+  db: 'pglite' | 'postgres';
+  isNats: boolean;
+}
+
+const targets: Target[] = [
+  { name: 'sql+pglite', db: 'pglite', isNats: false },
+  ...(hasPostgres ? [{ name: 'sql+postgres', db: 'postgres' as const, isNats: false }] : []),
+  // The NATS adapter keeps its outbox and dead letters in a Db: PGlite is enough here.
+  ...(hasNats ? [{ name: 'nats', db: 'pglite' as const, isNats: true }] : []),
+];
+
+const LEASE_MS = 400;
+const MAX_ATTEMPTS = 3;
+const logger = createLogger('silent');
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const hex = (): string => randomBytes(4).toString('hex');
+
+/** Collects what a handler saw; `waitFor(n)` resolves once n items arrived (or fails loudly). */
+function recorder<T>() {
+  const items: T[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  return {
+    items,
+    push(item: T): void {
+      items.push(item);
+      for (const w of waiters.filter((w) => items.length >= w.n)) w.resolve();
+    },
+    async waitFor(n: number, timeoutMs = 5_000): Promise<T[]> {
+      if (items.length < n) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => waiters.push({ n, resolve })),
+          new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error(`expected ${n} items within ${timeoutMs} ms, got ${items.length}`)), timeoutMs))),
+        ]).finally(() => clearTimeout(timer));
+      }
+      return items;
+    },
+  };
+}
+
+async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (check(v) || Date.now() > deadline) return v;
+    await sleep(25);
+  }
+}
+
+async function expectAppError(p: Promise<unknown>, code: string, mentions?: string): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  expect((err as AppError).code).toBe(code);
+  if (mentions) expect((err as AppError).message).toContain(mentions);
+}
+
+describe.each(targets)('bus contract on $name', (target) => {
+  let t: TestDb;
+  let bus: Bus;
+  const prefix = `T${hex()}`;
+  const extraBuses: Bus[] = [];
+  const consumers: Consumer[] = [];
+  let seq = 0;
+  /** A queue (or event-name root) no other test uses. */
+  const unique = (what: string): string => `${what}${++seq}.${hex()}`;
+
+  const openBus = async (db: Db, extra: Partial<CreateBusOptions> = {}): Promise<Bus> =>
+    createBus({
+      db,
+      natsUrl: target.isNats ? TEST_NATS_URL : undefined,
+      prefix,
+      serviceName: 'contract-test',
+      logger,
+      maxAttempts: MAX_ATTEMPTS,
+      leaseMs: LEASE_MS,
+      pollMs: 250,
+      drainTimeoutMs: 3_000,
+      ...extra,
+    });
+  const extraBus = async (db: Db, extra: Partial<CreateBusOptions> = {}): Promise<Bus> => {
+    const b = await openBus(db, extra);
+    extraBuses.push(b);
+    return b;
+  };
+  const track = (c: Consumer): Consumer => {
+    consumers.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    t = await openTestDb(target.db);
+    bus = await openBus(t.db);
+  });
+
+  afterEach(async () => {
+    await Promise.all(consumers.splice(0).map((c) => c.stop()));
+  });
+
+  afterAll(async () => {
+    await Promise.all(extraBuses.map((b) => b.close()));
+    await bus?.close();
+    if (target.isNats) {
+      const nc = await connect({ servers: TEST_NATS_URL });
+      const jsm = await jetstreamManager(nc);
+      for (const stream of [`${prefix}_JOBS`, `${prefix}_EVENTS`]) await jsm.streams.delete(stream).catch(() => false);
+      await nc.close();
+    }
+    await t?.drop();
+  });
+
+  it('rejects bad queue, event, group and pattern names, naming the value', async () => {
+    await expectAppError(bus.enqueue('bad queue', 1), 'VALIDATION_FAILED', '"bad queue"');
+    await expectAppError(bus.enqueueMany('a..b', [1]), 'VALIDATION_FAILED', '"a..b"');
+    await expectAppError(bus.publish('flow.*', {}), 'VALIDATION_FAILED', '"flow.*"');
+    await expectAppError(bus.subscribe('a.>.b', 'g', async () => {}), 'VALIDATION_FAILED', '"a.>.b"');
+    await expectAppError(bus.subscribe('a.*', 'bad group!', async () => {}), 'VALIDATION_FAILED', '"bad group!"');
+    await expectAppError(bus.consume('q/1', async () => {}), 'VALIDATION_FAILED', '"q/1"');
+    await expectAppError(bus.enqueue('_evt.g.x', 1), 'VALIDATION_FAILED', 'reserved');
+  });
+
+  it('delivers an enqueued job once, with its payload and attempt 1, then acks it', async () => {
+    const queue = unique('basic');
+    const seen = recorder<Job<{ n: number; s: string }>>();
+    track(await bus.consume<{ n: number; s: string }>(queue, async (job) => seen.push(job)));
+    const payload = { n: 1, s: 'quote " backslash \\ nul \u0000 é 😀' };
+    const id = await bus.enqueue(queue, payload);
+    const [job] = await seen.waitFor(1);
+    expect(job).toMatchObject({ id, queue, payload, attempt: 1 });
+    expect(job!.enqueuedAt).toBeInstanceOf(Date);
+    const stats = await eventually(() => bus.stats(queue), (s) => s.depth === 0);
+    expect(stats).toMatchObject({ queue, depth: 0, ready: 0, inFlight: 0, deadLettered: 0 });
+    await sleep(LEASE_MS + 100);
+    expect(seen.items).toHaveLength(1);
+  });
+
+  it('keeps FIFO order of enqueueMany for a single consumer', async () => {
+    const queue = unique('fifo');
+    const payloads = Array.from({ length: 30 }, (_, i) => i);
+    const ids = await bus.enqueueMany(queue, payloads);
+    expect(new Set(ids).size).toBe(30);
+    const seen = recorder<number>();
+    track(await bus.consume<number>(queue, async (job) => seen.push(job.payload)));
+    expect(await seen.waitFor(30)).toEqual(payloads);
+  });
+
+  it('enqueues inside a transaction: nothing if it rolls back, delivered once it commits', async () => {
+    const queue = unique('tx');
+    const seen = recorder<string>();
+    track(await bus.consume<string>(queue, async (job) => seen.push(job.payload)));
+    await expect(
+      t.db.transaction(async (tx) => {
+        await bus.enqueue(queue, 'rolled back', { tx });
+        await bus.enqueueMany(queue, ['rolled back too'], { tx });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    await t.db.transaction(async (tx) => {
+      await bus.enqueue(queue, 'committed', { tx });
+    });
+    await seen.waitFor(1);
+    await sleep(300);
+    expect(seen.items).toEqual(['committed']);
+  });
+
+  it('publishes the event envelope to every matching group, once per group, by pattern', async () => {
+    const root = unique('ev');
+    const a = recorder<BusEvent<number>>();
+    const b = recorder<BusEvent<number>>();
+    const c = recorder<BusEvent<number>>();
+    // Two competing consumers in group A.
+    track(await bus.subscribe<number>(`${root}.flow.*`, 'groupA', async (e) => a.push(e)));
+    track(await bus.subscribe<number>(`${root}.flow.*`, 'groupA', async (e) => a.push(e)));
+    track(await bus.subscribe<number>(`${root}.flow.started`, 'groupB', async (e) => b.push(e)));
+    track(await bus.subscribe<number>(`${root}.audit.>`, 'groupC', async (e) => c.push(e)));
+    const before = Date.now();
+    await Promise.all(Array.from({ length: 10 }, (_, i) => bus.publish(`${root}.flow.started`, i)));
+    await bus.publish(`${root}.flow.deep.nested`, 100);
+    await bus.publish(`${root}.audit.iam.login`, 200);
+    await Promise.all([a.waitFor(10), b.waitFor(10), c.waitFor(1)]);
+    await sleep(300);
+    expect(a.items.map((e) => e.payload).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(b.items.map((e) => e.payload).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(c.items.map((e) => e.payload)).toEqual([200]);
+    const e = b.items[0]!;
+    expect(e.headers).toMatchObject({ name: `${root}.flow.started`, serviceName: 'contract-test' });
+    expect(new Date(e.headers.createdAt).toISOString()).toBe(e.headers.createdAt);
+    expect(new Date(e.headers.createdAt).getTime()).toBeGreaterThanOrEqual(before - 5);
+  });
+
+  it('keeps a group subscription while its consumers are down', async () => {
+    const root = unique('durable');
+    const first = recorder<number>();
+    const consumer = await bus.subscribe<number>(`${root}.*`, 'sleepy', async (e) => first.push(e.payload));
+    await bus.publish(`${root}.x`, 1);
+    await first.waitFor(1);
+    await consumer.stop();
+    await bus.publish(`${root}.x`, 2);
+    await bus.publish(`${root}.y`, 3);
+    const later = recorder<number>();
+    track(await bus.subscribe<number>(`${root}.*`, 'sleepy', async (e) => later.push(e.payload)));
+    expect((await later.waitFor(2)).sort()).toEqual([2, 3]);
+    expect(first.items).toEqual([1]);
+  });
+
+  it('publishes inside a transaction: dropped on rollback, delivered on commit', async () => {
+    const root = unique('evtx');
+    const seen = recorder<string>();
+    track(await bus.subscribe<string>(`${root}.>`, 'g', async (e) => seen.push(e.payload)));
+    await expect(
+      t.db.transaction(async (tx) => {
+        await bus.publish(`${root}.a`, 'rolled back', { tx });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    await t.db.transaction(async (tx) => bus.publish(`${root}.a`, 'committed', { tx }));
+    await seen.waitFor(1);
+    await sleep(300);
+    expect(seen.items).toEqual(['committed']);
+  });
+
+  it('claims, acks, nacks with a delay, dead-letters and requeues (low level)', async () => {
+    const queue = unique('low');
+    await bus.enqueueMany(queue, ['a', 'b', 'c']);
+    const claimed = await bus.claim<string>(queue, { max: 2 });
+    expect(claimed.map((j) => [j.payload, j.attempt])).toEqual([
+      ['a', 1],
+      ['b', 1],
+    ]);
+    expect(await bus.stats(queue)).toMatchObject({ depth: 3, ready: 1, inFlight: 2 });
+    const [a, b] = claimed as [Job<string>, Job<string>];
+    await bus.ack(a);
+    await bus.nack(b, { delayMs: 400, error: 'not yet' });
+    const [c] = (await bus.claim<string>(queue, { max: 5 })) as [Job<string>];
+    expect(c.payload).toBe('c');
+    expect(await bus.claim(queue)).toEqual([]);
+    await bus.deadLetter(c, 'cannot do c');
+    const [dead] = await bus.listDeadLetters<string>(queue);
+    expect(dead).toMatchObject({ id: c.id, queue, payload: 'c', attempts: 1, error: 'cannot do c' });
+    expect(dead!.failedAt).toBeInstanceOf(Date);
+    // NATS applies acks asynchronously: its stats catch up within milliseconds.
+    const after = await eventually(() => bus.stats(queue), (st) => st.depth === 1);
+    expect(after).toMatchObject({ depth: 1, deadLettered: 1 });
+    const again = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    expect(again.map((j) => [j.payload, j.attempt])).toEqual([['b', 2]]);
+    await bus.ack(again[0]!);
+    await bus.requeueDeadLetter(dead!.id);
+    expect(await bus.listDeadLetters(queue)).toEqual([]);
+    const requeued = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    expect(requeued.map((j) => [j.id, j.payload, j.attempt])).toEqual([[c.id, 'c', 1]]);
+    await bus.ack(requeued[0]!);
+    await expectAppError(bus.requeueDeadLetter('no-such-dead-letter'), 'NOT_FOUND');
+  });
+
+  it('dead-letters at once when a handler throws a user or bug AppError', async () => {
+    const queue = unique('user');
+    let calls = 0;
+    track(
+      await bus.consume(queue, async (job) => {
+        calls++;
+        throw new AppError(job.payload === 'bug' ? 'INTERNAL' : 'VALIDATION_FAILED', `refused ${String(job.payload)}`);
+      }),
+    );
+    await bus.enqueueMany(queue, ['user', 'bug']);
+    const dead = await eventually(() => bus.listDeadLetters(queue), (d) => d.length === 2);
+    expect(dead.map((d) => [d.payload, d.attempts]).sort()).toEqual([
+      ['bug', 1],
+      ['user', 1],
+    ]);
+    expect(dead.find((d) => d.payload === 'user')!.error).toContain('refused user');
+    expect(calls).toBe(2);
+  });
+
+  it('retries other errors with backoff, then dead-letters with the last error', async () => {
+    const queue = unique('retry');
+    const attempts: number[] = [];
+    track(
+      await bus.consume(
+        queue,
+        async (job) => {
+          attempts.push(job.attempt);
+          throw new Error(`boom ${job.attempt}`);
+        },
+        { retryDelayMs: () => 30 },
+      ),
+    );
+    await bus.enqueue(queue, { x: 1 });
+    const [dead] = await eventually(() => bus.listDeadLetters(queue), (d) => d.length === 1);
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(dead).toMatchObject({ payload: { x: 1 }, attempts: MAX_ATTEMPTS, error: 'boom 3' });
+    expect(await eventually(() => bus.stats(queue), (st) => st.depth === 0)).toMatchObject({ depth: 0, deadLettered: 1 });
+  });
+
+  it('brings a job back after the delay a handler asked for with RetryLater', async () => {
+    const queue = unique('later');
+    const seen = recorder<{ attempt: number; at: number }>();
+    track(
+      await bus.consume(queue, async (job) => {
+        seen.push({ attempt: job.attempt, at: Date.now() });
+        if (job.attempt === 1) throw new RetryLater(400, 'rate limited');
+      }),
+    );
+    await bus.enqueue(queue, 1);
+    const [first, second] = await seen.waitFor(2);
+    expect(second!.attempt).toBe(2);
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(380);
+    expect(second!.at - first!.at).toBeLessThan(1_500);
+  });
+
+  it('heartbeats the lease of a slow handler so no other consumer gets its job', async () => {
+    const queue = unique('slow');
+    const deliveries = recorder<number>();
+    const handler = async (job: Job): Promise<void> => {
+      deliveries.push(job.attempt);
+      await sleep(LEASE_MS * 3);
+    };
+    track(await bus.consume(queue, handler));
+    track(await bus.consume(queue, handler));
+    await bus.enqueue(queue, 'slow');
+    await deliveries.waitFor(1);
+    await sleep(LEASE_MS * 3 + 300);
+    expect(deliveries.items).toEqual([1]);
+    expect(await bus.stats(queue)).toMatchObject({ depth: 0 });
+  });
+
+  it('redelivers a job whose lease expired (its consumer died) with attempt + 1', async () => {
+    const queue = unique('expire');
+    await bus.enqueue(queue, 'orphan');
+    const [claimed] = await bus.claim(queue, { leaseMs: 300 });
+    const claimedAt = Date.now();
+    expect(claimed!.attempt).toBe(1);
+    // The claimer "dies": it never acks. Another consumer must get the job after the lease.
+    const seen = recorder<{ job: Job; at: number }>();
+    track(await bus.consume(queue, async (job) => seen.push({ job, at: Date.now() }), { leaseMs: 300 }));
+    const [{ job, at }] = (await seen.waitFor(1, 3_000)) as [{ job: Job; at: number }];
+    expect(job).toMatchObject({ id: claimed!.id, payload: 'orphan', attempt: 2 });
+    expect(at - claimedAt).toBeGreaterThanOrEqual(250);
+  });
+
+  it('dead-letters a job whose leases keep expiring instead of running it again', async () => {
+    const queue = unique('crashloop');
+    await bus.enqueue(queue, 'poison');
+    for (let i = 1; i <= MAX_ATTEMPTS; i++) {
+      const jobs = await eventually(() => bus.claim(queue, { leaseMs: 150 }), (j) => j.length > 0, 2_000);
+      expect(jobs[0]!.attempt).toBe(i);
+    }
+    let calls = 0;
+    track(
+      await bus.consume(
+        queue,
+        async () => {
+          calls++;
+        },
+        { leaseMs: 150 },
+      ),
+    );
+    const [dead] = await eventually(() => bus.listDeadLetters(queue), (d) => d.length === 1);
+    expect(dead).toMatchObject({ payload: 'poison', attempts: MAX_ATTEMPTS + 1 });
+    expect(dead!.error).toMatch(/without an ack/);
+    expect(calls).toBe(0);
+  });
+
+  it('stop() waits for running handlers and gives back unstarted jobs at once', async () => {
+    const queue = unique('drain');
+    // Leases far longer than the test: only an explicit give-back can move the unstarted jobs.
+    const leaseMs = 5_000;
+    await bus.enqueueMany(queue, [1, 2, 3, 4, 5]);
+    const started = recorder<number>();
+    let finished = 0;
+    const slow = await bus.consume<number>(
+      queue,
+      async (job) => {
+        started.push(job.payload);
+        await sleep(300);
+        finished++;
+      },
+      { concurrency: 1, batchSize: 5, leaseMs },
+    );
+    await started.waitFor(1);
+    const other = recorder<number>();
+    track(await bus.consume<number>(queue, async (job) => other.push(job.payload), { concurrency: 5, leaseMs }));
+    await slow.stop();
+    // The running handler finished before stop() resolved; the four unstarted jobs were handed
+    // to the other consumer while it still ran.
+    expect(finished).toBe(1);
+    await other.waitFor(4, 200);
+    expect([...started.items, ...other.items].sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(started.items).toHaveLength(1);
+  });
+
+  it('keeps an enqueued job across closing and reopening the bus and its storage', async () => {
+    const queue = unique('restart');
+    let dataDir: string | undefined;
+    const openStorage = async (): Promise<{ db: Db; close: () => Promise<void> }> => {
+      if (target.isNats) return { db: t.db, close: async () => {} };
+      if (target.db === 'pglite') {
+        dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bus-'));
+        const db = await openDb({ dataDir });
+        return { db, close: () => db.close() };
+      }
+      const db = await openDb({ url: t.url, schema: t.schema, poolSize: 2 });
+      return { db, close: () => db.close() };
+    };
+    const first = await openStorage();
+    const writer = await openBus(first.db);
+    const id = await writer.enqueue(queue, { survives: true });
+    await writer.close();
+    await first.close();
+
+    const second = await openStorage();
+    const reader = await openBus(second.db);
+    try {
+      const seen = recorder<Job>();
+      await reader.consume(queue, async (job) => seen.push(job));
+      const [job] = await seen.waitFor(1);
+      expect(job).toMatchObject({ id, payload: { survives: true } });
+    } finally {
+      await reader.close();
+      await second.close();
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not deliver a delayed job before its time', async () => {
+    const queue = unique('delay');
+    const seen = recorder<number>();
+    track(await bus.consume(queue, async () => seen.push(Date.now())));
+    const at = Date.now();
+    await bus.enqueue(queue, 'later', { delayMs: 600 });
+    expect(await bus.stats(queue)).toMatchObject({ depth: 1, delayed: 1, ready: 0 });
+    const [deliveredAt] = await seen.waitFor(1, 3_000);
+    expect(deliveredAt! - at).toBeGreaterThanOrEqual(590);
+    expect(deliveredAt! - at).toBeLessThan(1_200);
+  });
+
+  it('wakes an idle consumer within a few milliseconds', async () => {
+    const queue = unique('wake');
+    const latencies: number[] = [];
+    let started: () => void = () => {};
+    track(
+      await bus.consume<number>(queue, async (job) => {
+        latencies.push(performance.now() - job.payload);
+        started();
+      }),
+    );
+    await sleep(300);
+    for (let i = 0; i < 20; i++) {
+      const handled = new Promise<void>((resolve) => (started = resolve));
+      await bus.enqueue(queue, performance.now());
+      await handled;
+      await sleep(20);
+    }
+    latencies.sort((x, y) => x - y);
+    const p50 = latencies[10]!;
+    // The fallback poll is 250 ms here: a median this low means the wakeup did it.
+    expect(p50).toBeLessThan(15);
+  });
+
+  it('wakes consumers of another bus instance at once when a transaction commits (NOTIFY)', async () => {
+    const queue = unique('notify');
+    // Another "process": its own bus (and, on PostgreSQL, its own pool and LISTEN connection),
+    // polling so rarely that only a notification can explain a fast delivery.
+    const otherDb = target.db === 'postgres' ? await openDb({ url: t.url, schema: t.schema, poolSize: 2 }) : t.db;
+    const other = await openBus(otherDb, { pollMs: 10_000 });
+    try {
+      const seen = recorder<number>();
+      await other.consume<number>(queue, async () => seen.push(performance.now()));
+      await sleep(300);
+      let committedAt = 0;
+      await t.db.transaction(async (tx) => bus.enqueue(queue, 1, { tx }));
+      committedAt = performance.now();
+      const [at] = await seen.waitFor(1, 2_000);
+      expect(at! - committedAt).toBeLessThan(150);
+      await bus.enqueue(queue, 2);
+      const sentAt = performance.now();
+      const [, at2] = await seen.waitFor(2, 2_000);
+      expect(at2! - sentAt).toBeLessThan(150);
+    } finally {
+      await other.close();
+      if (otherDb !== t.db) await otherDb.close();
+    }
+  });
+
+  it('reports stats per queue and for all queues', async () => {
+    const queue = unique('stats');
+    await bus.enqueueMany(queue, [1, 2]);
+    await bus.enqueue(queue, 3, { delayMs: 10_000 });
+    const [held] = await bus.claim(queue);
+    await sleep(30);
+    const stats = await bus.stats(queue);
+    expect(stats).toMatchObject({ queue, depth: 3, ready: 1, inFlight: 1, delayed: 1, deadLettered: 0 });
+    expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(20);
+    await bus.deadLetter(held!, 'for the stats');
+    const all = await eventually(() => bus.allStats(), (list) => list.find((s) => s.queue === queue)?.depth === 2);
+    expect(all.find((s) => s.queue === queue)).toMatchObject({ depth: 2, deadLettered: 1 });
+    expect(await bus.stats(unique('empty'))).toMatchObject({ depth: 0, ready: 0, delayed: 0, inFlight: 0, deadLettered: 0, oldestAgeMs: 0 });
+  });
+
+  it('requeues a dead event to its own group only', async () => {
+    const root = unique('deadev');
+    const a = recorder<number>();
+    const b = recorder<number>();
+    let failOnce = true;
+    track(
+      await bus.subscribe<number>(`${root}.*`, 'picky', async (e) => {
+        a.push(e.payload);
+        if (failOnce) {
+          failOnce = false;
+          throw new AppError('VALIDATION_FAILED', 'not today');
+        }
+      }),
+    );
+    track(await bus.subscribe<number>(`${root}.*`, 'easy', async (e) => b.push(e.payload)));
+    await bus.publish(`${root}.x`, 7);
+    await Promise.all([a.waitFor(1), b.waitFor(1)]);
+    const picky = (all: QueueStats[]): QueueStats[] => all.filter((s) => s.deadLettered > 0 && s.queue.startsWith('_evt.picky.'));
+    const queues = picky(await eventually(() => bus.allStats(), (all) => picky(all).length > 0));
+    expect(queues).toHaveLength(1);
+    const [dead] = await eventually(() => bus.listDeadLetters<BusEvent<number>>(queues[0]!.queue), (d) => d.length === 1);
+    expect(dead!.payload.payload).toBe(7);
+    await bus.requeueDeadLetter(dead!.id);
+    await a.waitFor(2);
+    await sleep(300);
+    expect(a.items).toEqual([7, 7]);
+    expect(b.items).toEqual([7]);
+  });
+
+  it.runIf(!target.isNats)('coalesces concurrent enqueues and acks into few statements (group commit)', async () => {
+    const queue = unique('group');
+    const statements: string[] = [];
+    const counting: Db = {
+      ...t.db,
+      query: (sql, params) => {
+        statements.push(sql);
+        return t.db.query(sql, params);
+      },
+    };
+    const b = await extraBus(counting);
+    const ids = await Promise.all(Array.from({ length: 300 }, (_, i) => b.enqueue(queue, i)));
+    expect(new Set(ids).size).toBe(300);
+    expect(statements.filter((s) => s.includes('INSERT INTO bus_jobs')).length).toBeLessThanOrEqual(2);
+    const seen = recorder<number>();
+    const c = await b.consume<number>(queue, async (job) => seen.push(job.payload), { concurrency: 100 });
+    await seen.waitFor(300);
+    await c.stop();
+    expect(statements.filter((s) => s.startsWith('DELETE FROM bus_jobs')).length).toBeLessThan(30);
+    expect(await b.stats(queue)).toMatchObject({ depth: 0 });
+  });
+
+  it.runIf(target.isNats)('refuses a message larger than the NATS max_payload', async () => {
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    await expectAppError(bus.enqueue(unique('big'), big), 'PAYLOAD_TOO_LARGE', 'max_payload');
+    await expectAppError(bus.publish(`${unique('big')}.x`, big), 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('answers ping, and after close refuses work and leaves no timers behind', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const b = await openBus(t.db);
+    await b.ping();
+    const queue = unique('close');
+    await b.consume(queue, async () => {});
+    await b.subscribe(`${unique('close')}.*`, 'g', async () => {});
+    await b.enqueue(queue, 1);
+    await sleep(100);
+    await b.close();
+    await expect(b.ping()).rejects.toThrow(/closed/);
+    await expectAppError(b.enqueue(queue, 2), 'UNAVAILABLE');
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+});

@@ -1,0 +1,821 @@
+/**
+ * The NATS JetStream bus.
+ * - Work queues: stream `<prefix>_JOBS` (subjects `<prefix>.jobs.<queue>`, WorkQueue retention:
+ *   a message is deleted when acked) with one durable pull consumer per queue. `ack_wait` is the
+ *   lease, `+WPI` (working) the heartbeat, `max_deliver` unlimited so our own dead-lettering
+ *   (the shared consume loop) always decides, never a silent server-side drop.
+ * - Events: stream `<prefix>_EVENTS` (subjects `<prefix>.events.<name>`, Interest retention: an
+ *   event is kept until every subscription it matched has acked it) with one durable consumer
+ *   per (group, pattern) whose filter subject is the pattern.
+ * - Outbox: `{tx}` writes go to `bus_outbox` in the caller's transaction and a relay publishes
+ *   them after commit (woken by NOTIFY, polling as fallback). Delayed jobs wait there too:
+ *   JetStream cannot schedule, and delivering early only to `nak` would inflate attempt counts.
+ * - Dead letters: rows in `bus_dead_letters` (the same table as the SQL adapter), so they can be
+ *   listed, counted and requeued by id; requeueing goes through the outbox, atomically.
+ * Publishing and pulling talk the JetStream wire protocol directly (PubAcks multiplexed on one
+ * inbox; pull requests sized to the free handler slots): the client's per-call machinery
+ * (a timer per publish, a subscription with heartbeats per fetch) cost half the throughput.
+ */
+import { connect, createInbox, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type NextMsgRequest,
+  type SeqMsgRequest,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import type { Db, Queryable } from '../db/db.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Bus, BusEvent, ClaimOptions, ConsumeOptions, Consumer, DeadLetter, EnqueueOptions, EventHandler, Job, JobHandler, NackOptions, QueueStats } from './bus.js';
+import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startConsumer, type BusDefaults, type JobSource } from './consumer.js';
+import * as outbox from './outbox.repo.js';
+import { assertName, assertPattern, assertUserQueue, eventQueueName, isEventQueue, shortHash } from './pattern.js';
+import * as repo from './sql.repo.js';
+import { toDeadLetter } from './sql.bus.js';
+
+export interface NatsBusOptions {
+  db: Db;
+  natsUrl: string;
+  serviceName: string;
+  logger: Logger;
+  maxAttempts: number;
+  leaseMs: number;
+  /** Stream names `<prefix>_JOBS` / `<prefix>_EVENTS`, subjects `<prefix>.jobs.>` / `<prefix>.events.>`. Default PLEXUS. */
+  prefix?: string;
+  /** Fallback poll of the outbox relay. Default 1 s. */
+  pollMs?: number;
+  drainTimeoutMs?: number;
+}
+
+/**
+ * Job id of a message relayed from the outbox or requeued (known before it reaches NATS).
+ * Messages published directly need no header: their id is "<stream epoch>-<sequence>", the
+ * epoch being the stream's creation time, so a recreated stream (sequences from 1 again) never
+ * reuses an id — dead letters are keyed by job id.
+ */
+const H_ID = 'Plexus-Id';
+const H_ENQUEUED_AT = 'Plexus-Enqueued-At';
+/** Set on a requeued dead event: only that subscription's consumer handles it; others ack and skip. */
+const H_ONLY_QUEUE = 'Plexus-Only-Queue';
+/** Room left in max_payload for headers. */
+const HEADER_ALLOWANCE_BYTES = 1_024;
+/** Long poll of a pull: a new message is delivered at once; an empty pull ends and repeats. */
+const PULL_EXPIRES_MS = 5_000;
+const PUBLISH_TIMEOUT_MS = 5_000;
+const RELAY_BATCH = 256;
+const MAX_REMEMBERED_ERRORS = 10_000;
+
+export async function createNatsBus(opts: NatsBusOptions): Promise<Bus> {
+  const bus = new NatsBus(opts);
+  await bus.start();
+  return bus;
+}
+
+interface ConsumerTarget {
+  stream: string;
+  name: string;
+  filterSubject: string;
+  isEvent: boolean;
+}
+
+class NatsBus implements Bus {
+  readonly kind = 'nats' as const;
+  private readonly db: Db;
+  private readonly log: Logger;
+  private readonly defaults: BusDefaults;
+  private readonly prefix: string;
+  private readonly jobsStream: string;
+  /** Stream name → its creation time in base 36, the first part of header-less job ids. */
+  private readonly epochs = new Map<string, string>();
+  private readonly eventsStream: string;
+  private nc!: NatsConnection;
+  private jsm!: JetStreamManager;
+  private publisher!: Publisher;
+  private readonly acks = new AckBatcher();
+  private maxPayloadBytes = 1_048_576;
+  private readonly ensured = new Map<string, Promise<void>>();
+  private readonly deliveries = new WeakMap<Job, Delivery>();
+  /** Last handler error per job id, best effort and process-local: NATS has no field for it. */
+  private readonly lastErrors = new Map<string, string>();
+  private readonly consumers = new Set<Consumer>();
+  private relay!: OutboxRelay;
+  private unlisten: (() => Promise<void>) | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: NatsBusOptions) {
+    this.db = opts.db;
+    this.log = opts.logger.child({ module: 'bus', adapter: 'nats' });
+    this.prefix = opts.prefix ?? 'PLEXUS';
+    if (!/^[A-Za-z0-9_-]+$/.test(this.prefix)) throw AppError.invalid(`invalid NATS prefix ${JSON.stringify(this.prefix)}`);
+    this.jobsStream = `${this.prefix}_JOBS`;
+    this.eventsStream = `${this.prefix}_EVENTS`;
+    this.defaults = { leaseMs: opts.leaseMs, maxAttempts: opts.maxAttempts, drainTimeoutMs: opts.drainTimeoutMs ?? 10_000, logger: this.log };
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.nc = await connect({ servers: this.opts.natsUrl, name: this.opts.serviceName, maxReconnectAttempts: -1 });
+    } catch (err) {
+      throw new AppError('CONFIG_INVALID', `PLEXUS_NATS_URL=${this.opts.natsUrl} does not answer: ${(err as Error).message}`, 'user', undefined, { cause: err });
+    }
+    try {
+      this.jsm = await jetstreamManager(this.nc);
+      this.maxPayloadBytes = this.nc.info?.max_payload ?? this.maxPayloadBytes;
+      await this.ensureStream({ name: this.jobsStream, subjects: [`${this.prefix}.jobs.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+      await this.ensureStream({ name: this.eventsStream, subjects: [`${this.prefix}.events.>`], retention: RetentionPolicy.Interest, storage: StorageType.File });
+      this.publisher = new Publisher(this.nc);
+      this.relay = new OutboxRelay(this.db, this.publisher, this.opts.pollMs ?? 1_000, this.log);
+      this.unlisten = await this.db.listen(await repo.notifyChannel(this.db, 'outbox'), () => this.relay.kick());
+      this.relay.kick();
+      void this.watchConnection();
+    } catch (err) {
+      await this.nc.close();
+      throw err;
+    }
+  }
+
+  // ---- events ----
+
+  async publish<P>(name: string, payload: P, opts: { tx?: Queryable } = {}): Promise<void> {
+    this.assertOpen();
+    assertName(name, 'event name');
+    const body = encodePayload(eventEnvelope(name, payload, this.opts.serviceName));
+    this.assertFits(body, name);
+    const subject = `${this.prefix}.events.${name}`;
+    if (opts.tx) {
+      const id = nuid.next();
+      // Outbox rows of events have no queue (they fan out on NATS): '' keeps them out of the stats.
+      await outbox.insertOutbox(opts.tx, [{ subject, msgId: id, queue: '', headers: JSON.stringify({ [H_ID]: id }), body, delayMs: 0 }]);
+      return;
+    }
+    await this.publisher.publish(subject, body);
+  }
+
+  async subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts: ConsumeOptions = {}): Promise<Consumer> {
+    this.assertOpen();
+    assertPattern(pattern);
+    assertName(group, 'group');
+    const queue = eventQueueName(group, pattern);
+    const settings = consumerSettings(queue, opts, this.defaults);
+    await this.ensureConsumer(queue, settings.leaseMs, pattern);
+    return this.startConsuming(queue, (job: Job) => handler(job.payload as BusEvent<P>), opts);
+  }
+
+  // ---- work queues ----
+
+  async enqueue<T>(queue: string, payload: T, opts: EnqueueOptions = {}): Promise<string> {
+    const [id] = await this.enqueueMany(queue, [payload], opts);
+    return id!;
+  }
+
+  async enqueueMany<T>(queue: string, payloads: readonly T[], opts: EnqueueOptions = {}): Promise<string[]> {
+    this.assertOpen();
+    assertUserQueue(queue);
+    const delayMs = checkDelayMs(opts.delayMs);
+    const subject = this.jobSubject(queue);
+    const bodies = payloads.map((p) => {
+      const body = encodePayload(p);
+      this.assertFits(body, queue);
+      return body;
+    });
+    if (bodies.length === 0) return [];
+    if (opts.tx || delayMs > 0) {
+      // In the caller's transaction, or scheduled: the relay publishes after commit / when due.
+      const rows = bodies.map((body) => {
+        const id = nuid.next();
+        return { subject, msgId: id, queue, headers: JSON.stringify({ [H_ID]: id }), body, delayMs };
+      });
+      await outbox.insertOutbox(opts.tx ?? this.db, rows);
+      return rows.map((r) => r.msgId);
+    }
+    // Each resolves on its PubAck (stored with file storage); they pipeline on one connection.
+    const seqs = await Promise.all(bodies.map((body) => this.publisher.publish(subject, body)));
+    return seqs.map((seq) => this.directId(this.jobsStream, seq));
+  }
+
+  /** A no-wait pull: the server answers at once with what is ready. */
+  async claim<T = unknown>(queue: string, opts: ClaimOptions = {}): Promise<Job<T>[]> {
+    this.assertOpen();
+    assertName(queue, 'queue');
+    await this.ensureConsumer(queue, opts.leaseMs ?? this.opts.leaseMs);
+    const jobs: Job<T>[] = [];
+    const idSuffix = this.idSuffix(queue);
+    await pull(this.nc, this.target(queue), Math.max(1, opts.max ?? 1), { noWait: true }, undefined, this.acks, (d) => {
+      const job = this.toJob(d, queue, idSuffix);
+      if (job) jobs.push(job as Job<T>);
+    });
+    return jobs;
+  }
+
+  async ack(job: Job): Promise<void> {
+    this.deliveryOf(job).reply('+ACK');
+    this.lastErrors.delete(job.id);
+  }
+
+  async nack(job: Job, opts: NackOptions = {}): Promise<void> {
+    const delayMs = checkDelayMs(opts.delayMs);
+    if (opts.error) this.rememberError(job.id, opts.error);
+    this.deliveryOf(job).reply(delayMs > 0 ? `-NAK ${JSON.stringify({ delay: delayMs * 1e6 })}` : '-NAK');
+  }
+
+  async deadLetter(job: Job, error: string): Promise<void> {
+    const d = this.deliveryOf(job);
+    // Stored first, acked second: a crash in between redelivers it, and the insert is idempotent.
+    await repo.insertDeadLetter(this.db, {
+      id: job.id,
+      queue: job.queue,
+      payload: encodePayload(job.payload),
+      attempts: job.attempt,
+      error,
+      enqueued_at: job.enqueuedAt,
+    });
+    d.reply('+ACK');
+    this.lastErrors.delete(job.id);
+  }
+
+  async consume<T = unknown>(queue: string, handler: JobHandler<T>, opts: ConsumeOptions = {}): Promise<Consumer> {
+    this.assertOpen();
+    assertUserQueue(queue);
+    const settings = consumerSettings(queue, opts, this.defaults);
+    await this.ensureConsumer(queue, settings.leaseMs);
+    return this.startConsuming(queue, handler as JobHandler, opts);
+  }
+
+  // ---- inspection ----
+
+  /**
+   * ready = the consumer's num_pending; inFlight = num_ack_pending, which on NATS also holds jobs
+   * nacked with a delay; delayed = jobs still scheduled in the outbox. oldestAgeMs comes from the
+   * first stored message of the queue, so it is approximate for events (acks out of order).
+   */
+  async stats(queue: string): Promise<QueueStats> {
+    assertName(queue, 'queue');
+    const [info, delayedRows, deadLettered] = await Promise.all([
+      this.consumerInfo(queue),
+      outbox.countDelayedByQueue(this.db),
+      repo.countDeadLetters(this.db, queue),
+    ]);
+    return this.statsFrom(queue, info, delayedRows.find((r) => r.queue === queue), deadLettered);
+  }
+
+  async allStats(): Promise<QueueStats[]> {
+    const infos: ConsumerInfo[] = [];
+    for (const stream of [this.jobsStream, this.eventsStream]) infos.push(...(await this.jsm.consumers.list(stream).next()));
+    const [delayedRows, deadRows] = await Promise.all([outbox.countDelayedByQueue(this.db), repo.countDeadLettersByQueue(this.db)]);
+    const byQueue = new Map<string, ConsumerInfo>();
+    for (const info of infos) if (info.config.description) byQueue.set(info.config.description, info);
+    // Job queues that have messages but no consumer yet.
+    const si = await this.jsm.streams.info(this.jobsStream, { subjects_filter: `${this.prefix}.jobs.>` });
+    const unconsumed = new Map<string, number>();
+    for (const [subject, n] of Object.entries(si.state.subjects ?? {})) unconsumed.set(subject.slice(`${this.prefix}.jobs.`.length), n);
+    const queues = new Set([...byQueue.keys(), ...unconsumed.keys(), ...delayedRows.map((r) => r.queue), ...deadRows.map((r) => r.queue)].filter((q) => q !== ''));
+    const stats = await Promise.all(
+      [...queues].sort().map(async (queue) => {
+        const info = byQueue.get(queue) ?? null;
+        const dead = deadRows.find((r) => r.queue === queue)?.n ?? 0;
+        return this.statsFrom(queue, info, delayedRows.find((r) => r.queue === queue), dead, info ? undefined : unconsumed.get(queue));
+      }),
+    );
+    return stats.filter((s) => s.depth > 0 || s.deadLettered > 0);
+  }
+
+  async listDeadLetters<T = unknown>(queue: string, limit = 100): Promise<DeadLetter<T>[]> {
+    assertName(queue, 'queue');
+    return (await repo.listDeadLetters(this.db, queue, limit)).map((r) => toDeadLetter<T>(r));
+  }
+
+  async requeueDeadLetter(id: string): Promise<void> {
+    this.assertOpen();
+    const found = await this.db.transaction(async (tx) => {
+      const dl = await repo.takeDeadLetter(tx, id);
+      if (!dl) return false;
+      const headers: Record<string, string> = { [H_ENQUEUED_AT]: String(dl.enqueued_at.getTime()) };
+      let subject: string;
+      if (isEventQueue(dl.queue)) {
+        const event = JSON.parse(dl.payload) as BusEvent;
+        subject = `${this.prefix}.events.${event.headers.name}`;
+        // Event job ids are "<event id>-<subscription hash>"; the copy carries the event id.
+        headers[H_ID] = dl.id.slice(0, dl.id.lastIndexOf('-'));
+        headers[H_ONLY_QUEUE] = dl.queue;
+      } else {
+        subject = this.jobSubject(dl.queue);
+        headers[H_ID] = dl.id;
+      }
+      // A fresh Nats-Msg-Id: the original may still be inside the stream's duplicate window.
+      await outbox.insertOutbox(tx, [{ subject, msgId: `${dl.id}.${nuid.next()}`, queue: dl.queue, headers: JSON.stringify(headers), body: dl.payload, delayMs: 0 }]);
+      return true;
+    });
+    if (!found) throw AppError.notFound(`dead letter ${id}`);
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed || this.nc.isClosed()) throw closedError();
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      throw new AppError('UNAVAILABLE', `NATS does not answer: ${(err as Error).message}`, 'transient', undefined, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'bus: unlisten failed'));
+    await this.relay.stop();
+    this.acks.flush();
+    await this.publisher.close();
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+
+  // ---- internals ----
+
+  private startConsuming(queue: string, handler: JobHandler, opts: ConsumeOptions): Consumer {
+    const settings = consumerSettings(queue, opts, this.defaults);
+    const consumer = startConsumer(this.source(queue, settings.leaseMs), handler, settings);
+    const tracked: Consumer = {
+      stop: async () => {
+        await consumer.stop();
+        this.consumers.delete(tracked);
+      },
+    };
+    this.consumers.add(tracked);
+    return tracked;
+  }
+
+  private source(queue: string, leaseMs: number): JobSource {
+    const target = this.target(queue);
+    const idSuffix = this.idSuffix(queue);
+    return {
+      pull: async (max, signal, onJob) => {
+        if (signal.aborted) return;
+        await this.ensureConsumer(queue, leaseMs);
+        try {
+          await pull(this.nc, target, max, { expiresMs: PULL_EXPIRES_MS }, signal, this.acks, (d) => {
+            const job = this.toJob(d, queue, idSuffix);
+            if (job) onJob(job);
+          });
+        } catch (err) {
+          // The consumer may have been deleted under us: create it again on the next pull.
+          this.ensured.delete(ensuredKey(queue, leaseMs));
+          throw err;
+        }
+      },
+      ack: (job) => this.ack(job),
+      nack: (job, o) => this.nack(job, o),
+      deadLetter: (job, error) => this.deadLetter(job, error),
+      release: async (jobs) => {
+        // A nak counts as a delivery on NATS: a released job's next attempt number is one higher.
+        for (const job of jobs) this.deliveryOf(job).reply('-NAK');
+      },
+      extend: async (jobs) => {
+        for (const job of jobs) this.deliveryOf(job).reply('+WPI');
+        return jobs;
+      },
+      lastError: (job) => this.lastErrors.get(job.id),
+    };
+  }
+
+  /** One event is a job in every matching subscription: its id must differ between them. */
+  private idSuffix(queue: string): string {
+    return isEventQueue(queue) ? `-${shortHash(queue, 6)}` : '';
+  }
+
+  private toJob(d: Delivery, queue: string, idSuffix: string): Job | undefined {
+    const headers = d.msg.headers;
+    const only = headers?.get(H_ONLY_QUEUE);
+    if (only && only !== queue) {
+      // A requeued dead event meant for another subscription.
+      d.reply('+ACK');
+      return undefined;
+    }
+    const id = (headers?.get(H_ID) || this.directId(d.stream, d.streamSeq)) + idSuffix;
+    const enqueuedAtMs = Number(headers?.get(H_ENQUEUED_AT)) || d.storedAtMs;
+    const body = d.msg.string();
+    let payload: unknown;
+    try {
+      payload = JSON.parse(body);
+    } catch {
+      // Not ours (someone published raw bytes on our subject): hand it over as text.
+      payload = body;
+    }
+    const job: Job = { id, queue, payload, attempt: d.deliveryCount, enqueuedAt: new Date(enqueuedAtMs) };
+    this.deliveries.set(job, d);
+    return job;
+  }
+
+  private deliveryOf(job: Job): Delivery {
+    const d = this.deliveries.get(job);
+    if (!d) throw new AppError('INVALID_STATE', `job ${job.id} was not claimed through this bus`, 'bug');
+    return d;
+  }
+
+  private rememberError(id: string, error: string): void {
+    this.lastErrors.delete(id);
+    this.lastErrors.set(id, error);
+    if (this.lastErrors.size > MAX_REMEMBERED_ERRORS) this.lastErrors.delete(this.lastErrors.keys().next().value!);
+  }
+
+  private jobSubject(queue: string): string {
+    return `${this.prefix}.jobs.${queue}`;
+  }
+
+  private target(queue: string, pattern?: string): ConsumerTarget {
+    // Consumer names allow no dots; the hash keeps "a.b" and "a_b" apart.
+    const name = `q-${queue.replace(/\./g, '_')}-${shortHash(queue, 6)}`;
+    if (isEventQueue(queue)) {
+      return { stream: this.eventsStream, name, filterSubject: pattern ? `${this.prefix}.events.${pattern}` : '', isEvent: true };
+    }
+    return { stream: this.jobsStream, name, filterSubject: this.jobSubject(queue), isEvent: false };
+  }
+
+  /**
+   * The durable consumer of a queue, created (or its lease updated) idempotently, once per
+   * queue and lease. Event consumers are created by `subscribe`, which knows the pattern.
+   */
+  private ensureConsumer(queue: string, leaseMs: number, pattern?: string): Promise<void> {
+    const key = ensuredKey(queue, leaseMs);
+    let ensured = this.ensured.get(key);
+    if (!ensured) {
+      ensured = this.createConsumer(queue, leaseMs, pattern);
+      this.ensured.set(key, ensured);
+      ensured.catch(() => this.ensured.delete(key));
+    }
+    return ensured;
+  }
+
+  private async createConsumer(queue: string, leaseMs: number, pattern?: string): Promise<void> {
+    const t = this.target(queue, pattern);
+    if (t.isEvent && !pattern) {
+      // Subscribed before (by us or another process): keep its filter, set our lease.
+      const info = await this.jsm.consumers.info(t.stream, t.name).catch(() => null);
+      if (!info) throw AppError.notFound(`subscription queue ${queue}`);
+      if (info.config.ack_wait !== leaseMs * 1e6) await this.jsm.consumers.update(t.stream, t.name, { ack_wait: leaseMs * 1e6 });
+      return;
+    }
+    await this.jsm.consumers.add(t.stream, {
+      durable_name: t.name,
+      description: queue,
+      ack_policy: AckPolicy.Explicit,
+      // A new subscription starts with events published from now on, as in the SQL adapter.
+      deliver_policy: t.isEvent ? DeliverPolicy.New : DeliverPolicy.All,
+      filter_subject: t.filterSubject,
+      ack_wait: leaseMs * 1e6,
+      max_deliver: -1,
+      // Deliveries out at once across all processes; the default (1000) would cap throughput.
+      max_ack_pending: 20_000,
+    });
+  }
+
+  private async consumerInfo(queue: string): Promise<ConsumerInfo | null> {
+    const t = this.target(queue);
+    return this.jsm.consumers.info(t.stream, t.name).catch(() => null);
+  }
+
+  private async statsFrom(
+    queue: string,
+    info: ConsumerInfo | null,
+    delayed: { n: number; oldest_age_ms: number } | undefined,
+    deadLettered: number,
+    unconsumed?: number,
+  ): Promise<QueueStats> {
+    let ready = info?.num_pending ?? 0;
+    const inFlight = info?.num_ack_pending ?? 0;
+    if (!info && !isEventQueue(queue)) {
+      const subject = this.jobSubject(queue);
+      ready = unconsumed ?? (await this.jsm.streams.info(this.jobsStream, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+    }
+    const delayedCount = delayed?.n ?? 0;
+    let oldestAgeMs = delayed?.oldest_age_ms ?? 0;
+    if (ready + inFlight > 0) oldestAgeMs = Math.max(oldestAgeMs, await this.oldestStoredAgeMs(queue, info));
+    return { queue, depth: ready + inFlight + delayedCount, ready, delayed: delayedCount, inFlight, deadLettered, oldestAgeMs: Math.round(oldestAgeMs) };
+  }
+
+  private async oldestStoredAgeMs(queue: string, info: ConsumerInfo | null): Promise<number> {
+    try {
+      const isEvent = isEventQueue(queue);
+      const subject = isEvent ? info?.config.filter_subject : this.jobSubject(queue);
+      if (!subject) return 0;
+      const seq = isEvent ? (info?.ack_floor.stream_seq ?? 0) + 1 : 0;
+      // STREAM.MSG.GET honours next_by_subj (first message on or after seq) since server 2.9;
+      // the client's type only lists the plain forms.
+      const query: SeqMsgRequest & NextMsgRequest = { seq, next_by_subj: subject };
+      const msg = await this.jsm.streams.getMessage(isEvent ? this.eventsStream : this.jobsStream, query);
+      if (!msg) return 0;
+      const enqueuedAt = Number(msg.header.get(H_ENQUEUED_AT)) || msg.time.getTime();
+      return Math.max(0, Date.now() - enqueuedAt);
+    } catch {
+      return 0;
+    }
+  }
+
+  private async ensureStream(cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+    let info: StreamInfo;
+    try {
+      info = await this.jsm.streams.add(cfg);
+    } catch {
+      // Exists with other settings (an older version of ours): bring it in line.
+      info = await this.jsm.streams.update(cfg.name, cfg);
+    }
+    this.epochs.set(cfg.name, Date.parse(info.created).toString(36));
+  }
+
+  private directId(stream: string, seq: number): string {
+    return `${this.epochs.get(stream) ?? '0'}-${seq}`;
+  }
+
+  private assertFits(body: string, name: string): void {
+    const bytes = Buffer.byteLength(body);
+    const maxBytes = this.maxPayloadBytes - HEADER_ALLOWANCE_BYTES;
+    if (bytes > maxBytes) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `bus message for ${name} is ${bytes} bytes; NATS accepts at most ${maxBytes} (max_payload)`, 'user', { bytes, maxBytes });
+    }
+  }
+
+  private async watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') this.log.warn({ server: s.server }, 'bus: NATS disconnected');
+      else if (s.type === 'reconnect') this.log.info({ server: s.server }, 'bus: NATS reconnected');
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw closedError();
+  }
+}
+
+function ensuredKey(queue: string, leaseMs: number): string {
+  return `${queue} ${leaseMs}`;
+}
+
+// ---- JetStream wire protocol: just the parts the bus needs ----
+
+/** A delivered message, with what its reply subject says about it. */
+interface Delivery {
+  msg: Msg;
+  stream: string;
+  streamSeq: number;
+  deliveryCount: number;
+  storedAtMs: number;
+  /** Acknowledgement protocol: +ACK, -NAK [{"delay":ns}], +WPI (working: restart ack_wait). */
+  reply(ack: string): void;
+}
+
+function toDelivery(msg: Msg, acks: AckBatcher): Delivery {
+  // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (9 tokens), or the
+  // 12-token form with <domain>.<account hash> after ACK and a random token at the end.
+  const tokens = (msg.reply ?? '').split('.');
+  if (tokens.length === 9) tokens.splice(2, 0, '_', '');
+  if (tokens.length < 11 || tokens[0] !== '$JS' || tokens[1] !== 'ACK') {
+    throw new AppError('INTERNAL', `not a JetStream delivery: ${msg.subject}`, 'bug');
+  }
+  return {
+    msg,
+    stream: tokens[4]!,
+    deliveryCount: Number(tokens[6]),
+    streamSeq: Number(tokens[7]),
+    storedAtMs: Math.floor(Number(tokens[9]) / 1e6),
+    reply: (ack) => acks.send(msg, ack),
+  };
+}
+
+/**
+ * Sends acknowledgements in bursts. Handlers finish in separate promise chains, so each ack would
+ * otherwise reach the socket in its own write (the client flushes per microtask); one burst per
+ * event-loop turn costs at most that turn's delay and saves most of the write syscalls.
+ */
+class AckBatcher {
+  private pending: { msg: Msg; ack: string }[] = [];
+  private isScheduled = false;
+
+  send(msg: Msg, ack: string): void {
+    this.pending.push({ msg, ack });
+    if (this.isScheduled) return;
+    this.isScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.isScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    for (const { msg, ack } of batch) {
+      try {
+        msg.respond(ack);
+      } catch {
+        // Connection closed: the server redelivers after ack_wait; at-least-once holds.
+      }
+    }
+  }
+}
+
+/**
+ * One pull request for up to `max` messages, each passed to `onDelivery` as it arrives. It ends
+ * when `max` arrived, when the server says it is over (404 no messages with noWait, 408 expired,
+ * 409 limits/consumer deleted), or when `signal` aborts. Unsubscribing ends it on the server too:
+ * JetStream skips pull requests whose reply subject lost its interest.
+ */
+function pull(
+  nc: NatsConnection,
+  target: ConsumerTarget,
+  max: number,
+  opts: { noWait?: boolean; expiresMs?: number },
+  signal: AbortSignal | undefined,
+  acks: AckBatcher,
+  onDelivery: (d: Delivery) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return resolve();
+    let received = 0;
+    let sub: Subscription | undefined;
+    const finish = (err?: unknown): void => {
+      if (!sub) return;
+      sub.unsubscribe();
+      sub = undefined;
+      clearTimeout(guard);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = (): void => finish();
+    // If the server's end-of-pull status is lost (reconnect), do not wait forever.
+    const guard = setTimeout(() => finish(), (opts.expiresMs ?? 0) + 2_000);
+    const inbox = createInbox();
+    try {
+      sub = nc.subscribe(inbox, {
+        callback: (err, msg) => {
+          if (err) return finish(err);
+          const status = msg.headers && msg.data.length === 0 ? msg.headers.code : 0;
+          if (status === 100) return; // idle heartbeat
+          if (status >= 400) {
+            if (status === 404 || status === 408) return finish();
+            return finish(new AppError('UNAVAILABLE', `JetStream refused the pull on ${target.stream}/${target.name}: ${status} ${msg.headers?.description ?? ''}`, 'transient'));
+          }
+          received++;
+          try {
+            onDelivery(toDelivery(msg, acks));
+          } catch (e) {
+            return finish(e);
+          }
+          if (received >= max) finish();
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const request = opts.noWait ? { batch: max, no_wait: true } : { batch: max, expires: (opts.expiresMs ?? PULL_EXPIRES_MS) * 1e6 };
+      nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${target.stream}.${target.name}`, JSON.stringify(request), { reply: inbox });
+    } catch (err) {
+      clearTimeout(guard);
+      if (sub) finish(err);
+      else reject(err);
+    }
+  });
+}
+
+/**
+ * Publishes to JetStream and resolves with the stream sequence once the PubAck says it is
+ * stored. All PubAcks come back on one wildcard inbox; one sweep times out the lost ones.
+ */
+class Publisher {
+  private readonly inbox = createInbox();
+  private readonly pending = new Map<string, { resolve: (seq: number) => void; reject: (err: unknown) => void; sentAt: number; subject: string }>();
+  private next = 0;
+  private readonly sub: Subscription;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err ? undefined : this.onPubAck(msg)) });
+    this.sweeper = setInterval(() => this.sweep(), 1_000);
+    this.sweeper.unref();
+  }
+
+  publish(subject: string, body: string, headers?: Record<string, string>): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const token = String(++this.next);
+      this.pending.set(token, { resolve, reject, sentAt: Date.now(), subject });
+      try {
+        let h: MsgHdrs | undefined;
+        if (headers) {
+          h = natsHeaders();
+          for (const [k, v] of Object.entries(headers)) h.set(k, v);
+        }
+        this.nc.publish(subject, body, { reply: `${this.inbox}.${token}`, ...(h ? { headers: h } : {}) });
+      } catch (err) {
+        this.pending.delete(token);
+        reject(new AppError('UNAVAILABLE', `NATS did not take the message on ${subject}: ${(err as Error).message}`, 'transient', undefined, { cause: err }));
+      }
+    });
+  }
+
+  /** Waits for the PubAcks still expected (each ends by its answer or the timeout sweep). */
+  async close(): Promise<void> {
+    while (this.pending.size > 0) await new Promise<void>((resolve) => setTimeout(resolve, 5));
+    clearInterval(this.sweeper);
+    this.sub.unsubscribe();
+  }
+
+  private onPubAck(msg: Msg): void {
+    const token = msg.subject.slice(this.inbox.length + 1);
+    const p = this.pending.get(token);
+    if (!p) return;
+    this.pending.delete(token);
+    if (msg.headers && msg.data.length === 0) {
+      // 503: no stream listens on the subject (deleted under us) — nothing was stored.
+      p.reject(new AppError('UNAVAILABLE', `no JetStream stream stored ${p.subject}: ${msg.headers.code} ${msg.headers.description}`, 'transient'));
+      return;
+    }
+    const ack = JSON.parse(msg.string()) as { seq?: number; error?: { code: number; description: string } };
+    if (ack.error || ack.seq === undefined) {
+      p.reject(new AppError('UNAVAILABLE', `JetStream did not store ${p.subject}: ${ack.error?.description ?? 'no sequence in PubAck'}`, 'transient'));
+      return;
+    }
+    p.resolve(ack.seq);
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - PUBLISH_TIMEOUT_MS;
+    for (const [token, p] of this.pending) {
+      if (p.sentAt > cutoff) continue;
+      this.pending.delete(token);
+      // Unknown outcome: it may be stored. A retry can duplicate it; at-least-once allows that.
+      p.reject(new AppError('TIMEOUT', `no PubAck for ${p.subject} within ${PUBLISH_TIMEOUT_MS} ms`, 'transient'));
+    }
+  }
+}
+
+/**
+ * Publishes committed, due outbox rows to JetStream. Each pass takes rows inside a transaction
+ * and commits only after every PubAck, so a crash or a NATS outage returns the rows; a row
+ * published twice that way is dropped by JetStream's duplicate window (Nats-Msg-Id).
+ */
+class OutboxRelay {
+  private running: Promise<void> | undefined;
+  private isKickedAgain = false;
+  private timer: NodeJS.Timeout | undefined;
+  private isStopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly publisher: Publisher,
+    private readonly pollMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  kick(): void {
+    if (this.isStopped) return;
+    if (this.running) {
+      this.isKickedAgain = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.running = this.pass().finally(() => {
+      this.running = undefined;
+      if (this.isKickedAgain) {
+        this.isKickedAgain = false;
+        this.kick();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    let nextMs = this.pollMs;
+    try {
+      while (!this.isStopped && (await this.relayBatch()) === RELAY_BATCH);
+      const dueInMs = await outbox.msUntilNextOutboxDue(this.db);
+      if (dueInMs !== null) nextMs = Math.min(this.pollMs, Math.max(1, Math.ceil(dueInMs)));
+    } catch (err) {
+      this.log.warn({ err }, 'bus: relaying the outbox to NATS failed; will retry');
+    }
+    if (this.isStopped) return;
+    // A background safety net: it must not keep the process alive on its own.
+    this.timer = setTimeout(() => this.kick(), nextMs);
+    this.timer.unref();
+  }
+
+  private relayBatch(): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const rows = await outbox.takeDueOutbox(tx, RELAY_BATCH);
+      await Promise.all(
+        rows.map((row) => {
+          const headers = JSON.parse(row.headers) as Record<string, string>;
+          headers['Nats-Msg-Id'] = row.msg_id;
+          headers[H_ENQUEUED_AT] ??= String(row.enqueued_at.getTime());
+          return this.publisher.publish(row.subject, row.body, headers);
+        }),
+      );
+      return rows.length;
+    });
+  }
+}
