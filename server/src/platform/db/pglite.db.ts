@@ -1,6 +1,8 @@
 /** Embedded PostgreSQL (WASM) under the data directory: the zero-dependency default. */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
@@ -38,13 +40,16 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     fs.mkdirSync(dataDir, { recursive: true });
     releaseLock = lockDataDir(dataDir);
     try {
-      pg = await PGlite.create(path.join(dataDir, 'pgdata'), { parsers });
+      const pgdata = path.join(dataDir, 'pgdata');
+      const template = fs.existsSync(pgdata) ? undefined : readTemplate();
+      pg = await PGlite.create(pgdata, { parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
     } catch (err) {
       releaseLock();
       throw new AppError('UNAVAILABLE', `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`, 'transient', undefined, { cause: err });
     }
   } else {
-    pg = await PGlite.create({ parsers });
+    const template = readTemplate();
+    pg = await PGlite.create({ parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
   }
   const base = wrap(pg);
   return {
@@ -97,4 +102,39 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * An empty cluster prepared after install (`npm ci` runs scripts/prepare-pglite-template.ts):
+ * copying it on first start takes ~0.4 s where initdb in WASM takes ~2 s. Keyed by PGlite's
+ * version, because a cluster is only valid for the PostgreSQL build that made it.
+ */
+export function pgliteTemplatePath(): string {
+  const require = createRequire(import.meta.url);
+  let dir = path.dirname(require.resolve('@electric-sql/pglite'));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  const { version } = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string };
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.cache', `pglite-template-${version}.tar`);
+}
+
+function readTemplate(): Buffer | undefined {
+  try {
+    return fs.readFileSync(pgliteTemplatePath());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the template unless it exists; returns its path. */
+export async function preparePgliteTemplate(): Promise<string> {
+  const target = pgliteTemplatePath();
+  if (fs.existsSync(target)) return target;
+  const pg = await PGlite.create();
+  const blob = await pg.dumpDataDir('none');
+  await pg.close();
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = `${target}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, Buffer.from(await blob.arrayBuffer()));
+  fs.renameSync(tmp, target);
+  return target;
 }
