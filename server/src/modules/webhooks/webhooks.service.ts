@@ -36,7 +36,7 @@ export interface AcceptInput {
   job: Omit<StepJob, 'executionId' | 'flowId' | 'tenant' | 'nodeId' | 'sequence' | 'trigger' | 'flowVersion'>;
   /** `idempotency-key` / `x-request-id`: a repeat returns the first execution. */
   requestKey?: string | undefined;
-  /** Standard Webhooks `webhook-id` of a signed call: a repeat is a replay and refused. */
+  /** Standard Webhooks `webhook-id` of a signed call: a repeat returns the first execution. */
   webhookId?: string | undefined;
   /** Called with the execution id before the job is stored (sync replies register here). */
   beforeEnqueue?: (executionId: string) => void;
@@ -126,8 +126,11 @@ export class WebhooksService {
       return { executionId, duplicate: false };
     }
     return this.db.transaction(async (tx) => {
+      // A repeated webhook-id is a sender's retry (Standard Webhooks resend with the same id) or
+      // a captured call replayed: either way it runs nothing new and gets the first execution.
       if (input.webhookId && !(await repo.claimRequestKey(tx, target.flowId, `whid:${input.webhookId}`, executionId, REQUEST_KEY_TTL_MS))) {
-        throw new AppError('INVALID_SIGNATURE', `webhook-id ${JSON.stringify(input.webhookId)} was delivered before; replay refused`);
+        const first = await repo.findRequestExecution(tx, target.flowId, `whid:${input.webhookId}`);
+        if (first) return { executionId: first, duplicate: true };
       }
       if (input.requestKey && !(await repo.claimRequestKey(tx, target.flowId, `key:${input.requestKey}`, executionId, REQUEST_KEY_TTL_MS))) {
         const first = await repo.findRequestExecution(tx, target.flowId, `key:${input.requestKey}`);
