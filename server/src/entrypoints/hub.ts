@@ -10,6 +10,13 @@ import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
 import { createIamModule, type IamModule } from '../modules/iam/index.js';
+import { createAuditModule } from '../modules/audit/index.js';
+import { createSecretsModule } from '../modules/secrets/index.js';
+import { createComponentsModule } from '../modules/components/index.js';
+import { createOrchestratorModule } from '../modules/orchestrator/index.js';
+import { createFlowsModule } from '../modules/flows/index.js';
+import { createWebhooksModule } from '../modules/webhooks/index.js';
+import { createSchedulerModule } from '../modules/scheduler/index.js';
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
 export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker'] as const;
@@ -59,13 +66,34 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   const iam = await createIamModule({ config, db, bus, logger: logger.child({ module: 'iam' }) });
   const modules: PlexusModule[] = [iam];
   // Each block below wires one module and pushes it; order follows their dependencies.
-  // [wiring:audit]
-  // [wiring:secrets]
-  // [wiring:components]
-  // [wiring:orchestrator]
-  // [wiring:flows]
-  // [wiring:webhooks]
-  // [wiring:scheduler]
+  const audit = await createAuditModule({ db, bus, logger: logger.child({ module: 'audit' }) });
+  modules.push(audit);
+  const secrets = await createSecretsModule({ config, db, bus, logger: logger.child({ module: 'secrets' }) });
+  modules.push(secrets);
+  const components = await createComponentsModule({ config, db, bus, logger: logger.child({ module: 'components' }) });
+  modules.push(components);
+  const orchestrator = await createOrchestratorModule({
+    config,
+    db,
+    bus,
+    logger: logger.child({ module: 'orchestrator' }),
+    components: components.service,
+    resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
+  });
+  modules.push(orchestrator);
+  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog });
+  modules.push(flows);
+  const webhooks = await createWebhooksModule({
+    config,
+    db,
+    bus,
+    logger: logger.child({ module: 'webhooks' }),
+    authenticate: iam.authenticator,
+    replyWaiter: orchestrator.replyWaiter,
+  });
+  modules.push(webhooks);
+  const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
+  modules.push(scheduler);
 
   const app = await createHttpServer({
     logger,

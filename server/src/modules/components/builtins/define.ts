@@ -1,0 +1,73 @@
+/** How a built-in component is declared: zod schemas for its fields, published as JSON schema. */
+import { z } from 'zod';
+import type { Component, ComponentDescriptor, ComponentFunction, FunctionDescriptor, PrepareEnv, PreparedStep } from '../components.descriptor.js';
+import { StepError } from '../components.descriptor.js';
+
+export const BUILTIN_VERSION = '1.0.0';
+
+interface BuiltinFunctionSpec<F extends z.ZodType> {
+  kind?: 'trigger' | 'action';
+  title: string;
+  description: string;
+  fields: F;
+  inputSchema?: FunctionDescriptor['inputSchema'];
+  outputSchema?: FunctionDescriptor['outputSchema'];
+  prepare(fields: z.infer<F>, env: PrepareEnv): PreparedStep | Promise<PreparedStep>;
+}
+
+function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+}
+
+/** Names the first bad field the way the API names request fields: `fields.url: …`. */
+export function describeFieldIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => `${['fields', ...i.path.map(String)].join('.')}: ${i.message}`)
+    .join('; ');
+}
+
+export function builtinFunction<F extends z.ZodType>(spec: BuiltinFunctionSpec<F>): ComponentFunction {
+  const descriptor: FunctionDescriptor = {
+    title: spec.title,
+    description: spec.description,
+    fields: toJsonSchema(spec.fields),
+    ...(spec.inputSchema ? { inputSchema: spec.inputSchema } : {}),
+    ...(spec.outputSchema ? { outputSchema: spec.outputSchema } : {}),
+  };
+  return {
+    kind: spec.kind ?? 'action',
+    descriptor,
+    async prepare(fields, env) {
+      const parsed = spec.fields.safeParse(fields);
+      if (!parsed.success) throw new StepError(describeFieldIssues(parsed.error), 'user');
+      return spec.prepare(parsed.data, env);
+    },
+  };
+}
+
+export function builtinComponent(spec: {
+  name: string;
+  title: string;
+  description: string;
+  credentials?: ComponentDescriptor['credentials'];
+  functions: Record<string, ComponentFunction>;
+}): Component {
+  const triggers: Record<string, FunctionDescriptor> = {};
+  const actions: Record<string, FunctionDescriptor> = {};
+  for (const [name, fn] of Object.entries(spec.functions)) (fn.kind === 'trigger' ? triggers : actions)[name] = fn.descriptor;
+  const descriptor: ComponentDescriptor = {
+    name: spec.name,
+    version: BUILTIN_VERSION,
+    title: spec.title,
+    description: spec.description,
+    ...(spec.credentials ? { credentials: spec.credentials } : {}),
+    triggers,
+    actions,
+  };
+  return {
+    descriptor,
+    source: { kind: 'builtin' },
+    fn: (name) => (Object.hasOwn(spec.functions, name) ? spec.functions[name] : undefined),
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Components in the OIH / elastic.io format, registered from a directory and run unmodified:
+ * the test component under test/fixtures/oih-orders, copied to a fresh folder per run.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../platform/logger.js';
+import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
+import { StepError, type Component } from './components.descriptor.js';
+import { readOihComponent } from './components.oih.js';
+import { ComponentsService } from './components.service.js';
+import { bodies, context, message } from './components.testing.js';
+
+const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/oih-orders');
+const logger = createLogger('silent');
+
+function copyFixture(root: string, name = 'oih-orders'): string {
+  const dir = path.join(root, name);
+  fs.cpSync(FIXTURE, dir, { recursive: true });
+  return dir;
+}
+
+describe('reading an OIH component', () => {
+  it('turns component.json into a descriptor with JSON schemas', () => {
+    const { descriptor, mains } = readOihComponent(FIXTURE);
+    expect(descriptor).toMatchObject({ name: 'oih-orders', version: '1.2.3', title: 'Orders (test component)' });
+    expect(Object.keys(descriptor.triggers)).toEqual(['getOrders']);
+    expect(Object.keys(descriptor.actions).sort()).toEqual(['unreliable', 'upsertOrder']);
+    expect(descriptor.actions.upsertOrder!.fields).toEqual({
+      type: 'object',
+      properties: {
+        prefix: { type: 'string', title: 'Order prefix', 'x-viewClass': 'TextFieldView' },
+        dryRun: { type: 'boolean', title: 'Dry run', 'x-viewClass': 'CheckBox' },
+        region: { type: 'string', title: 'Region', enum: ['eu', 'us'], 'x-viewClass': 'SelectView' },
+      },
+      required: ['prefix'],
+    });
+    expect(descriptor.actions.upsertOrder!.inputSchema).toMatchObject({ required: ['id'] });
+    expect(descriptor.credentials).toMatchObject({ required: ['apiKey'] });
+    expect(mains.getOrders).toEqual({ kind: 'trigger', file: path.join(FIXTURE, 'lib/triggers/getOrders.js') });
+  });
+
+  it('refuses a directory without component.json, or whose main escapes the directory', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-oih-bad-'));
+    try {
+      expect(() => readOihComponent(dir)).toThrow(/component.json not found/);
+      fs.writeFileSync(path.join(dir, 'component.json'), JSON.stringify({ actions: { a: { main: '../../etc/passwd' } } }));
+      expect(() => readOihComponent(dir)).toThrow(/points outside the component directory/);
+      fs.writeFileSync(path.join(dir, 'component.json'), '{ nope');
+      expect(() => readOihComponent(dir)).toThrow(/not valid JSON/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.each(dbTargets)('registering and running an OIH component on %s', (target) => {
+  let testDb: TestDb;
+  let root: string;
+  let service: ComponentsService;
+  let component: Component;
+
+  beforeAll(async () => {
+    testDb = await openTestDb(target);
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-components-'));
+    service = new ComponentsService(testDb.db, logger, [], { allowedRoots: [root] });
+    copyFixture(root);
+    await service.register('default', { directory: 'oih-orders' }, 'tester');
+    component = (await service.findComponent('default', 'oih-orders'))!;
+  }, 120_000);
+
+  afterAll(async () => {
+    await testDb?.drop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('installs the component’s own dependencies from its package.json', () => {
+    expect(fs.existsSync(path.join(root, 'oih-orders', 'node_modules', 'order-format', 'index.js'))).toBe(true);
+  });
+
+  it('lists it for its tenant only, with its schemas; the catalog knows its functions', async () => {
+    const own = (await service.list('default')).find((c) => c.id === 'oih-orders');
+    expect(own).toMatchObject({ builtin: false, version: '1.2.3', source: { kind: 'directory', path: path.join(fs.realpathSync(root), 'oih-orders') } });
+    expect((await service.list('other')).find((c) => c.id === 'oih-orders')).toBeUndefined();
+    expect(await service.checkFunction('default', 'oih-orders', 'upsertOrder')).toBeUndefined();
+    expect(await service.checkFunction('default', 'oih-orders', 'nope')).toBe('component oih-orders has no function nope');
+    expect(await service.checkFunction('other', 'oih-orders', 'upsertOrder')).toBe('unknown component oih-orders');
+  });
+
+  it('runs an old-style action: msg.data in, data/updateSnapshot/end out, cfg = fields + credentials', async () => {
+    const step = await component.fn('upsertOrder')!.prepare({ prefix: 'ORD', region: 'eu' }, { logger });
+    expect(step.usesSnapshot).toBe(true);
+    const input = message({ id: 42 }, { metadata: { source: 'shop' } });
+    const out = await step.run(context(input, { credentials: { apiKey: 'k' }, snapshot: { seen: 4 } }));
+    expect(bodies(out)).toEqual([{ number: 'ORD-000042', region: 'eu', authorised: true, sameAsBody: true }]);
+    expect(out.messages[0]!.message.metadata).toEqual({ source: 'shop', upserted: true });
+    expect(out.snapshot).toEqual({ value: { seen: 5 } });
+  });
+
+  it('runs an async trigger: the resolved value is emitted, snapshot keeps the cursor', async () => {
+    const step = await component.fn('getOrders')!.prepare({ pageSize: '3' }, { logger });
+    const first = await step.run(context(message({})));
+    expect(bodies(first)).toEqual([{ orders: [{ id: '1' }, { id: '2' }, { id: '3' }] }]);
+    expect(first.snapshot).toEqual({ value: { next: 4 } });
+    const second = await step.run(context(message({}), { snapshot: first.snapshot!.value }));
+    expect(bodies(second)).toEqual([{ orders: [{ id: '4' }, { id: '5' }, { id: '6' }] }]);
+  });
+
+  it('maps rebound, errors and httpReply, and cannot change the message it was given', async () => {
+    const step = await component.fn('unreliable')!.prepare({}, { logger });
+    expect((await step.run(context(message({ mode: 'rebound' })))).rebound).toEqual({ reason: 'the remote is not ready yet' });
+    const user = (await step.run(context(message({ mode: 'user-error' }))).catch((e: unknown) => e)) as StepError;
+    expect([user instanceof StepError, user.kind, user.message]).toEqual([true, 'user', 'order rejected by the remote']);
+    const transient = (await step.run(context(message({ mode: 'transient' }))).catch((e: unknown) => e)) as StepError;
+    expect([transient.kind, transient.message]).toEqual(['transient', 'remote unavailable']);
+    const replied = await step.run(context(message({ mode: 'reply', id: 'o-1' })));
+    expect(replied.reply).toEqual({ status: 201, headers: { 'x-from': 'oih' }, body: { accepted: 'o-1' } });
+    expect(bodies(replied)).toEqual([{ ok: true, mode: 'reply' }]);
+    const shared = message({ mode: 'mutate' });
+    await step.run(context(shared));
+    expect(shared.body).toEqual({ mode: 'mutate' });
+  });
+
+  it('refuses folders outside the allowed roots, unknown packages, name clashes and duplicates', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-outside-'));
+    try {
+      copyFixture(outside);
+      await expect(service.register('default', { directory: path.join(outside, 'oih-orders') }, 'tester')).rejects.toThrow(/not under an allowed component folder/);
+      await expect(service.register('default', { directory: path.join(root, 'oih-orders', '..', '..', path.basename(outside), 'oih-orders') }, 'tester')).rejects.toThrow(/not under an allowed/);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+    await expect(service.register('default', { directory: 'missing' }, 'tester')).rejects.toThrow(/does not exist/);
+    await expect(service.register('default', { package: 'no-such-plexus-component' }, 'tester')).rejects.toThrow(/not installed on the hub/);
+    await expect(service.register('default', { package: '../etc' }, 'tester')).rejects.toThrow(/not an npm package name/);
+    await expect(service.register('default', { directory: 'oih-orders' }, 'tester')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    // Another tenant may register the same code under the same name.
+    await expect(service.register('other', { directory: 'oih-orders' }, 'tester')).resolves.toMatchObject({ id: 'oih-orders' });
+  });
+
+  it('refuses a component whose code does not load', async () => {
+    const dir = path.join(root, 'broken');
+    fs.mkdirSync(path.join(dir, 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'component.json'), JSON.stringify({ title: 'broken', actions: { go: { main: './lib/go.js' } } }));
+    fs.writeFileSync(path.join(dir, 'lib', 'go.js'), 'module.exports = { notProcess: 1 };');
+    await expect(service.register('default', { directory: 'broken' }, 'tester')).rejects.toThrow(/go: cannot be loaded: go.js exports no process/);
+    expect(await service.findComponent('default', 'broken')).toBeUndefined();
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * The component registry: the built-ins, plus the components each tenant registered from a
+ * directory or an npm package installed on the hub (in the OIH / elastic.io format). It answers
+ * the flows module's `ComponentCatalog` and hands the execution engine runnable functions.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { ComponentCatalog } from '../../contracts/flows.js';
+import type { Db } from '../../platform/db/index.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { StepError, type Component, type ComponentDescriptor, type ComponentFunction } from './components.descriptor.js';
+import { installOihDependencies, oihComponent, readOihComponent } from './components.oih.js';
+import * as repo from './components.repo.js';
+
+export interface ComponentsServiceOptions {
+  /** Folders under which component directories may be registered (operators install code there). */
+  allowedRoots: readonly string[];
+  /** Install a component's npm dependencies at registration when node_modules is missing. */
+  installDependencies?: boolean;
+}
+
+export interface ComponentView extends ComponentDescriptor {
+  id: string;
+  builtin: boolean;
+  source: { kind: 'builtin' } | { kind: 'directory'; path: string } | { kind: 'package'; name: string };
+  createdAt?: string;
+}
+
+export type RegisterSource = { directory: string } | { package: string };
+
+const PACKAGE_NAME = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
+
+function view(c: Component, createdAt?: Date): ComponentView {
+  const s = c.source;
+  return {
+    id: c.descriptor.name,
+    ...c.descriptor,
+    builtin: s.kind === 'builtin',
+    source: s.kind === 'builtin' ? { kind: 'builtin' } : s.kind === 'directory' ? { kind: 'directory', path: s.path } : { kind: 'package', name: s.name },
+    ...(createdAt ? { createdAt: createdAt.toISOString() } : {}),
+  };
+}
+
+function isInside(child: string, parent: string): boolean {
+  return child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+}
+
+export class ComponentsService implements ComponentCatalog {
+  private readonly builtins = new Map<string, Component>();
+  /** Registered components already read from disk, by tenant and name, keyed by what they were read from. */
+  private readonly loaded = new Map<string, { stamp: string; component: Component }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly logger: Logger,
+    builtins: readonly Component[],
+    private readonly options: ComponentsServiceOptions,
+  ) {
+    for (const c of builtins) this.builtins.set(c.descriptor.name, c);
+  }
+
+  /** The component a node names, built-in first; undefined when the tenant has none of that name. */
+  async findComponent(tenant: string, componentId: string): Promise<Component | undefined> {
+    const builtin = this.builtins.get(componentId);
+    if (builtin) return builtin;
+    const row = await repo.findComponent(this.db, tenant, componentId);
+    return row ? this.fromRow(row) : undefined;
+  }
+
+  async checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined> {
+    const component = await this.findComponent(tenant, componentId);
+    if (!component) return `unknown component ${componentId}`;
+    if (!component.fn(fn)) return `component ${componentId} has no function ${fn}`;
+    return undefined;
+  }
+
+  /** The runnable function a node names; a user StepError when it does not exist. */
+  async getFunction(tenant: string, componentId: string, fn: string): Promise<ComponentFunction> {
+    const component = await this.findComponent(tenant, componentId);
+    if (!component) throw new StepError(`unknown component ${componentId}`, 'user');
+    const f = component.fn(fn);
+    if (!f) throw new StepError(`component ${componentId} has no function ${fn}`, 'user');
+    return f;
+  }
+
+  async list(tenant: string): Promise<ComponentView[]> {
+    const own = await repo.listComponents(this.db, tenant);
+    const views = [...this.builtins.values()].map((c) => view(c));
+    for (const row of own) views.push(this.viewOfRow(row));
+    return views;
+  }
+
+  async get(tenant: string, name: string): Promise<ComponentView> {
+    const builtin = this.builtins.get(name);
+    if (builtin) return view(builtin);
+    const row = await repo.findComponent(this.db, tenant, name);
+    if (!row) throw AppError.notFound(`component ${name}`);
+    return this.viewOfRow(row);
+  }
+
+  /** Registers a component for `tenant` from a directory under an allowed root or an installed package. */
+  async register(tenant: string, source: RegisterSource, createdBy: string | undefined): Promise<ComponentView> {
+    const { dir, kind, given } = 'directory' in source ? { dir: this.resolveDirectory(source.directory), kind: 'directory' as const, given: source.directory } : { dir: this.resolvePackage(source.package), kind: 'package' as const, given: source.package };
+    const def = readOihComponent(dir);
+    const name = def.descriptor.name;
+    if (this.builtins.has(name)) throw new AppError('ALREADY_EXISTS', `${name} is the name of a built-in component`);
+    if (await repo.findComponent(this.db, tenant, name)) throw new AppError('ALREADY_EXISTS', `component ${name} is already registered`);
+    if (this.options.installDependencies !== false) await installOihDependencies(dir, this.logger);
+    const component = oihComponent(def, kind === 'directory' ? { kind, path: dir } : { kind, name: given, path: dir });
+    // Load every function now, so a broken main file is refused here rather than at flow start.
+    for (const fnName of Object.keys(def.mains)) {
+      try {
+        await component.fn(fnName)!.prepare({}, { logger: this.logger });
+      } catch (err) {
+        throw AppError.invalid(`${fnName}: cannot be loaded: ${(err as Error).message}`);
+      }
+    }
+    const row = await repo.insertComponent(this.db, { tenantId: tenant, name, version: def.descriptor.version, descriptor: def.descriptor, sourceKind: kind, source: given, sourcePath: dir, createdBy });
+    if (!row) throw new AppError('ALREADY_EXISTS', `component ${name} is already registered`);
+    this.loaded.set(`${tenant}\u0000${name}`, { stamp: `${row.source_path}\u0000${row.version}`, component });
+    return view(component, row.created_at);
+  }
+
+  async remove(tenant: string, name: string): Promise<void> {
+    if (this.builtins.has(name)) throw AppError.conflict(`${name} is a built-in component and cannot be removed`);
+    if (!(await repo.deleteComponent(this.db, tenant, name))) throw AppError.notFound(`component ${name}`);
+    this.loaded.delete(`${tenant}\u0000${name}`);
+  }
+
+  private viewOfRow(row: repo.RegisteredComponentRow): ComponentView {
+    const source = row.source_kind === 'directory' ? ({ kind: 'directory', path: row.source_path } as const) : ({ kind: 'package', name: row.source, path: row.source_path } as const);
+    return view({ descriptor: row.descriptor, source, fn: () => undefined }, row.created_at);
+  }
+
+  private fromRow(row: repo.RegisteredComponentRow): Component {
+    const key = `${row.tenant_id}\u0000${row.name}`;
+    const stamp = `${row.source_path}\u0000${row.version}`;
+    const cached = this.loaded.get(key);
+    if (cached && cached.stamp === stamp) return cached.component;
+    const def = readOihComponent(row.source_path);
+    const component = oihComponent(def, row.source_kind === 'directory' ? { kind: 'directory', path: row.source_path } : { kind: 'package', name: row.source, path: row.source_path });
+    this.loaded.set(key, { stamp, component });
+    return component;
+  }
+
+  private resolveDirectory(given: string): string {
+    const roots = this.options.allowedRoots.map((r) => (fs.existsSync(r) ? fs.realpathSync(r) : path.resolve(r)));
+    const candidate = path.isAbsolute(given) ? given : path.resolve(roots[0] ?? '.', given);
+    let real: string;
+    try {
+      real = fs.realpathSync(candidate);
+    } catch {
+      throw AppError.invalid(`directory: ${given} does not exist on the hub`);
+    }
+    // Tenants name code the operator installed; they cannot point the hub at any folder it can read.
+    if (!roots.some((root) => isInside(real, root))) {
+      throw AppError.invalid(`directory: ${given} is not under an allowed component folder (PLEXUS_COMPONENT_PATHS)`);
+    }
+    if (!fs.statSync(real).isDirectory()) throw AppError.invalid(`directory: ${given} is not a directory`);
+    return real;
+  }
+
+  private resolvePackage(name: string): string {
+    if (!PACKAGE_NAME.test(name)) throw AppError.invalid(`package: ${JSON.stringify(name)} is not an npm package name`);
+    const require = createRequire(import.meta.url);
+    for (const base of require.resolve.paths(name) ?? []) {
+      const dir = path.join(base, name);
+      if (fs.existsSync(path.join(dir, 'component.json'))) return fs.realpathSync(dir);
+    }
+    throw AppError.invalid(`package: ${name} is not installed on the hub as a component (no component.json found)`);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Orchestrator: the execution engine. Answers the flow lifecycle (`flow.starting` → steps placed
+ * → `flow.started`; `flow.stopping` → drained → `flow.stopped`; `flow.failed`), runs every
+ * message through the flow's steps durably (one queue per step, at-least-once, idempotency key
+ * per step run), records executions and step runs, keeps snapshots, answers sync webhooks
+ * (ReplyWaiter) and serves `/api/v1/executions` and `/api/v1/snapshots`.
+ */
+import type { ReplyWaiter } from '../../contracts/flows.js';
+import { createAuditPublisher } from '../../platform/audit.js';
+import type { Bus } from '../../platform/bus/index.js';
+import type { Config } from '../../platform/config.js';
+import type { Db } from '../../platform/db/index.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PlexusModule } from '../../platform/module.js';
+import type { ComponentsService } from '../components/index.js';
+import { ExecutionWriter } from './orchestrator.commit.js';
+import { Replies } from './orchestrator.replies.js';
+import { orchestratorRoutes } from './orchestrator.routes.js';
+import { StepRunner, type CredentialResolver } from './orchestrator.runner.js';
+import { createLocalRuntime, type Runtime } from './orchestrator.runtime.js';
+import { OrchestratorService, PreparedFlows } from './orchestrator.service.js';
+
+export { OrchestratorService, ORCHESTRATOR_GROUP } from './orchestrator.service.js';
+export { NodeSettings } from './orchestrator.routing.js';
+export type { CredentialResolver } from './orchestrator.runner.js';
+export { createLocalRuntime, LOCAL_RUNTIME, type Runtime, type Placement, type StepPlacement } from './orchestrator.runtime.js';
+
+export interface OrchestratorModule extends PlexusModule {
+  service: OrchestratorService;
+  /** For the webhooks module: waits for a sync webhook's reply. */
+  replyWaiter: ReplyWaiter;
+}
+
+export interface OrchestratorDeps {
+  config: Config;
+  db: Db;
+  bus: Bus;
+  logger: Logger;
+  components: ComponentsService;
+  /** The secrets module's resolver of a node's `credentialsId`; without it such nodes fail (transient). */
+  resolveCredentials?: CredentialResolver | undefined;
+  /** Where steps run; the embedded `local` runtime by default. */
+  runtime?: Runtime;
+  /** Test knobs: reconcile tick and retention pass period. */
+  tickMs?: number;
+  pruneEveryMs?: number;
+}
+
+export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<OrchestratorModule> {
+  const { config, db, bus, logger } = deps;
+  const replies = new Replies(db, logger);
+  const runtime = deps.runtime ?? createLocalRuntime(bus, logger);
+  const writer = new ExecutionWriter(db, bus, logger, (c) => replies.delivered(c), runtime.handoff);
+  const flows = new PreparedFlows(db, deps.components, logger);
+  const runner = new StepRunner({ db, logger, flows, writer, resolveCredentials: deps.resolveCredentials, storedBodyBytes: config.executions.storedBodyBytes });
+  const service = new OrchestratorService(db, bus, logger, flows, runner, runtime, {
+    retentionMs: config.executions.retentionMs,
+    ...(deps.tickMs !== undefined ? { tickMs: deps.tickMs } : {}),
+    ...(deps.pruneEveryMs !== undefined ? { pruneEveryMs: deps.pruneEveryMs } : {}),
+    stopWaitMs: Math.min(30_000, config.shutdownTimeoutMs),
+  });
+  const audit = createAuditPublisher(bus, 'orchestrator', logger);
+  let started = false;
+  return {
+    name: 'orchestrator',
+    role: 'orchestrator',
+    service,
+    replyWaiter: replies,
+    routes: orchestratorRoutes(service, audit),
+    async start() {
+      await replies.start();
+      await service.start();
+      started = true;
+    },
+    async stop() {
+      if (!started) return;
+      await service.stop();
+      await writer.idle();
+      await replies.stop();
+    },
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * Group commit of the engine's writes. Every step run ends in one write: its step-run record,
+ * the jobs of the next steps, the execution's pending-job count, and maybe a snapshot and a
+ * webhook reply — atomically, so a crash leaves either all of it or none (then the job comes
+ * back and runs again under the same idempotency key). Writes that arrive while a transaction is
+ * in flight are coalesced into the next one: a handful of statements per batch, not per step,
+ * which is what makes thousands of step runs per second possible on embedded PGlite.
+ */
+import type { StepJob, WebhookReply } from '../../contracts/flows.js';
+import type { Bus } from '../../platform/bus/index.js';
+import type { Db } from '../../platform/db/index.js';
+import type { Logger } from '../../platform/logger.js';
+import * as repo from './orchestrator.repo.js';
+import type { HandoffTicket, LocalHandoff } from './orchestrator.runtime.js';
+
+export interface ChildJob {
+  queue: string;
+  job: StepJob;
+  delayMs: number;
+}
+
+export interface StepCommit {
+  /** The run of the job's step first, then the runs of pure steps it ran inline; all or none are recorded. */
+  runs: repo.StepRunWrite[];
+  /** Created here when the trigger job did not create it before running (a pure start step). */
+  execution?: repo.NewExecution | undefined;
+  children: ChildJob[];
+  /** Change of the execution's pending jobs and failed steps. */
+  delta: { pending: number; failed: number };
+  snapshot?: { flowId: string; nodeId: string; tenantId: string; json: string } | undefined;
+  reply?: { executionId: string; reply: WebhookReply } | undefined;
+}
+
+type WriteItem = { kind: 'execution'; execution: repo.NewExecution } | { kind: 'step'; commit: StepCommit };
+
+/** What a committed batch tells the reply waiters of this process. */
+export interface CommittedReplies {
+  replies: Array<{ executionId: string; reply: WebhookReply }>;
+  /** Executions awaiting a reply that ended without one. */
+  finishedWithoutReply: string[];
+}
+
+interface Handoff {
+  ticket: HandoffTicket;
+  queue: string;
+  job: StepJob;
+  /** The job's id once enqueued. */
+  id?: string | undefined;
+}
+
+function sortById<T extends { id: string }>(xs: T[]): T[] {
+  return xs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+interface Pending {
+  item: WriteItem;
+  resolve: (applied: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+const MAX_BATCH = 500;
+/** NOTIFY payloads are capped at 8000 bytes; larger replies are read back from the table. */
+const MAX_INLINE_REPLY_CHARS = 7_000;
+
+export class ExecutionWriter {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private readonly maxInFlight: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: Bus,
+    private readonly logger: Logger,
+    private readonly onCommitted: (c: CommittedReplies) => void,
+    /** Runs next steps placed in this process without a claim round trip (see the runtime). */
+    private readonly handoff: LocalHandoff | undefined,
+  ) {
+    // PGlite runs one statement at a time; a PostgreSQL pool commits a few batches in parallel.
+    this.maxInFlight = db.dialect === 'pglite' ? 1 : 4;
+  }
+
+  /** Creates the execution if it does not exist yet (the trigger job may be redelivered). */
+  ensureExecution(execution: repo.NewExecution): Promise<boolean> {
+    return this.add({ kind: 'execution', execution });
+  }
+
+  /** Resolves true when the step run was recorded, false when it was a duplicate delivery. */
+  commitStep(commit: StepCommit): Promise<boolean> {
+    return this.add({ kind: 'step', commit });
+  }
+
+  private add(item: WriteItem): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // One tick lets the handlers that finish together join the same batch.
+        setImmediate(() => {
+          this.scheduled = false;
+          this.drain();
+        });
+      }
+    });
+  }
+
+  private drain(): void {
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      this.inFlight++;
+      void this.flushBatch(batch).finally(() => {
+        this.inFlight--;
+        this.drain();
+      });
+    }
+  }
+
+  private async flushBatch(batch: Pending[]): Promise<void> {
+    try {
+      const { results, replies } = await this.write(batch.map((p) => p.item));
+      batch.forEach((p, i) => p.resolve(results[i]!));
+      this.onCommitted(replies);
+      return;
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // One bad write must not fail its neighbours: retry each alone.
+      this.logger.warn({ err, size: batch.length }, 'orchestrator: batch commit failed; committing one by one');
+    }
+    for (const p of batch) {
+      try {
+        const { results, replies } = await this.write([p.item]);
+        p.resolve(results[0]!);
+        this.onCommitted(replies);
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+  }
+
+  private async write(items: WriteItem[]): Promise<{ results: boolean[]; replies: CommittedReplies }> {
+    const replies: CommittedReplies = { replies: [], finishedWithoutReply: [] };
+    const handoffs: Handoff[] = [];
+    let results: boolean[];
+    try {
+      results = await this.transact(items, replies, handoffs);
+    } catch (err) {
+      for (const h of handoffs) h.ticket.cancel();
+      throw err;
+    }
+    const enqueuedAt = new Date();
+    for (const h of handoffs) {
+      if (h.id === undefined) h.ticket.cancel();
+      else h.ticket.deliver({ id: h.id, queue: h.queue, payload: h.job, attempt: 0, enqueuedAt });
+    }
+    return { results, replies };
+  }
+
+  private async transact(items: WriteItem[], replies: CommittedReplies, handoffs: Handoff[]): Promise<boolean[]> {
+    return this.db.transaction(async (tx) => {
+      const results = items.map(() => true);
+      // Executions a trigger creates before running its step: one pending job, its own.
+      const ensured = new Map<string, repo.NewExecution & { pending: number; failed: number }>();
+      for (const it of items) if (it.kind === 'execution') ensured.set(it.execution.id, { ...it.execution, pending: 1, failed: 0 });
+      if (ensured.size > 0) await repo.insertExecutions(tx, sortById([...ensured.values()]));
+
+      // Steps, first delivery wins within a batch; sorted so concurrent batches lock rows in one order.
+      const steps: Array<{ index: number; commit: StepCommit; key: string }> = [];
+      const seen = new Set<string>();
+      items.forEach((it, index) => {
+        if (it.kind !== 'step') return;
+        const head = it.commit.runs[0]!;
+        const key = repo.stepRunKey(head.executionId, head.nodeId, head.path);
+        if (seen.has(key)) {
+          results[index] = false;
+          return;
+        }
+        seen.add(key);
+        steps.push({ index, commit: it.commit, key });
+      });
+      if (steps.length === 0) return results;
+      steps.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const applied = await repo.upsertStepRuns(
+        tx,
+        steps.flatMap((s) => s.commit.runs),
+      );
+
+      const jobs = new Map<string, { queue: string; delayMs: number; jobs: StepJob[]; handoffs: Handoff[] }>();
+      const created = new Map<string, repo.NewExecution & { pending: number; failed: number }>();
+      const deltas = new Map<string, repo.ExecutionDelta>();
+      const snapshots = new Map<string, { flowId: string; nodeId: string; tenantId: string; json: string }>();
+      for (const s of steps) {
+        if (!applied.has(s.key)) {
+          results[s.index] = false;
+          continue;
+        }
+        const c = s.commit;
+        for (const child of c.children) {
+          const ticket = child.delayMs === 0 ? this.handoff?.reserve(child.queue) : undefined;
+          const delayMs = ticket ? ticket.leaseMs : child.delayMs;
+          const k = `${child.queue}\u0000${delayMs}\u0000${ticket ? 'h' : ''}`;
+          let group = jobs.get(k);
+          if (!group) jobs.set(k, (group = { queue: child.queue, delayMs, jobs: [], handoffs: [] }));
+          group.jobs.push(child.job);
+          if (ticket) {
+            const h: Handoff = { ticket, queue: child.queue, job: child.job };
+            group.handoffs.push(h);
+            handoffs.push(h);
+          }
+        }
+        if (c.execution) {
+          // Created with this step run: its count starts at 1 (the trigger) plus this delta.
+          created.set(c.execution.id, { ...c.execution, pending: 1 + c.delta.pending, failed: c.delta.failed });
+        } else if (c.delta.pending !== 0 || c.delta.failed !== 0) {
+          const id = c.runs[0]!.executionId;
+          const d = deltas.get(id) ?? { id, pending: 0, failed: 0 };
+          d.pending += c.delta.pending;
+          d.failed += c.delta.failed;
+          deltas.set(id, d);
+        }
+        if (c.snapshot) snapshots.set(`${c.snapshot.flowId}\u0000${c.snapshot.nodeId}`, c.snapshot);
+        if (c.reply) replies.replies.push(c.reply);
+      }
+      for (const g of jobs.values()) {
+        const ids = await this.bus.enqueueMany(g.queue, g.jobs, { tx, ...(g.delayMs > 0 ? { delayMs: g.delayMs } : {}) });
+        // A hand-off group holds hand-offs only, in the order of its jobs.
+        g.handoffs.forEach((h, i) => {
+          h.id = ids[i];
+        });
+      }
+      if (snapshots.size > 0) await repo.upsertSnapshots(tx, [...snapshots.values()].sort((a, b) => (a.flowId + a.nodeId < b.flowId + b.nodeId ? -1 : 1)));
+      if (replies.replies.length > 0) {
+        await repo.insertReplies(tx, replies.replies.map((r) => ({ executionId: r.executionId, json: JSON.stringify(r.reply) })));
+      }
+      const settled: repo.SettledExecution[] = [];
+      if (created.size > 0) settled.push(...(await repo.insertExecutions(tx, sortById([...created.values()]))));
+      if (deltas.size > 0) settled.push(...(await repo.applyExecutionDeltas(tx, sortById([...deltas.values()]))));
+      const notices: string[] = replies.replies.map((r) => replyNotice(r.executionId, r.reply));
+      const replied = new Set(replies.replies.map((r) => r.executionId));
+      for (const x of settled) {
+        if (x.status !== 'running' && x.awaits_reply && !replied.has(x.id)) {
+          replies.finishedWithoutReply.push(x.id);
+          notices.push(JSON.stringify({ e: x.id, done: true }));
+        }
+      }
+      if (notices.length > 0) await repo.notify(tx, 'replies', notices);
+      return results;
+    });
+  }
+
+  /** Resolves once nothing is queued or being written. */
+  async idle(): Promise<void> {
+    while (this.queue.length > 0 || this.inFlight > 0 || this.scheduled) await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The NOTIFY payload announcing a reply; it carries the reply itself when small enough. */
+export function replyNotice(executionId: string, reply: WebhookReply): string {
+  const inline = JSON.stringify({ e: executionId, r: reply });
+  return inline.length <= MAX_INLINE_REPLY_CHARS ? inline : JSON.stringify({ e: executionId });
+}

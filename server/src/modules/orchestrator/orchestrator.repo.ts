@@ -1,0 +1,411 @@
+/** SQL of the orchestrator module. One operation per function, parameterised. */
+import type { Flow } from '../../contracts/flows.js';
+import type { Queryable } from '../../platform/db/index.js';
+
+// ---- flows the orchestrator runs ----
+
+export interface OrchestratorFlowRow {
+  flow_id: string;
+  tenant_id: string;
+  version: number;
+  status: 'active' | 'stopped';
+  runtime: string;
+  flow: Flow;
+  updated_at: Date;
+}
+
+export async function upsertFlow(db: Queryable, flow: Flow, status: 'active' | 'stopped', runtime: string): Promise<void> {
+  await db.query(
+    `INSERT INTO orchestrator_flows (flow_id, tenant_id, version, status, runtime, flow, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())
+     ON CONFLICT (flow_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, version = EXCLUDED.version, status = EXCLUDED.status,
+       runtime = EXCLUDED.runtime, flow = EXCLUDED.flow, updated_at = now()`,
+    [flow.id, flow.tenant, flow.version, status, runtime, JSON.stringify(flow)],
+  );
+}
+
+export async function insertFlowVersion(db: Queryable, flow: Flow): Promise<void> {
+  await db.query(
+    `INSERT INTO orchestrator_flow_versions (flow_id, version, flow) VALUES ($1, $2, $3::jsonb)
+     ON CONFLICT (flow_id, version) DO UPDATE SET flow = EXCLUDED.flow`,
+    [flow.id, flow.version, JSON.stringify(flow)],
+  );
+}
+
+export async function setFlowStatus(db: Queryable, flowId: string, status: 'active' | 'stopped'): Promise<boolean> {
+  const res = await db.query('UPDATE orchestrator_flows SET status = $2, updated_at = now() WHERE flow_id = $1 RETURNING flow_id', [flowId, status]);
+  return res.rows.length === 1;
+}
+
+export async function listActiveFlows(db: Queryable): Promise<Array<Pick<OrchestratorFlowRow, 'flow_id' | 'version' | 'runtime'>>> {
+  const res = await db.query<Pick<OrchestratorFlowRow, 'flow_id' | 'version' | 'runtime'>>("SELECT flow_id, version, runtime FROM orchestrator_flows WHERE status = 'active'");
+  return res.rows;
+}
+
+export async function findFlow(db: Queryable, flowId: string): Promise<OrchestratorFlowRow | undefined> {
+  const res = await db.query<OrchestratorFlowRow>('SELECT * FROM orchestrator_flows WHERE flow_id = $1', [flowId]);
+  return res.rows[0];
+}
+
+export async function findFlowVersion(db: Queryable, flowId: string, version: number): Promise<Flow | undefined> {
+  const res = await db.query<{ flow: Flow }>('SELECT flow FROM orchestrator_flow_versions WHERE flow_id = $1 AND version = $2', [flowId, version]);
+  return res.rows[0]?.flow;
+}
+
+// ---- placements ----
+
+export async function upsertPlacement(db: Queryable, instanceId: string, flowId: string, version: number, runtime: string): Promise<void> {
+  await db.query(
+    `INSERT INTO orchestrator_placements (instance_id, flow_id, version, runtime, heartbeat_at) VALUES ($1, $2, $3, $4, now())
+     ON CONFLICT (instance_id, flow_id) DO UPDATE SET version = EXCLUDED.version, runtime = EXCLUDED.runtime, heartbeat_at = now()`,
+    [instanceId, flowId, version, runtime],
+  );
+}
+
+export async function deletePlacement(db: Queryable, instanceId: string, flowId: string): Promise<void> {
+  await db.query('DELETE FROM orchestrator_placements WHERE instance_id = $1 AND flow_id = $2', [instanceId, flowId]);
+}
+
+export async function deleteInstancePlacements(db: Queryable, instanceId: string): Promise<void> {
+  await db.query('DELETE FROM orchestrator_placements WHERE instance_id = $1', [instanceId]);
+}
+
+export async function heartbeatPlacements(db: Queryable, instanceId: string): Promise<void> {
+  await db.query('UPDATE orchestrator_placements SET heartbeat_at = now() WHERE instance_id = $1', [instanceId]);
+}
+
+/** Other live processes still consuming the flow's steps (heartbeat within `freshMs`). */
+export async function countLivePlacements(db: Queryable, flowId: string, exceptInstance: string, freshMs: number): Promise<number> {
+  const res = await db.query<{ n: number }>(
+    `SELECT count(*)::int8 AS n FROM orchestrator_placements
+      WHERE flow_id = $1 AND instance_id <> $2 AND heartbeat_at > now() - ($3::int8 * interval '1 millisecond')`,
+    [flowId, exceptInstance, freshMs],
+  );
+  return res.rows[0]?.n ?? 0;
+}
+
+// ---- executions and step runs (the engine's hot path) ----
+
+export interface NewExecution {
+  id: string;
+  tenantId: string;
+  flowId: string;
+  flowVersion: number | null;
+  trigger: string;
+  awaitsReply: boolean;
+}
+
+/**
+ * Creates executions that do not exist yet. `pending` is the number of jobs still to settle (1
+ * for a trigger not yet run); at 0 the execution is created ended. Batches go in as one JSON
+ * parameter: PostgreSQL parses it faster than the driver serialises arrays of strings.
+ */
+export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecution & { pending: number; failed: number }>): Promise<Array<{ id: string; status: ExecutionRow['status']; awaits_reply: boolean }>> {
+  const res = await db.query<{ id: string; status: ExecutionRow['status']; awaits_reply: boolean }>(
+    `INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at)
+     SELECT id, t, f, v, tr, ar, p, fl,
+            CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
+            CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
+       FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int)
+     ON CONFLICT (id) DO NOTHING
+     RETURNING id, status, awaits_reply`,
+    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed })))],
+  );
+  return res.rows;
+}
+
+export type StepRunStatus = 'succeeded' | 'failed' | 'retrying' | 'rebounded' | 'queued';
+
+export interface StepRunWrite {
+  executionId: string;
+  nodeId: string;
+  path: string;
+  status: StepRunStatus;
+  attempt: number;
+  rebounds: number;
+  /** The generation of the job that ran (retries + rebounds before it). */
+  generation: number;
+  /** JSON text (already cut to the size cap) or null. */
+  inputJson: string | null;
+  outputJson: string | null;
+  emitted: number;
+  error: string | null;
+  retryMessageJson: string | null;
+  startedAt: Date;
+  finishedAt: Date;
+  durationMs: number;
+}
+
+/**
+ * Records step runs. A run is recorded only over a row of an older generation that is not final
+ * (succeeded / failed): anything else means this delivery was a duplicate or a stale copy.
+ * Returns the keys it recorded.
+ */
+export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[]): Promise<Set<string>> {
+  const res = await db.query<{ execution_id: string; node_id: string; path: string }>(
+    `INSERT INTO orchestrator_step_runs AS r (execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms)
+     SELECT e, n, p, s, a, rb, g, i, o, em, er, rm, st, ft, d
+       FROM json_to_recordset($1::json) AS x(e text, n text, p text, s text, a int, rb int, g int, i text, o text, em int, er text, rm text, st timestamptz, ft timestamptz, d int)
+     ON CONFLICT (execution_id, node_id, path) DO UPDATE SET
+       status = EXCLUDED.status, attempt = EXCLUDED.attempt, rebounds = EXCLUDED.rebounds, generation = EXCLUDED.generation, input = EXCLUDED.input,
+       output = EXCLUDED.output, emitted = EXCLUDED.emitted, error = EXCLUDED.error, retry_message = EXCLUDED.retry_message,
+       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms
+     WHERE r.status NOT IN ('succeeded', 'failed') AND r.generation < EXCLUDED.generation
+     RETURNING execution_id, node_id, path`,
+    [
+      JSON.stringify(
+        runs.map((r) => ({
+          e: r.executionId,
+          n: r.nodeId,
+          p: r.path,
+          s: r.status,
+          a: r.attempt,
+          rb: r.rebounds,
+          g: r.generation,
+          i: r.inputJson,
+          o: r.outputJson,
+          em: r.emitted,
+          er: r.error,
+          rm: r.retryMessageJson,
+          st: r.startedAt.toISOString(),
+          ft: r.finishedAt.toISOString(),
+          d: r.durationMs,
+        })),
+      ),
+    ],
+  );
+  return new Set(res.rows.map((r) => stepRunKey(r.execution_id, r.node_id, r.path)));
+}
+
+export function stepRunKey(executionId: string, nodeId: string, path: string): string {
+  return `${executionId}:${nodeId}:${path}`;
+}
+
+export interface StepRunState {
+  status: StepRunStatus;
+  generation: number;
+}
+
+export async function findStepRunState(db: Queryable, executionId: string, nodeId: string, path: string): Promise<StepRunState | undefined> {
+  const res = await db.query<StepRunState>('SELECT status, generation FROM orchestrator_step_runs WHERE execution_id = $1 AND node_id = $2 AND path = $3', [executionId, nodeId, path]);
+  return res.rows[0];
+}
+
+export interface ExecutionDelta {
+  id: string;
+  /** Jobs added minus jobs settled. */
+  pending: number;
+  failed: number;
+}
+
+export interface SettledExecution {
+  id: string;
+  status: 'running' | 'succeeded' | 'failed';
+  awaits_reply: boolean;
+}
+
+/** Applies pending-job deltas; an execution whose count reaches 0 ends. Ids must be distinct and sorted. */
+export async function applyExecutionDeltas(db: Queryable, deltas: readonly ExecutionDelta[]): Promise<SettledExecution[]> {
+  const res = await db.query<SettledExecution>(
+    `UPDATE orchestrator_executions x SET
+       pending = x.pending + d.p,
+       failed_steps = x.failed_steps + d.f,
+       status = CASE WHEN x.pending + d.p > 0 THEN 'running'
+                     WHEN x.failed_steps + d.f > 0 THEN 'failed' ELSE 'succeeded' END,
+       finished_at = CASE WHEN x.pending + d.p > 0 THEN NULL ELSE clock_timestamp() END
+       FROM json_to_recordset($1::json) AS d(id text, p int, f int)
+      WHERE x.id = d.id
+      RETURNING x.id, x.status, x.awaits_reply`,
+    [JSON.stringify(deltas.map((d) => ({ id: d.id, p: d.pending, f: d.failed })))],
+  );
+  return res.rows;
+}
+
+// ---- snapshots ----
+
+export interface SnapshotRow {
+  flow_id: string;
+  node_id: string;
+  tenant_id: string;
+  snapshot: unknown;
+  updated_at: Date;
+}
+
+export async function findSnapshot(db: Queryable, flowId: string, nodeId: string): Promise<unknown> {
+  const res = await db.query<{ snapshot: unknown }>('SELECT snapshot FROM orchestrator_snapshots WHERE flow_id = $1 AND node_id = $2', [flowId, nodeId]);
+  return res.rows[0]?.snapshot;
+}
+
+export async function upsertSnapshots(db: Queryable, s: ReadonlyArray<{ flowId: string; nodeId: string; tenantId: string; json: string }>): Promise<void> {
+  await db.query(
+    `INSERT INTO orchestrator_snapshots (flow_id, node_id, tenant_id, snapshot, updated_at)
+     SELECT f, n, t, j::jsonb, clock_timestamp() FROM json_to_recordset($1::json) AS x(f text, n text, t text, j text)
+     ON CONFLICT (flow_id, node_id) DO UPDATE SET snapshot = EXCLUDED.snapshot, tenant_id = EXCLUDED.tenant_id, updated_at = EXCLUDED.updated_at`,
+    [JSON.stringify(s.map((x) => ({ f: x.flowId, n: x.nodeId, t: x.tenantId, j: x.json })))],
+  );
+}
+
+export async function listSnapshots(db: Queryable, tenantId: string, flowId: string | undefined, limit: number, offset: number): Promise<SnapshotRow[]> {
+  const res = await db.query<SnapshotRow>(
+    `SELECT * FROM orchestrator_snapshots WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2)
+      ORDER BY flow_id, node_id LIMIT $3 OFFSET $4`,
+    [tenantId, flowId ?? null, limit, offset],
+  );
+  return res.rows;
+}
+
+export async function countSnapshots(db: Queryable, tenantId: string, flowId: string | undefined): Promise<number> {
+  const res = await db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM orchestrator_snapshots WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2)', [tenantId, flowId ?? null]);
+  return res.rows[0]?.n ?? 0;
+}
+
+export async function deleteSnapshot(db: Queryable, tenantId: string, flowId: string, nodeId: string): Promise<boolean> {
+  const res = await db.query('DELETE FROM orchestrator_snapshots WHERE tenant_id = $1 AND flow_id = $2 AND node_id = $3 RETURNING flow_id', [tenantId, flowId, nodeId]);
+  return res.rows.length === 1;
+}
+
+// ---- webhook replies ----
+
+export async function insertReplies(db: Queryable, replies: ReadonlyArray<{ executionId: string; json: string }>): Promise<void> {
+  await db.query(
+    `INSERT INTO orchestrator_replies (execution_id, reply) SELECT e, r::jsonb FROM json_to_recordset($1::json) AS x(e text, r text)
+     ON CONFLICT (execution_id) DO NOTHING`,
+    [JSON.stringify(replies.map((r) => ({ e: r.executionId, r: r.json })))],
+  );
+}
+
+/** NOTIFY on our channel, delivered at commit. */
+export async function notify(db: Queryable, kind: string, payloads: readonly string[]): Promise<void> {
+  await db.query('SELECT pg_notify(orchestrator_channel($1), p) FROM unnest($2::text[]) AS p', [kind, payloads]);
+}
+
+export async function channelName(db: Queryable, kind: string): Promise<string> {
+  const res = await db.query<{ c: string }>('SELECT orchestrator_channel($1) AS c', [kind]);
+  return res.rows[0]!.c;
+}
+
+export async function findReply(db: Queryable, executionId: string): Promise<unknown> {
+  const res = await db.query<{ reply: unknown }>('SELECT reply FROM orchestrator_replies WHERE execution_id = $1', [executionId]);
+  return res.rows[0]?.reply;
+}
+
+// ---- the executions API ----
+
+export interface ExecutionRow {
+  id: string;
+  tenant_id: string;
+  flow_id: string;
+  flow_version: number | null;
+  trigger: string;
+  status: 'running' | 'succeeded' | 'failed';
+  pending: number;
+  failed_steps: number;
+  /** Step runs that ended (succeeded or failed for good), counted when read. */
+  step_runs: number;
+  awaits_reply: boolean;
+  started_at: Date;
+  finished_at: Date | null;
+}
+
+const EXECUTION_COLUMNS = `x.*, (SELECT count(*)::int8 FROM orchestrator_step_runs r WHERE r.execution_id = x.id AND r.status IN ('succeeded', 'failed')) AS step_runs`;
+
+export interface ExecutionFilter {
+  tenantId: string;
+  flowId?: string | undefined;
+  status?: string | undefined;
+}
+
+export async function listExecutions(db: Queryable, f: ExecutionFilter, desc: boolean, limit: number, offset: number): Promise<ExecutionRow[]> {
+  const res = await db.query<ExecutionRow>(
+    `SELECT ${EXECUTION_COLUMNS} FROM orchestrator_executions x
+      WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)
+      ORDER BY started_at ${desc ? 'DESC' : 'ASC'}, id ${desc ? 'DESC' : 'ASC'} LIMIT $4 OFFSET $5`,
+    [f.tenantId, f.flowId ?? null, f.status ?? null, limit, offset],
+  );
+  return res.rows;
+}
+
+export async function countExecutions(db: Queryable, f: ExecutionFilter): Promise<number> {
+  const res = await db.query<{ n: number }>(
+    'SELECT count(*)::int8 AS n FROM orchestrator_executions WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)',
+    [f.tenantId, f.flowId ?? null, f.status ?? null],
+  );
+  return res.rows[0]?.n ?? 0;
+}
+
+export async function findExecution(db: Queryable, tenantId: string, id: string): Promise<ExecutionRow | undefined> {
+  const res = await db.query<ExecutionRow>(`SELECT ${EXECUTION_COLUMNS} FROM orchestrator_executions x WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+  return res.rows[0];
+}
+
+export async function findExecutionStatus(db: Queryable, id: string): Promise<ExecutionRow['status'] | undefined> {
+  const res = await db.query<{ status: ExecutionRow['status'] }>('SELECT status FROM orchestrator_executions WHERE id = $1', [id]);
+  return res.rows[0]?.status;
+}
+
+export async function lockExecution(db: Queryable, tenantId: string, id: string): Promise<ExecutionRow | undefined> {
+  const res = await db.query<ExecutionRow>(`SELECT ${EXECUTION_COLUMNS} FROM orchestrator_executions x WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [tenantId, id]);
+  return res.rows[0];
+}
+
+export interface StepRunRow {
+  execution_id: string;
+  node_id: string;
+  path: string;
+  status: StepRunStatus;
+  attempt: number;
+  rebounds: number;
+  generation: number;
+  /** JSON text. */
+  input: string | null;
+  output: string | null;
+  emitted: number;
+  error: string | null;
+  retry_message: string | null;
+  started_at: Date;
+  finished_at: Date;
+  duration_ms: number;
+}
+
+export async function listStepRuns(db: Queryable, executionId: string): Promise<StepRunRow[]> {
+  const res = await db.query<StepRunRow>('SELECT * FROM orchestrator_step_runs WHERE execution_id = $1 ORDER BY started_at, node_id, path', [executionId]);
+  return res.rows;
+}
+
+export async function listFailedStepRuns(db: Queryable, executionId: string): Promise<StepRunRow[]> {
+  const res = await db.query<StepRunRow>("SELECT * FROM orchestrator_step_runs WHERE execution_id = $1 AND status = 'failed' ORDER BY started_at", [executionId]);
+  return res.rows;
+}
+
+export async function markStepRunsQueued(db: Queryable, executionId: string, keys: ReadonlyArray<{ nodeId: string; path: string }>): Promise<void> {
+  await db.query(
+    `UPDATE orchestrator_step_runs r SET status = 'queued', error = NULL
+       FROM unnest($2::text[], $3::text[]) AS k(n, p) WHERE r.execution_id = $1 AND r.node_id = k.n AND r.path = k.p`,
+    [executionId, keys.map((k) => k.nodeId), keys.map((k) => k.path)],
+  );
+}
+
+export async function reopenExecution(db: Queryable, id: string, addedJobs: number): Promise<void> {
+  await db.query(
+    `UPDATE orchestrator_executions SET pending = pending + $2, failed_steps = GREATEST(0, failed_steps - $2), status = 'running', finished_at = NULL WHERE id = $1`,
+    [id, addedJobs],
+  );
+}
+
+// ---- retention ----
+
+/** Deletes up to `limit` executions (with their step runs) finished before `before`; returns how many. */
+export async function pruneExecutions(db: Queryable, before: Date, limit: number): Promise<number> {
+  const res = await db.query<{ id: string }>(
+    `WITH old AS (SELECT id FROM orchestrator_executions WHERE finished_at < $1 ORDER BY finished_at LIMIT $2),
+          runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id)
+     DELETE FROM orchestrator_executions x USING old WHERE x.id = old.id RETURNING x.id`,
+    [before.toISOString(), limit],
+  );
+  return res.rows.length;
+}
+
+export async function pruneReplies(db: Queryable, before: Date): Promise<number> {
+  const res = await db.query('DELETE FROM orchestrator_replies WHERE created_at < $1', [before.toISOString()]);
+  return res.rowCount;
+}

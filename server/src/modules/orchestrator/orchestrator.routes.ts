@@ -1,0 +1,182 @@
+/** Executions and snapshots: each route declares its schema and its permission together. */
+import { z } from 'zod';
+import { NodeId } from '../../contracts/flows.js';
+import { listMeta, listOf, pageQuery, parseSort, sortQuery } from '../../contracts/list.js';
+import type { AuditPublisher } from '../../platform/audit.js';
+import type { HttpApp } from '../../platform/http/index.js';
+import { ORCHESTRATOR_AUDIT } from './orchestrator.events.js';
+import type { ExecutionRow, SnapshotRow, StepRunRow } from './orchestrator.repo.js';
+import { stepRunKey } from './orchestrator.repo.js';
+import type { OrchestratorService } from './orchestrator.service.js';
+
+const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 _ . : -');
+const ExecutionStatus = z.enum(['running', 'succeeded', 'failed']);
+
+const Execution = z.object({
+  id: z.string(),
+  flowId: z.string(),
+  flowVersion: z.number().int().nullable(),
+  trigger: z.string(),
+  status: ExecutionStatus,
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().int().nullable(),
+  /** Step jobs still queued or running. */
+  pendingSteps: z.number().int(),
+  failedSteps: z.number().int(),
+  stepRuns: z.number().int(),
+});
+
+const StepRun = z.object({
+  nodeId: z.string(),
+  path: z.string(),
+  idempotencyKey: z.string(),
+  status: z.enum(['succeeded', 'failed', 'retrying', 'rebounded', 'queued']),
+  attempt: z.number().int(),
+  rebounds: z.number().int(),
+  input: z.unknown(),
+  output: z.unknown(),
+  emitted: z.number().int(),
+  error: z.string().nullable(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number().int(),
+});
+
+const Snapshot = z.object({ flowId: z.string(), nodeId: z.string(), snapshot: z.unknown(), updatedAt: z.string() });
+
+function executionView(x: ExecutionRow): z.infer<typeof Execution> {
+  return {
+    id: x.id,
+    flowId: x.flow_id,
+    flowVersion: x.flow_version,
+    trigger: x.trigger,
+    status: x.status,
+    startedAt: x.started_at.toISOString(),
+    finishedAt: x.finished_at ? x.finished_at.toISOString() : null,
+    durationMs: x.finished_at ? x.finished_at.getTime() - x.started_at.getTime() : null,
+    pendingSteps: Math.max(0, x.pending),
+    failedSteps: x.failed_steps,
+    stepRuns: x.step_runs,
+  };
+}
+
+function stepView(r: StepRunRow): z.infer<typeof StepRun> {
+  return {
+    nodeId: r.node_id,
+    path: r.path,
+    idempotencyKey: stepRunKey(r.execution_id, r.node_id, r.path),
+    status: r.status,
+    attempt: r.attempt,
+    rebounds: r.rebounds,
+    input: r.input === null ? null : (JSON.parse(r.input) as unknown),
+    output: r.output === null ? null : (JSON.parse(r.output) as unknown),
+    emitted: r.emitted,
+    error: r.error,
+    startedAt: r.started_at.toISOString(),
+    finishedAt: r.finished_at.toISOString(),
+    durationMs: r.duration_ms,
+  };
+}
+
+function snapshotView(s: SnapshotRow): z.infer<typeof Snapshot> {
+  return { flowId: s.flow_id, nodeId: s.node_id, snapshot: s.snapshot, updatedAt: s.updated_at.toISOString() };
+}
+
+export function orchestratorRoutes(service: OrchestratorService, audit: AuditPublisher) {
+  return async (app: HttpApp): Promise<void> => {
+    app.get(
+      '/api/v1/executions',
+      {
+        config: { permission: 'executions.read' },
+        schema: {
+          tags: ['executions'],
+          summary: 'List executions (runs of flows), newest first',
+          security: [{ bearer: [] }],
+          querystring: z.strictObject({ ...pageQuery, 'filter[flowId]': Id.optional(), 'filter[status]': ExecutionStatus.optional(), sort: sortQuery(['startedAt']) }),
+          response: { 200: listOf(Execution) },
+        },
+      },
+      async (req) => {
+        const q = req.query;
+        const { desc } = parseSort(q.sort, '-startedAt');
+        const { rows, total } = await service.listExecutions({ tenantId: req.principal.tenantId, flowId: q['filter[flowId]'], status: q['filter[status]'] }, desc, q['page[number]'], q['page[size]']);
+        return { data: rows.map(executionView), meta: listMeta(total, q['page[number]'], q['page[size]']) };
+      },
+    );
+
+    app.get(
+      '/api/v1/executions/:id',
+      {
+        config: { permission: 'executions.read' },
+        schema: {
+          tags: ['executions'],
+          summary: 'One execution with its step runs (input and output bodies up to the stored size)',
+          security: [{ bearer: [] }],
+          params: z.strictObject({ id: Id }),
+          response: { 200: z.object({ data: Execution.extend({ steps: z.array(StepRun) }) }) },
+        },
+      },
+      async (req) => {
+        const { execution, steps } = await service.getExecution(req.principal.tenantId, req.params.id);
+        return { data: { ...executionView(execution), steps: steps.map(stepView) } };
+      },
+    );
+
+    app.post(
+      '/api/v1/executions/:id/retry',
+      {
+        config: { permission: 'executions.retry' },
+        schema: {
+          tags: ['executions'],
+          summary: 'Re-run the failed steps of a failed execution from their stored input',
+          security: [{ bearer: [] }],
+          params: z.strictObject({ id: Id }),
+          response: { 202: z.object({ data: Execution.extend({ retriedSteps: z.number().int() }) }) },
+        },
+      },
+      async (req, reply) => {
+        const { execution, retried } = await service.retryExecution(req.principal.tenantId, req.params.id);
+        await audit.record({ action: ORCHESTRATOR_AUDIT.executionRetried, actor: req.principal, target: { type: 'execution', id: execution.id }, result: 'success', sourceIp: req.ip, details: { flowId: execution.flow_id, retriedSteps: retried } });
+        return reply.code(202).send({ data: { ...executionView(execution), retriedSteps: retried } });
+      },
+    );
+
+    app.get(
+      '/api/v1/snapshots',
+      {
+        config: { permission: 'executions.read' },
+        schema: {
+          tags: ['executions'],
+          summary: 'State steps keep between executions (e.g. a polling cursor), per flow and node',
+          security: [{ bearer: [] }],
+          querystring: z.strictObject({ ...pageQuery, 'filter[flowId]': Id.optional() }),
+          response: { 200: listOf(Snapshot) },
+        },
+      },
+      async (req) => {
+        const q = req.query;
+        const { rows, total } = await service.listSnapshots(req.principal.tenantId, q['filter[flowId]'], q['page[number]'], q['page[size]']);
+        return { data: rows.map(snapshotView), meta: listMeta(total, q['page[number]'], q['page[size]']) };
+      },
+    );
+
+    app.delete(
+      '/api/v1/snapshots/:flowId/:nodeId',
+      {
+        config: { permission: 'flows.write' },
+        schema: {
+          tags: ['executions'],
+          summary: 'Forget a step’s snapshot (its next run starts from scratch, e.g. polls from the beginning)',
+          security: [{ bearer: [] }],
+          params: z.strictObject({ flowId: Id, nodeId: NodeId }),
+        },
+      },
+      async (req, reply) => {
+        await service.deleteSnapshot(req.principal.tenantId, req.params.flowId, req.params.nodeId);
+        await audit.record({ action: ORCHESTRATOR_AUDIT.snapshotDeleted, actor: req.principal, target: { type: 'snapshot', id: `${req.params.flowId}/${req.params.nodeId}` }, result: 'success', sourceIp: req.ip });
+        return reply.code(204).send();
+      },
+    );
+  };
+}
