@@ -11,7 +11,6 @@ import { startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepJob } 
 import type { AuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
-import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import * as repo from './webhooks.repo.js';
 
