@@ -97,11 +97,6 @@ export async function advanceDueExecutions(
   );
 }
 
-/** Gives claims back without firing (their jobs could not be stored); they are retried at once. */
-export async function releaseClaims(db: Queryable, flowIds: readonly string[]): Promise<void> {
-  await db.query('UPDATE scheduler_flows SET claimed_until = NULL WHERE flow_id = ANY($1::text[])', [flowIds]);
-}
-
 /** Milliseconds from the database's now to the nearest due time (negative: overdue); undefined when none. */
 export async function msUntilNextDue(db: Queryable): Promise<number | undefined> {
   const res = await db.query<{ ms: number | null }>(

@@ -1,14 +1,12 @@
 /**
  * The scheduler (seed 002 "Scheduler", "Execute Polling Flow"). Any number of scheduler
  * processes share `scheduler_flows`; each loops:
- * 1. claim the due flows in one statement (`FOR UPDATE SKIP LOCKED` + a lease), so each due
- *    time goes to exactly one scheduler however many run;
- * 2. enqueue an empty message for each one's start node — concurrently, so the bus stores the
- *    whole batch with one statement (group commit) — and only then advance each due time to
- *    the next one AFTER now: a flow that was due during downtime fires once, not once per
- *    missed tick, and a scheduler that dies between 2 and 3 leaves a lease that expires, after
- *    which the due time fires again with the SAME execution id (derived from flow and due
- *    time), which the engine runs once;
+ * 1. claim the due flows in one statement (`FOR UPDATE SKIP LOCKED`), so each due time goes
+ *    to exactly one scheduler however many run;
+ * 2. in the same transaction, enqueue an empty message for each one's start node (one
+ *    statement for the whole batch) and advance each due time to the next one AFTER now: a
+ *    flow that was due during downtime fires once, not once per missed tick, and a due time
+ *    is fired exactly when its jobs are stored;
  * 3. sleep until the nearest due time (bounded), woken early when a flow is scheduled here or,
  *    through NOTIFY, in another process.
  */
@@ -126,29 +124,29 @@ export class SchedulerService {
   }
 
   private async fireBatch(): Promise<number> {
-    const due = await repo.claimDueFlows(this.db, this.batchSize, this.leaseMs);
-    if (due.length === 0) return 0;
-    const jobs = due.map(scheduledJob);
-    try {
-      // Not in the claiming transaction: concurrent enqueues share the bus's group commit, so
-      // a whole batch is stored by one statement instead of one statement per flow.
-      await Promise.all(due.map((r, i) => this.bus.enqueue(stepQueueName(r.flow_id, r.start_node), jobs[i]!)));
-    } catch (err) {
-      await repo.releaseClaims(
-        this.db,
-        due.map((r) => r.flow_id),
+    // Claim, enqueue and advance in one transaction: a due time is fired exactly when its jobs
+    // are stored, whatever dies when. SKIP LOCKED keeps concurrent schedulers on other flows,
+    // and the batch goes in as one statement (enqueueEach), not one per flow.
+    const fired = await this.db.transaction(async (tx) => {
+      const due = await repo.claimDueFlows(tx, this.batchSize, this.leaseMs);
+      if (due.length === 0) return undefined;
+      const jobs = due.map(scheduledJob);
+      await this.bus.enqueueEach(
+        due.map((r, i) => ({ queue: stepQueueName(r.flow_id, r.start_node), payload: jobs[i]! })),
+        { tx },
       );
-      throw err;
-    }
+      await repo.advanceDueExecutions(
+        tx,
+        due.map((r) => r.flow_id),
+        due.map((r) => r.due_execution),
+        due.map((r) => nextDueAfter(r, this.log)),
+      );
+      return { due, jobs };
+    });
+    if (!fired) return 0;
     const firedAtMs = Date.now();
-    await repo.advanceDueExecutions(
-      this.db,
-      due.map((r) => r.flow_id),
-      due.map((r) => r.due_execution),
-      due.map((r) => nextDueAfter(r, this.log)),
-    );
-    this.opts.onFired?.(due.map((r, i) => ({ flowId: r.flow_id, executionId: jobs[i]!.executionId, dueAt: r.due_execution, firedAtMs })));
-    return due.length;
+    this.opts.onFired?.(fired.due.map((r, i) => ({ flowId: r.flow_id, executionId: fired.jobs[i]!.executionId, dueAt: r.due_execution, firedAtMs })));
+    return fired.due.length;
   }
 
   private async loop(): Promise<void> {

@@ -191,6 +191,26 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(seen.items).toEqual(['committed']);
   });
 
+  it('enqueues onto several queues in one transaction: all or none', async () => {
+    const q1 = unique('each');
+    const q2 = unique('each');
+    const seen = recorder<string>();
+    track(await bus.consume<string>(q1, async (job) => seen.push(`1:${job.payload}`)));
+    track(await bus.consume<string>(q2, async (job) => seen.push(`2:${job.payload}`)));
+    await expect(
+      t.db.transaction(async (tx) => {
+        await bus.enqueueEach([{ queue: q1, payload: 'gone' }, { queue: q2, payload: 'gone' }], { tx });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    const ids = await t.db.transaction((tx) => bus.enqueueEach([{ queue: q1, payload: 'a' }, { queue: q2, payload: 'b' }, { queue: q1, payload: 'c' }], { tx }));
+    expect(new Set(ids).size).toBe(3);
+    await seen.waitFor(3);
+    await sleep(300);
+    expect([...seen.items].sort()).toEqual(['1:a', '1:c', '2:b']);
+    await expectAppError(bus.enqueueEach([{ queue: 'bad queue!', payload: 1 }]), 'VALIDATION_FAILED', 'bad queue!');
+  });
+
   it('publishes the event envelope to every matching group, once per group, by pattern', async () => {
     const root = unique('ev');
     const a = recorder<BusEvent<number>>();

@@ -126,6 +126,8 @@ export interface Bus {
   /** Durably enqueues; resolves once the job is stored. Returns the job id. */
   enqueue<T>(queue: string, payload: T, opts?: EnqueueOptions): Promise<string>;
   enqueueMany<T>(queue: string, payloads: readonly T[], opts?: EnqueueOptions): Promise<string[]>;
+  /** Enqueues onto several queues at once; with `{tx}` all of them or none (one write in the transaction). */
+  enqueueEach<T>(items: ReadonlyArray<{ queue: string; payload: T }>, opts?: EnqueueOptions): Promise<string[]>;
   /** Low level: claims up to `max` ready jobs with a lease. */
   claim<T = unknown>(queue: string, opts?: ClaimOptions): Promise<Job<T>[]>;
   ack(job: Job): Promise<void>;

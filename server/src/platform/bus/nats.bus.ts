@@ -200,6 +200,29 @@ class NatsBus implements Bus {
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
   }
 
+  async enqueueEach<T>(items: ReadonlyArray<{ queue: string; payload: T }>, opts: EnqueueOptions = {}): Promise<string[]> {
+    this.assertOpen();
+    const delayMs = checkDelayMs(opts.delayMs);
+    const prepared = items.map((item) => {
+      assertUserQueue(item.queue);
+      const body = encodePayload(item.payload);
+      this.assertFits(body, item.queue);
+      return { queue: item.queue, subject: this.jobSubject(item.queue), body };
+    });
+    if (prepared.length === 0) return [];
+    if (opts.tx || delayMs > 0) {
+      // All rows in one outbox write: stored together, relayed after commit / when due.
+      const rows = prepared.map((p) => {
+        const id = nuid.next();
+        return { subject: p.subject, msgId: id, queue: p.queue, headers: JSON.stringify({ [H_ID]: id }), body: p.body, delayMs };
+      });
+      await outbox.insertOutbox(opts.tx ?? this.db, rows);
+      return rows.map((r) => r.msgId);
+    }
+    const seqs = await Promise.all(prepared.map((p) => this.publisher.publish(p.subject, p.body)));
+    return seqs.map((seq) => this.directId(this.jobsStream, seq));
+  }
+
   /** A no-wait pull: the server answers at once with what is ready. */
   async claim<T = unknown>(queue: string, opts: ClaimOptions = {}): Promise<Job<T>[]> {
     this.assertOpen();

@@ -134,6 +134,18 @@ class SqlBus implements Bus {
     return ids.map(String);
   }
 
+  async enqueueEach<T>(items: ReadonlyArray<{ queue: string; payload: T }>, opts: EnqueueOptions = {}): Promise<string[]> {
+    this.assertOpen();
+    if (items.length === 0) return [];
+    for (const item of items) assertUserQueue(item.queue);
+    const delayMs = checkDelayMs(opts.delayMs);
+    const encoded = items.map((i) => encodePayload(i.payload));
+    // One statement, so the whole batch is stored or none of it.
+    const ids = await repo.insertJobs(opts.tx ?? this.db, items.map((i) => i.queue), encoded, encoded.map(() => delayMs));
+    if (!opts.tx) for (const queue of new Set(items.map((i) => i.queue))) this.wake(queue);
+    return ids.map(String);
+  }
+
   async claim<T = unknown>(queue: string, opts: ClaimOptions = {}): Promise<Job<T>[]> {
     this.assertOpen();
     assertName(queue, 'queue');
