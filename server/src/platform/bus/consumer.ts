@@ -281,6 +281,22 @@ class ConsumeLoop {
 
 // ---- Small rules both adapters apply the same way ----
 
+/**
+ * Starts a consume loop for an adapter and keeps it in `running` until stopped, so the
+ * adapter's close() can drain every loop it started.
+ */
+export function startTrackedConsumer<T>(running: Set<Consumer>, source: JobSource, handler: JobHandler<T>, settings: ConsumerSettings): Consumer {
+  const consumer = startConsumer(source, handler, settings);
+  const tracked: Consumer = {
+    stop: async () => {
+      await consumer.stop();
+      running.delete(tracked);
+    },
+  };
+  running.add(tracked);
+  return tracked;
+}
+
 export interface BusDefaults {
   leaseMs: number;
   maxAttempts: number;

@@ -34,7 +34,7 @@ import type { Db, Queryable } from '../db/db.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Bus, BusEvent, ClaimOptions, ConsumeOptions, Consumer, DeadLetter, EnqueueOptions, EventHandler, Job, JobHandler, NackOptions, QueueStats } from './bus.js';
-import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startConsumer, type BusDefaults, type JobSource } from './consumer.js';
+import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startTrackedConsumer, type BusDefaults, type JobSource } from './consumer.js';
 import * as outbox from './outbox.repo.js';
 import { assertName, assertPattern, assertUserQueue, eventQueueName, isEventQueue, shortHash } from './pattern.js';
 import * as repo from './sql.repo.js';
@@ -362,15 +362,7 @@ class NatsBus implements Bus {
 
   private startConsuming(queue: string, handler: JobHandler, opts: ConsumeOptions): Consumer {
     const settings = consumerSettings(queue, opts, this.defaults);
-    const consumer = startConsumer(this.source(queue, settings.leaseMs), handler, settings);
-    const tracked: Consumer = {
-      stop: async () => {
-        await consumer.stop();
-        this.consumers.delete(tracked);
-      },
-    };
-    this.consumers.add(tracked);
-    return tracked;
+    return startTrackedConsumer(this.consumers, this.source(queue, settings.leaseMs), handler, settings);
   }
 
   private source(queue: string, leaseMs: number): JobSource {

@@ -12,7 +12,7 @@ import type { Db, Queryable } from '../db/db.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Bus, ClaimOptions, ConsumeOptions, Consumer, DeadLetter, EnqueueOptions, EventHandler, Job, JobHandler, NackOptions, QueueStats } from './bus.js';
-import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startConsumer, type BusDefaults, type JobSource } from './consumer.js';
+import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startTrackedConsumer, type BusDefaults, type JobSource } from './consumer.js';
 import { assertName, assertPattern, assertUserQueue, eventQueueName, patternToRegex } from './pattern.js';
 import * as repo from './sql.repo.js';
 
@@ -214,15 +214,7 @@ class SqlBus implements Bus {
 
   private startConsuming(queue: string, handler: JobHandler, opts: ConsumeOptions): Consumer {
     const settings = consumerSettings(queue, opts, this.defaults);
-    const consumer = startConsumer(this.source(queue, settings.leaseMs), handler, settings);
-    const tracked: Consumer = {
-      stop: async () => {
-        await consumer.stop();
-        this.consumers.delete(tracked);
-      },
-    };
-    this.consumers.add(tracked);
-    return tracked;
+    return startTrackedConsumer(this.consumers, this.source(queue, settings.leaseMs), handler, settings);
   }
 
   private source(queue: string, leaseMs: number): JobSource {
