@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
-import type { Db } from '../../platform/db/index.js';
+import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
@@ -101,9 +101,16 @@ export class SecretsService implements SecretResolver {
     };
   }
 
-  private record(ctx: CallContext | undefined, action: string, tenantId: string, input: Omit<AuditRecordInput, 'action' | 'actor' | 'sourceIp' | 'tenantId'>): Promise<void> {
+  /** Audits an action on a secret; with `tx`, as part of the caller's transaction. */
+  private record(
+    ctx: CallContext | undefined,
+    action: string,
+    tenantId: string,
+    input: Omit<AuditRecordInput, 'action' | 'actor' | 'sourceIp' | 'tenantId'>,
+    tx?: Queryable,
+  ): Promise<void> {
     const actor = ctx ? { accountId: ctx.principal.accountId, username: ctx.principal.username, tenantId: ctx.principal.tenantId } : undefined;
-    return this.audit.record({ action, actor, sourceIp: ctx?.ip, tenantId, ...input });
+    return this.audit.record({ action, actor, sourceIp: ctx?.ip, tenantId, ...input }, tx ? { tx } : undefined);
   }
 
   private async find(tenantId: string, id: string): Promise<repo.SecretRow> {
@@ -145,18 +152,7 @@ export class SecretsService implements SecretResolver {
     const row = await this.db.transaction(async (tx) => {
       const r = await repo.insertSecret(tx, { id, tenantId, name: body.name, type: body.type, ...sealed, createdBy: ctx.principal.accountId, tokenExpiresAt: tokenExpiry(value) });
       if (r) {
-        await this.audit.record(
-          {
-            action: 'secret.created',
-            actor: { accountId: ctx.principal.accountId, username: ctx.principal.username, tenantId },
-            sourceIp: ctx.ip,
-            tenantId,
-            result: 'success',
-            target: { type: 'secret', id, name: r.name },
-            details: { type: r.type, fields: Object.keys(body.value) },
-          },
-          { tx },
-        );
+        await this.record(ctx, 'secret.created', tenantId, { result: 'success', target: { type: 'secret', id, name: r.name }, details: { type: r.type, fields: Object.keys(body.value) } }, tx);
       }
       return r;
     });
@@ -196,18 +192,7 @@ export class SecretsService implements SecretResolver {
       });
       if (r === null) throw new AppError('ALREADY_EXISTS', `a secret named ${body.name} already exists`);
       if (!r) throw AppError.notFound(`secret ${id}`);
-      await this.audit.record(
-        {
-          action: 'secret.updated',
-          actor: { accountId: ctx.principal.accountId, username: ctx.principal.username, tenantId },
-          sourceIp: ctx.ip,
-          tenantId,
-          result: 'success',
-          target: { type: 'secret', id, name: r.name },
-          details: { renamed: body.name !== undefined && body.name !== row.name, fields: changed },
-        },
-        { tx },
-      );
+      await this.record(ctx, 'secret.updated', tenantId, { result: 'success', target: { type: 'secret', id, name: r.name }, details: { renamed: body.name !== undefined && body.name !== row.name, fields: changed } }, tx);
       return r;
     });
     return this.toSecret(updated, maskValue(next ?? this.open(updated)));
@@ -218,17 +203,7 @@ export class SecretsService implements SecretResolver {
     await this.db.transaction(async (tx) => {
       const r = await repo.deleteSecret(tx, tenantId, id);
       if (!r) throw AppError.notFound(`secret ${id}`);
-      await this.audit.record(
-        {
-          action: 'secret.deleted',
-          actor: { accountId: ctx.principal.accountId, username: ctx.principal.username, tenantId },
-          sourceIp: ctx.ip,
-          tenantId,
-          result: 'success',
-          target: { type: 'secret', id, name: r.name },
-        },
-        { tx },
-      );
+      await this.record(ctx, 'secret.deleted', tenantId, { result: 'success', target: { type: 'secret', id, name: r.name } }, tx);
     });
   }
 
