@@ -119,25 +119,8 @@ export class StepRunner {
     }
     if (result.rebound) return this.rebound(job, path, node, result.rebound.reason, startedAt, execution);
 
-    const finishedAt = new Date();
     const runs: repo.StepRunWrite[] = [
-      {
-        executionId: sj.executionId,
-        nodeId: sj.nodeId,
-        path,
-        status: 'succeeded',
-        attempt: (sj.retries ?? 0) + 1,
-        rebounds: sj.rebounds ?? 0,
-        generation,
-        inputJson: this.stored(sj.message.body),
-        outputJson: this.stored(result.messages.map((m) => m.message.body)),
-        emitted: result.messages.length,
-        error: null,
-        retryMessageJson: null,
-        startedAt,
-        finishedAt,
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      },
+      this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation }),
     ];
     const queued: ChildJob[] = [];
     await this.runInline(flow, children, runs, queued, { left: MAX_INLINE_RUNS, until: Date.now() + MAX_INLINE_MS });
@@ -189,26 +172,35 @@ export class StepRunner {
         queued.push(child);
         continue;
       }
-      const finishedAt = new Date();
-      runs.push({
-        executionId: sj.executionId,
-        nodeId: sj.nodeId,
-        path,
-        status: 'succeeded',
-        attempt: 1,
-        rebounds: 0,
-        generation: 0,
-        inputJson: this.stored(sj.message.body),
-        outputJson: this.stored(result.messages.map((m) => m.message.body)),
-        emitted: result.messages.length,
-        error: null,
-        retryMessageJson: null,
-        startedAt,
-        finishedAt,
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-      });
+      runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
       await this.runInline(flow, grandchildren, runs, queued, budget);
     }
+  }
+
+  /** The record of a step run that succeeded, finished now. */
+  private succeededRun(
+    sj: StepJob,
+    path: string,
+    result: StepResult,
+    startedAt: Date,
+    counts: { attempt: number; rebounds: number; generation: number },
+  ): repo.StepRunWrite {
+    const finishedAt = new Date();
+    return {
+      executionId: sj.executionId,
+      nodeId: sj.nodeId,
+      path,
+      status: 'succeeded',
+      ...counts,
+      inputJson: this.stored(sj.message.body),
+      outputJson: this.stored(result.messages.map((m) => m.message.body)),
+      emitted: result.messages.length,
+      error: null,
+      retryMessageJson: null,
+      startedAt,
+      finishedAt,
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+    };
   }
 
   private async credentials(sj: StepJob, secretId: string): Promise<{ type: string; value: Record<string, unknown> }> {
