@@ -96,20 +96,14 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     const sync = target.settings.respond === 'sync';
     if (sync && !deps.replyWaiter) throw new AppError('UNAVAILABLE', 'this flow answers synchronously, but no execution engine runs on this process');
     let pendingReply: Promise<WebhookReply | undefined> | undefined;
-    let accepted;
-    try {
-      accepted = await service.accept({
-        target,
-        job: { message, ...(sync ? { awaitsReply: true } : {}) },
-        requestKey,
-        webhookId: target.settings.auth === 'hmac' ? header(req, 'webhook-id') : undefined,
-        // Registered before the job exists, so a fast reply cannot slip past the waiter.
-        beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
-      });
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'INVALID_SIGNATURE') await deny(req, target, err);
-      throw err;
-    }
+    const accepted = await service.accept({
+      target,
+      job: { message, ...(sync ? { awaitsReply: true } : {}) },
+      requestKey,
+      webhookId: target.settings.auth === 'hmac' ? header(req, 'webhook-id') : undefined,
+      // Registered before the job exists, so a fast reply cannot slip past the waiter.
+      beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
+    });
     if (!pendingReply) {
       // Serialised by hand: the hot path skips the response schema (documented on the route).
       const answer = `{"data":{"requestId":${JSON.stringify(requestId)},"executionId":"${accepted.executionId}"}}`;
