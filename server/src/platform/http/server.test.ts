@@ -19,6 +19,9 @@ const principal = (permissions: string[]): Principal => ({
 });
 
 let app: HttpApp | undefined;
+// Resolved by /slow once its handler runs, so a test can close the server while a request is
+// known to be in flight rather than guessing how long the client takes to send it.
+let slowStarted: () => void = () => undefined;
 afterEach(async () => {
   await app?.close();
   app = undefined;
@@ -45,6 +48,7 @@ async function build(permissions: string[] = ['flows.read']): Promise<{ app: Htt
     throw new Error('secret internals at /srv/x.ts:10');
   });
   a.get('/slow', { config: { permission: 'public' } }, async () => {
+    slowStarted();
     await sleep(300);
     return { done: true };
   });
@@ -103,8 +107,9 @@ describe('HTTP platform', () => {
     await a.listen({ port: 0, host: '127.0.0.1' });
     const addr = a.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
+    const started = new Promise<void>((resolve) => (slowStarted = resolve));
     const pending = fetch(`http://127.0.0.1:${port}/slow`);
-    await sleep(50);
+    await started;
     const closing = a.close();
     const res = await pending;
     expect(res.status).toBe(200);
