@@ -3,7 +3,7 @@
  * roles and the HTTP origin. `plexus start` and the end-to-end tests both use it.
  */
 import type { Config } from '../platform/config.js';
-import { openDb, dbOptionsFrom, type Db } from '../platform/db/index.js';
+import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/index.js';
 import { createBus, type Bus } from '../platform/bus/index.js';
 import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
 import { Lifecycle } from '../platform/lifecycle.js';
@@ -51,6 +51,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
 
   const db = opts.db ?? (await openDb(dbOptionsFrom(config)));
   if (!opts.db) lifecycle.onStop('db', () => db.close());
+  const autovacuum = startAutovacuum(db, logger.child({ module: 'db' }));
+  lifecycle.onStop('autovacuum', () => autovacuum.stop());
   const bus =
     opts.bus ??
     (await createBus({

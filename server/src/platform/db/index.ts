@@ -9,6 +9,7 @@ export type { Db, Queryable, QueryResult, Row, Dialect } from './db.js';
 export { migrate, readMigrations } from './migrate.js';
 export { openPglite } from './pglite.db.js';
 export { openPostgres } from './postgres.db.js';
+export { startAutovacuum, type Autovacuum } from './vacuum.js';
 
 export interface OpenDbOptions {
   url?: string | undefined;
