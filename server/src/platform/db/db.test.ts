@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
+import { waitFor } from '../../../test/helpers/flows.js';
 import { openDb, openPostgres } from './index.js';
 import { migrate, type Migration } from './migrate.js';
 
@@ -20,6 +22,43 @@ describe.each(dbTargets)('Db on %s', (target) => {
     );
     expect(res.rows[0]).toMatchObject({ n: 42, j: { a: [1, 2] } });
     expect(res.rows[0]!.d).toBeInstanceOf(Date);
+  });
+
+  it('returns bytea as bytes', async () => {
+    const res = await t.db.query<{ b: Uint8Array }>(`SELECT '\\x00ff10'::bytea AS b`);
+    expect(res.rows[0]!.b).toBeInstanceOf(Uint8Array);
+    expect([...res.rows[0]!.b]).toEqual([0, 255, 16]);
+  });
+
+  it("keeps PostgreSQL's error fields: code, constraint, detail", async () => {
+    await t.db.exec('CREATE TABLE uniq_probe (k text CONSTRAINT uniq_probe_k UNIQUE)');
+    await t.db.query('INSERT INTO uniq_probe VALUES ($1)', ['a']);
+    const err = (await t.db.query('INSERT INTO uniq_probe VALUES ($1)', ['a']).catch((e: unknown) => e)) as Error & Record<string, unknown>;
+    expect(err).toBeInstanceOf(Error);
+    expect(err).toMatchObject({ code: '23505', constraint: 'uniq_probe_k', table: 'uniq_probe' });
+    expect(err.message).toMatch(/duplicate key value violates unique constraint "uniq_probe_k"/);
+    expect(err.detail).toMatch(/Key \(k\)=\(a\) already exists/);
+    // Inside a transaction too, and the transaction rejects with that same error.
+    const inTx = (await t.db.transaction((tx) => tx.query('INSERT INTO uniq_probe VALUES ($1)', ['a'])).catch((e: unknown) => e)) as Record<string, unknown>;
+    expect(inTx).toMatchObject({ code: '23505', constraint: 'uniq_probe_k' });
+  });
+
+  it('delivers notifications of a committed transaction, none of a rolled-back one', async () => {
+    const channel = `probe_${randomBytes(4).toString('hex')}`;
+    const seen: string[] = [];
+    const unlisten = await t.db.listen(channel, (payload) => seen.push(payload));
+    await t.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_notify($1, $2)', [channel, 'rolled back']);
+      throw new Error('undo');
+    }).catch(() => undefined);
+    await t.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_notify($1, $2)', [channel, 'committed']);
+    });
+    await waitFor('the notification', async () => seen.length > 0);
+    await unlisten();
+    await t.db.query('SELECT pg_notify($1, $2)', [channel, 'after unlisten']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual(['committed']);
   });
 
   it('rolls a transaction back when it throws', async () => {
