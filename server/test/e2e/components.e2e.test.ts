@@ -76,6 +76,36 @@ describe.each(dbTargets)('components on %s', (target) => {
     expect(snaps.body.data).toEqual([expect.objectContaining({ nodeId: 'upsert', snapshot: { seen: 1 } })]);
   });
 
+  it('registers an OIH component from an npm package installed on the hub and runs it', async () => {
+    // "Installed on the hub" = resolvable from the hub's code, as `npm install <pkg>` in the
+    // hub's folder would put it: a package in the project's node_modules.
+    const name = `plexus-e2e-orders-${target}`;
+    const installed = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../node_modules', name);
+    fs.rmSync(installed, { recursive: true, force: true });
+    fs.cpSync(FIXTURE, installed, { recursive: true });
+    const pkg = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(installed, 'package.json'), JSON.stringify({ ...pkg, name, version: '2.0.0' }));
+    try {
+      const created = await hub.api('POST', '/api/v1/components', { package: name });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect(created.body.data).toMatchObject({ id: name, version: '2.0.0', builtin: false, source: { kind: 'package', name } });
+      // Its own dependencies were installed from its package.json at registration.
+      expect(fs.existsSync(path.join(installed, 'node_modules', 'order-format'))).toBe(true);
+      expect((await hub.api('POST', '/api/v1/components', { package: name })).status).toBe(409);
+
+      const secret = await hub.api('POST', '/api/v1/secrets', { name: `orders pkg key ${target}`, type: 'mixed', value: { apiKey: 'k-2' } });
+      const flowId = await createAndStart(hub, {
+        nodes: [{ id: 'upsert', componentId: name, function: 'upsertOrder', credentialsId: secret.body.data.id, fields: { prefix: 'PKG', region: 'eu' } }],
+        edges: [],
+      });
+      const x = await waitForExecution(hub, await trigger(hub, flowId, { id: 42 }));
+      expect(x.status).toBe('succeeded');
+      expect(stepsOf(x, 'upsert')[0]!.output).toEqual([{ number: 'PKG-000042', region: 'eu', authorised: true, sameAsBody: true }]);
+    } finally {
+      fs.rmSync(installed, { recursive: true, force: true });
+    }
+  });
+
   it('rebounds a message when the component asks, up to maxRebounds, then fails it', async () => {
     const flowId = await createAndStart(hub, {
       nodes: [{ id: 'flaky', componentId: 'oih-orders', function: 'unreliable', nodeSettings: { maxRebounds: 2, reboundDelayMs: 20 } }],
