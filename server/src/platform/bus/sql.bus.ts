@@ -130,7 +130,7 @@ class SqlBus implements Bus {
     const encoded = payloads.map((p) => encodePayload(p));
     // One statement, so the whole batch is stored or none of it.
     const ids = await repo.insertJobs(opts.tx ?? this.db, encoded.map(() => queue), encoded, encoded.map(() => delayMs));
-    if (!opts.tx) this.wake(queue);
+    if (!opts.tx && this.isDueSoon(delayMs)) this.wake(queue);
     return ids.map(String);
   }
 
@@ -142,7 +142,7 @@ class SqlBus implements Bus {
     const encoded = items.map((i) => encodePayload(i.payload));
     // One statement, so the whole batch is stored or none of it.
     const ids = await repo.insertJobs(opts.tx ?? this.db, items.map((i) => i.queue), encoded, encoded.map(() => delayMs));
-    if (!opts.tx) for (const queue of new Set(items.map((i) => i.queue))) this.wake(queue);
+    if (!opts.tx && this.isDueSoon(delayMs)) for (const queue of new Set(items.map((i) => i.queue))) this.wake(queue);
     return ids.map(String);
   }
 
@@ -271,6 +271,16 @@ class SqlBus implements Bus {
     return batcher.add(max);
   }
 
+  /**
+   * Whether a new job is worth waking its consumers for. One due later (a long delay, an
+   * in-process hand-off invisible for its lease) would only cost them a claim that finds
+   * nothing; an idle consumer wakes by itself at least every `pollMs` and then sleeps until the
+   * next job is due. The insert trigger applies the same rule across processes.
+   */
+  private isDueSoon(delayMs: number): boolean {
+    return delayMs <= Math.min(this.pollMs, 1_000);
+  }
+
   private wakeup(queue: string): { seq: number; waiters: Set<() => void> } {
     let w = this.wakeups.get(queue);
     if (!w) {
@@ -307,7 +317,7 @@ class SqlBus implements Bus {
 
   private async flushEnqueues(items: PendingJob[]): Promise<number[]> {
     const ids = await repo.insertJobs(this.db, items.map((i) => i.queue), items.map((i) => i.payload), items.map((i) => i.delayMs));
-    for (const queue of new Set(items.map((i) => i.queue))) this.wake(queue);
+    for (const queue of new Set(items.filter((i) => this.isDueSoon(i.delayMs)).map((i) => i.queue))) this.wake(queue);
     return ids;
   }
 
