@@ -183,3 +183,20 @@ export interface ReplyWaiter {
   /** Resolves with the reply, or undefined when none came within `timeoutMs`. */
   waitForReply(executionId: string, timeoutMs: number): Promise<WebhookReply | undefined>;
 }
+
+/**
+ * What a trigger (webhooks) asks of the execution engine to skip the claim of a job it enqueues:
+ * a slot on the step consuming `queue` in this process. The trigger enqueues the job invisible
+ * for `leaseMs`, then delivers it here once the enqueue committed (or cancels). If this process
+ * dies, the lease runs out and any process claims the job as usual.
+ */
+export interface StepHandoff {
+  /** Undefined when the step is not placed in this process, or its buffer is full. */
+  reserve(queue: string): StepHandoffTicket | undefined;
+}
+
+export interface StepHandoffTicket {
+  readonly leaseMs: number;
+  deliver(jobId: string, job: StepJob): void;
+  cancel(): void;
+}

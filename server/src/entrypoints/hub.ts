@@ -92,6 +92,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     logger: logger.child({ module: 'webhooks' }),
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
+    handoff: orchestrator.handoff,
   });
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });

@@ -5,7 +5,7 @@
  * per step run), records executions and step runs, keeps snapshots, answers sync webhooks
  * (ReplyWaiter) and serves `/api/v1/executions` and `/api/v1/snapshots`.
  */
-import type { ReplyWaiter } from '../../contracts/flows.js';
+import type { ReplyWaiter, StepHandoff } from '../../contracts/flows.js';
 import { createAuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
@@ -29,6 +29,8 @@ export interface OrchestratorModule extends PlexusModule {
   service: OrchestratorService;
   /** For the webhooks module: waits for a sync webhook's reply. */
   replyWaiter: ReplyWaiter;
+  /** For the webhooks module: runs a trigger job in this process without claiming it back. */
+  handoff: StepHandoff | undefined;
 }
 
 export interface OrchestratorDeps {
@@ -66,6 +68,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     role: 'orchestrator',
     service,
     replyWaiter: replies,
+    handoff: runtime.handoff,
     routes: orchestratorRoutes(service, audit),
     async start() {
       await replies.start();

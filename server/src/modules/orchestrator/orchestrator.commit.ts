@@ -6,12 +6,11 @@
  * in flight are coalesced into the next one: a handful of statements per batch, not per step,
  * which is what makes thousands of step runs per second possible on embedded PGlite.
  */
-import type { StepJob, WebhookReply } from '../../contracts/flows.js';
+import type { StepHandoff, StepHandoffTicket, StepJob, WebhookReply } from '../../contracts/flows.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
 import * as repo from './orchestrator.repo.js';
-import type { HandoffTicket, LocalHandoff } from './orchestrator.runtime.js';
 
 export interface ChildJob {
   queue: string;
@@ -41,8 +40,7 @@ export interface CommittedReplies {
 }
 
 interface Handoff {
-  ticket: HandoffTicket;
-  queue: string;
+  ticket: StepHandoffTicket;
   job: StepJob;
   /** The job's id once enqueued. */
   id?: string | undefined;
@@ -74,7 +72,7 @@ export class ExecutionWriter {
     private readonly logger: Logger,
     private readonly onCommitted: (c: CommittedReplies) => void,
     /** Runs next steps placed in this process without a claim round trip (see the runtime). */
-    private readonly handoff: LocalHandoff | undefined,
+    private readonly handoff: StepHandoff | undefined,
   ) {
     // PGlite runs one statement at a time; a PostgreSQL pool commits a few batches in parallel.
     this.maxInFlight = db.dialect === 'pglite' ? 1 : 4;
@@ -150,10 +148,9 @@ export class ExecutionWriter {
       for (const h of handoffs) h.ticket.cancel();
       throw err;
     }
-    const enqueuedAt = new Date();
     for (const h of handoffs) {
       if (h.id === undefined) h.ticket.cancel();
-      else h.ticket.deliver({ id: h.id, queue: h.queue, payload: h.job, attempt: 0, enqueuedAt });
+      else h.ticket.deliver(h.id, h.job);
     }
     return { results, replies };
   }
@@ -205,7 +202,7 @@ export class ExecutionWriter {
           if (!group) jobs.set(k, (group = { queue: child.queue, delayMs, jobs: [], handoffs: [] }));
           group.jobs.push(child.job);
           if (ticket) {
-            const h: Handoff = { ticket, queue: child.queue, job: child.job };
+            const h: Handoff = { ticket, job: child.job };
             group.handoffs.push(h);
             handoffs.push(h);
           }

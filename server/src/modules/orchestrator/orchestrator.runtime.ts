@@ -10,7 +10,7 @@
  * runs out and any process claims it as usual. That saves the claim round trip per step — the
  * difference between hundreds and thousands of executions per second on embedded PGlite.
  */
-import type { StepJob } from '../../contracts/flows.js';
+import type { StepHandoff, StepHandoffTicket, StepJob } from '../../contracts/flows.js';
 import type { Bus, Consumer, Job, JobHandler } from '../../platform/bus/index.js';
 import { isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -32,27 +32,12 @@ export interface Placement {
   stop(): Promise<void>;
 }
 
-/** A reserved slot for a job this process is about to enqueue for a step placed here. */
-export interface HandoffTicket {
-  /** Enqueue the job with this delay: it stays invisible to consumers while this process runs it. */
-  readonly leaseMs: number;
-  /** After the enqueue committed: run the job here. */
-  deliver(job: Job<StepJob>): void;
-  /** The enqueue did not happen. */
-  cancel(): void;
-}
-
-export interface LocalHandoff {
-  /** A slot on the step consuming `queue` in this process, or undefined (not placed here, or busy). */
-  reserve(queue: string): HandoffTicket | undefined;
-}
-
 export interface Runtime {
   readonly name: string;
   /** Starts taking the step's messages; resolves once it does. */
   place(step: StepPlacement, handler: JobHandler<StepJob>): Promise<Placement>;
   /** In-process delivery of jobs enqueued by this process, when the runtime offers it. */
-  readonly handoff?: LocalHandoff | undefined;
+  readonly handoff?: StepHandoff | undefined;
 }
 
 export const LOCAL_RUNTIME = 'local';
@@ -79,17 +64,19 @@ class LocalPlacement {
     this.maxHeld = step.concurrency * 16;
   }
 
-  reserve(): HandoffTicket | undefined {
+  reserve(): StepHandoffTicket | undefined {
     const leaseMs = this.step.handoffLeaseMs;
     if (leaseMs === undefined || this.stopping || this.buffer.length + this.reserved + this.running >= this.maxHeld) return undefined;
     this.reserved++;
     let settled = false;
     return {
       leaseMs,
-      deliver: (job) => {
+      deliver: (jobId, payload) => {
         if (settled) return;
         settled = true;
         this.reserved--;
+        // Never claimed: to the bus it is at attempt 0.
+        const job: Job<StepJob> = { id: jobId, queue: this.step.queue, payload, attempt: 0, enqueuedAt: new Date() };
         if (this.stopping) return this.release([job]);
         this.buffer.push(job);
         this.pump();
@@ -167,3 +154,4 @@ export function createLocalRuntime(bus: Bus, logger: Logger): Runtime {
     handoff: canHandOff ? { reserve: (queue) => placements.get(queue)?.reserve() } : undefined,
   };
 }
+

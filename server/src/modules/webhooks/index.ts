@@ -1,5 +1,5 @@
 /** Webhooks ingress: `/hook/:flowId` delivers to a started flow's first step (see README.md). */
-import type { ReplyWaiter } from '../../contracts/flows.js';
+import type { ReplyWaiter, StepHandoff } from '../../contracts/flows.js';
 import { createAuditPublisher } from '../../platform/audit.js';
 import type { Bus, Consumer } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
@@ -28,11 +28,13 @@ export interface WebhooksModuleDeps {
   authenticate?: Authenticator | undefined;
   /** Sync replies (`respond: "sync"`), from the execution engine. */
   replyWaiter?: ReplyWaiter | undefined;
+  /** In-process delivery of accepted calls to the flow's first step, from the execution engine. */
+  handoff?: StepHandoff | undefined;
 }
 
 export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<WebhooksModule> {
   const audit = createAuditPublisher(deps.bus, 'webhooks', deps.logger);
-  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger);
+  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger, deps.handoff);
   let consumer: Consumer | undefined;
   return {
     name: 'webhooks',

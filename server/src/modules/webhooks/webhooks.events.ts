@@ -31,6 +31,8 @@ export async function subscribeToLifecycle(bus: Bus, service: WebhooksService, l
         if (p.success) await service.acceptFlow(p.data.id);
         return;
       }
+      // A flow that could not start takes no calls; callers waiting for it to start learn at once.
+      case FLOW_EVENTS.failed:
       case FLOW_EVENTS.stopping: {
         const p = IdPayload.safeParse(event.payload);
         if (p.success) await service.forgetFlow(p.data.id);

@@ -7,7 +7,7 @@
  * is stored in the same transaction as its job.
  */
 import { randomUUID } from 'node:crypto';
-import { startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepJob } from '../../contracts/flows.js';
+import { startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepHandoff, type StepJob } from '../../contracts/flows.js';
 import type { AuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
@@ -23,6 +23,9 @@ export interface HookTarget {
   settings: WebhookSettings;
   accepting: boolean;
 }
+
+/** How long a call to a flow that is starting waits for it to accept calls. */
+const STARTING_WAIT_MS = 2_000;
 
 /** How long an idempotency key (and a signed call's webhook-id) is remembered. */
 export const REQUEST_KEY_TTL_MS = 24 * 3_600_000;
@@ -54,6 +57,7 @@ export class WebhooksService {
     private readonly bus: Bus,
     readonly audit: AuditPublisher,
     private readonly log: Logger,
+    private readonly handoff?: StepHandoff | undefined,
   ) {}
 
   /** Starts listening for changes of the flows this process caches, and purging old keys. */
@@ -70,17 +74,34 @@ export class WebhooksService {
     this.unlisten = undefined;
   }
 
-  /** The flow behind `/hook/:flowId`; undefined for unknown, inactive and scheduled flows alike. */
+  /**
+   * The flow behind `/hook/:flowId`; undefined for unknown, inactive and scheduled flows alike.
+   * A flow that is starting (recorded, not yet accepting) is waited for up to
+   * `STARTING_WAIT_MS`: the flows API may already show it `active` (its module hears
+   * `flow.started` on its own subscription), and a caller that starts a flow and calls it at once
+   * should be served rather than get a 404 for a few milliseconds.
+   */
   async resolve(flowId: string): Promise<HookTarget | undefined> {
+    let target = await this.lookup(flowId);
+    const deadline = Date.now() + STARTING_WAIT_MS;
+    while (target && !target.accepting && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      // acceptFlow (here, or by NOTIFY from another process) drops the entry; re-read anyway.
+      this.cache.delete(flowId);
+      target = await this.lookup(flowId);
+    }
+    return target?.accepting ? target : undefined;
+  }
+
+  private async lookup(flowId: string): Promise<HookTarget | undefined> {
     const hit = this.cache.get(flowId);
-    if (hit && hit.until > Date.now()) return hit.target?.accepting ? hit.target : undefined;
+    if (hit && hit.until > Date.now()) return hit.target;
     let pending = this.loading.get(flowId);
     if (!pending) {
       pending = this.load(flowId).finally(() => this.loading.delete(flowId));
       this.loading.set(flowId, pending);
     }
-    const target = await pending;
-    return target?.accepting ? target : undefined;
+    return pending;
   }
 
   private async load(flowId: string): Promise<HookTarget | undefined> {
@@ -119,10 +140,29 @@ export class WebhooksService {
       flowVersion: target.flowVersion,
     };
     const queue = stepQueueName(target.flowId, target.startNode);
+    // When the first step runs in this process, it gets the job directly: stored invisible for
+    // the ticket's lease, so no consumer claims it back (see StepHandoff).
+    const ticket = this.handoff?.reserve(queue);
+    const opts = ticket ? { delayMs: ticket.leaseMs } : {};
+    try {
+      const accepted = await this.store(input, queue, job, opts);
+      if (ticket) {
+        if (accepted.jobId === undefined) ticket.cancel();
+        else ticket.deliver(accepted.jobId, job);
+      }
+      return { executionId: accepted.executionId, duplicate: accepted.duplicate };
+    } catch (err) {
+      ticket?.cancel();
+      throw err;
+    }
+  }
+
+  private async store(input: AcceptInput, queue: string, job: StepJob, opts: { delayMs?: number }): Promise<{ executionId: string; duplicate: boolean; jobId?: string }> {
+    const { target } = input;
+    const executionId = job.executionId;
     if (!input.requestKey && !input.webhookId) {
       input.beforeEnqueue?.(executionId);
-      await this.bus.enqueue(queue, job);
-      return { executionId, duplicate: false };
+      return { executionId, duplicate: false, jobId: await this.bus.enqueue(queue, job, opts) };
     }
     return this.db.transaction(async (tx) => {
       // A repeated webhook-id is a sender's retry (Standard Webhooks resend with the same id) or
@@ -136,8 +176,7 @@ export class WebhooksService {
         if (first) return { executionId: first, duplicate: true };
       }
       input.beforeEnqueue?.(executionId);
-      await this.bus.enqueue(queue, job, { tx });
-      return { executionId, duplicate: false };
+      return { executionId, duplicate: false, jobId: await this.bus.enqueue(queue, job, { ...opts, tx }) };
     });
   }
 
