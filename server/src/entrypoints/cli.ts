@@ -23,14 +23,15 @@ async function start(args: string[]): Promise<void> {
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';
   logger.info({ url, storage, bus }, 'Plexus is ready');
-  process.stdout.write(`\nPlexus is listening on ${url}  (${storage}, ${bus})\n`);
   const bootstrap = hub.iam.bootstrapCredentials;
-  if (bootstrap) {
-    process.stdout.write(
-      `First start: created user "${bootstrap.username}" in tenant "default" with password: ${bootstrap.password}\n` +
-        (bootstrap.passwordFile ? `(also written to ${bootstrap.passwordFile}; it is shown only this once)\n` : ''),
-    );
-  }
+  // One write, so whoever reads up to the URL line (a script, a test) has the password too.
+  process.stdout.write(
+    `\nPlexus is listening on ${url}  (${storage}, ${bus})\n` +
+      (bootstrap
+        ? `First start: created user "${bootstrap.username}" in tenant "default" with password: ${bootstrap.password}\n` +
+          (bootstrap.passwordFile ? `(also written to ${bootstrap.passwordFile}; it is shown only this once)\n` : '')
+        : ''),
+  );
 }
 
 function fail(message: string): never {
