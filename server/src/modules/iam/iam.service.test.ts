@@ -3,6 +3,7 @@ import { createAuditPublisher } from '../../platform/audit.js';
 import { createBus, type Bus } from '../../platform/bus/index.js';
 import { loadConfig } from '../../platform/config.js';
 import { createLogger } from '../../platform/logger.js';
+import { waitFor } from '../../../test/helpers/flows.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { IamService } from './iam.service.js';
 
@@ -47,6 +48,8 @@ describe.each(dbTargets)('IAM sessions on %s', (target) => {
   it('lets a session lapse once it is idle past its expiry', async () => {
     const { token } = await iam.login('admin', 'admin-password-1', '10.1.1.1');
     const { principal } = (await iam.resolveToken(token))!;
+    // That use slides the session in the background; let it land before the clock "passes" expiry.
+    await waitFor('the recorded use', async () => (await t.db.query('SELECT 1 FROM iam_tokens WHERE id = $1 AND last_used_at IS NOT NULL', [principal.tokenId])).rows.length > 0);
     await t.db.query("UPDATE iam_tokens SET expires_at = now() - interval '1 second' WHERE id = $1", [principal.tokenId]);
     expect(await iam.resolveToken(token)).toBeUndefined();
   });
