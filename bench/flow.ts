@@ -138,7 +138,9 @@ interface HubProcess {
 
 async function startHub(env: Record<string, string>): Promise<HubProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [PLEXUS_BIN, 'start'], {
+  // e.g. PLEXUS_BENCH_HUB_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the hubs under load.
+  const nodeArgs = (process.env.PLEXUS_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, PLEXUS_BIN, 'start'], {
     cwd: SERVER_DIR,
     env: {
       PATH: process.env.PATH ?? '',
@@ -148,6 +150,7 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
       PLEXUS_MTLS_PORT: String(await freePort()),
       PLEXUS_GRPC_PORT: String(await freePort()),
       PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      ...(process.env.PLEXUS_SQL_STATS ? { PLEXUS_SQL_STATS: process.env.PLEXUS_SQL_STATS } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -328,6 +331,19 @@ function cpuTimes(): { busy: number; total: number } | undefined {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 interface Measured {
   label: string;
   completedPerSec: number;
@@ -340,9 +356,12 @@ interface Measured {
   halfCompleted: number;
   /** Machine CPU busy % during the saturated run (all cores). */
   cpuBusyPct: number;
+  /** CPU time of the hub (or peer) processes per completed execution in the saturated run. */
+  cpuUsPerExecution: number;
 }
 
-async function measure(label: string, hookUrls: string[], sink: Sink, connections: number, durationMs: number): Promise<Measured> {
+async function measure(label: string, hookUrls: string[], sink: Sink, connections: number, durationMs: number, pids: Array<number | undefined>): Promise<Measured> {
+  const serverCpuSeconds = (): number => pids.reduce<number>((sum, pid) => sum + processCpuSeconds(pid), 0);
   // Warm-up: JIT, connection pools, prepared statements.
   const warm = await load(hookUrls, 10, 2_000, 500);
   await drain(sink, warm.accepted);
@@ -350,13 +369,18 @@ async function measure(label: string, hookUrls: string[], sink: Sink, connection
 
   const t0 = Date.now();
   const cpu0 = cpuTimes();
+  const serverCpu0 = serverCpuSeconds();
   const sat = await load(hookUrls, connections, durationMs);
   await drain(sink, sat.accepted);
   const cpu1 = cpuTimes();
+  const serverCpu1 = serverCpuSeconds();
   const cpuBusyPct = cpu0 && cpu1 ? (100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total) : NaN;
   const completed = sink.count();
   const completedPerSec = completed / ((sink.lastAt() - t0) / 1000);
-  process.stdout.write(`  ${label}: saturated ${sat.accepted} accepted, ${completed} completed, ${completedPerSec.toFixed(0)}/s, machine CPU ${cpuBusyPct.toFixed(0)} % busy\n`);
+  const cpuUsPerExecution = ((serverCpu1 - serverCpu0) * 1e6) / completed;
+  process.stdout.write(
+    `  ${label}: saturated ${sat.accepted} accepted, ${completed} completed, ${completedPerSec.toFixed(0)}/s, machine CPU ${cpuBusyPct.toFixed(0)} % busy, server CPU ${cpuUsPerExecution.toFixed(0)} µs/execution\n`,
+  );
 
   sink.reset();
   const halfRate = Math.max(1, Math.round(completedPerSec / 2));
@@ -376,6 +400,7 @@ async function measure(label: string, hookUrls: string[], sink: Sink, connection
     halfP99: percentile(lat, 99),
     halfCompleted: sink.count(),
     cpuBusyPct,
+    cpuUsPerExecution,
   };
   process.stdout.write(`  ${label}: half load ${halfRate}/s → p50 ${m.halfP50} ms, p99 ${m.halfP99} ms\n`);
   sink.reset();
@@ -400,6 +425,7 @@ function npmInstall(dir: string, pkg: Record<string, unknown>): void {
 
 interface PeerProcess {
   hookUrl: string;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -426,13 +452,20 @@ async function waitForHook(hookUrl: string, child: ChildProcess, output: () => s
   }
 }
 
-function stopper(child: ChildProcess): () => Promise<void> {
-  return async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null) child.kill('SIGKILL');
+/** A started peer: its pid (for CPU accounting) and a stop that also removes its folder. */
+function runningPeer(child: ChildProcess, hookUrl: string, userDir: string): PeerProcess {
+  return {
+    hookUrl,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(10_000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      fs.rmSync(userDir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -469,14 +502,7 @@ async function startNodeRed(sinkUrl: string): Promise<PeerProcess> {
   const { child, output } = spawnPeer(process.execPath, [path.join(dir, 'node_modules/node-red/red.js'), '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], userDir, {});
   const hookUrl = `http://127.0.0.1:${port}/hook`;
   await waitForHook(hookUrl, child, output);
-  const stop = stopper(child);
-  return {
-    hookUrl,
-    async stop() {
-      await stop();
-      fs.rmSync(userDir, { recursive: true, force: true });
-    },
-  };
+  return runningPeer(child, hookUrl, userDir);
 }
 
 /**
@@ -574,14 +600,7 @@ db.run('INSERT INTO workflow_history (versionId, workflowId, authors, nodes, con
   const { child, output } = spawnPeer(process.execPath, [bin, 'start'], userDir, env);
   const hookUrl = `http://127.0.0.1:${port}/webhook/bench`;
   await waitForHook(hookUrl, child, output, 300_000);
-  const stop = stopper(child);
-  return {
-    hookUrl,
-    async stop() {
-      await stop();
-      fs.rmSync(userDir, { recursive: true, force: true });
-    },
-  };
+  return runningPeer(child, hookUrl, userDir);
 }
 
 async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
@@ -616,7 +635,7 @@ export async function run(args: string[]): Promise<void> {
       const hub = await startHub({ PLEXUS_DATA_DIR: dataDir });
       try {
         const flowId = await setupFlow(hub.url, sink.url);
-        results.push(await measure('embedded (PGlite + SQL bus), 1 process', [`${hub.url}/hook/${flowId}`], sink, connections, durationMs));
+        results.push(await measure('embedded (PGlite + SQL bus), 1 process', [`${hub.url}/hook/${flowId}`], sink, connections, durationMs, [hub.child.pid]));
       } finally {
         await hub.stop();
         fs.rmSync(dataDir, { recursive: true, force: true });
@@ -637,7 +656,7 @@ export async function run(args: string[]): Promise<void> {
         }
         const flowId = await setupFlow(hubs[0]!.url, sink.url);
         const urls = hubs.map((h) => `${h.url}/hook/${flowId}`);
-        results.push(await measure(`PostgreSQL + NATS, ${processes} process${processes > 1 ? 'es' : ''}`, urls, sink, connections, durationMs));
+        results.push(await measure(`PostgreSQL + NATS, ${processes} process${processes > 1 ? 'es' : ''}`, urls, sink, connections, durationMs, hubs.map((h) => h.child.pid)));
       } finally {
         await Promise.all(hubs.map((h) => h.stop()));
         await database.drop();
@@ -653,7 +672,7 @@ export async function run(args: string[]): Promise<void> {
         try {
           peer = await start(sink.url);
           sink.reset();
-          results.push(await measure(label, [peer.hookUrl], sink, connections, durationMs));
+          results.push(await measure(label, [peer.hookUrl], sink, connections, durationMs, [peer.pid]));
         } catch (err) {
           process.stdout.write(`  ${label}: could not be measured: ${(err as Error).message.slice(0, 500)}\n`);
         } finally {
@@ -666,8 +685,8 @@ export async function run(args: string[]): Promise<void> {
   }
 
   const table: ResultTable = {
-    columns: ['deployment', 'accepted', 'completed', 'completed executions/s', 'machine CPU busy (saturated)', 'half load (msg/s)', 'half-load p50 ms', 'half-load p99 ms'],
-    rows: results.map((r) => [r.label, r.accepted, r.completed, Math.round(r.completedPerSec), `${Math.round(r.cpuBusyPct)} %`, r.halfRate, r.halfP50, r.halfP99]),
+    columns: ['deployment', 'accepted', 'completed', 'completed executions/s', 'machine CPU busy (saturated)', 'server CPU per execution', 'half load (msg/s)', 'half-load p50 ms', 'half-load p99 ms'],
+    rows: results.map((r) => [r.label, r.accepted, r.completed, Math.round(r.completedPerSec), `${Math.round(r.cpuBusyPct)} %`, `${Math.round(r.cpuUsPerExecution)} µs`, r.halfRate, r.halfP50, r.halfP99]),
   };
   const best = Math.max(...results.map((r) => r.completedPerSec), 1);
   const worstP99 = Math.max(...results.map((r) => r.halfP99).filter(Number.isFinite), 1);
