@@ -352,6 +352,30 @@ describe.each(dbTargets)('executions on %s', (target) => {
     expect(sink.requests.filter((r) => String(r.headers['idempotency-key']).startsWith(executionId))).toHaveLength(1);
   });
 
+  it('fails an execution whose job the engine cannot run, instead of leaving it running', async () => {
+    const flowId = await createAndStart(hub, pipeline(sink.url));
+    const executionId = randomUUID();
+    // A trigger job naming a version of the flow that does not exist: nothing can run it.
+    const job: StepJob = {
+      executionId,
+      flowId,
+      tenant: 'default',
+      nodeId: 'shape',
+      message: { id: randomUUID(), attachments: {}, body: { id: 'G-1', qty: 1, price: 500 }, headers: {}, metadata: {} },
+      trigger: 'webhook',
+      sequence: 0,
+      flowVersion: 99,
+    };
+    await hub.bus.enqueue(stepQueueName(flowId, 'shape'), job);
+    const x = await waitForExecution(hub, executionId);
+    expect(x).toMatchObject({ status: 'failed', pendingSteps: 0, failedSteps: 1 });
+    const [shape] = stepsOf(x, 'shape');
+    expect(shape).toMatchObject({ status: 'failed', input: { id: 'G-1', qty: 1, price: 500 } });
+    expect(shape!.error).toMatch(/version 99 of flow .* is not known/);
+    const dead = await waitFor('the dead letter', async () => (await hub.bus.listDeadLetters<StepJob>(stepQueueName(flowId, 'shape'))).find((d) => d.payload.executionId === executionId));
+    expect(dead.error).toMatch(/version 99/);
+  });
+
   it('delays a message durably with the delay step', async () => {
     const flowId = await createAndStart(hub, {
       nodes: [

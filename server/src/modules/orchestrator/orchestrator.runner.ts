@@ -15,7 +15,7 @@
 import type { StepJob } from '../../contracts/flows.js';
 import type { Job } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
-import { AppError } from '../../platform/errors.js';
+import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { StepError, classifyStepError, type StepResult } from '../components/index.js';
 import type { ChildJob, ExecutionWriter } from './orchestrator.commit.js';
@@ -37,6 +37,8 @@ export interface FlowSource {
 
 /** Deliveries of one job (each a crash or a lost lease but the last) before the engine gives up on it. */
 export const CRASH_ALLOWANCE = 5;
+/** Deliveries the bus makes before dead-lettering a step job: the crash allowance, the try that gives up, one spare. */
+export const MAX_DELIVERIES = CRASH_ALLOWANCE + 2;
 /** Pure steps run inline per job at most this many times, and for at most this long. */
 const MAX_INLINE_RUNS = 1_000;
 const MAX_INLINE_MS = 500;
@@ -64,8 +66,24 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 export class StepRunner {
   constructor(private readonly deps: StepRunnerDeps) {}
 
-  /** The bus job handler of every step queue. */
+  /**
+   * The bus job handler of every step queue. An error that escapes `run` (the step's own failures
+   * are settled inside it) means the engine itself could not handle the job: the flow version is
+   * gone, storage failed, … When the bus is about to dead-letter the job for it, the execution
+   * would otherwise stay `running` for ever, so its step run is recorded as failed first.
+   */
   readonly handle = async (job: Job<StepJob>): Promise<void> => {
+    try {
+      await this.run(job);
+    } catch (err) {
+      const settled = isAppError(err) && err.code === 'STEP_FAILED';
+      const lastDelivery = (isAppError(err) && (err.kind === 'user' || err.kind === 'bug')) || job.attempt >= MAX_DELIVERIES;
+      if (!settled && lastDelivery) await this.giveUp(job, err);
+      throw err;
+    }
+  };
+
+  private async run(job: Job<StepJob>): Promise<void> {
     const sj = job.payload;
     const path = sj.path ?? String(sj.sequence ?? 0);
     const generation = sj.generation ?? 0;
@@ -132,7 +150,30 @@ export class StepRunner {
       snapshot: result.snapshot ? { flowId: sj.flowId, nodeId: sj.nodeId, tenantId: sj.tenant, json: JSON.stringify(result.snapshot.value ?? null) } : undefined,
       reply: result.reply ? { executionId: sj.executionId, reply: result.reply } : undefined,
     });
-  };
+  }
+
+  /** Records the job's step run as failed (unless it already has a result) and settles its execution. */
+  private async giveUp(job: Job<StepJob>, err: unknown): Promise<void> {
+    const sj = job.payload;
+    const path = sj.path ?? String(sj.sequence ?? 0);
+    const reason = err instanceof Error ? err.message : String(err);
+    try {
+      if (sj.path === undefined) {
+        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true });
+      }
+      const now = new Date();
+      await this.deps.writer.commitStep({
+        runs: [{ ...this.failureRun(job, path, 'failed', `the engine could not run this step: ${reason}`, now, now), retryMessageJson: JSON.stringify(sj.message) }],
+        execution: undefined,
+        children: [],
+        delta: { pending: -1, failed: 1 },
+      });
+      this.deps.logger.warn({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, attempt: job.attempt, error: reason }, 'step job given up: recorded as failed');
+    } catch (recordErr) {
+      // Storage is failing too: the dead letter keeps the job, and requeueing it runs it again.
+      this.deps.logger.error({ err: recordErr, flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, error: reason }, 'step job given up and its failure could not be recorded; its execution stays running until the dead letter is requeued');
+    }
+  }
 
   /**
    * Runs the pure steps among `children` (transform, filter, split, log) right here, and their

@@ -19,7 +19,7 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ComponentsService } from '../components/index.js';
 import * as repo from './orchestrator.repo.js';
-import { CRASH_ALLOWANCE, type FlowSource, type StepRunner } from './orchestrator.runner.js';
+import { MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
 import type { Placement, Runtime } from './orchestrator.runtime.js';
 
@@ -76,11 +76,11 @@ export class PreparedFlows implements FlowSource {
 
   async get(flowId: string, version: number | undefined): Promise<PreparedFlow> {
     const v = version ?? this.activeVersion.get(flowId) ?? (await repo.findFlow(this.db, flowId))?.version;
-    if (v === undefined) throw new AppError('STEP_FAILED', `flow ${flowId} is not known to the orchestrator`, 'user');
+    if (v === undefined) throw new AppError('NOT_FOUND', `flow ${flowId} is not known to the orchestrator`, 'user');
     const cached = this.byVersion.get(`${flowId}@${v}`);
     if (cached) return cached;
     const flow = await repo.findFlowVersion(this.db, flowId, v);
-    if (!flow) throw new AppError('STEP_FAILED', `version ${v} of flow ${flowId} is not known to the orchestrator`, 'user');
+    if (!flow) throw new AppError('NOT_FOUND', `version ${v} of flow ${flowId} is not known to the orchestrator`, 'user');
     return this.prepare(flow);
   }
 }
@@ -238,7 +238,7 @@ export class OrchestratorService {
               nodeId: node.node.id,
               queue: node.queue,
               concurrency: node.settings.concurrency,
-              maxDeliveries: CRASH_ALLOWANCE + 2,
+              maxDeliveries: MAX_DELIVERIES,
               // Hand-offs hide the job for longer than the step may run; steps allowed to run for
               // minutes take the ordinary path, so a crash never hides their messages that long.
               handoffLeaseMs: node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + 5_000 : undefined,
