@@ -213,10 +213,13 @@ export async function applyExecutionDeltas(db: Queryable, deltas: readonly Execu
        status = CASE WHEN x.pending + d.p > 0 THEN 'running'
                      WHEN x.failed_steps + d.f > 0 THEN 'failed' ELSE 'succeeded' END,
        finished_at = CASE WHEN x.pending + d.p > 0 THEN NULL ELSE clock_timestamp() END
-       FROM json_to_recordset($1::json) AS d(id text, p int, f int)
+       FROM unnest($1::text[], $2::int[], $3::int[]) AS d(id, p, f)
       WHERE x.id = d.id
       RETURNING x.id, x.status, x.awaits_reply`,
-    [JSON.stringify(deltas.map((d) => ({ id: d.id, p: d.pending, f: d.failed })))],
+    // Arrays, not a JSON batch: the planner counts an array's elements but guesses 100 rows for
+    // json_to_recordset, and for that guess it hashes the whole executions table on every batch
+    // (a sequential scan measured at ~250 µs per updated row with 20,000 executions, ~35 µs now).
+    [deltas.map((d) => d.id), deltas.map((d) => d.pending), deltas.map((d) => d.failed)],
   );
   return res.rows;
 }
