@@ -133,6 +133,17 @@ export interface StepJob {
   retries?: number;
   /** Set by the orchestrator: bumped by every retry or rebound; older copies are stale. */
   generation?: number;
+  /**
+   * Set by the orchestrator when the step already failed for good while another job ran it
+   * inline: this job only carries the error to the step's dead letters.
+   */
+  deadLetter?: string;
+  /**
+   * Set on a job stored for an in-process hand-off (StepHandoff). The hand-off delivers it
+   * without this mark; a copy a consumer claims from the queue instead is one whose hand-off did
+   * not complete (crash, lease expiry, retry), so the engine treats it as a redelivery.
+   */
+  handoff?: boolean;
 }
 
 /** Every step of every flow has its own durable queue. */

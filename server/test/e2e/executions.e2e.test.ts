@@ -167,6 +167,10 @@ describe.each(dbTargets)('executions on %s', (target) => {
       expect(stepsOf(x, 'send')[0]).toMatchObject({ status: 'failed', attempt: 1 });
       expect(stepsOf(x, 'send')[0]!.error).toMatch(/422.*invalid order/);
       expect(rejecting.requests).toHaveLength(1);
+      // Run inline by the job that reached it, the failed step still leaves its dead letter.
+      const dead = await waitFor('the dead letter', async () => (await hub.bus.listDeadLetters<StepJob>(stepQueueName(flowId, 'send'))).find((d) => d.payload.executionId === x.id));
+      expect(dead.error).toMatch(/STEP_FAILED: .*422/);
+      expect(dead.payload.message.body).toEqual({ order: 'U-1', total: 250 });
     } finally {
       await rejecting.close();
     }
@@ -332,6 +336,7 @@ describe.each(dbTargets)('executions on %s', (target) => {
   it('runs a redelivered trigger once: the step run is recorded once and emits once', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
     const executionId = randomUUID();
+    const queue = stepQueueName(flowId, 'shape');
     const job: StepJob = {
       executionId,
       flowId,
@@ -342,14 +347,43 @@ describe.each(dbTargets)('executions on %s', (target) => {
       sequence: 0,
       flowVersion: 1,
     };
-    await Promise.all([hub.bus.enqueue(stepQueueName(flowId, 'shape'), job), hub.bus.enqueue(stepQueueName(flowId, 'shape'), job)]);
+    await hub.bus.enqueue(queue, job);
     const x = await waitForExecution(hub, executionId);
-    await new Promise((r) => setTimeout(r, 300));
+    // The same job once more, as the copy of a hand-off whose process died between its commit and
+    // its ack: a consumer claims it at attempt 1, and it must still count as a redelivery.
+    await hub.bus.enqueue(queue, { ...job, handoff: true });
+    await waitFor('the copy to be handled', async () => (await hub.bus.stats(queue)).depth === 0);
     const after = (await getExecution(hub, executionId))!;
     expect(after.status).toBe('succeeded');
     expect(after.steps.map((s) => s.nodeId).sort()).toEqual(['big', 'send', 'shape']);
     expect(x.pendingSteps).toBe(0);
     expect(sink.requests.filter((r) => String(r.headers['idempotency-key']).startsWith(executionId))).toHaveLength(1);
+  });
+
+  it('records every step once when two copies of a trigger run at once; the effect carries one idempotency key', async () => {
+    const flowId = await createAndStart(hub, pipeline(sink.url));
+    const executionId = randomUUID();
+    const job: StepJob = {
+      executionId,
+      flowId,
+      tenant: 'default',
+      nodeId: 'shape',
+      message: { id: randomUUID(), attachments: {}, body: { id: 'D-2', qty: 1, price: 500 }, headers: {}, metadata: {} },
+      trigger: 'webhook',
+      sequence: 0,
+      flowVersion: 1,
+    };
+    await Promise.all([hub.bus.enqueue(stepQueueName(flowId, 'shape'), job), hub.bus.enqueue(stepQueueName(flowId, 'shape'), job)]);
+    const x = await waitForExecution(hub, executionId);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = (await getExecution(hub, executionId))!;
+    expect(after).toMatchObject({ status: 'succeeded', pendingSteps: 0, failedSteps: 0 });
+    expect(after.steps.map((s) => s.nodeId).sort()).toEqual(['big', 'send', 'shape']);
+    expect(x.pendingSteps).toBe(0);
+    // At least once: both copies may have called the application, always under the same key.
+    const calls = sink.requests.filter((r) => String(r.headers['idempotency-key']).startsWith(executionId));
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(calls.map((r) => r.headers['idempotency-key']))).toEqual(new Set([`${executionId}:send:0.0.0`]));
   });
 
   it('fails an execution whose job the engine cannot run, instead of leaving it running', async () => {
@@ -526,7 +560,7 @@ describe.each(dbTargets)('durability across kill -9 on %s', (target) => {
         }
       };
       // A slow application: a backlog of accepted messages is in the queues when the hub dies.
-      sink.delay(30);
+      sink.delay(200);
       await Promise.all(Array.from({ length: 8 }, () => sender()));
       await proc!.exited;
       const atCrash = new Set(sink.requests.map((r) => (r.body as { n: number }).n));

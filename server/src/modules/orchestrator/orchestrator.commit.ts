@@ -200,7 +200,8 @@ export class ExecutionWriter {
           const k = `${child.queue}\u0000${delayMs}\u0000${ticket ? 'h' : ''}`;
           let group = jobs.get(k);
           if (!group) jobs.set(k, (group = { queue: child.queue, delayMs, jobs: [], handoffs: [] }));
-          group.jobs.push(child.job);
+          // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
+          group.jobs.push(ticket ? { ...child.job, handoff: true } : child.job);
           if (ticket) {
             const h: Handoff = { ticket, job: child.job };
             group.handoffs.push(h);

@@ -42,8 +42,38 @@ export const MAX_DELIVERIES = CRASH_ALLOWANCE + 2;
 /** Pure steps run inline per job at most this many times, and for at most this long. */
 const MAX_INLINE_RUNS = 1_000;
 const MAX_INLINE_MS = 500;
+/**
+ * A job handed over in process stays invisible for its step's time limit plus this margin; a
+ * step run inline after it must end within what is left of that (less a second to commit).
+ */
+export const HANDOFF_LEASE_MARGIN_MS = 5_000;
 /** Longest wait a remote Retry-After may impose on one retry. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** How a step's failed or rebounded run settles: its record, and a retry or a rebound to come. */
+interface Settlement {
+  run: repo.StepRunWrite;
+  /** The next try, a job of the next generation (delayed). */
+  next?: ChildJob;
+  /** Set when it failed for good: the error it is dead-lettered with. */
+  failedFor?: string;
+}
+
+/** What a job collects while it runs further steps inline, committed with its own run. */
+interface InlineState {
+  runs: repo.StepRunWrite[];
+  /** Jobs for the steps not run inline: the branches still alive. */
+  queued: ChildJob[];
+  /** Carriers of the errors of steps that failed for good inline. */
+  deadLetters: ChildJob[];
+  failed: number;
+  left: number;
+  until: number;
+  /** 0, or when a step with effects run inline (once per job) must have ended, in epoch ms. */
+  effectUntil: number;
+  snapshot: { nodeId: string; value: unknown } | undefined;
+  reply: StepResult['reply'];
+}
 
 export interface StepRunnerDeps {
   db: Db;
@@ -85,6 +115,9 @@ export class StepRunner {
 
   private async run(job: Job<StepJob>): Promise<void> {
     const sj = job.payload;
+    // The step failed for good inline, in the job that reached it: this copy carries the error
+    // to the step's dead letters; its run and its execution are already settled.
+    if (sj.deadLetter !== undefined) throw new AppError('STEP_FAILED', sj.deadLetter, 'user');
     const path = sj.path ?? String(sj.sequence ?? 0);
     const generation = sj.generation ?? 0;
     const flow = await this.deps.flows.get(sj.flowId, sj.flowVersion);
@@ -99,19 +132,62 @@ export class StepRunner {
         execution = undefined;
       }
     }
-    if (job.attempt > 1) {
+    // A copy stored for a hand-off that a consumer claimed is a redelivery even at attempt 1.
+    const redelivery = job.attempt > 1 || sj.handoff === true;
+    if (redelivery) {
       // A redelivery: already done (a crash between commit and ack), or superseded by its own retry or rebound.
       const state = await repo.findStepRunState(this.deps.db, sj.executionId, sj.nodeId, path);
       if (state && (state.status === 'succeeded' || state.generation >= generation)) return;
     }
     const startedAt = new Date();
-    if (!node) return this.fail(job, path, undefined, new StepError(`node ${sj.nodeId} is not in version ${flow.flow.version} of the flow`, 'user'), startedAt, execution);
+    if (!node) return this.commitSettlement(job.payload, this.failure(sj, path, undefined, new StepError(`node ${sj.nodeId} is not in version ${flow.flow.version} of the flow`, 'user'), startedAt), execution);
     if (job.attempt > CRASH_ALLOWANCE + 1) {
-      return this.fail(job, path, node, new StepError(`gave up after ${job.attempt - 1} deliveries that ended without a result (did the step crash the process?)`, 'user'), startedAt, execution);
+      const err = new StepError(`gave up after ${job.attempt - 1} deliveries that ended without a result (did the step crash the process?)`, 'user');
+      return this.commitSettlement(sj, this.failure(sj, path, node, err, startedAt), execution);
     }
 
+    const outcome = await this.execute(flow, node, sj, path, startedAt);
+    if (outcome.settlement) return this.commitSettlement(sj, outcome.settlement, execution);
+    const { result } = outcome;
+    const inline: InlineState = {
+      runs: [this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation })],
+      queued: [],
+      deadLetters: [],
+      failed: 0,
+      left: MAX_INLINE_RUNS,
+      until: Date.now() + MAX_INLINE_MS,
+      // A pure step's job may also run the first step with effects it reaches (see runInline),
+      // but not on a redelivery: a crash there must be counted against that step, in its own job.
+      effectUntil: node.step.pure && !redelivery ? startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS - 1_000 : 0,
+      snapshot: undefined,
+      reply: undefined,
+    };
+    await this.runInline(flow, outcome.children, inline);
+    const snapshot = result.snapshot ? { nodeId: sj.nodeId, value: result.snapshot.value } : inline.snapshot;
+    const reply = result.reply ?? inline.reply;
+    await this.deps.writer.commitStep({
+      runs: inline.runs,
+      execution,
+      children: [...inline.queued, ...inline.deadLetters],
+      // Dead-letter carriers are not work left: their runs are settled in this commit.
+      delta: { pending: inline.queued.length - 1, failed: inline.failed },
+      snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
+      reply: reply ? { executionId: sj.executionId, reply } : undefined,
+    });
+  }
+
+  /**
+   * Runs one step with its credential and snapshot under its time limit and routes what it
+   * emitted; a failure or a rebound comes back as a settlement instead.
+   */
+  private async execute(
+    flow: PreparedFlow,
+    node: PreparedNode,
+    sj: StepJob,
+    path: string,
+    startedAt: Date,
+  ): Promise<{ settlement: Settlement; result?: undefined; children?: undefined } | { settlement?: undefined; result: StepResult; children: ChildJob[] }> {
     let result: StepResult;
-    let children: ChildJob[] = [];
     try {
       const credential = node.node.credentialsId ? await this.credentials(sj, node.node.credentialsId) : undefined;
       const snapshot = node.step.usesSnapshot ? await repo.findSnapshot(this.deps.db, sj.flowId, sj.nodeId) : undefined;
@@ -131,47 +207,10 @@ export class StepRunner {
         }),
         node.settings.timeoutMs,
       );
-      if (!result.rebound) children = await this.route(flow, node, sj, path, result);
+      if (result.rebound) return { settlement: this.rebound(sj, path, node, result.rebound.reason, startedAt) };
+      return { result, children: await this.route(flow, node, sj, path, result) };
     } catch (err) {
-      return this.fail(job, path, node, err, startedAt, execution);
-    }
-    if (result.rebound) return this.rebound(job, path, node, result.rebound.reason, startedAt, execution);
-
-    const runs: repo.StepRunWrite[] = [
-      this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation }),
-    ];
-    const queued: ChildJob[] = [];
-    await this.runInline(flow, children, runs, queued, { left: MAX_INLINE_RUNS, until: Date.now() + MAX_INLINE_MS });
-    await this.deps.writer.commitStep({
-      runs,
-      execution,
-      children: queued,
-      delta: { pending: queued.length - 1, failed: 0 },
-      snapshot: result.snapshot ? { flowId: sj.flowId, nodeId: sj.nodeId, tenantId: sj.tenant, json: JSON.stringify(result.snapshot.value ?? null) } : undefined,
-      reply: result.reply ? { executionId: sj.executionId, reply: result.reply } : undefined,
-    });
-  }
-
-  /** Records the job's step run as failed (unless it already has a result) and settles its execution. */
-  private async giveUp(job: Job<StepJob>, err: unknown): Promise<void> {
-    const sj = job.payload;
-    const path = sj.path ?? String(sj.sequence ?? 0);
-    const reason = err instanceof Error ? err.message : String(err);
-    try {
-      if (sj.path === undefined) {
-        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true });
-      }
-      const now = new Date();
-      await this.deps.writer.commitStep({
-        runs: [{ ...this.failureRun(job, path, 'failed', `the engine could not run this step: ${reason}`, now, now), retryMessageJson: JSON.stringify(sj.message) }],
-        execution: undefined,
-        children: [],
-        delta: { pending: -1, failed: 1 },
-      });
-      this.deps.logger.warn({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, attempt: job.attempt, error: reason }, 'step job given up: recorded as failed');
-    } catch (recordErr) {
-      // Storage is failing too: the dead letter keeps the job, and requeueing it runs it again.
-      this.deps.logger.error({ err: recordErr, flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, error: reason }, 'step job given up and its failure could not be recorded; its execution stays running until the dead letter is requeued');
+      return { settlement: this.failure(sj, path, node, err, startedAt) };
     }
   }
 
@@ -179,16 +218,27 @@ export class StepRunner {
    * Runs the pure steps among `children` (transform, filter, split, log) right here, and their
    * pure successors, instead of queueing them: running them again after a crash is harmless,
    * and the job that reached them stays durable until their results are committed with it.
-   * Everything else — and a pure step that fails, or anything past the budget — is queued.
+   * A pure job may also run the first step with effects it reaches (http-request, code, …) when
+   * that step's time limit fits in the job's own lease: a crash before the commit runs it again
+   * under the same idempotency key, exactly as a crash in its own job would, and the execution
+   * saves a job, an ack and an update. Everything else — a pure step that fails, anything past
+   * the budget — is queued.
    */
-  private async runInline(flow: PreparedFlow, children: ChildJob[], runs: repo.StepRunWrite[], queued: ChildJob[], budget: { left: number; until: number }): Promise<void> {
+  private async runInline(flow: PreparedFlow, children: ChildJob[], st: InlineState): Promise<void> {
     for (const child of children) {
       const node = flow.nodes.get(child.job.nodeId);
-      if (!node?.step.pure || child.delayMs > 0 || budget.left <= 0 || Date.now() > budget.until) {
-        queued.push(child);
+      const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
+      if (node && inBudget && !node.step.pure && Date.now() + node.settings.timeoutMs <= st.effectUntil) {
+        st.effectUntil = 0;
+        st.left--;
+        await this.runEffectInline(flow, node, child, st);
         continue;
       }
-      budget.left--;
+      if (!node?.step.pure || !inBudget) {
+        st.queued.push(child);
+        continue;
+      }
+      st.left--;
       const sj = child.job;
       const path = sj.path!;
       const startedAt = new Date();
@@ -210,11 +260,56 @@ export class StepRunner {
         grandchildren = await this.route(flow, node, sj, path, result);
       } catch {
         // Its own job records the failure and applies the retry rules.
-        queued.push(child);
+        st.queued.push(child);
         continue;
       }
-      runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
-      await this.runInline(flow, grandchildren, runs, queued, budget);
+      st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
+      await this.runInline(flow, grandchildren, st);
+    }
+  }
+
+  /** Runs a step with effects inside the job that reached it; its outcome joins that job's commit. */
+  private async runEffectInline(flow: PreparedFlow, node: PreparedNode, child: ChildJob, st: InlineState): Promise<void> {
+    const sj = child.job;
+    const path = sj.path!;
+    const startedAt = new Date();
+    const outcome = await this.execute(flow, node, sj, path, startedAt);
+    if (outcome.settlement) {
+      const s = outcome.settlement;
+      st.runs.push(s.run);
+      if (s.next) st.queued.push(s.next);
+      if (s.failedFor !== undefined) {
+        st.failed++;
+        st.deadLetters.push({ queue: node.queue, delayMs: 0, job: { ...sj, generation: (sj.generation ?? 0) + 1, deadLetter: s.failedFor } });
+      }
+      return;
+    }
+    const { result } = outcome;
+    st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
+    if (result.snapshot) st.snapshot = { nodeId: sj.nodeId, value: result.snapshot.value };
+    if (result.reply) st.reply = result.reply;
+    await this.runInline(flow, outcome.children, st);
+  }
+  /** Records the job's step run as failed (unless it already has a result) and settles its execution. */
+  private async giveUp(job: Job<StepJob>, err: unknown): Promise<void> {
+    const sj = job.payload;
+    const path = sj.path ?? String(sj.sequence ?? 0);
+    const reason = err instanceof Error ? err.message : String(err);
+    try {
+      if (sj.path === undefined) {
+        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true });
+      }
+      const now = new Date();
+      await this.deps.writer.commitStep({
+        runs: [{ ...this.failureRun(sj, path, 'failed', `the engine could not run this step: ${reason}`, now, now), retryMessageJson: JSON.stringify(sj.message) }],
+        execution: undefined,
+        children: [],
+        delta: { pending: -1, failed: 1 },
+      });
+      this.deps.logger.warn({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, attempt: job.attempt, error: reason }, 'step job given up: recorded as failed');
+    } catch (recordErr) {
+      // Storage is failing too: the dead letter keeps the job, and requeueing it runs it again.
+      this.deps.logger.error({ err: recordErr, flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, error: reason }, 'step job given up and its failure could not be recorded; its execution stays running until the dead letter is requeued');
     }
   }
 
@@ -280,49 +375,46 @@ export class StepRunner {
     return children;
   }
 
-  private async rebound(job: Job<StepJob>, path: string, node: PreparedNode, reason: string, startedAt: Date, execution: NewExecution | undefined): Promise<void> {
-    const sj = job.payload;
+  /** A rebound: the message comes back later as the next generation, unless it rebounded too often. */
+  private rebound(sj: StepJob, path: string, node: PreparedNode, reason: string, startedAt: Date): Settlement {
     const rebounds = (sj.rebounds ?? 0) + 1;
     if (rebounds > node.settings.maxRebounds) {
-      return this.fail(job, path, node, new StepError(`rebounded ${rebounds - 1} times (nodeSettings.maxRebounds); last reason: ${reason}`, 'user'), startedAt, execution);
+      return this.failure(sj, path, node, new StepError(`rebounded ${rebounds - 1} times (nodeSettings.maxRebounds); last reason: ${reason}`, 'user'), startedAt);
     }
-    const finishedAt = new Date();
-    await this.deps.writer.commitStep({
-      runs: [this.failureRun(job, path, 'rebounded', `rebound: ${reason}`, startedAt, finishedAt)],
-      execution,
-      children: [{ queue: node.queue, delayMs: backoffMs(node.settings.reboundDelayMs, rebounds, 3_600_000), job: { ...sj, path, rebounds, generation: (sj.generation ?? 0) + 1 } }],
-      delta: { pending: 0, failed: 0 },
-    });
+    return {
+      run: this.failureRun(sj, path, 'rebounded', `rebound: ${reason}`, startedAt, new Date()),
+      next: { queue: node.queue, delayMs: backoffMs(node.settings.reboundDelayMs, rebounds, 3_600_000), job: { ...sj, path, rebounds, generation: (sj.generation ?? 0) + 1 } },
+    };
   }
 
-  /** Settles a failed run: a retry later (a delayed copy of the job) or, for good, a failed record and a dead letter. */
-  private async fail(job: Job<StepJob>, path: string, node: PreparedNode | undefined, err: unknown, startedAt: Date, execution: NewExecution | undefined): Promise<void> {
-    const sj = job.payload;
+  /** A failed run: a retry later (a delayed copy of the job, next generation) or, for good, a failed record. */
+  private failure(sj: StepJob, path: string, node: PreparedNode | undefined, err: unknown, startedAt: Date): Settlement {
     const e = classifyStepError(err);
     const finishedAt = new Date();
     const tries = (sj.retries ?? 0) + 1;
     if (node && e.kind === 'transient' && tries <= node.settings.retries) {
       const delayMs = e.retryAfterMs !== undefined ? Math.min(e.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(node.settings.retryDelayMs, tries, node.settings.maxRetryDelayMs);
-      await this.deps.writer.commitStep({
-        runs: [this.failureRun(job, path, 'retrying', e.message, startedAt, finishedAt)],
-        execution,
-        children: [{ queue: node.queue, delayMs: Math.max(1, delayMs), job: { ...sj, path, retries: tries, generation: (sj.generation ?? 0) + 1 } }],
-        delta: { pending: 0, failed: 0 },
-      });
-      return;
+      return {
+        run: this.failureRun(sj, path, 'retrying', e.message, startedAt, finishedAt),
+        next: { queue: node.queue, delayMs: Math.max(1, delayMs), job: { ...sj, path, retries: tries, generation: (sj.generation ?? 0) + 1 } },
+      };
     }
-    await this.deps.writer.commitStep({
-      runs: [{ ...this.failureRun(job, path, 'failed', e.message, startedAt, finishedAt), retryMessageJson: JSON.stringify(sj.message) }],
-      execution,
-      children: [],
-      delta: { pending: -1, failed: 1 },
-    });
     this.deps.logger.info({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId, attempt: tries, error: e.message }, 'step failed');
-    throw new AppError('STEP_FAILED', e.message, 'user');
+    return { run: { ...this.failureRun(sj, path, 'failed', e.message, startedAt, finishedAt), retryMessageJson: JSON.stringify(sj.message) }, failedFor: e.message };
   }
 
-  private failureRun(job: Job<StepJob>, path: string, status: repo.StepRunStatus, error: string, startedAt: Date, finishedAt: Date): repo.StepRunWrite {
-    const sj = job.payload;
+  /** Commits the settlement of a job's own step; a failure for good then dead-letters the job. */
+  private async commitSettlement(sj: StepJob, s: Settlement, execution: NewExecution | undefined): Promise<void> {
+    await this.deps.writer.commitStep({
+      runs: [s.run],
+      execution,
+      children: s.next ? [s.next] : [],
+      delta: s.failedFor !== undefined ? { pending: -1, failed: 1 } : { pending: 0, failed: 0 },
+    });
+    if (s.failedFor !== undefined) throw new AppError('STEP_FAILED', s.failedFor, 'user');
+  }
+
+  private failureRun(sj: StepJob, path: string, status: repo.StepRunStatus, error: string, startedAt: Date, finishedAt: Date): repo.StepRunWrite {
     return {
       executionId: sj.executionId,
       nodeId: sj.nodeId,

@@ -19,7 +19,7 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ComponentsService } from '../components/index.js';
 import * as repo from './orchestrator.repo.js';
-import { MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
+import { HANDOFF_LEASE_MARGIN_MS, MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
 import type { Placement, Runtime } from './orchestrator.runtime.js';
 
@@ -241,7 +241,7 @@ export class OrchestratorService {
               maxDeliveries: MAX_DELIVERIES,
               // Hand-offs hide the job for longer than the step may run; steps allowed to run for
               // minutes take the ordinary path, so a crash never hides their messages that long.
-              handoffLeaseMs: node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + 5_000 : undefined,
+              handoffLeaseMs: node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS : undefined,
             },
             this.runner.handle,
           ),

@@ -57,6 +57,16 @@ describe.each(dbTargets)('webhooks hand-off on %s', (target) => {
     expect(await bus.claim(queue, { max: 10 })).toEqual([]);
   });
 
+  it('marks the stored copy as a hand-off, so a copy claimed after the lease counts as a redelivery', async () => {
+    const handoff = recordingHandoff(50);
+    const service = new WebhooksService(t.db, bus, createAuditPublisher(bus, 'webhooks', logger), logger, handoff);
+    const accepted = await service.accept({ target: hook, job: { message: { body: { n: 2 }, headers: {}, metadata: {} } } as AcceptJob });
+    expect(handoff.seen.delivered[0]!.job.handoff).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 80));
+    const claimed = (await bus.claim<StepJob>(queue, { max: 10 })).find((j) => j.payload.executionId === accepted.executionId);
+    expect(claimed?.payload.handoff).toBe(true);
+  });
+
   it('gives the slot back for a repeated webhook-id, which stores nothing', async () => {
     const handoff = recordingHandoff(60_000);
     const service = new WebhooksService(t.db, bus, createAuditPublisher(bus, 'webhooks', logger), logger, handoff);

@@ -145,7 +145,8 @@ export class WebhooksService {
     const ticket = this.handoff?.reserve(queue);
     const opts = ticket ? { delayMs: ticket.leaseMs } : {};
     try {
-      const accepted = await this.store(input, queue, job, opts);
+      // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
+      const accepted = await this.store(input, queue, ticket ? { ...job, handoff: true } : job, opts);
       if (ticket) {
         if (accepted.jobId === undefined) ticket.cancel();
         else ticket.deliver(accepted.jobId, job);
