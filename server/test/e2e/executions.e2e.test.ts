@@ -157,6 +157,22 @@ describe.each(dbTargets)('executions on %s', (target) => {
     }
   });
 
+  it('keeps a step’s own concurrency limit: at most that many calls at once', async () => {
+    const slow = await startSink();
+    try {
+      slow.delay(80);
+      const flowId = await createAndStart(hub, pipeline(slow.url, { concurrency: 1 }));
+      const ids = await Promise.all(Array.from({ length: 4 }, (_, i) => trigger(hub, flowId, { id: `C-${i}`, qty: 1, price: 100 })));
+      for (const id of ids) expect((await waitForExecution(hub, id)).status).toBe('succeeded');
+      const at = slow.requests.map((r) => r.at).sort((a, b) => a - b);
+      expect(at).toHaveLength(4);
+      // One at a time: each call arrives only after the previous one was answered.
+      for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(70);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('does not retry a user error (4xx)', async () => {
     const rejecting = await startSink();
     try {

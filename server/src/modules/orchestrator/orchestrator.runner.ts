@@ -228,7 +228,9 @@ export class StepRunner {
     for (const child of children) {
       const node = flow.nodes.get(child.job.nodeId);
       const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
-      if (node && inBudget && !node.step.pure && Date.now() + node.settings.timeoutMs <= st.effectUntil) {
+      // A step given its own concurrency limit keeps it: only its own queue runs it.
+      const ownLimit = node?.node.nodeSettings?.concurrency !== undefined;
+      if (node && inBudget && !node.step.pure && !ownLimit && Date.now() + node.settings.timeoutMs <= st.effectUntil) {
         st.effectUntil = 0;
         st.left--;
         await this.runEffectInline(flow, node, child, st);
