@@ -4,8 +4,9 @@
  * 2. skips a redelivered job whose run is already recorded (no second emit);
  * 3. runs the node's component with the node's credential and snapshot, under a time limit;
  * 4. routes each emitted message along the node's edges (condition, mapper), runs the pure
- *    steps it reaches inline (transform, filter, split, log), and commits, in one transaction,
- *    the step runs, the next jobs and the execution's pending count (then the bus acks the job);
+ *    steps it reaches inline (transform, filter, split, log) — and, in a pure step's job, the
+ *    first step with effects it reaches — and commits, in one transaction, the step runs, the
+ *    next jobs and the execution's pending count (then the bus acks the job);
  * 5. on failure: a transient error is retried with exponential backoff (`nodeSettings.retries`),
  *    anything else — or the last retry — records the failure and dead-letters the job with it;
  *    a `rebound` re-queues the message for later without counting as a failure. A retry or a
@@ -219,10 +220,11 @@ export class StepRunner {
    * pure successors, instead of queueing them: running them again after a crash is harmless,
    * and the job that reached them stays durable until their results are committed with it.
    * A pure job may also run the first step with effects it reaches (http-request, code, …) when
-   * that step's time limit fits in the job's own lease: a crash before the commit runs it again
-   * under the same idempotency key, exactly as a crash in its own job would, and the execution
-   * saves a job, an ack and an update. Everything else — a pure step that fails, anything past
-   * the budget — is queued.
+   * that step's time limit fits in the job's own lease and the step has no concurrency limit of
+   * its own (`nodeSettings.concurrency`, which only its queue enforces): a crash before the commit
+   * runs it again under the same idempotency key, exactly as a crash in its own job would, and
+   * the execution saves a job, an ack and an update. Everything else — a pure step that fails,
+   * anything past the budget — is queued.
    */
   private async runInline(flow: PreparedFlow, children: ChildJob[], st: InlineState): Promise<void> {
     for (const child of children) {
@@ -292,6 +294,7 @@ export class StepRunner {
     if (result.reply) st.reply = result.reply;
     await this.runInline(flow, outcome.children, st);
   }
+
   /** Records the job's step run as failed (unless it already has a result) and settles its execution. */
   private async giveUp(job: Job<StepJob>, err: unknown): Promise<void> {
     const sj = job.payload;
