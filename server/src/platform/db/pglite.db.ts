@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { PGlite, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
+import { PreparedStatements } from './pglite.statements.js';
 
 const parsers = {
   [types.INT8]: (v: string) => Number(v),
@@ -14,12 +15,18 @@ const parsers = {
 
 interface PGliteLike {
   query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[]; affectedRows?: number }>;
-  exec(sql: string): Promise<unknown>;
+  exec(sql: string): Promise<Array<{ rows: unknown[]; affectedRows?: number }>>;
 }
 
-function wrap(conn: PGliteLike): Queryable {
+function wrap(conn: PGliteLike, statements: PreparedStatements | undefined): Queryable {
   return {
     async query<R = Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+      const execute = statements?.executeSql(sql, params);
+      if (execute !== undefined) {
+        const results = await conn.exec(execute);
+        const res = results[results.length - 1]!;
+        return { rows: res.rows as R[], rowCount: res.affectedRows ?? res.rows.length };
+      }
       const res = await conn.query<R>(sql, params as unknown[]);
       return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
     },
@@ -51,12 +58,15 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     const template = readTemplate();
     pg = await PGlite.create({ parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
   }
-  const base = wrap(pg);
+  // The literals of prepared statements rely on it (see pglite.statements.ts).
+  const conforming = (await pg.query<{ standard_conforming_strings: string }>('SHOW standard_conforming_strings')).rows[0]?.standard_conforming_strings === 'on';
+  const statements = conforming ? new PreparedStatements((sql) => pg.exec(sql)) : undefined;
+  const base = wrap(pg, statements);
   return {
     dialect: 'pglite',
     ...base,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return pg.transaction((tx) => fn(wrap(tx)));
+      return pg.transaction((tx) => fn(wrap(tx, statements)));
     },
     async ping(): Promise<void> {
       if (pg.closed) throw new AppError('UNAVAILABLE', 'embedded database is closed', 'transient');
