@@ -99,16 +99,19 @@ export interface NewExecution {
  * Creates executions that do not exist yet. `pending` is the number of jobs still to settle (1
  * for a trigger not yet run); at 0 the execution is created ended. Batches go in as one JSON
  * parameter: PostgreSQL parses it faster than the driver serialises arrays of strings.
+ * Returns the created executions that ended awaiting a reply (see SettledExecution).
  */
-export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecution & { pending: number; failed: number }>): Promise<Array<{ id: string; status: ExecutionRow['status']; awaits_reply: boolean }>> {
-  const res = await db.query<{ id: string; status: ExecutionRow['status']; awaits_reply: boolean }>(
-    `INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at)
-     SELECT id, t, f, v, tr, ar, p, fl,
-            CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
-       FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int)
-     ON CONFLICT (id) DO NOTHING
-     RETURNING id, status, awaits_reply`,
+export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecution & { pending: number; failed: number }>): Promise<SettledExecution[]> {
+  const res = await db.query<SettledExecution>(
+    `WITH created AS (
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at)
+       SELECT id, t, f, v, tr, ar, p, fl,
+              CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
+              CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, status, awaits_reply)
+     SELECT id, status, awaits_reply FROM created WHERE awaits_reply AND status <> 'running'`,
     [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed })))],
   );
   return res.rows;
@@ -139,11 +142,14 @@ export interface StepRunWrite {
 /**
  * Records step runs. A run is recorded only over a row of an older generation that is not final
  * (succeeded / failed): anything else means this delivery was a duplicate or a stale copy.
- * Returns the keys it recorded.
+ * Returns the keys it recorded. Nearly always that is all of them, so the statement answers one
+ * row: the count, and the keys only when some were not recorded (rather than a row per run that
+ * the driver would parse for nothing).
  */
 export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[]): Promise<Set<string>> {
-  const res = await db.query<{ execution_id: string; node_id: string; path: string }>(
-    `INSERT INTO orchestrator_step_runs AS r (execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms)
+  const res = await db.query<{ n: number; keys: Array<[string, string, string]> | null }>(
+    `WITH recorded AS (
+     INSERT INTO orchestrator_step_runs AS r (execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms)
      SELECT e, n, p, s, a, rb, g, i, o, em, er, rm, st, ft, d
        FROM json_to_recordset($1::json) AS x(e text, n text, p text, s text, a int, rb int, g int, i text, o text, em int, er text, rm text, st timestamptz, ft timestamptz, d int)
      ON CONFLICT (execution_id, node_id, path) DO UPDATE SET
@@ -151,7 +157,10 @@ export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[
        output = EXCLUDED.output, emitted = EXCLUDED.emitted, error = EXCLUDED.error, retry_message = EXCLUDED.retry_message,
        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms
      WHERE r.status NOT IN ('succeeded', 'failed') AND r.generation < EXCLUDED.generation
-     RETURNING execution_id, node_id, path`,
+     RETURNING execution_id, node_id, path)
+     SELECT count(*)::int AS n,
+            CASE WHEN count(*) < $2 THEN json_agg(json_build_array(execution_id, node_id, path)) END AS keys
+       FROM recorded`,
     [
       JSON.stringify(
         runs.map((r) => ({
@@ -172,9 +181,12 @@ export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[
           d: r.durationMs,
         })),
       ),
+      runs.length,
     ],
   );
-  return new Set(res.rows.map((r) => stepRunKey(r.execution_id, r.node_id, r.path)));
+  const { n, keys } = res.rows[0]!;
+  if (keys) return new Set(keys.map(([e, node, path]) => stepRunKey(e, node, path)));
+  return n === runs.length ? new Set(runs.map((r) => stepRunKey(r.executionId, r.nodeId, r.path))) : new Set();
 }
 
 export function stepRunKey(executionId: string, nodeId: string, path: string): string {
@@ -198,6 +210,7 @@ export interface ExecutionDelta {
   failed: number;
 }
 
+/** An execution that ended with this write while a sync webhook call awaits its reply. */
 export interface SettledExecution {
   id: string;
   status: 'running' | 'succeeded' | 'failed';
@@ -207,7 +220,8 @@ export interface SettledExecution {
 /** Applies pending-job deltas; an execution whose count reaches 0 ends. Ids must be distinct and sorted. */
 export async function applyExecutionDeltas(db: Queryable, deltas: readonly ExecutionDelta[]): Promise<SettledExecution[]> {
   const res = await db.query<SettledExecution>(
-    `UPDATE orchestrator_executions x SET
+    `WITH settled AS (
+     UPDATE orchestrator_executions x SET
        pending = x.pending + d.p,
        failed_steps = x.failed_steps + d.f,
        status = CASE WHEN x.pending + d.p > 0 THEN 'running'
@@ -215,7 +229,8 @@ export async function applyExecutionDeltas(db: Queryable, deltas: readonly Execu
        finished_at = CASE WHEN x.pending + d.p > 0 THEN NULL ELSE clock_timestamp() END
        FROM unnest($1::text[], $2::int[], $3::int[]) AS d(id, p, f)
       WHERE x.id = d.id
-      RETURNING x.id, x.status, x.awaits_reply`,
+      RETURNING x.id, x.status, x.awaits_reply)
+     SELECT id, status, awaits_reply FROM settled WHERE awaits_reply AND status <> 'running'`,
     // Arrays, not a JSON batch: the planner counts an array's elements but guesses 100 rows for
     // json_to_recordset, and for that guess it hashes the whole executions table on every batch
     // (a sequential scan measured at ~250 µs per updated row with 20,000 executions, ~35 µs now).

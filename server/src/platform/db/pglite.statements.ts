@@ -94,7 +94,8 @@ function arrayText(items: readonly unknown[]): string | undefined {
     else if (typeof item === 'number') {
       if (!Number.isFinite(item)) return undefined;
       parts.push(String(item));
-    } else if (typeof item === 'string' || typeof item === 'bigint') parts.push(`"${String(item).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
+    } else if (typeof item === 'string') parts.push(`"${item.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`);
+    else if (typeof item === 'bigint') parts.push(item.toString());
     else if (typeof item === 'boolean') parts.push(item ? 't' : 'f');
     else if (item instanceof Date && !Number.isNaN(item.getTime())) parts.push(`"${item.toISOString()}"`);
     else return undefined;
