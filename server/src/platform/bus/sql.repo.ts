@@ -40,15 +40,19 @@ export async function notifyChannel(db: Queryable, kind: 'bus' | 'outbox'): Prom
   return res.rows[0]!.channel;
 }
 
-/** Inserts jobs in one statement; returns their ids in input order. */
+/**
+ * Inserts jobs in one statement; returns their ids in input order. Payloads are JSON texts and
+ * travel as one JSON array, not a text[]: an array literal would escape every quote of every
+ * payload, and PostgreSQL would unescape them again. A `json` value keeps its text as given.
+ */
 export async function insertJobs(db: Queryable, queues: readonly string[], payloads: readonly string[], delaysMs: readonly number[]): Promise<number[]> {
   const res = await db.query<{ id: number }>(
     `INSERT INTO bus_jobs (queue, payload, visible_at)
-     SELECT x.queue, x.payload, now() + x.delay_ms * interval '1 millisecond'
-     FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS x(queue, payload, delay_ms, n)
-     ORDER BY x.n
+     SELECT ($1::text[])[p.n], p.payload::text, now() + ($3::float8[])[p.n] * interval '1 millisecond'
+     FROM json_array_elements($2::json) WITH ORDINALITY AS p(payload, n)
+     ORDER BY p.n
      RETURNING id`,
-    [queues, payloads, delaysMs],
+    [queues, `[${payloads.join(',')}]`, delaysMs],
   );
   // Identity values are drawn in insertion order, which ORDER BY n fixes; RETURNING order is
   // not promised, so sort rather than trust it.
