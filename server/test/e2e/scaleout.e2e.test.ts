@@ -4,6 +4,7 @@
  * reaches a real HTTP sink and answers a sync call; the lifecycle and audit events travel too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stepQueueName, type StepJob } from '../../src/contracts/flows.js';
 import { createAndStart, startSink, stopFlow, trigger, waitForExecution, type Sink } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
@@ -49,6 +50,28 @@ if (hasPostgres && hasNats) {
       await waitFor('the sink call', async () => sink.requests.some((r) => r.url === '/orders' && (r.body as { order?: string }).order === 'N-1'));
       await stopFlow(hub, flowId);
       expect((await hub.api('GET', `/api/v1/flows/${flowId}`)).body.data.status).toBe('inactive');
+    });
+
+    it('fails a step for good on a 4xx and leaves its dead letter; other messages go on', async () => {
+      const failing = await startSink();
+      try {
+        failing.respondWith((req) => ((req.body as { kind?: string }).kind === 'bad' ? { status: 422, body: { error: 'invalid' } } : { status: 200 }));
+        const flowId = await createAndStart(hub, {
+          nodes: [
+            { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"kind": kind}' } },
+            { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: failing.url }, nodeSettings: { retries: 1, retryDelayMs: 20 } },
+          ],
+          edges: [{ source: 'shape', target: 'send' }],
+        });
+        const bad = await waitForExecution(hub, await trigger(hub, flowId, { kind: 'bad' }));
+        expect(bad).toMatchObject({ status: 'failed', failedSteps: 1, pendingSteps: 0 });
+        const dead = await waitFor('the dead letter', async () => (await hub.bus.listDeadLetters<StepJob>(stepQueueName(flowId, 'send'))).find((d) => d.payload.executionId === bad.id));
+        expect(dead.error).toMatch(/STEP_FAILED: .*422/);
+        const good = await waitForExecution(hub, await trigger(hub, flowId, { kind: 'good' }));
+        expect(good.status).toBe('succeeded');
+      } finally {
+        await failing.close();
+      }
     });
 
     it('answers a sync webhook call through the engine', async () => {
