@@ -141,7 +141,7 @@ export class StepRunner {
       if (state && (state.status === 'succeeded' || state.generation >= generation)) return;
     }
     const startedAt = new Date();
-    if (!node) return this.commitSettlement(job.payload, this.failure(sj, path, undefined, new StepError(`node ${sj.nodeId} is not in version ${flow.flow.version} of the flow`, 'user'), startedAt), execution);
+    if (!node) return this.commitSettlement(sj, this.failure(sj, path, undefined, new StepError(`node ${sj.nodeId} is not in version ${flow.flow.version} of the flow`, 'user'), startedAt), execution);
     if (job.attempt > CRASH_ALLOWANCE + 1) {
       const err = new StepError(`gave up after ${job.attempt - 1} deliveries that ended without a result (did the step crash the process?)`, 'user');
       return this.commitSettlement(sj, this.failure(sj, path, node, err, startedAt), execution);
