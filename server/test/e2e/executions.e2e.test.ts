@@ -157,6 +157,23 @@ describe.each(dbTargets)('executions on %s', (target) => {
     }
   });
 
+  it('shows an execution as running while a slow call made inline by its first job goes on', async () => {
+    const slow = await startSink();
+    try {
+      slow.delay(2_000);
+      const flowId = await createAndStart(hub, pipeline(slow.url));
+      const executionId = await trigger(hub, flowId, { id: 'S-1', qty: 1, price: 100 });
+      const running = await waitFor('the execution to show', async () => getExecution(hub, executionId), 1_800, 50);
+      expect(running).toMatchObject({ id: executionId, status: 'running', pendingSteps: 1 });
+      expect(slow.requests).toHaveLength(1);
+      const done = await waitForExecution(hub, executionId);
+      expect(done).toMatchObject({ status: 'succeeded', pendingSteps: 0, failedSteps: 0 });
+      expect(done.steps.map((s) => s.nodeId).sort()).toEqual(['big', 'send', 'shape']);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('keeps a step’s own concurrency limit: at most that many calls at once', async () => {
     const slow = await startSink();
     try {

@@ -48,6 +48,8 @@ const MAX_INLINE_MS = 500;
  * step run inline after it must end within what is left of that (less a second to commit).
  */
 export const HANDOFF_LEASE_MARGIN_MS = 5_000;
+/** A pure trigger job still running after this long creates its execution before its commit. */
+const SHOW_RUNNING_AFTER_MS = 1_000;
 /** Longest wait a remote Retry-After may impose on one retry. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
 
@@ -163,7 +165,29 @@ export class StepRunner {
       snapshot: undefined,
       reply: undefined,
     };
-    await this.runInline(flow, outcome.children, inline);
+    // A pure trigger's execution is created with this commit, which a step with effects run
+    // inline can hold back up to its time limit: still running after a second, the job creates
+    // the execution now, so the API shows it running meanwhile.
+    let shown: Promise<unknown> | undefined;
+    const showTimer =
+      execution &&
+      setTimeout(() => {
+        shown = this.deps.writer.ensureExecution(execution!).then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('creating the execution failed'),
+        );
+      }, SHOW_RUNNING_AFTER_MS);
+    try {
+      await this.runInline(flow, outcome.children, inline);
+    } finally {
+      clearTimeout(showTimer);
+    }
+    if (shown) {
+      const failed = await shown;
+      if (failed) throw failed;
+      // It exists now: the commit applies this job's delta to it like to any other.
+      execution = undefined;
+    }
     const snapshot = result.snapshot ? { nodeId: sj.nodeId, value: result.snapshot.value } : inline.snapshot;
     const reply = result.reply ?? inline.reply;
     await this.deps.writer.commitStep({
