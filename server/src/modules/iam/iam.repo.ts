@@ -436,3 +436,16 @@ export async function deleteLoginFailuresBefore(db: Queryable, before: Date): Pr
   const res = await db.query('DELETE FROM iam_login_failures WHERE at < $1', [before]);
   return res.rowCount;
 }
+
+// ---- cache invalidation across processes ----
+
+/** The LISTEN/NOTIFY channel on which IAM names stale cached tokens (per schema, like the bus's). */
+export async function invalidationChannel(db: Queryable): Promise<string> {
+  const res = await db.query<{ channel: string }>("SELECT bus_channel('iam', current_schema()) AS channel");
+  return res.rows[0]!.channel;
+}
+
+/** Tells every process listening: these token hashes (comma-separated), or `all`, are stale. */
+export async function notifyInvalidation(db: Queryable, payload: string): Promise<void> {
+  await db.query("SELECT pg_notify(bus_channel('iam', current_schema()), $1)", [payload]);
+}

@@ -141,8 +141,21 @@ export class IamService {
     return () => this.invalidationListeners.delete(listener);
   }
 
-  private invalidate(stale: readonly string[] | 'all'): void {
+  /**
+   * Drops stale principals from this process's caches and tells every other process on the
+   * database (NOTIFY), whose caches would otherwise keep a revoked token working for their TTL.
+   * Called after the change commits; a failed NOTIFY is logged, not thrown: the change stands.
+   */
+  private async invalidate(stale: readonly string[] | 'all'): Promise<void> {
     for (const l of this.invalidationListeners) l(stale);
+    const payload = stale === 'all' ? 'all' : stale.join(',');
+    if (payload === '') return;
+    try {
+      // NOTIFY payloads are capped at 8000 bytes.
+      await repo.notifyInvalidation(this.db, payload.length > 7_000 ? 'all' : payload);
+    } catch (err) {
+      this.logger.warn({ err }, 'iam: could not tell other processes about stale tokens; their caches let go within 5 s');
+    }
   }
 
   private record(ctx: CallContext | undefined, action: IamAuditAction, input: Omit<AuditRecordInput, 'action' | 'actor' | 'sourceIp'>, tx?: Queryable): Promise<void> {
@@ -274,7 +287,7 @@ export class IamService {
       await this.record(ctx, 'logout', { result: 'success', target: { type: 'token', id: ctx.principal.tokenId } }, tx);
       return h;
     });
-    if (hash) this.invalidate([hash]);
+    if (hash) await this.invalidate([hash]);
   }
 
   /**
@@ -384,7 +397,7 @@ export class IamService {
       return r;
     });
     if (!revoked) throw AppError.notFound(`token ${id}`);
-    this.invalidate([revoked.token_hash]);
+    await this.invalidate([revoked.token_hash]);
   }
 
   /** A platform admin acting in another tenant still owns its own tokens. */
@@ -533,7 +546,7 @@ export class IamService {
       );
       return { row: r, revoked: hashes };
     });
-    this.invalidate('all');
+    await this.invalidate('all');
     if (revoked.length) this.logger.info({ accountId: id, sessions: revoked.length }, 'password changed; sessions revoked');
     return toUser(row);
   }
@@ -556,7 +569,7 @@ export class IamService {
       await this.record(ctx, 'user.deleted', { result: 'success', tenantId: current.tenant_id, target }, tx);
       return h;
     });
-    this.invalidate(hashes);
+    await this.invalidate(hashes);
   }
 
   private async rolesOf(tenantId: string, ids: readonly string[]): Promise<repo.RoleRow[]> {
@@ -611,7 +624,7 @@ export class IamService {
       await this.record(ctx, 'role.updated', { result: 'success', tenantId, target: { ...target, name: r.name }, details: { permissions: r.permissions } }, tx);
       return r;
     });
-    this.invalidate('all');
+    await this.invalidate('all');
     return toRole(row);
   }
 
@@ -628,7 +641,7 @@ export class IamService {
       if (!(await repo.deleteRole(tx, tenantId, id))) throw AppError.notFound(`role ${id}`);
       await this.record(ctx, 'role.deleted', { result: 'success', tenantId, target, details: { removedFromAccounts: holders } }, tx);
     });
-    this.invalidate('all');
+    await this.invalidate('all');
   }
 
   // ---------------------------------------------------------------- housekeeping

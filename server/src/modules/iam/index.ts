@@ -7,6 +7,7 @@ import type { Authenticator, DeniedAccess } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { createAuthenticator, remoteTokenResolver, type TokenResolver } from './iam.authenticator.js';
+import * as repo from './iam.repo.js';
 import { iamRoutes } from './iam.routes.js';
 import { actorOf, IamService, type BootstrapCredentials } from './iam.service.js';
 
@@ -39,6 +40,7 @@ export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; 
   const auth = createAuthenticator({ resolve, audit });
   service.onInvalidate(auth.invalidate);
   let purgeTimer: NodeJS.Timeout | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
 
   return {
     name: 'iam',
@@ -48,6 +50,8 @@ export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; 
     bootstrapCredentials,
     routes: iamRoutes(service),
     async start() {
+      // Revocations in other processes on this database reach this cache at once (iam.service.ts).
+      unlisten = await deps.db.listen(await repo.invalidationChannel(deps.db), (payload) => auth.invalidate(payload === 'all' ? 'all' : payload.split(',')));
       purgeTimer = setInterval(() => {
         service.purgeExpired().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge expired login failures and tokens'));
       }, PURGE_INTERVAL_MS);
@@ -55,6 +59,7 @@ export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; 
     },
     async stop() {
       clearInterval(purgeTimer);
+      await unlisten?.();
     },
     auditDenied(denied) {
       void createAuditPublisher(deps.bus, denied.module, deps.logger).record({
