@@ -558,7 +558,8 @@ describe.each(dbTargets)('durability across kill -9 on %s', (target) => {
           flowSettings: { webhooks: { auth: 'none' } },
           graph: {
             nodes: [
-              { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"n": n, "double": n * 2}' }, nodeSettings: { timeoutMs: 2_000 } },
+              // Few at a time against a slow application: a backlog is queued when the hub dies.
+              { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"n": n, "double": n * 2}' }, nodeSettings: { timeoutMs: 2_000, concurrency: 4 } },
               { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: sink.url, timeoutMs: 1_000 }, nodeSettings: { timeoutMs: 2_000, retryDelayMs: 100 } },
             ],
             edges: [{ source: 'shape', target: 'send' }],
