@@ -31,6 +31,21 @@ async function freePort(): Promise<number> {
 
 const FAST_RETRY = { retries: 2, retryDelayMs: 20, maxRetryDelayMs: 50 };
 
+/** A trigger job for the start node `shape` of a fresh execution, as a webhook call enqueues it. */
+function triggerJob(flowId: string, body: unknown, over: Partial<StepJob> = {}): StepJob {
+  return {
+    executionId: randomUUID(),
+    flowId,
+    tenant: 'default',
+    nodeId: 'shape',
+    message: { id: randomUUID(), attachments: {}, body, headers: {}, metadata: {} },
+    trigger: 'webhook',
+    sequence: 0,
+    flowVersion: 1,
+    ...over,
+  };
+}
+
 describe.each(dbTargets)('executions on %s', (target) => {
   let hub: TestHub;
   let sink: Sink;
@@ -248,17 +263,8 @@ describe.each(dbTargets)('executions on %s', (target) => {
   it('stops a flow: nothing runs while it is stopped, queued messages run after the next start', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
     await stopFlow(hub, flowId);
-    const executionId = randomUUID();
-    const job: StepJob = {
-      executionId,
-      flowId,
-      tenant: 'default',
-      nodeId: 'shape',
-      message: { id: randomUUID(), attachments: {}, body: { id: 'S-1', qty: 10, price: 10 }, headers: {}, metadata: {} },
-      trigger: 'webhook',
-      sequence: 0,
-      flowVersion: 1,
-    };
+    const job = triggerJob(flowId, { id: 'S-1', qty: 10, price: 10 });
+    const executionId = job.executionId;
     await hub.bus.enqueue(stepQueueName(flowId, 'shape'), job);
     await new Promise((r) => setTimeout(r, 500));
     expect(await getExecution(hub, executionId)).toBeUndefined();
@@ -368,18 +374,9 @@ describe.each(dbTargets)('executions on %s', (target) => {
 
   it('runs a redelivered trigger once: the step run is recorded once and emits once', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
-    const executionId = randomUUID();
     const queue = stepQueueName(flowId, 'shape');
-    const job: StepJob = {
-      executionId,
-      flowId,
-      tenant: 'default',
-      nodeId: 'shape',
-      message: { id: randomUUID(), attachments: {}, body: { id: 'D-1', qty: 1, price: 500 }, headers: {}, metadata: {} },
-      trigger: 'webhook',
-      sequence: 0,
-      flowVersion: 1,
-    };
+    const job = triggerJob(flowId, { id: 'D-1', qty: 1, price: 500 });
+    const executionId = job.executionId;
     await hub.bus.enqueue(queue, job);
     const x = await waitForExecution(hub, executionId);
     // The same job once more, as the copy of a hand-off whose process died between its commit and
@@ -395,17 +392,8 @@ describe.each(dbTargets)('executions on %s', (target) => {
 
   it('records every step once when two copies of a trigger run at once; the effect carries one idempotency key', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
-    const executionId = randomUUID();
-    const job: StepJob = {
-      executionId,
-      flowId,
-      tenant: 'default',
-      nodeId: 'shape',
-      message: { id: randomUUID(), attachments: {}, body: { id: 'D-2', qty: 1, price: 500 }, headers: {}, metadata: {} },
-      trigger: 'webhook',
-      sequence: 0,
-      flowVersion: 1,
-    };
+    const job = triggerJob(flowId, { id: 'D-2', qty: 1, price: 500 });
+    const executionId = job.executionId;
     await Promise.all([hub.bus.enqueue(stepQueueName(flowId, 'shape'), job), hub.bus.enqueue(stepQueueName(flowId, 'shape'), job)]);
     const x = await waitForExecution(hub, executionId);
     await new Promise((r) => setTimeout(r, 300));
@@ -421,18 +409,9 @@ describe.each(dbTargets)('executions on %s', (target) => {
 
   it('fails an execution whose job the engine cannot run, instead of leaving it running', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
-    const executionId = randomUUID();
     // A trigger job naming a version of the flow that does not exist: nothing can run it.
-    const job: StepJob = {
-      executionId,
-      flowId,
-      tenant: 'default',
-      nodeId: 'shape',
-      message: { id: randomUUID(), attachments: {}, body: { id: 'G-1', qty: 1, price: 500 }, headers: {}, metadata: {} },
-      trigger: 'webhook',
-      sequence: 0,
-      flowVersion: 99,
-    };
+    const job = triggerJob(flowId, { id: 'G-1', qty: 1, price: 500 }, { flowVersion: 99 });
+    const executionId = job.executionId;
     await hub.bus.enqueue(stepQueueName(flowId, 'shape'), job);
     const x = await waitForExecution(hub, executionId);
     expect(x).toMatchObject({ status: 'failed', pendingSteps: 0, failedSteps: 1 });

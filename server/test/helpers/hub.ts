@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createBus, type Bus } from '../../src/platform/bus/index.js';
 import { loadConfig } from '../../src/platform/config.js';
+import { openDb, type Db } from '../../src/platform/db/index.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createHub, type Hub, type HubOptions } from '../../src/entrypoints/hub.js';
 import { openTestDb, type DbTarget, type TestDb } from './db.js';
@@ -89,6 +90,41 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
       await bus.close();
       await testDb.drop();
       fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Hubs sharing one PostgreSQL schema, each with its own pool and bus: processes of one installation. */
+export interface HubGroup {
+  hubs: Hub[];
+  /** The first hub's database, for looking at shared tables. */
+  db: Db;
+  close(): Promise<void>;
+}
+
+export async function createHubsOnOneDatabase(count: number, opts: { adminPassword: string; serviceName: string }): Promise<HubGroup> {
+  const testDb = await openTestDb('postgres');
+  const dbs: Db[] = [testDb.db];
+  for (let i = 1; i < count; i++) dbs.push(await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 }));
+  const logger = createLogger('silent');
+  const hubs: Hub[] = [];
+  const dirs: string[] = [];
+  for (const db of dbs) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-group-'));
+    dirs.push(dir);
+    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
+    const bus = await createBus({ db, serviceName: opts.serviceName, logger, maxAttempts: 5, leaseMs: 2_000 });
+    hubs.push(await createHub(config, { db, bus, logger }));
+  }
+  return {
+    hubs,
+    db: testDb.db,
+    async close() {
+      for (const hub of hubs) await hub.stop();
+      for (const hub of hubs) await hub.bus.close();
+      for (const db of dbs.slice(1)) await db.close();
+      await testDb.drop();
+      for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

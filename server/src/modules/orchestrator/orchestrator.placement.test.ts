@@ -2,28 +2,19 @@
  * Two orchestrator processes on one PostgreSQL database: both place an active flow's steps,
  * share its messages, and a stop is answered only once neither takes the flow's messages.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHub, type Hub } from '../../entrypoints/hub.js';
-import { createBus } from '../../platform/bus/index.js';
-import { loadConfig } from '../../platform/config.js';
-import { openDb, type Db } from '../../platform/db/index.js';
-import { createLogger } from '../../platform/logger.js';
-import { openTestDb, type TestDb } from '../../../test/helpers/db.js';
+import type { Hub } from '../../entrypoints/hub.js';
 import { startSink, type Sink } from '../../../test/helpers/engine.js';
 import { waitFor } from '../../../test/helpers/flows.js';
+import { createHubsOnOneDatabase, type HubGroup } from '../../../test/helpers/hub.js';
 import { hasPostgres } from '../../../test/helpers/services.js';
 
 const PASSWORD = 'placement-admin-password';
 
 describe.skipIf(!hasPostgres)('two orchestrator processes on PostgreSQL', () => {
-  let testDb: TestDb;
-  let secondDb: Db;
-  const hubs: Hub[] = [];
+  let group: HubGroup;
+  let hubs: Hub[] = [];
   let sink: Sink;
-  const dirs: string[] = [];
   let token = '';
 
   const api = async (hub: Hub, method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ status: number; body: any }> => {
@@ -32,28 +23,16 @@ describe.skipIf(!hasPostgres)('two orchestrator processes on PostgreSQL', () => 
   };
 
   beforeAll(async () => {
-    testDb = await openTestDb('postgres');
-    secondDb = await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 });
+    group = await createHubsOnOneDatabase(2, { adminPassword: PASSWORD, serviceName: 'placement-test' });
+    hubs = group.hubs;
     sink = await startSink();
-    const logger = createLogger('silent');
-    for (const db of [testDb.db, secondDb]) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-placement-'));
-      dirs.push(dir);
-      const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: PASSWORD, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
-      const bus = await createBus({ db, serviceName: 'placement-test', logger, maxAttempts: 5, leaseMs: 2_000 });
-      hubs.push(await createHub(config, { db, bus, logger }));
-    }
     const login = await api(hubs[0]!, 'POST', '/api/v1/login', { username: 'admin', password: PASSWORD });
     token = login.body.token as string;
   }, 60_000);
 
   afterAll(async () => {
-    for (const hub of hubs) await hub.stop();
-    for (const hub of hubs) await hub.bus.close();
-    await secondDb?.close();
-    await testDb?.drop();
+    await group?.close();
     await sink?.close();
-    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('places the flow in both processes, serves its webhooks on both, and stops in both before flow.stopped', async () => {
@@ -72,7 +51,7 @@ describe.skipIf(!hasPostgres)('two orchestrator processes on PostgreSQL', () => 
     const flowId = created.body.data.id as string;
     expect((await api(hubs[0]!, 'POST', `/api/v1/flows/${flowId}/start`)).status).toBeLessThan(300);
     await waitFor('flow active', async () => (await api(hubs[0]!, 'GET', `/api/v1/flows/${flowId}`)).body.data.status === 'active');
-    const placements = async (): Promise<number> => (await testDb.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM orchestrator_placements WHERE flow_id = $1', [flowId])).rows[0]!.n;
+    const placements = async (): Promise<number> => (await group.db.query<{ n: number }>('SELECT count(*)::int8 AS n FROM orchestrator_placements WHERE flow_id = $1', [flowId])).rows[0]!.n;
     await waitFor('both processes to place the flow', async () => (await placements()) === 2);
 
     // Webhooks on both processes; each process's consumers take a share.
