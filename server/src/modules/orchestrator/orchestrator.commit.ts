@@ -232,15 +232,16 @@ export class ExecutionWriter {
       if (replies.replies.length > 0) {
         await repo.insertReplies(tx, replies.replies.map((r) => ({ executionId: r.executionId, json: JSON.stringify(r.reply) })));
       }
-      const settled: repo.SettledExecution[] = [];
-      if (created.size > 0) settled.push(...(await repo.insertExecutions(tx, sortById([...created.values()]))));
-      if (deltas.size > 0) settled.push(...(await repo.applyExecutionDeltas(tx, sortById([...deltas.values()]))));
+      // Executions that ended here while a sync call awaits their reply.
+      const ended: string[] = [];
+      if (created.size > 0) ended.push(...(await repo.insertExecutions(tx, sortById([...created.values()]))));
+      if (deltas.size > 0) ended.push(...(await repo.applyExecutionDeltas(tx, sortById([...deltas.values()]))));
       const notices: string[] = replies.replies.map((r) => replyNotice(r.executionId, r.reply));
       const replied = new Set(replies.replies.map((r) => r.executionId));
-      for (const x of settled) {
-        if (x.status !== 'running' && x.awaits_reply && !replied.has(x.id)) {
-          replies.finishedWithoutReply.push(x.id);
-          notices.push(JSON.stringify({ e: x.id, done: true }));
+      for (const id of ended) {
+        if (!replied.has(id)) {
+          replies.finishedWithoutReply.push(id);
+          notices.push(JSON.stringify({ e: id, done: true }));
         }
       }
       if (notices.length > 0) await repo.notify(tx, 'replies', notices);
