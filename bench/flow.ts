@@ -150,7 +150,6 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
       PLEXUS_MTLS_PORT: String(await freePort()),
       PLEXUS_GRPC_PORT: String(await freePort()),
       PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      ...(process.env.PLEXUS_SQL_STATS ? { PLEXUS_SQL_STATS: process.env.PLEXUS_SQL_STATS } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
