@@ -407,6 +407,31 @@ describe.each(dbTargets)('executions on %s', (target) => {
     expect(new Set(calls.map((r) => r.headers['idempotency-key']))).toEqual(new Set([`${executionId}:send:0.0.0`]));
   });
 
+  it('records nothing twice when a copy of a trigger job comes after its execution ended in one job', async () => {
+    const flowId = await createAndStart(hub, pipeline(sink.url));
+    const job = triggerJob(flowId, { id: 'D-3', qty: 1, price: 500 });
+    const executionId = job.executionId;
+    const calls = () => sink.requests.filter((r) => String(r.headers['idempotency-key']).startsWith(executionId)).length;
+    await hub.bus.enqueue(stepQueueName(flowId, 'shape'), job);
+    const first = await waitForExecution(hub, executionId);
+    expect(first).toMatchObject({ status: 'succeeded', stepRuns: 3 });
+    // Ended within its trigger job: its runs are stored with it, not as rows of their own (migration 0032).
+    const rows = await hub.testDb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM orchestrator_step_runs WHERE execution_id = $1', [executionId]);
+    expect(rows.rows[0]!.n).toBe(0);
+    expect(calls()).toBe(1);
+    const ended = (await getExecution(hub, executionId))!;
+    // A redelivery (a crash between commit and ack) finds the runs done and runs nothing.
+    await hub.bus.enqueue(stepQueueName(flowId, 'shape'), { ...job, handoff: true });
+    // A copy that is not marked as one runs again (at least once), but records nothing.
+    await hub.bus.enqueue(stepQueueName(flowId, 'shape'), job);
+    await waitFor('both copies to be handled', async () => calls() === 2 && (await hub.bus.stats(stepQueueName(flowId, 'shape'))).depth === 0);
+    const after = (await getExecution(hub, executionId))!;
+    expect(after).toMatchObject({ status: 'succeeded', pendingSteps: 0, failedSteps: 0, stepRuns: 3, finishedAt: ended.finishedAt });
+    expect(after.steps).toEqual(ended.steps);
+    expect(after.steps.map((s) => `${s.nodeId} ${s.status}`).sort()).toEqual(['big succeeded', 'send succeeded', 'shape succeeded']);
+    expect(after.steps.find((s) => s.nodeId === 'send')!.output).toMatchObject([{ status: 200, body: { ok: true } }]);
+  });
+
   it('fails an execution whose job the engine cannot run, instead of leaving it running', async () => {
     const flowId = await createAndStart(hub, pipeline(sink.url));
     // A trigger job naming a version of the flow that does not exist: nothing can run it.

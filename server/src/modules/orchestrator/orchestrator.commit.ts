@@ -46,6 +46,16 @@ interface Handoff {
   id?: string | undefined;
 }
 
+type NewExecutionRow = repo.NewExecution & { pending: number; failed: number };
+
+/** The next jobs of one queue and delay in a batch; a hand-off group holds hand-offs only. */
+interface JobGroup {
+  queue: string;
+  delayMs: number;
+  jobs: StepJob[];
+  handoffs: Handoff[];
+}
+
 function sortById<T extends { id: string }>(xs: T[]): T[] {
   return xs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
@@ -159,7 +169,7 @@ export class ExecutionWriter {
     return this.db.transaction(async (tx) => {
       const results = items.map(() => true);
       // Executions a trigger creates before running its step: one pending job, its own.
-      const ensured = new Map<string, repo.NewExecution & { pending: number; failed: number }>();
+      const ensured = new Map<string, NewExecutionRow>();
       for (const it of items) if (it.kind === 'execution') ensured.set(it.execution.id, { ...it.execution, pending: 1, failed: 0 });
       if (ensured.size > 0) await repo.insertExecutions(tx, sortById([...ensured.values()]));
 
@@ -179,51 +189,39 @@ export class ExecutionWriter {
       });
       if (steps.length === 0) return results;
       steps.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      const applied = await repo.upsertStepRuns(
-        tx,
-        steps.flatMap((s) => s.commit.runs),
-      );
+      // Executions that ended within their trigger job, every step succeeded: one row each, its
+      // runs stored with it. One that exists already (a copy of the job ran before) goes the
+      // ordinary way below, where its runs meet what that copy recorded.
+      const ended: string[] = [];
+      const compact = steps.filter((s) => storedWithExecution(s.commit));
+      let compacted = new Set<string>();
+      if (compact.length > 0) {
+        const done = await repo.insertCompactExecutions(tx, sortById(compact.map((s) => ({ ...s.commit.execution!, runsJson: repo.compactRuns(s.commit.runs) }))));
+        compacted = new Set(compact.filter((s) => done.created.has(s.commit.execution!.id)).map((s) => s.key));
+        ended.push(...done.awaitingReply);
+      }
+      const ordinary = compacted.size > 0 ? steps.filter((s) => !compacted.has(s.key)) : steps;
+      const applied = ordinary.length > 0 ? await repo.upsertStepRuns(tx, ordinary.flatMap((s) => s.commit.runs)) : new Set<string>();
 
-      const jobs = new Map<string, { queue: string; delayMs: number; jobs: StepJob[]; handoffs: Handoff[] }>();
-      const created = new Map<string, repo.NewExecution & { pending: number; failed: number }>();
+      const jobs = new Map<string, JobGroup>();
+      const created = new Map<string, NewExecutionRow>();
       const deltas = new Map<string, repo.ExecutionDelta>();
       const snapshots = new Map<string, { flowId: string; nodeId: string; tenantId: string; json: string }>();
       for (const s of steps) {
-        if (!applied.has(s.key)) {
-          results[s.index] = false;
-          continue;
-        }
         const c = s.commit;
-        for (const child of c.children) {
-          const ticket = child.delayMs === 0 ? this.handoff?.reserve(child.queue) : undefined;
-          const delayMs = ticket ? ticket.leaseMs : child.delayMs;
-          const k = `${child.queue}\u0000${delayMs}\u0000${ticket ? 'h' : ''}`;
-          let group = jobs.get(k);
-          if (!group) jobs.set(k, (group = { queue: child.queue, delayMs, jobs: [], handoffs: [] }));
-          // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
-          group.jobs.push(ticket ? { ...child.job, handoff: true } : child.job);
-          if (ticket) {
-            const h: Handoff = { ticket, job: child.job };
-            group.handoffs.push(h);
-            handoffs.push(h);
+        if (!compacted.has(s.key)) {
+          if (!applied.has(s.key)) {
+            results[s.index] = false;
+            continue;
           }
-        }
-        if (c.execution) {
-          // Created with this step run: its count starts at 1 (the trigger) plus this delta.
-          created.set(c.execution.id, { ...c.execution, pending: 1 + c.delta.pending, failed: c.delta.failed });
-        } else if (c.delta.pending !== 0 || c.delta.failed !== 0) {
-          const id = c.runs[0]!.executionId;
-          const d = deltas.get(id) ?? { id, pending: 0, failed: 0 };
-          d.pending += c.delta.pending;
-          d.failed += c.delta.failed;
-          deltas.set(id, d);
+          this.settle(c, jobs, handoffs, created, deltas);
         }
         if (c.snapshot) snapshots.set(`${c.snapshot.flowId}\u0000${c.snapshot.nodeId}`, c.snapshot);
         if (c.reply) replies.replies.push(c.reply);
       }
       for (const g of jobs.values()) {
         const ids = await this.bus.enqueueMany(g.queue, g.jobs, { tx, ...(g.delayMs > 0 ? { delayMs: g.delayMs } : {}) });
-        // A hand-off group holds hand-offs only, in the order of its jobs.
+        // In the order of its jobs.
         g.handoffs.forEach((h, i) => {
           h.id = ids[i];
         });
@@ -233,7 +231,6 @@ export class ExecutionWriter {
         await repo.insertReplies(tx, replies.replies.map((r) => ({ executionId: r.executionId, json: JSON.stringify(r.reply) })));
       }
       // Executions that ended here while a sync call awaits their reply.
-      const ended: string[] = [];
       if (created.size > 0) ended.push(...(await repo.insertExecutions(tx, sortById([...created.values()]))));
       if (deltas.size > 0) ended.push(...(await repo.applyExecutionDeltas(tx, sortById([...deltas.values()]))));
       const notices: string[] = replies.replies.map((r) => replyNotice(r.executionId, r.reply));
@@ -249,10 +246,43 @@ export class ExecutionWriter {
     });
   }
 
+  /** Groups a recorded step's next jobs by queue and adds its execution, or its change, to the write. */
+  private settle(c: StepCommit, jobs: Map<string, JobGroup>, handoffs: Handoff[], created: Map<string, NewExecutionRow>, deltas: Map<string, repo.ExecutionDelta>): void {
+    for (const child of c.children) {
+      const ticket = child.delayMs === 0 ? this.handoff?.reserve(child.queue) : undefined;
+      const delayMs = ticket ? ticket.leaseMs : child.delayMs;
+      const k = `${child.queue}\u0000${delayMs}\u0000${ticket ? 'h' : ''}`;
+      let group = jobs.get(k);
+      if (!group) jobs.set(k, (group = { queue: child.queue, delayMs, jobs: [], handoffs: [] }));
+      // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
+      group.jobs.push(ticket ? { ...child.job, handoff: true } : child.job);
+      if (ticket) {
+        const h: Handoff = { ticket, job: child.job };
+        group.handoffs.push(h);
+        handoffs.push(h);
+      }
+    }
+    if (c.execution) {
+      // Created with this step run: its count starts at 1 (the trigger) plus this delta.
+      created.set(c.execution.id, { ...c.execution, pending: 1 + c.delta.pending, failed: c.delta.failed });
+    } else if (c.delta.pending !== 0 || c.delta.failed !== 0) {
+      const id = c.runs[0]!.executionId;
+      const d = deltas.get(id) ?? { id, pending: 0, failed: 0 };
+      d.pending += c.delta.pending;
+      d.failed += c.delta.failed;
+      deltas.set(id, d);
+    }
+  }
+
   /** Resolves once nothing is queued or being written. */
   async idle(): Promise<void> {
     while (this.queue.length > 0 || this.inFlight > 0 || this.scheduled) await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** An execution created and ended by this commit, its runs all succeeded (see insertCompactExecutions). */
+function storedWithExecution(c: StepCommit): boolean {
+  return c.execution !== undefined && c.children.length === 0 && c.delta.pending === -1 && c.delta.failed === 0 && c.runs.every((r) => r.status === 'succeeded');
 }
 
 /** The NOTIFY payload announcing a reply; it carries the reply itself when small enough. */

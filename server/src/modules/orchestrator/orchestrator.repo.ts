@@ -117,6 +117,47 @@ export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecu
   return res.rows.map((r) => r.id);
 }
 
+/**
+ * Creates executions that ran start to end in one job with every step succeeding, their step runs
+ * stored with them (`runsJson`, see compactRuns and migration 0032) rather than as rows of their
+ * own. An execution that exists already is left alone: its id is not in `created`, and the
+ * caller records those runs the ordinary way, where they meet the existing rows.
+ */
+export async function insertCompactExecutions(
+  db: Queryable,
+  xs: ReadonlyArray<NewExecution & { runsJson: string }>,
+): Promise<{ created: Set<string>; awaitingReply: string[] }> {
+  const res = await db.query<{ n: number; ids: string[] | null; awaiting: string[] | null }>(
+    `WITH created AS (
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at, runs)
+       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp(), r
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, r json)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, awaits_reply)
+     SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
+       FROM created`,
+    // The runs are JSON already: spliced in as they are rather than escaped into a string.
+    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"r":${x.runsJson}}`).join(',') + ']', xs.length],
+  );
+  const { n, ids, awaiting } = res.rows[0]!;
+  return { created: new Set(ids ?? (n === xs.length ? xs.map((x) => x.id) : [])), awaitingReply: awaiting ?? [] };
+}
+
+/** Step runs as an execution row stores them (migration 0032); bodies are JSON text already. */
+export function compactRuns(runs: readonly StepRunWrite[]): string {
+  return (
+    '[' +
+    runs
+      .map(
+        (r) =>
+          `{"n":${JSON.stringify(r.nodeId)},"p":${JSON.stringify(r.path)},"s":"${r.status}","a":${r.attempt},"rb":${r.rebounds},"g":${r.generation},` +
+          `"i":${r.inputJson ?? 'null'},"o":${r.outputJson ?? 'null'},"em":${r.emitted},"st":"${r.startedAt.toISOString()}","ft":"${r.finishedAt.toISOString()}","d":${r.durationMs}}`,
+      )
+      .join(',') +
+    ']'
+  );
+}
+
 export type StepRunStatus = 'succeeded' | 'failed' | 'retrying' | 'rebounded' | 'queued';
 
 export interface StepRunWrite {
@@ -152,6 +193,9 @@ export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[
      INSERT INTO orchestrator_step_runs AS r (execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms)
      SELECT e, n, p, s, a, rb, g, i, o, em, er, rm, st, ft, d
        FROM json_to_recordset($1::json) AS x(e text, n text, p text, s text, a int, rb int, g int, i text, o text, em int, er text, rm text, st timestamptz, ft timestamptz, d int)
+      -- Runs stored with their execution are final: a late copy must not add rows beside them.
+      -- (An array, computed once by index: a correlated test would hash the executions table.)
+      WHERE x.e <> ALL (ARRAY(SELECT c.id FROM orchestrator_executions c WHERE c.id = ANY($3::text[]) AND c.runs IS NOT NULL))
      ON CONFLICT (execution_id, node_id, path) DO UPDATE SET
        status = EXCLUDED.status, attempt = EXCLUDED.attempt, rebounds = EXCLUDED.rebounds, generation = EXCLUDED.generation, input = EXCLUDED.input,
        output = EXCLUDED.output, emitted = EXCLUDED.emitted, error = EXCLUDED.error, retry_message = EXCLUDED.retry_message,
@@ -182,6 +226,7 @@ export async function upsertStepRuns(db: Queryable, runs: readonly StepRunWrite[
         })),
       ),
       runs.length,
+      [...new Set(runs.map((r) => r.executionId))],
     ],
   );
   const { n, keys } = res.rows[0]!;
@@ -199,7 +244,14 @@ export interface StepRunState {
 }
 
 export async function findStepRunState(db: Queryable, executionId: string, nodeId: string, path: string): Promise<StepRunState | undefined> {
-  const res = await db.query<StepRunState>('SELECT status, generation FROM orchestrator_step_runs WHERE execution_id = $1 AND node_id = $2 AND path = $3', [executionId, nodeId, path]);
+  const res = await db.query<StepRunState>(
+    `SELECT status, generation FROM orchestrator_step_runs WHERE execution_id = $1 AND node_id = $2 AND path = $3
+     UNION ALL
+     SELECT r.s, r.g FROM orchestrator_executions x, json_to_recordset(x.runs) AS r(n text, p text, s text, g int)
+      WHERE x.id = $1 AND x.runs IS NOT NULL AND r.n = $2 AND r.p = $3
+     LIMIT 1`,
+    [executionId, nodeId, path],
+  );
   return res.rows[0];
 }
 
@@ -321,7 +373,9 @@ export interface ExecutionRow {
   finished_at: Date | null;
 }
 
-const EXECUTION_COLUMNS = `x.*, (SELECT count(*)::int8 FROM orchestrator_step_runs r WHERE r.execution_id = x.id AND r.status IN ('succeeded', 'failed')) AS step_runs`;
+const EXECUTION_COLUMNS = `x.id, x.tenant_id, x.flow_id, x.flow_version, x.trigger, x.status, x.pending, x.failed_steps, x.awaits_reply, x.started_at, x.finished_at,
+  CASE WHEN x.runs IS NOT NULL THEN json_array_length(x.runs)::int8
+       ELSE (SELECT count(*)::int8 FROM orchestrator_step_runs r WHERE r.execution_id = x.id AND r.status IN ('succeeded', 'failed')) END AS step_runs`;
 
 export interface ExecutionFilter {
   tenantId: string;
@@ -382,7 +436,17 @@ export interface StepRunRow {
 }
 
 export async function listStepRuns(db: Queryable, executionId: string): Promise<StepRunRow[]> {
-  const res = await db.query<StepRunRow>('SELECT * FROM orchestrator_step_runs WHERE execution_id = $1 ORDER BY started_at, node_id, path', [executionId]);
+  const res = await db.query<StepRunRow>(
+    `SELECT execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms
+       FROM orchestrator_step_runs WHERE execution_id = $1
+     UNION ALL
+     SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d
+       FROM orchestrator_executions x,
+            json_to_recordset(x.runs) AS r(n text, p text, s text, a int, rb int, g int, i json, o json, em int, st timestamptz, ft timestamptz, d int)
+      WHERE x.id = $1 AND x.runs IS NOT NULL
+     ORDER BY started_at, node_id, path`,
+    [executionId],
+  );
   return res.rows;
 }
 
