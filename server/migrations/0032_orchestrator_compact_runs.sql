@@ -6,4 +6,6 @@
 -- st / ft: started / finished (ISO), d: duration ms}. Such an execution has no rows in
 -- orchestrator_step_runs, and it never gets any: it ended with every run final, and a later copy
 -- of its trigger job finds its runs here (orchestrator.repo.ts).
-ALTER TABLE orchestrator_executions ADD COLUMN runs json;
+-- JSON as text: written on every such execution and read only when someone looks, so not worth
+-- json's second validation on the hot path (the statement's JSON parameter is validated once).
+ALTER TABLE orchestrator_executions ADD COLUMN runs text;

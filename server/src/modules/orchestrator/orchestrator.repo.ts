@@ -131,7 +131,7 @@ export async function insertCompactExecutions(
     `WITH created AS (
        INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at, runs)
        SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp(), r
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, r json)
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, r text)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, awaits_reply)
      SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
@@ -247,7 +247,7 @@ export async function findStepRunState(db: Queryable, executionId: string, nodeI
   const res = await db.query<StepRunState>(
     `SELECT status, generation FROM orchestrator_step_runs WHERE execution_id = $1 AND node_id = $2 AND path = $3
      UNION ALL
-     SELECT r.s, r.g FROM orchestrator_executions x, json_to_recordset(x.runs) AS r(n text, p text, s text, g int)
+     SELECT r.s, r.g FROM orchestrator_executions x, json_to_recordset(x.runs::json) AS r(n text, p text, s text, g int)
       WHERE x.id = $1 AND x.runs IS NOT NULL AND r.n = $2 AND r.p = $3
      LIMIT 1`,
     [executionId, nodeId, path],
@@ -374,7 +374,7 @@ export interface ExecutionRow {
 }
 
 const EXECUTION_COLUMNS = `x.id, x.tenant_id, x.flow_id, x.flow_version, x.trigger, x.status, x.pending, x.failed_steps, x.awaits_reply, x.started_at, x.finished_at,
-  CASE WHEN x.runs IS NOT NULL THEN json_array_length(x.runs)::int8
+  CASE WHEN x.runs IS NOT NULL THEN json_array_length(x.runs::json)::int8
        ELSE (SELECT count(*)::int8 FROM orchestrator_step_runs r WHERE r.execution_id = x.id AND r.status IN ('succeeded', 'failed')) END AS step_runs`;
 
 export interface ExecutionFilter {
@@ -442,7 +442,7 @@ export async function listStepRuns(db: Queryable, executionId: string): Promise<
      UNION ALL
      SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d
        FROM orchestrator_executions x,
-            json_to_recordset(x.runs) AS r(n text, p text, s text, a int, rb int, g int, i json, o json, em int, st timestamptz, ft timestamptz, d int)
+            json_to_recordset(x.runs::json) AS r(n text, p text, s text, a int, rb int, g int, i json, o json, em int, st timestamptz, ft timestamptz, d int)
       WHERE x.id = $1 AND x.runs IS NOT NULL
      ORDER BY started_at, node_id, path`,
     [executionId],
