@@ -529,6 +529,36 @@ describe.each(targets)('bus contract on $name', (target) => {
     }
   });
 
+  it('wakes another bus instance at once for a published event and for a requeued dead letter', async () => {
+    const root = unique('wake');
+    const queue = unique('wakeq');
+    // A dead letter to requeue later, made before the other instance consumes its queue.
+    await bus.enqueue(queue, 'again');
+    const [job] = await bus.claim(queue);
+    await bus.deadLetter(job!, 'for the requeue');
+    const otherDb = target.db === 'postgres' ? await openDb({ url: t.url, schema: t.schema, poolSize: 2 }) : t.db;
+    const other = await openBus(otherDb, { pollMs: 10_000 });
+    try {
+      const events = recorder<number>();
+      const jobs = recorder<number>();
+      await other.subscribe(`${root}.>`, 'waker', async () => events.push(performance.now()));
+      await other.consume(queue, async () => jobs.push(performance.now()));
+      await sleep(300);
+      await bus.publish(`${root}.happened`, 1);
+      const publishedAt = performance.now();
+      const [at] = await events.waitFor(1, 2_000);
+      expect(at! - publishedAt).toBeLessThan(150);
+      const [dead] = await eventually(() => bus.listDeadLetters(queue), (l) => l.length === 1);
+      await bus.requeueDeadLetter(dead!.id);
+      const requeuedAt = performance.now();
+      const [at2] = await jobs.waitFor(1, 2_000);
+      expect(at2! - requeuedAt).toBeLessThan(150);
+    } finally {
+      await other.close();
+      if (otherDb !== t.db) await otherDb.close();
+    }
+  });
+
   it('reports stats per queue and for all queues', async () => {
     const queue = unique('stats');
     await bus.enqueueMany(queue, [1, 2]);

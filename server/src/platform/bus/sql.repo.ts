@@ -40,19 +40,29 @@ export async function notifyChannel(db: Queryable, kind: 'bus' | 'outbox'): Prom
   return res.rows[0]!.channel;
 }
 
+/** Jobs due within this long wake the consumers of their queue; later ones are found by polling. */
+const WAKE_WITHIN_MS = 1_000;
+
 /**
  * Inserts jobs in one statement; returns their ids in input order. Payloads are JSON texts and
  * travel as one JSON array, not a text[]: an array literal would escape every quote of every
  * payload, and PostgreSQL would unescape them again. A `json` value keeps its text as given.
  */
 export async function insertJobs(db: Queryable, queues: readonly string[], payloads: readonly string[], delaysMs: readonly number[]): Promise<number[]> {
+  // Consumers are woken for the queues with a job due within a second (migration 0003).
+  const due = new Set<string>();
+  queues.forEach((q, i) => {
+    if (delaysMs[i]! <= WAKE_WITHIN_MS) due.add(q);
+  });
   const res = await db.query<{ id: number }>(
-    `INSERT INTO bus_jobs (queue, payload, visible_at)
-     SELECT ($1::text[])[p.n], p.payload::text, now() + ($3::float8[])[p.n] * interval '1 millisecond'
-     FROM json_array_elements($2::json) WITH ORDINALITY AS p(payload, n)
-     ORDER BY p.n
-     RETURNING id`,
-    [queues, `[${payloads.join(',')}]`, delaysMs],
+    `WITH ins AS (
+       INSERT INTO bus_jobs (queue, payload, visible_at)
+       SELECT ($1::text[])[p.n], p.payload::text, now() + ($3::float8[])[p.n] * interval '1 millisecond'
+       FROM json_array_elements($2::json) WITH ORDINALITY AS p(payload, n)
+       ORDER BY p.n
+       RETURNING id)
+     SELECT id FROM ins WHERE (SELECT bus_wake($4))`,
+    [queues, `[${payloads.join(',')}]`, delaysMs, due.size > 0 ? [...due].join(',') : null],
   );
   // Identity values are drawn in insertion order, which ORDER BY n fixes; RETURNING order is
   // not promised, so sort rather than trust it.
@@ -62,12 +72,14 @@ export async function insertJobs(db: Queryable, queues: readonly string[], paylo
 /** Copies each event into the queue of every subscription whose regex matches its name. */
 export async function fanOutEvents(db: Queryable, names: readonly string[], envelopes: readonly string[]): Promise<string[]> {
   const res = await db.query<{ queue: string }>(
-    `INSERT INTO bus_jobs (queue, payload)
-     SELECT s.queue, e.envelope
-     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(name, envelope, n)
-     JOIN bus_subscriptions s ON e.name ~ s.regex
-     ORDER BY e.n, s.queue
-     RETURNING queue`,
+    `WITH ins AS (
+       INSERT INTO bus_jobs (queue, payload)
+       SELECT s.queue, e.envelope
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(name, envelope, n)
+       JOIN bus_subscriptions s ON e.name ~ s.regex
+       ORDER BY e.n, s.queue
+       RETURNING queue)
+     SELECT queue FROM ins WHERE (SELECT bus_wake(string_agg(DISTINCT queue, ',')) FROM ins)`,
     [names, envelopes],
   );
   return [...new Set(res.rows.map((r) => r.queue))];
@@ -206,12 +218,14 @@ export async function takeDeadLetter(db: Queryable, id: string): Promise<DeadLet
 /** Moves a dead letter back to its queue under the same job id, with a fresh attempt count. */
 export async function requeueDeadLetter(db: Queryable, id: string): Promise<string | undefined> {
   const res = await db.query<{ queue: string }>(
-    `WITH dl AS (DELETE FROM bus_dead_letters WHERE id = $1 RETURNING id, queue, payload, enqueued_at)
-     INSERT INTO bus_jobs (id, queue, payload, enqueued_at)
-     SELECT CASE WHEN id ~ '^[0-9]{1,18}$' THEN id::bigint ELSE nextval(pg_get_serial_sequence('bus_jobs', 'id')) END,
-            queue, payload, enqueued_at
-     FROM dl
-     RETURNING queue`,
+    `WITH dl AS (DELETE FROM bus_dead_letters WHERE id = $1 RETURNING id, queue, payload, enqueued_at),
+     ins AS (
+       INSERT INTO bus_jobs (id, queue, payload, enqueued_at)
+       SELECT CASE WHEN id ~ '^[0-9]{1,18}$' THEN id::bigint ELSE nextval(pg_get_serial_sequence('bus_jobs', 'id')) END,
+              queue, payload, enqueued_at
+       FROM dl
+       RETURNING queue)
+     SELECT queue FROM ins WHERE (SELECT bus_wake(string_agg(queue, ',')) FROM ins)`,
     [id],
   );
   return res.rows[0]?.queue;
