@@ -67,6 +67,14 @@ beforeAll(async () => {
       case '/slow':
         setTimeout(() => res.writeHead(200).end('late'), 500);
         return;
+      case '/slow-body':
+        res.writeHead(200, { 'content-type': 'text/plain' }).write('first part, ');
+        setTimeout(() => res.end('late part'), 500);
+        return;
+      case '/cut':
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' }).write('only a part');
+        setTimeout(() => res.destroy(), 20);
+        return;
       case '/moved':
         res.writeHead(302, { location: '/json?moved=1' }).end();
         return;
@@ -152,6 +160,14 @@ describe('http-request/request', () => {
   it('fails transiently on a timeout and on a refused connection', async () => {
     const slow = (await runOnce(open, { url: `${api.base}/slow`, timeoutMs: 100 }, {}).catch((e: unknown) => e)) as StepError;
     expect([slow.kind, /timed out after 100 ms/.test(slow.message)]).toEqual(['transient', true]);
+    // The time limit covers the whole response, not only its headers.
+    const started = Date.now();
+    const slowBody = (await runOnce(open, { url: `${api.base}/slow-body`, timeoutMs: 100 }, {}).catch((e: unknown) => e)) as StepError;
+    expect([slowBody.kind, /timed out after 100 ms/.test(slowBody.message)]).toEqual(['transient', true]);
+    expect(Date.now() - started).toBeLessThan(400);
+    const cut = (await runOnce(open, { url: `${api.base}/cut` }, {}).catch((e: unknown) => e)) as StepError;
+    expect(cut.kind).toBe('transient');
+    expect(cut.message).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/cut failed/);
     const closed = await serve(() => {});
     await closed.close();
     const refused = (await runOnce(open, { url: `${closed.base}/x` }, {}).catch((e: unknown) => e)) as StepError;

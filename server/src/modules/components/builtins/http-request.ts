@@ -204,7 +204,12 @@ interface RawResponse {
   data: Buffer;
 }
 
-function sendOnce(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, p: Prepared, signal: AbortSignal): Promise<RawResponse> {
+/**
+ * One request/response under the call's deadline. A timer that destroys the request, not an
+ * AbortSignal: a signal per call (with its listeners on the request and the socket) measured
+ * ~2.5 % of the embedded hub's main thread in the flow bench.
+ */
+function sendOnce(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, p: Prepared, deadline: number): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const isHttps = url.protocol === 'https:';
     const pool = p.allowPrivate ? agents.open : agents.guarded;
@@ -212,10 +217,21 @@ function sendOnce(url: URL, method: string, headers: Record<string, string>, bod
       method,
       headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
       agent: isHttps ? pool.https : pool.http,
-      signal,
       ...(p.allowPrivate ? {} : { lookup: guardedLookup }),
     });
-    req.once('error', reject);
+    let timedOut = false;
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        req.destroy(new TimeoutError());
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    const fail = (err: unknown): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    req.once('error', fail);
     req.once('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -223,13 +239,15 @@ function sendOnce(url: URL, method: string, headers: Record<string, string>, bod
         size += chunk.length;
         if (size > p.fields.maxResponseBytes) {
           res.destroy();
-          reject(new StepError(`response larger than maxResponseBytes (${p.fields.maxResponseBytes})`, 'user'));
+          fail(new StepError(`response larger than maxResponseBytes (${p.fields.maxResponseBytes})`, 'user'));
           return;
         }
         chunks.push(chunk);
       });
-      res.once('error', reject);
+      res.once('error', fail);
+      res.once('aborted', () => fail(timedOut ? new TimeoutError() : new Error('the connection closed before the whole response arrived')));
       res.once('end', () => {
+        clearTimeout(timer);
         const out: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
         resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: out, data: Buffer.concat(chunks) });
@@ -237,6 +255,13 @@ function sendOnce(url: URL, method: string, headers: Record<string, string>, bod
     });
     req.end(body);
   });
+}
+
+class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  constructor() {
+    super('timed out');
+  }
 }
 
 function checkTarget(url: URL, allowPrivate: boolean): void {
@@ -292,17 +317,17 @@ async function call(p: Prepared, ctx: StepContext): Promise<{ response: HttpResp
     }
   }
 
-  const signal = AbortSignal.timeout(p.fields.timeoutMs);
+  const deadline = Date.now() + p.fields.timeoutMs;
   let raw: RawResponse | undefined;
   for (let hop = 0; ; hop++) {
     checkTarget(url, p.allowPrivate);
     try {
-      raw = await sendOnce(url, method, headers, body, p, signal);
+      raw = await sendOnce(url, method, headers, body, p, deadline);
     } catch (err) {
       if (err instanceof StepError) throw err;
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EPRIVATE') throw new StepError(e.message, 'user');
-      if (e.name === 'AbortError' || e.name === 'TimeoutError' || signal.aborted) {
+      if (e instanceof TimeoutError) {
         throw new StepError(`${method} ${url.origin}${url.pathname} timed out after ${p.fields.timeoutMs} ms`, 'transient');
       }
       throw new StepError(`${method} ${url.origin}${url.pathname} failed: ${e.code ?? e.message}`, 'transient');
