@@ -161,7 +161,8 @@ export class StepRunner {
       until: Date.now() + MAX_INLINE_MS,
       // A pure step's job may also run the first step with effects it reaches (see runInline),
       // but not on a redelivery: a crash there must be counted against that step, in its own job.
-      effectUntil: node.step.pure && !redelivery ? startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS - 1_000 : 0,
+      // A job handed over in process has a fixed lease (job.leaseEndsAt) that its wait may have used up.
+      effectUntil: node.step.pure && !redelivery ? Math.min(startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS, job.leaseEndsAt ?? Infinity) - 1_000 : 0,
       snapshot: undefined,
       reply: undefined,
     };

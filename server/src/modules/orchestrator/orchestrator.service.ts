@@ -242,6 +242,7 @@ export class OrchestratorService {
               // Hand-offs hide the job for longer than the step may run; steps allowed to run for
               // minutes take the ordinary path, so a crash never hides their messages that long.
               handoffLeaseMs: node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS : undefined,
+              timeoutMs: node.settings.timeoutMs,
             },
             this.runner.handle,
           ),

@@ -34,6 +34,11 @@ export interface Job<T = unknown> {
   /** 1 on first delivery, counting every delivery including this one. */
   attempt: number;
   enqueuedAt: Date;
+  /**
+   * Set on a job handed over in process (never claimed): when its stored copy becomes claimable
+   * (ms since the epoch). Work on it must end by then; a claimed job's lease is extended instead.
+   */
+  leaseEndsAt?: number;
 }
 
 export interface EnqueueOptions {
