@@ -2,9 +2,11 @@
  * Group commit of the engine's writes. Every step run ends in one write: its step-run record,
  * the jobs of the next steps, the execution's pending-job count, and maybe a snapshot and a
  * webhook reply — atomically, so a crash leaves either all of it or none (then the job comes
- * back and runs again under the same idempotency key). Writes that arrive while a transaction is
- * in flight are coalesced into the next one: a handful of statements per batch, not per step,
- * which is what makes thousands of step runs per second possible on embedded PGlite.
+ * back and runs again under the same idempotency key). An execution that its trigger job ran
+ * from start to end, all steps succeeding, is written as one row holding its runs. Writes that
+ * arrive while a transaction is in flight are coalesced into the next one: a handful of
+ * statements per batch, not per step, which is what makes thousands of step runs per second
+ * possible on embedded PGlite.
  */
 import type { StepHandoff, StepHandoffTicket, StepJob, WebhookReply } from '../../contracts/flows.js';
 import type { Bus } from '../../platform/bus/index.js';
@@ -221,7 +223,7 @@ export class ExecutionWriter {
       }
       for (const g of jobs.values()) {
         const ids = await this.bus.enqueueMany(g.queue, g.jobs, { tx, ...(g.delayMs > 0 ? { delayMs: g.delayMs } : {}) });
-        // In the order of its jobs.
+        // Hand-offs get their job ids in the order of the group's jobs.
         g.handoffs.forEach((h, i) => {
           h.id = ids[i];
         });
