@@ -559,6 +559,23 @@ describe.each(targets)('bus contract on $name', (target) => {
     }
   });
 
+  it('stores acks and an enqueue made in the same moment, each exactly once', async () => {
+    const queue = unique('together');
+    await bus.enqueueMany(queue, [1, 2, 3]);
+    const held = await bus.claim<number>(queue, { max: 3 });
+    expect(held).toHaveLength(3);
+    // Enqueue first, ack right after: the SQL adapter stores the waiting acks with the insert.
+    const enqueued = bus.enqueue(queue, 4);
+    await Promise.all(held.map((j) => bus.ack(j)));
+    await enqueued;
+    expect((await eventually(() => bus.stats(queue), (st) => st.depth === 1)).depth).toBe(1);
+    const [last] = await bus.claim<number>(queue);
+    expect(last!.payload).toBe(4);
+    await bus.ack(last!);
+    // NATS acks without waiting for the server: its count follows shortly.
+    expect((await eventually(() => bus.stats(queue), (st) => st.depth === 0)).depth).toBe(0);
+  });
+
   it('reports stats per queue and for all queues', async () => {
     const queue = unique('stats');
     await bus.enqueueMany(queue, [1, 2]);

@@ -316,7 +316,23 @@ class SqlBus implements Bus {
   }
 
   private async flushEnqueues(items: PendingJob[]): Promise<number[]> {
-    const ids = await repo.insertJobs(this.db, items.map((i) => i.queue), items.map((i) => i.payload), items.map((i) => i.delayMs));
+    // Acks waiting for their own statement are stored with this one (the webhook inserts and the
+    // engine's acks of the flow bench take turns: one statement per round instead of two).
+    const acks = this.acks.take();
+    let ids: number[];
+    try {
+      ids = await repo.insertJobs(this.db, items.map((i) => i.queue), items.map((i) => i.payload), items.map((i) => i.delayMs), acks.map((a) => a.item));
+    } catch (err) {
+      // Not stored with the jobs: on their own, then.
+      if (acks.length > 0) {
+        void this.flushAcks(acks.map((a) => a.item)).then(
+          () => acks.forEach((a) => a.resolve()),
+          (ackErr: unknown) => acks.forEach((a) => a.reject(ackErr)),
+        );
+      }
+      throw err;
+    }
+    acks.forEach((a) => a.resolve());
     for (const queue of new Set(items.filter((i) => this.isDueSoon(i.delayMs)).map((i) => i.queue))) this.wake(queue);
     return ids;
   }
@@ -395,6 +411,16 @@ export class GroupCommit<I, R> {
         });
       }
     });
+  }
+
+  /**
+   * Takes the items waiting for a flush, for a caller that stores them in a statement of its own
+   * and settles them. (idle() then no longer covers them: the caller's own batcher does.)
+   */
+  take(): Array<{ item: I; resolve: (r: R) => void; reject: (err: unknown) => void }> {
+    const taken = this.pending.splice(0);
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    return taken;
   }
 
   /** Resolves when nothing is pending or being flushed. */
