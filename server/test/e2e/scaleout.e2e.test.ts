@@ -52,6 +52,24 @@ if (hasPostgres && hasNats) {
       expect((await hub.api('GET', `/api/v1/flows/${flowId}`)).body.data.status).toBe('inactive');
     });
 
+    it('carries a webhook body larger than NATS max_payload through the flow', async () => {
+      const flowId = await createAndStart(hub, {
+        nodes: [
+          { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: `${sink.base}/large` } },
+          { id: 'done', componentId: 'log', function: 'write', fields: {} },
+        ],
+        edges: [{ source: 'send', target: 'done' }],
+      });
+      // 3 MiB: three times what one NATS message may carry here; the webhooks accept up to 10 MiB.
+      const text = 'y'.repeat(3 * 1024 * 1024);
+      const executionId = await trigger(hub, flowId, { id: 'L-1', text });
+      const execution = await waitForExecution(hub, executionId);
+      expect(execution.status).toBe('succeeded');
+      const call = sink.requests.find((r) => r.url === '/large' && (r.body as { id?: string }).id === 'L-1');
+      expect((call!.body as { text: string }).text).toBe(text);
+      await stopFlow(hub, flowId);
+    });
+
     it('fails a step for good on a 4xx and leaves its dead letter; other messages go on', async () => {
       const failing = await startSink();
       try {

@@ -18,6 +18,7 @@ import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { RetryLater, type Bus, type BusEvent, type Consumer, type Job, type QueueStats } from './bus.js';
 import { createBus, type CreateBusOptions } from './index.js';
+import { sweepPayloads } from './outbox.repo.js';
 
 /** Adapter-specific tests exist only for their adapter, so a run reports no skipped tests. */
 const onlyIf = (cond: boolean): typeof it => (cond ? it : ((() => undefined) as unknown as typeof it));
@@ -642,10 +643,61 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(await b.stats(queue)).toMatchObject({ depth: 0 });
   });
 
-  onlyIf(target.isNats)('refuses a message larger than the NATS max_payload', async () => {
-    const big = 'x'.repeat(2 * 1024 * 1024);
-    await expectAppError(bus.enqueue(unique('big'), big), 'PAYLOAD_TOO_LARGE', 'max_payload');
-    await expectAppError(bus.publish(`${unique('big')}.x`, big), 'PAYLOAD_TOO_LARGE');
+  it('carries messages larger than NATS max_payload: jobs sent directly, in a transaction, delayed, requeued, and events', async () => {
+    const queue = unique('big');
+    const root = unique('bigev');
+    // 1.5 MiB each, told apart by their first characters.
+    const big = (tag: string): string => tag + 'x'.repeat(1_536 * 1024);
+    const jobs = recorder<string>();
+    let failOnce = true;
+    track(
+      await bus.consume<string>(queue, async (job) => {
+        if (job.payload.startsWith('dead') && failOnce) {
+          failOnce = false;
+          throw new AppError('VALIDATION_FAILED', 'not this one');
+        }
+        jobs.push(job.payload);
+      }),
+    );
+    const a = recorder<string>();
+    const b = recorder<string>();
+    track(await bus.subscribe<string>(`${root}.*`, 'biga', async (e) => a.push(e.payload)));
+    track(await bus.subscribe<string>(`${root}.*`, 'bigb', async (e) => b.push(e.payload)));
+
+    await bus.enqueue(queue, big('direct'));
+    await t.db.transaction(async (tx) => bus.enqueue(queue, big('tx'), { tx }));
+    await bus.enqueue(queue, big('later'), { delayMs: 50 });
+    await bus.enqueueEach([{ queue, payload: big('each') }, { queue, payload: 'small' }]);
+    await bus.enqueue(queue, big('dead'));
+    await bus.publish(`${root}.happened`, big('event'));
+    await jobs.waitFor(5, 10_000);
+    const [dead] = await eventually(() => bus.listDeadLetters<string>(queue), (d) => d.length === 1);
+    expect(dead!.payload).toBe(big('dead'));
+    await bus.requeueDeadLetter(dead!.id);
+    await jobs.waitFor(6, 10_000);
+    await Promise.all([a.waitFor(1, 10_000), b.waitFor(1, 10_000)]);
+
+    expect([...jobs.items].sort()).toEqual([big('dead'), big('direct'), big('each'), big('later'), big('tx'), 'small'].sort());
+    expect(a.items).toEqual([big('event')]);
+    expect(b.items).toEqual([big('event')]);
+    if (target.isNats) {
+      // Stored beside the messages; the bodies of settled jobs are marked for the sweep.
+      const rows = await eventually(
+        () => t.db.query<{ settled: boolean }>('SELECT settled_at IS NOT NULL AS settled FROM bus_payloads'),
+        (r) => r.rows.filter((x) => x.settled).length >= 6,
+      );
+      expect(rows.rows.filter((x) => x.settled).length).toBeGreaterThanOrEqual(6);
+      // The sweep takes settled bodies (here at once) and leaves the event's.
+      expect(await sweepPayloads(t.db, 0, 30 * 86_400_000)).toBeGreaterThanOrEqual(6);
+      const left = await t.db.query<{ payload: string }>('SELECT payload FROM bus_payloads');
+      expect(left.rows.map((r) => (JSON.parse(r.payload) as BusEvent<string>).payload)).toContain(big('event'));
+    }
+  });
+
+  onlyIf(target.isNats)('refuses a message over 64 MiB on NATS', async () => {
+    const huge = 'x'.repeat(64 * 1024 * 1024 + 1);
+    await expectAppError(bus.enqueue(unique('huge'), huge), 'PAYLOAD_TOO_LARGE', '67108864');
+    await expectAppError(bus.publish(`${unique('huge')}.x`, huge), 'PAYLOAD_TOO_LARGE');
   });
 
   it('answers ping, and after close refuses work and leaves no timers behind', async () => {

@@ -12,6 +12,8 @@
  *   JetStream cannot schedule, and delivering early only to `nak` would inflate attempt counts.
  * - Dead letters: rows in `bus_dead_letters` (the same table as the SQL adapter), so they can be
  *   listed, counted and requeued by id; requeueing goes through the outbox, atomically.
+ * - Large bodies: one over max_payload is stored in `bus_payloads` and the message names it
+ *   (header Plexus-Payload); the consumer reads it back before the handler runs.
  * Publishing and pulling talk the JetStream wire protocol directly (PubAcks multiplexed on one
  * inbox; pull requests sized to the free handler slots): the client's per-call machinery
  * (a timer per publish, a subscription with heartbeats per fetch) cost half the throughput.
@@ -66,6 +68,18 @@ const H_ENQUEUED_AT = 'Plexus-Enqueued-At';
 const H_ONLY_QUEUE = 'Plexus-Only-Queue';
 /** Room left in max_payload for headers. */
 const HEADER_ALLOWANCE_BYTES = 1_024;
+/**
+ * Names the `bus_payloads` row holding a body too large for one NATS message (max_payload); the
+ * message itself then carries STORED_BODY. A consumer reads the body back before its handler runs.
+ */
+const H_PAYLOAD = 'Plexus-Payload';
+const STORED_BODY = '""';
+/** Largest body stored that way (the SQL adapter's webhooks accept up to PLEXUS_WEBHOOK_MAX_BYTES). */
+const MAX_STORED_BODY_BYTES = 64 * 1024 * 1024;
+/** Stored bodies: swept every 10 min, an hour after their job settled, or after 30 days (events). */
+const PAYLOAD_SWEEP_EVERY_MS = 10 * 60_000;
+const PAYLOAD_KEEP_SETTLED_MS = 60 * 60_000;
+const PAYLOAD_MAX_AGE_MS = 30 * 24 * 3_600_000;
 /** Long poll of a pull: a new message is delivered at once; an empty pull ends and repeats. */
 const PULL_EXPIRES_MS = 5_000;
 const PUBLISH_TIMEOUT_MS = 5_000;
@@ -106,6 +120,9 @@ class NatsBus implements Bus {
   private readonly lastErrors = new Map<string, string>();
   private readonly consumers = new Set<Consumer>();
   private relay!: OutboxRelay;
+  /** Jobs whose body was stored in bus_payloads: the row's id. */
+  private readonly storedBodies = new WeakMap<Job, string>();
+  private payloadSweeper: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
 
@@ -134,6 +151,8 @@ class NatsBus implements Bus {
       this.relay = new OutboxRelay(this.db, this.publisher, this.opts.pollMs ?? 1_000, this.log);
       this.unlisten = await this.db.listen(await repo.notifyChannel(this.db, 'outbox'), () => this.relay.kick());
       this.relay.kick();
+      this.payloadSweeper = setInterval(() => void this.sweepPayloads(), PAYLOAD_SWEEP_EVERY_MS);
+      this.payloadSweeper.unref();
       void this.watchConnection();
     } catch (err) {
       await this.nc.close();
@@ -147,15 +166,17 @@ class NatsBus implements Bus {
     this.assertOpen();
     assertName(name, 'event name');
     const body = encodePayload(eventEnvelope(name, payload, this.opts.serviceName));
-    this.assertFits(body, name);
+    const storing = this.storeOversized([body], name, opts.tx ?? this.db);
+    const ref = storing ? (await storing)[0] : undefined;
     const subject = `${this.prefix}.events.${name}`;
     if (opts.tx) {
       const id = nuid.next();
       // Outbox rows of events have no queue (they fan out on NATS): '' keeps them out of the stats.
-      await outbox.insertOutbox(opts.tx, [{ subject, msgId: id, queue: '', headers: JSON.stringify({ [H_ID]: id }), body, delayMs: 0 }]);
+      const headers = JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) });
+      await outbox.insertOutbox(opts.tx, [{ subject, msgId: id, queue: '', headers, body: ref ? STORED_BODY : body, delayMs: 0 }]);
       return;
     }
-    await this.publisher.publish(subject, body);
+    await this.publisher.publish(subject, ref ? STORED_BODY : body, ref ? { [H_PAYLOAD]: ref } : undefined);
   }
 
   async subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts: ConsumeOptions = {}): Promise<Consumer> {
@@ -180,23 +201,27 @@ class NatsBus implements Bus {
     assertUserQueue(queue);
     const delayMs = checkDelayMs(opts.delayMs);
     const subject = this.jobSubject(queue);
-    const bodies = payloads.map((p) => {
-      const body = encodePayload(p);
-      this.assertFits(body, queue);
-      return body;
-    });
+    const bodies = payloads.map((p) => encodePayload(p));
     if (bodies.length === 0) return [];
+    const storing = this.storeOversized(bodies, queue, opts.tx ?? this.db);
+    const refs = storing ? await storing : undefined;
     if (opts.tx || delayMs > 0) {
       // In the caller's transaction, or scheduled: the relay publishes after commit / when due.
-      const rows = bodies.map((body) => {
+      const rows = bodies.map((body, i) => {
         const id = nuid.next();
-        return { subject, msgId: id, queue, headers: JSON.stringify({ [H_ID]: id }), body, delayMs };
+        const ref = refs?.[i];
+        return { subject, msgId: id, queue, headers: JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) }), body: ref ? STORED_BODY : body, delayMs };
       });
       await outbox.insertOutbox(opts.tx ?? this.db, rows);
       return rows.map((r) => r.msgId);
     }
     // Each resolves on its PubAck (stored with file storage); they pipeline on one connection.
-    const seqs = await Promise.all(bodies.map((body) => this.publisher.publish(subject, body)));
+    const seqs = await Promise.all(
+      bodies.map((body, i) => {
+        const ref = refs?.[i];
+        return this.publisher.publish(subject, ref ? STORED_BODY : body, ref ? { [H_PAYLOAD]: ref } : undefined);
+      }),
+    );
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
   }
 
@@ -205,21 +230,31 @@ class NatsBus implements Bus {
     const delayMs = checkDelayMs(opts.delayMs);
     const prepared = items.map((item) => {
       assertUserQueue(item.queue);
-      const body = encodePayload(item.payload);
-      this.assertFits(body, item.queue);
-      return { queue: item.queue, subject: this.jobSubject(item.queue), body };
+      return { queue: item.queue, subject: this.jobSubject(item.queue), body: encodePayload(item.payload) };
     });
     if (prepared.length === 0) return [];
+    const storing = this.storeOversized(
+      prepared.map((p) => p.body),
+      prepared.map((p) => p.queue).join(', '),
+      opts.tx ?? this.db,
+    );
+    const refs = storing ? await storing : undefined;
     if (opts.tx || delayMs > 0) {
       // All rows in one outbox write: stored together, relayed after commit / when due.
-      const rows = prepared.map((p) => {
+      const rows = prepared.map((p, i) => {
         const id = nuid.next();
-        return { subject: p.subject, msgId: id, queue: p.queue, headers: JSON.stringify({ [H_ID]: id }), body: p.body, delayMs };
+        const ref = refs?.[i];
+        return { subject: p.subject, msgId: id, queue: p.queue, headers: JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) }), body: ref ? STORED_BODY : p.body, delayMs };
       });
       await outbox.insertOutbox(opts.tx ?? this.db, rows);
       return rows.map((r) => r.msgId);
     }
-    const seqs = await Promise.all(prepared.map((p) => this.publisher.publish(p.subject, p.body)));
+    const seqs = await Promise.all(
+      prepared.map((p, i) => {
+        const ref = refs?.[i];
+        return this.publisher.publish(p.subject, ref ? STORED_BODY : p.body, ref ? { [H_PAYLOAD]: ref } : undefined);
+      }),
+    );
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
   }
 
@@ -230,16 +265,24 @@ class NatsBus implements Bus {
     await this.ensureConsumer(queue, opts.leaseMs ?? this.opts.leaseMs);
     const jobs: Job<T>[] = [];
     const idSuffix = this.idSuffix(queue);
-    await pull(this.nc, this.target(queue), Math.max(1, opts.max ?? 1), { noWait: true }, undefined, this.acks, (d) => {
-      const job = this.toJob(d, queue, idSuffix);
-      if (job) jobs.push(job as Job<T>);
-    });
+    const reading: Promise<void>[] = [];
+    try {
+      await pull(this.nc, this.target(queue), Math.max(1, opts.max ?? 1), { noWait: true }, undefined, this.acks, (d) => {
+        const job = this.toJob(d, queue, idSuffix);
+        if (!job) return;
+        if (this.storedBodies.has(job)) reading.push(this.readStoredBody(job).then((j) => void (j && jobs.push(j as Job<T>))));
+        else jobs.push(job as Job<T>);
+      });
+    } finally {
+      await Promise.all(reading);
+    }
     return jobs;
   }
 
   async ack(job: Job): Promise<void> {
     this.deliveryOf(job).reply('+ACK');
     this.lastErrors.delete(job.id);
+    this.settleStoredBody(job);
   }
 
   async nack(job: Job, opts: NackOptions = {}): Promise<void> {
@@ -261,6 +304,7 @@ class NatsBus implements Bus {
     });
     d.reply('+ACK');
     this.lastErrors.delete(job.id);
+    this.settleStoredBody(job);
   }
 
   async consume<T = unknown>(queue: string, handler: JobHandler<T>, opts: ConsumeOptions = {}): Promise<Consumer> {
@@ -331,8 +375,11 @@ class NatsBus implements Bus {
         subject = this.jobSubject(dl.queue);
         headers[H_ID] = dl.id;
       }
+      const storing = this.storeOversized([dl.payload], dl.queue, tx);
+      const ref = storing ? (await storing)[0] : undefined;
+      if (ref) headers[H_PAYLOAD] = ref;
       // A fresh Nats-Msg-Id: the original may still be inside the stream's duplicate window.
-      await outbox.insertOutbox(tx, [{ subject, msgId: `${dl.id}.${nuid.next()}`, queue: dl.queue, headers: JSON.stringify(headers), body: dl.payload, delayMs: 0 }]);
+      await outbox.insertOutbox(tx, [{ subject, msgId: `${dl.id}.${nuid.next()}`, queue: dl.queue, headers: JSON.stringify(headers), body: ref ? STORED_BODY : dl.payload, delayMs: 0 }]);
       return true;
     });
     if (!found) throw AppError.notFound(`dead letter ${id}`);
@@ -350,6 +397,7 @@ class NatsBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.payloadSweeper);
     await Promise.all([...this.consumers].map((c) => c.stop()));
     await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'bus: unlisten failed'));
     await this.relay.stop();
@@ -372,15 +420,21 @@ class NatsBus implements Bus {
       pull: async (max, signal, onJob) => {
         if (signal.aborted) return;
         await this.ensureConsumer(queue, leaseMs);
+        // Jobs whose body is stored (bus_payloads) reach the handler once it is read back.
+        const reading: Promise<void>[] = [];
         try {
           await pull(this.nc, target, max, { expiresMs: PULL_EXPIRES_MS }, signal, this.acks, (d) => {
             const job = this.toJob(d, queue, idSuffix);
-            if (job) onJob(job);
+            if (!job) return;
+            if (this.storedBodies.has(job)) reading.push(this.readStoredBody(job).then((j) => void (j && onJob(j))));
+            else onJob(job);
           });
         } catch (err) {
           // The consumer may have been deleted under us: create it again on the next pull.
           this.ensured.delete(ensuredKey(queue, leaseMs));
           throw err;
+        } finally {
+          await Promise.all(reading);
         }
       },
       ack: (job) => this.ack(job),
@@ -413,16 +467,10 @@ class NatsBus implements Bus {
     }
     const id = (headers?.get(H_ID) || this.directId(d.stream, d.streamSeq)) + idSuffix;
     const enqueuedAtMs = Number(headers?.get(H_ENQUEUED_AT)) || d.storedAtMs;
-    const body = d.msg.string();
-    let payload: unknown;
-    try {
-      payload = JSON.parse(body);
-    } catch {
-      // Not ours (someone published raw bytes on our subject): hand it over as text.
-      payload = body;
-    }
-    const job: Job = { id, queue, payload, attempt: d.deliveryCount, enqueuedAt: new Date(enqueuedAtMs) };
+    const stored = headers?.get(H_PAYLOAD);
+    const job: Job = { id, queue, payload: stored ? null : decodeBody(d.msg.string()), attempt: d.deliveryCount, enqueuedAt: new Date(enqueuedAtMs) };
     this.deliveries.set(job, d);
+    if (stored) this.storedBodies.set(job, stored);
     return job;
   }
 
@@ -546,11 +594,65 @@ class NatsBus implements Bus {
     return `${this.epochs.get(stream) ?? '0'}-${seq}`;
   }
 
-  private assertFits(body: string, name: string): void {
-    const bytes = Buffer.byteLength(body);
+  /**
+   * Stores the bodies too large for one NATS message in bus_payloads (with `db`, the caller's
+   * transaction when there is one) and resolves with the row id of each (undefined: sent as is).
+   * Returns undefined when every body fits, which is nearly always: no await on the hot path.
+   */
+  private storeOversized(bodies: readonly string[], name: string, db: Queryable): Promise<Array<string | undefined>> | undefined {
     const maxBytes = this.maxPayloadBytes - HEADER_ALLOWANCE_BYTES;
-    if (bytes > maxBytes) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `bus message for ${name} is ${bytes} bytes; NATS accepts at most ${maxBytes} (max_payload)`, 'user', { bytes, maxBytes });
+    let refs: Array<string | undefined> | undefined;
+    const rows: Array<{ id: string; payload: string }> = [];
+    bodies.forEach((body, i) => {
+      // A UTF-8 byte is at least one UTF-16 unit: most bodies need no byte count at all.
+      if (body.length <= maxBytes / 3) return;
+      const bytes = Buffer.byteLength(body);
+      if (bytes <= maxBytes) return;
+      if (bytes > MAX_STORED_BODY_BYTES) {
+        throw new AppError('PAYLOAD_TOO_LARGE', `bus message for ${name} is ${bytes} bytes; at most ${MAX_STORED_BODY_BYTES} are carried`, 'user', { bytes, maxBytes: MAX_STORED_BODY_BYTES });
+      }
+      const id = nuid.next();
+      (refs ??= bodies.map(() => undefined))[i] = id;
+      rows.push({ id, payload: body });
+    });
+    return refs && outbox.insertPayloads(db, rows).then(() => refs!);
+  }
+
+  /** Reads back a job's stored body; a job whose body is gone is dead-lettered (undefined). */
+  private async readStoredBody(job: Job): Promise<Job | undefined> {
+    const ref = this.storedBodies.get(job)!;
+    let body: string | undefined;
+    try {
+      body = (await outbox.findPayloads(this.db, [ref])).get(ref);
+    } catch (err) {
+      // Storage is down: the job comes back once its lease runs out.
+      this.log.warn({ err, jobId: job.id }, 'bus: reading a stored message body failed; the job comes back later');
+      return undefined;
+    }
+    if (body === undefined) {
+      await this.deadLetter(job, `its body (bus_payloads ${ref}) is gone: swept after 30 days, or deleted`).catch((err: unknown) =>
+        this.log.warn({ err, jobId: job.id }, 'bus: dead-lettering a job whose stored body is gone failed'),
+      );
+      return undefined;
+    }
+    job.payload = decodeBody(body);
+    return job;
+  }
+
+  /** A job's stored body is kept a while after its job settles (a lost ack redelivers it). */
+  private settleStoredBody(job: Job): void {
+    const ref = this.storedBodies.get(job);
+    // An event's body is read by every group that subscribed: only the age limit removes it.
+    if (!ref || isEventQueue(job.queue)) return;
+    outbox.settlePayloads(this.db, [ref]).catch((err: unknown) => this.log.warn({ err, jobId: job.id }, 'bus: marking a stored message body settled failed'));
+  }
+
+  private async sweepPayloads(): Promise<void> {
+    try {
+      const n = await outbox.sweepPayloads(this.db, PAYLOAD_KEEP_SETTLED_MS, PAYLOAD_MAX_AGE_MS);
+      if (n > 0) this.log.debug({ deleted: n }, 'bus: swept stored message bodies');
+    } catch (err) {
+      this.log.warn({ err }, 'bus: sweeping stored message bodies failed');
     }
   }
 
@@ -563,6 +665,15 @@ class NatsBus implements Bus {
 
   private assertOpen(): void {
     if (this.closed) throw closedError();
+  }
+}
+
+/** A message body as a payload: JSON, or the text itself when it is not ours (raw bytes on our subject). */
+function decodeBody(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * SQL of the NATS adapter's outbox (`bus_outbox`): messages written inside a caller's
- * transaction or scheduled for later, relayed to JetStream once committed and due.
+ * transaction or scheduled for later, relayed to JetStream once committed and due; and its
+ * `bus_payloads`, bodies too large for one NATS message.
  */
 import type { Queryable } from '../db/db.js';
 
@@ -62,4 +63,29 @@ export async function countDelayedByQueue(db: Queryable): Promise<{ queue: strin
      FROM bus_outbox GROUP BY queue`,
   );
   return res.rows;
+}
+
+// ---- bodies too large for a NATS message (bus_payloads, migration 0004) ----
+
+export async function insertPayloads(db: Queryable, rows: ReadonlyArray<{ id: string; payload: string }>): Promise<void> {
+  await db.query('INSERT INTO bus_payloads (id, payload) SELECT * FROM unnest($1::text[], $2::text[])', [rows.map((r) => r.id), rows.map((r) => r.payload)]);
+}
+
+export async function findPayloads(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
+  const res = await db.query<{ id: string; payload: string }>('SELECT id, payload FROM bus_payloads WHERE id = ANY($1::text[])', [ids]);
+  return new Map(res.rows.map((r) => [r.id, r.payload]));
+}
+
+export async function settlePayloads(db: Queryable, ids: readonly string[]): Promise<void> {
+  await db.query('UPDATE bus_payloads SET settled_at = now() WHERE id = ANY($1::text[]) AND settled_at IS NULL', [ids]);
+}
+
+/** Deletes bodies settled over `settledMs` ago, and any older than `maxAgeMs`; returns how many. */
+export async function sweepPayloads(db: Queryable, settledMs: number, maxAgeMs: number): Promise<number> {
+  const res = await db.query(
+    `DELETE FROM bus_payloads
+      WHERE settled_at < now() - $1::float8 * interval '1 millisecond' OR created_at < now() - $2::float8 * interval '1 millisecond'`,
+    [settledMs, maxAgeMs],
+  );
+  return res.rowCount;
 }
