@@ -103,6 +103,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     metrics,
     authenticate: () => iam.authenticator,
     onDenied: (denied) => iam.auditDenied(denied),
+    trustProxy: config.http.trustProxy,
   });
   await registerHealthRoutes(app, metrics, [
     { name: 'database', check: () => db.ping() },

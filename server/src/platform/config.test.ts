@@ -4,7 +4,7 @@ import { loadConfig } from './config.js';
 describe('loadConfig', () => {
   it('gives the documented defaults', () => {
     const c = loadConfig({});
-    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, mtlsPort: 8443, grpcPort: 9090 });
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, mtlsPort: 8443, grpcPort: 9090, trustProxy: false });
     expect(c.db.url).toBeUndefined();
     expect(c.bus.natsUrl).toBeUndefined();
     expect(c.executions.retentionMs).toBe(7 * 86_400_000);
@@ -24,6 +24,15 @@ describe('loadConfig', () => {
     expect(c.executions.retentionMs).toBe(12 * 3_600_000);
     expect(c.bus.leaseMs).toBe(500);
     expect(c.db.url).toBeUndefined();
+  });
+
+  it('reads PLEXUS_TRUST_PROXY as true/false, a hop count, or proxy addresses and CIDRs', () => {
+    expect(loadConfig({ PLEXUS_TRUST_PROXY: 'true' }).http.trustProxy).toBe(true);
+    expect(loadConfig({ PLEXUS_TRUST_PROXY: 'false' }).http.trustProxy).toBe(false);
+    expect(loadConfig({ PLEXUS_TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
+    expect(loadConfig({ PLEXUS_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1' }).http.trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+    expect(() => loadConfig({ PLEXUS_TRUST_PROXY: '10.0.0.0/33' })).toThrow(/PLEXUS_TRUST_PROXY="10.0.0.0\/33" must be true, false, a hop count.*"10.0.0.0\/33" is none/);
+    expect(() => loadConfig({ PLEXUS_TRUST_PROXY: 'proxy.local' })).toThrow(/PLEXUS_TRUST_PROXY="proxy.local"/);
   });
 
   it('requires a secret key in production', () => {

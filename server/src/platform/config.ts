@@ -3,6 +3,7 @@
  * Every variable is declared (and documented) here; nothing else reads `process.env`.
  * A bad value stops start-up with one line naming the variable and the problem.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.js';
@@ -30,6 +31,28 @@ const postgresUrl = z
   .string()
   .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL');
 
+/**
+ * Whose X-Forwarded-For to believe for the client's address (login rate limit per address,
+ * audit): `true` (any hop), a hop count, or addresses / CIDRs of the proxies, comma-separated.
+ */
+const trustProxy = z.string().transform((v, ctx): boolean | number | string[] => {
+  const s = v.trim();
+  if (s === 'true' || s === 'false') return s === 'true';
+  if (/^\d+$/.test(s)) return Number(s);
+  const entries = s.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = entries.find((x) => {
+    const [addr, prefix, ...rest] = x.split('/');
+    const family = net.isIP(addr ?? '');
+    if (!family || rest.length > 0) return true;
+    return prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+  });
+  if (entries.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count, or proxy addresses / CIDRs separated by commas${bad ? ` (${JSON.stringify(bad)} is none)` : ''}` });
+    return z.NEVER;
+  }
+  return entries;
+});
+
 const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -44,6 +67,11 @@ const EnvSchema = z.object({
   PLEXUS_HTTP_PORT: port.default(8080),
   /** Connector over mutual TLS (client certificates). */
   PLEXUS_MTLS_PORT: port.default(8443),
+  /**
+   * Behind a reverse proxy: which proxies' X-Forwarded-For gives the client's address. Off by
+   * default, since a client could otherwise name any address it likes.
+   */
+  PLEXUS_TRUST_PROXY: trustProxy.default(false),
   /** Worker ↔ router gRPC. */
   PLEXUS_GRPC_PORT: port.default(9090),
   /** Embedded storage (PGlite), generated keys, the bootstrap admin password file. */
@@ -97,7 +125,7 @@ const EnvSchema = z.object({
 export type Config = Readonly<{
   env: string;
   isProduction: boolean;
-  http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number }>;
+  http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number; trustProxy: boolean | number | readonly string[] }>;
   dataDir: string;
   db: Readonly<{ url: string | undefined; poolSize: number }>;
   bus: Readonly<{ natsUrl: string | undefined; maxAttempts: number; leaseMs: number }>;
@@ -136,7 +164,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze({
     env: e.NODE_ENV,
     isProduction,
-    http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT }),
+    http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT, trustProxy: e.PLEXUS_TRUST_PROXY }),
     dataDir: path.resolve(e.PLEXUS_DATA_DIR),
     db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
     bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),

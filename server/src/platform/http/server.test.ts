@@ -57,6 +57,21 @@ async function build(permissions: string[] = ['flows.read']): Promise<{ app: Htt
 }
 
 describe('HTTP platform', () => {
+  it('takes the client address from X-Forwarded-For only from a trusted proxy (PLEXUS_TRUST_PROXY)', async () => {
+    const ipOf = async (trustProxy: boolean | number | string[] | undefined, remoteAddress: string): Promise<string> => {
+      const a = await createHttpServer({ logger: createLogger('silent'), metrics: createMetrics(), ...(trustProxy === undefined ? {} : { trustProxy }) });
+      a.get('/ip', { config: { permission: 'public' } }, async (req) => ({ ip: req.ip }));
+      const res = await a.inject({ method: 'GET', url: '/ip', remoteAddress, headers: { 'x-forwarded-for': '203.0.113.7, 10.0.0.5' } });
+      await a.close();
+      return (res.json() as { ip: string }).ip;
+    };
+    expect(await ipOf(undefined, '10.0.0.9')).toBe('10.0.0.9');
+    expect(await ipOf(['10.0.0.0/8'], '10.0.0.9')).toBe('203.0.113.7');
+    expect(await ipOf(['10.0.0.0/8'], '192.0.2.1')).toBe('192.0.2.1');
+    expect(await ipOf(1, '10.0.0.9')).toBe('10.0.0.5');
+    expect(await ipOf(true, '192.0.2.1')).toBe('203.0.113.7');
+  });
+
   it('refuses to start with a route that declares no permission', async () => {
     const a = await createHttpServer({ logger: createLogger('silent'), metrics: createMetrics() });
     expect(() => a.get('/naked', async () => ({}))).toThrow(/declares no permission/);

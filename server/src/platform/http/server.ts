@@ -54,6 +54,15 @@ export interface HttpServerOptions {
   onDenied?: (denied: DeniedAccess) => void;
   /** Largest JSON body on ordinary API routes. */
   bodyLimitBytes?: number;
+  /** Proxies whose X-Forwarded-For sets `req.ip` (PLEXUS_TRUST_PROXY); none by default. */
+  trustProxy?: boolean | number | readonly string[];
+}
+
+/** Fastify's form of PLEXUS_TRUST_PROXY; a hop count becomes "trust the nearest n". */
+function toTrustProxy(v: HttpServerOptions['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof v === 'number') return (_address, hop) => hop < v;
+  if (typeof v === 'object') return [...v];
+  return v ?? false;
 }
 
 /** Routes registered by plugins (the docs UI) carry no permission of their own. */
@@ -65,6 +74,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
+    trustProxy: toTrustProxy(opts.trustProxy),
     // Keep-alive sockets are closed on shutdown once idle; in-flight requests finish.
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
