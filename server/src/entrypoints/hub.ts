@@ -128,6 +128,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     await m.start?.();
     if (m.stop) lifecycle.onStop(m.name, () => m.stop!());
   }
+  // Every process caches token introspections; one without the iam role still hears revocations.
+  if (!roles.has('iam')) lifecycle.onStop('iam cache', await iam.watchRevocations());
   lifecycle.onStop('http', () => app.close());
 
   return {

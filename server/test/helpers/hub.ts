@@ -102,19 +102,19 @@ export interface HubGroup {
   close(): Promise<void>;
 }
 
-export async function createHubsOnOneDatabase(count: number, opts: { adminPassword: string; serviceName: string }): Promise<HubGroup> {
+export async function createHubsOnOneDatabase(count: number, opts: { adminPassword: string; serviceName: string; roles?: ReadonlyArray<HubOptions['roles']> }): Promise<HubGroup> {
   const testDb = await openTestDb('postgres');
   const dbs: Db[] = [testDb.db];
   for (let i = 1; i < count; i++) dbs.push(await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 }));
   const logger = createLogger('silent');
   const hubs: Hub[] = [];
   const dirs: string[] = [];
-  for (const db of dbs) {
+  for (const [i, db] of dbs.entries()) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-group-'));
     dirs.push(dir);
     const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
     const bus = await createBus({ db, serviceName: opts.serviceName, logger, maxAttempts: 5, leaseMs: 2_000 });
-    hubs.push(await createHub(config, { db, bus, logger }));
+    hubs.push(await createHub(config, { db, bus, logger, roles: opts.roles?.[i] }));
   }
   return {
     hubs,

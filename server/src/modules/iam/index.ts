@@ -26,6 +26,11 @@ export interface IamModule extends PlexusModule {
   /** Set on the process that created the bootstrap admin, for printing once. */
   bootstrapCredentials: BootstrapCredentials | undefined;
   auditDenied(denied: DeniedAccess): void;
+  /**
+   * Clears this process's token cache when another process on the database revokes a token.
+   * start() does it; a process without the `iam` role calls it itself. Returns the way to stop.
+   */
+  watchRevocations(): Promise<() => Promise<void>>;
 }
 
 export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; logger: Logger }): Promise<IamModule> {
@@ -41,6 +46,9 @@ export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; 
   service.onInvalidate(auth.invalidate);
   let purgeTimer: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  // Revocations in other processes on this database reach this cache at once (iam.service.ts).
+  const watchRevocations = async (): Promise<() => Promise<void>> =>
+    deps.db.listen(await repo.invalidationChannel(deps.db), (payload) => auth.invalidate(payload === 'all' ? 'all' : payload.split(',')));
 
   return {
     name: 'iam',
@@ -49,9 +57,9 @@ export async function createIamModule(deps: { config: Config; db: Db; bus: Bus; 
     authenticator: auth.authenticate,
     bootstrapCredentials,
     routes: iamRoutes(service),
+    watchRevocations,
     async start() {
-      // Revocations in other processes on this database reach this cache at once (iam.service.ts).
-      unlisten = await deps.db.listen(await repo.invalidationChannel(deps.db), (payload) => auth.invalidate(payload === 'all' ? 'all' : payload.split(',')));
+      unlisten = await watchRevocations();
       purgeTimer = setInterval(() => {
         service.purgeExpired().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge expired login failures and tokens'));
       }, PURGE_INTERVAL_MS);
