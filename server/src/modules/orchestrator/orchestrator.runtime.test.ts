@@ -34,8 +34,8 @@ describe('local runtime hand-off', () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     const placement = await runtime.place(
-      // A job must start within 1,600 - 500 - 1,000 = 100 ms of its hand-off to run here.
-      { flowId: 'f', nodeId: 'n', queue, concurrency: 1, maxDeliveries: 5, handoffLeaseMs: 1_600, timeoutMs: 500 },
+      // A job must start within 3,000 - 500 - 1,000 = 1,500 ms of its hand-off to run here.
+      { flowId: 'f', nodeId: 'n', queue, concurrency: 1, maxDeliveries: 5, handoffLeaseMs: 3_000, timeoutMs: 500 },
       async (job: Job<StepJob>) => {
         const n = (job.payload as unknown as { n: number }).n;
         seen.push({ n, handedOver: job.leaseEndsAt !== undefined });
@@ -52,7 +52,7 @@ describe('local runtime hand-off', () => {
       await handOver(1);
       await handOver(2);
       // Job 1 holds the only slot well past job 2's start window.
-      await sleep(300);
+      await sleep(2_000);
       open();
       await waitFor('both jobs to run', async () => seen.length === 2);
       await waitFor('the queue to empty', async () => (await bus.stats(queue)).depth === 0);
