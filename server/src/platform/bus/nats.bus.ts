@@ -167,16 +167,15 @@ class NatsBus implements Bus {
     assertName(name, 'event name');
     const body = encodePayload(eventEnvelope(name, payload, this.opts.serviceName));
     const storing = this.storeOversized([body], name, opts.tx ?? this.db);
-    const ref = storing ? (await storing)[0] : undefined;
+    const wire = onWire(body, storing ? (await storing)[0] : undefined);
     const subject = `${this.prefix}.events.${name}`;
     if (opts.tx) {
       const id = nuid.next();
       // Outbox rows of events have no queue (they fan out on NATS): '' keeps them out of the stats.
-      const headers = JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) });
-      await outbox.insertOutbox(opts.tx, [{ subject, msgId: id, queue: '', headers, body: ref ? STORED_BODY : body, delayMs: 0 }]);
+      await outbox.insertOutbox(opts.tx, [{ subject, msgId: id, queue: '', headers: JSON.stringify({ [H_ID]: id, ...wire.headers }), body: wire.body, delayMs: 0 }]);
       return;
     }
-    await this.publisher.publish(subject, ref ? STORED_BODY : body, ref ? { [H_PAYLOAD]: ref } : undefined);
+    await this.publisher.publish(subject, wire.body, wire.headers);
   }
 
   async subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts: ConsumeOptions = {}): Promise<Consumer> {
@@ -209,8 +208,8 @@ class NatsBus implements Bus {
       // In the caller's transaction, or scheduled: the relay publishes after commit / when due.
       const rows = bodies.map((body, i) => {
         const id = nuid.next();
-        const ref = refs?.[i];
-        return { subject, msgId: id, queue, headers: JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) }), body: ref ? STORED_BODY : body, delayMs };
+        const wire = onWire(body, refs?.[i]);
+        return { subject, msgId: id, queue, headers: JSON.stringify({ [H_ID]: id, ...wire.headers }), body: wire.body, delayMs };
       });
       await outbox.insertOutbox(opts.tx ?? this.db, rows);
       return rows.map((r) => r.msgId);
@@ -218,8 +217,8 @@ class NatsBus implements Bus {
     // Each resolves on its PubAck (stored with file storage); they pipeline on one connection.
     const seqs = await Promise.all(
       bodies.map((body, i) => {
-        const ref = refs?.[i];
-        return this.publisher.publish(subject, ref ? STORED_BODY : body, ref ? { [H_PAYLOAD]: ref } : undefined);
+        const wire = onWire(body, refs?.[i]);
+        return this.publisher.publish(subject, wire.body, wire.headers);
       }),
     );
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
@@ -243,16 +242,16 @@ class NatsBus implements Bus {
       // All rows in one outbox write: stored together, relayed after commit / when due.
       const rows = prepared.map((p, i) => {
         const id = nuid.next();
-        const ref = refs?.[i];
-        return { subject: p.subject, msgId: id, queue: p.queue, headers: JSON.stringify({ [H_ID]: id, ...(ref ? { [H_PAYLOAD]: ref } : {}) }), body: ref ? STORED_BODY : p.body, delayMs };
+        const wire = onWire(p.body, refs?.[i]);
+        return { subject: p.subject, msgId: id, queue: p.queue, headers: JSON.stringify({ [H_ID]: id, ...wire.headers }), body: wire.body, delayMs };
       });
       await outbox.insertOutbox(opts.tx ?? this.db, rows);
       return rows.map((r) => r.msgId);
     }
     const seqs = await Promise.all(
       prepared.map((p, i) => {
-        const ref = refs?.[i];
-        return this.publisher.publish(p.subject, ref ? STORED_BODY : p.body, ref ? { [H_PAYLOAD]: ref } : undefined);
+        const wire = onWire(p.body, refs?.[i]);
+        return this.publisher.publish(p.subject, wire.body, wire.headers);
       }),
     );
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
@@ -376,10 +375,9 @@ class NatsBus implements Bus {
         headers[H_ID] = dl.id;
       }
       const storing = this.storeOversized([dl.payload], dl.queue, tx);
-      const ref = storing ? (await storing)[0] : undefined;
-      if (ref) headers[H_PAYLOAD] = ref;
+      const wire = onWire(dl.payload, storing ? (await storing)[0] : undefined);
       // A fresh Nats-Msg-Id: the original may still be inside the stream's duplicate window.
-      await outbox.insertOutbox(tx, [{ subject, msgId: `${dl.id}.${nuid.next()}`, queue: dl.queue, headers: JSON.stringify(headers), body: ref ? STORED_BODY : dl.payload, delayMs: 0 }]);
+      await outbox.insertOutbox(tx, [{ subject, msgId: `${dl.id}.${nuid.next()}`, queue: dl.queue, headers: JSON.stringify({ ...headers, ...wire.headers }), body: wire.body, delayMs: 0 }]);
       return true;
     });
     if (!found) throw AppError.notFound(`dead letter ${id}`);
@@ -666,6 +664,11 @@ class NatsBus implements Bus {
   private assertOpen(): void {
     if (this.closed) throw closedError();
   }
+}
+
+/** What goes on the wire for a body: itself, or STORED_BODY and the header naming its stored row. */
+function onWire(body: string, storedAs: string | undefined): { body: string; headers: Record<string, string> | undefined } {
+  return storedAs ? { body: STORED_BODY, headers: { [H_PAYLOAD]: storedAs } } : { body, headers: undefined };
 }
 
 /** A message body as a payload: JSON, or the text itself when it is not ours (raw bytes on our subject). */
