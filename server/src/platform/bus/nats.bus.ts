@@ -815,6 +815,8 @@ class Publisher {
   private readonly inbox = createInbox();
   private readonly pending = new Map<string, { resolve: (seq: number) => void; reject: (err: unknown) => void; sentAt: number; subject: string }>();
   private next = 0;
+  private outgoing: Array<{ token: string; subject: string; body: string; headers: Record<string, string> | undefined }> = [];
+  private isScheduled = false;
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -828,6 +830,23 @@ class Publisher {
     return new Promise((resolve, reject) => {
       const token = String(++this.next);
       this.pending.set(token, { resolve, reject, sentAt: Date.now(), subject });
+      this.outgoing.push({ token, subject, body, headers });
+      if (this.isScheduled) return;
+      this.isScheduled = true;
+      setImmediate(() => this.send());
+    });
+  }
+
+  /**
+   * Hands this turn's publishes to the client together. The client writes what it was given
+   * within one microtask in one socket write; publishes made by separate webhook calls (each its
+   * own event-loop task) would otherwise each cost a write syscall.
+   */
+  private send(): void {
+    this.isScheduled = false;
+    const batch = this.outgoing;
+    this.outgoing = [];
+    for (const { token, subject, body, headers } of batch) {
       try {
         let h: MsgHdrs | undefined;
         if (headers) {
@@ -836,10 +855,11 @@ class Publisher {
         }
         this.nc.publish(subject, body, { reply: `${this.inbox}.${token}`, ...(h ? { headers: h } : {}) });
       } catch (err) {
+        const p = this.pending.get(token);
         this.pending.delete(token);
-        reject(new AppError('UNAVAILABLE', `NATS did not take the message on ${subject}: ${(err as Error).message}`, 'transient', undefined, { cause: err }));
+        p?.reject(new AppError('UNAVAILABLE', `NATS did not take the message on ${subject}: ${(err as Error).message}`, 'transient', undefined, { cause: err }));
       }
-    });
+    }
   }
 
   /** Waits for the PubAcks still expected (each ends by its answer or the timeout sweep). */
