@@ -112,6 +112,20 @@ describe.each(targets)('bus contract on $name', (target) => {
     extraBuses.push(b);
     return b;
   };
+  /**
+   * Runs `fn` with a bus of "another process" (on PostgreSQL its own pool and LISTEN connection),
+   * polling so rarely that only a notification can explain a fast delivery.
+   */
+  const withOtherProcess = async (fn: (other: Bus) => Promise<void>): Promise<void> => {
+    const otherDb = target.db === 'postgres' ? await openDb({ url: t.url, schema: t.schema, poolSize: 2 }) : t.db;
+    const other = await openBus(otherDb, { pollMs: 10_000 });
+    try {
+      await fn(other);
+    } finally {
+      await other.close();
+      if (otherDb !== t.db) await otherDb.close();
+    }
+  };
   const track = (c: Consumer): Consumer => {
     consumers.push(c);
     return c;
@@ -507,27 +521,19 @@ describe.each(targets)('bus contract on $name', (target) => {
 
   it('wakes consumers of another bus instance at once when a transaction commits (NOTIFY)', async () => {
     const queue = unique('notify');
-    // Another "process": its own bus (and, on PostgreSQL, its own pool and LISTEN connection),
-    // polling so rarely that only a notification can explain a fast delivery.
-    const otherDb = target.db === 'postgres' ? await openDb({ url: t.url, schema: t.schema, poolSize: 2 }) : t.db;
-    const other = await openBus(otherDb, { pollMs: 10_000 });
-    try {
+    await withOtherProcess(async (other) => {
       const seen = recorder<number>();
       await other.consume<number>(queue, async () => seen.push(performance.now()));
       await sleep(300);
-      let committedAt = 0;
       await t.db.transaction(async (tx) => bus.enqueue(queue, 1, { tx }));
-      committedAt = performance.now();
+      const committedAt = performance.now();
       const [at] = await seen.waitFor(1, 2_000);
       expect(at! - committedAt).toBeLessThan(150);
       await bus.enqueue(queue, 2);
       const sentAt = performance.now();
       const [, at2] = await seen.waitFor(2, 2_000);
       expect(at2! - sentAt).toBeLessThan(150);
-    } finally {
-      await other.close();
-      if (otherDb !== t.db) await otherDb.close();
-    }
+    });
   });
 
   it('wakes another bus instance at once for a published event and for a requeued dead letter', async () => {
@@ -537,9 +543,7 @@ describe.each(targets)('bus contract on $name', (target) => {
     await bus.enqueue(queue, 'again');
     const [job] = await bus.claim(queue);
     await bus.deadLetter(job!, 'for the requeue');
-    const otherDb = target.db === 'postgres' ? await openDb({ url: t.url, schema: t.schema, poolSize: 2 }) : t.db;
-    const other = await openBus(otherDb, { pollMs: 10_000 });
-    try {
+    await withOtherProcess(async (other) => {
       const events = recorder<number>();
       const jobs = recorder<number>();
       await other.subscribe(`${root}.>`, 'waker', async () => events.push(performance.now()));
@@ -554,10 +558,7 @@ describe.each(targets)('bus contract on $name', (target) => {
       const requeuedAt = performance.now();
       const [at2] = await jobs.waitFor(1, 2_000);
       expect(at2! - requeuedAt).toBeLessThan(150);
-    } finally {
-      await other.close();
-      if (otherDb !== t.db) await otherDb.close();
-    }
+    });
   });
 
   it('stores acks and an enqueue made in the same moment, each exactly once', async () => {
