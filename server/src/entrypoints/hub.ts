@@ -17,9 +17,10 @@ import { createOrchestratorModule } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
+import { createDirectorModule } from '../modules/director/index.js';
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
-export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker'] as const;
+export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director'] as const;
 export type Role = (typeof ALL_ROLES)[number];
 
 export interface HubOptions {
@@ -97,6 +98,16 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
   modules.push(scheduler);
+  const director = await createDirectorModule({
+    config,
+    db,
+    bus,
+    logger: logger.child({ module: 'director' }),
+    authenticate: iam.authenticator,
+    iam: iam.service,
+    secrets: secrets.service,
+  });
+  modules.push(director);
 
   const app = await createHttpServer({
     logger,

@@ -118,6 +118,12 @@ const EnvSchema = z.object({
   /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
   PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
+  /** Director: `strict` refuses a spec its parser rejects (22); `lenient` stores it with the parser's problems. */
+  PLEXUS_DIRECTOR_SPEC_VALIDATION: z.enum(['lenient', 'strict'], { error: 'must be lenient or strict' }).default('lenient'),
+  /** Director: delay before the second attempt of a webhook delivery; each later one waits 3x longer (at most 4h). */
+  PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY: duration.prefault('10s'),
+  /** Director: how long a webhook delivery is retried before it is given up as FAILED. */
+  PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW: duration.prefault('24h'),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
 });
@@ -141,6 +147,7 @@ export type Config = Readonly<{
   webhooks: Readonly<{ maxBytes: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
   components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
+  director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number }>;
   shutdownTimeoutMs: number;
 }>;
 
@@ -192,6 +199,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
+    }),
+    director: Object.freeze({
+      specValidation: e.PLEXUS_DIRECTOR_SPEC_VALIDATION,
+      webhookFirstRetryMs: e.PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY,
+      webhookRetryWindowMs: e.PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW,
     }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
   });
