@@ -120,6 +120,8 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
       queryDepth: MAX_DEPTH,
       validationRules: [fieldCostRule],
       jit: 1,
+      // Errors stay GraphQLErrors (with their originalError) for formatErrors below.
+      errorFormatter: (execution) => ({ statusCode: 200, response: execution }),
     });
 
     app.setErrorHandler((err: Error, _req, reply) => {
