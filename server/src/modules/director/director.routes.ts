@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GraphQLError, Kind, type ASTVisitor, type FieldNode, type SelectionSetNode, type ValidationContext } from 'graphql';
+import { GraphQLError, Kind, type ASTVisitor, type SelectionSetNode, type ValidationContext } from 'graphql';
 import mercurius from 'mercurius';
 import { z } from 'zod';
 import { AppError, toAppError } from '../../platform/errors.js';

@@ -1,0 +1,153 @@
+/**
+ * Bad input to the Director answers with GraphQL errors naming the problem (never a 500, a hang
+ * or a stack trace); a depth / field limit refuses abusive queries but lets Compass's deepest
+ * real queries through; specs are validated (lenient by default, strict on request) and fetch
+ * requests are fetched in the background with a visible status.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gql, ok, registerApp } from '../helpers/director.js';
+import { waitFor } from '../helpers/flows.js';
+import { createTestHub, type TestHub } from '../helpers/hub.js';
+
+let hub: TestHub;
+beforeAll(async () => {
+  hub = await createTestHub();
+});
+afterAll(async () => {
+  await hub?.close();
+});
+
+function expectClean(r: { status: number; errors?: Array<{ message: string; extensions: { error_code: number } }> }, code: number): void {
+  expect(r.status).toBeLessThan(500);
+  expect(r.errors?.length).toBeGreaterThan(0);
+  expect(r.errors![0]!.extensions.error_code).toBe(code);
+  expect(JSON.stringify(r.errors)).not.toMatch(/\n\s+at |SELECT |INSERT |node_modules/);
+}
+
+describe('bad-input corpus', () => {
+  it('wrong types, unknown fields and arguments, bad enums, missing input', async () => {
+    for (const q of [
+      'mutation { registerApplication(in: {name: 42}) { id } }',
+      'mutation { registerApplication(in: {name: "x", bogus: 1}) { id } }',
+      '{ applications { data { id nope } } }',
+      '{ applications(first: "ten") { totalCount } }',
+      'mutation { registerApplication(in: {name: "x", integrationLevel: NOPE}) { id } }',
+      'mutation { registerApplication { id } }',
+      '{ applications { ',
+    ]) {
+      const r = await gql(hub, q);
+      expectClean(r, 22);
+      expect(r.status).toBe(400);
+    }
+  });
+
+  it('invalid values name the field', async () => {
+    const r = await gql(hub, 'mutation { registerApplication(in: {name: "Not A DNS Name", apiDefinitions: [{name: "a", targetURL: "not a url"}]}) { id } }');
+    expectClean(r, 22);
+    expect(r.errors![0]!.message).toContain('in.name');
+    expect(r.errors![0]!.message).toContain('in.apiDefinitions.0.targetURL');
+    const both = await gql(hub, 'mutation { registerApplication(in: {name: "both", apiDefinitions: [{name: "a", targetURL: "http://x.example", spec: {type: OPEN_API, format: XML, data: "{}", fetchRequest: {url: "http://x.example"}}}]}) { id } }');
+    expect(both.errors![0]!.message).toContain('exactly one of data or fetchRequest');
+    expect(both.errors![0]!.message).toContain('XML is not a valid format for spec type OPEN_API');
+    const noBody = await hub.api('POST', '/director/graphql', { variables: {} });
+    expect(noBody.status).toBe(400);
+    const notJson = await hub.app.inject({ method: 'POST', url: '/director/graphql', headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' }, payload: '{"query": ' });
+    expect(notJson.statusCode).toBe(400);
+    expect(JSON.parse(notJson.body).errors[0].extensions.error_code).toBe(22);
+  });
+
+  it('a 10 MB spec is refused as too large (413), without a 500', async () => {
+    const big = 'x'.repeat(10 * 1024 * 1024);
+    const r = await gql(hub, 'mutation($d: CLOB) { registerApplication(in: {name: "big", apiDefinitions: [{name: "a", targetURL: "http://x.example", spec: {type: OPEN_API, format: JSON, data: $d}}]}) { id } }', { variables: { d: big } });
+    expect(r.status).toBe(413);
+    expect(r.errors![0]!.extensions.error_code).toBe(22);
+  });
+
+  it('a deeply nested query and 1,000 aliases are refused; Compass-depth queries pass', async () => {
+    // 11 levels, as deep as Compass's own requests go (application → … → credential → username).
+    const compassDepth = '{ applications { data { apiDefinitions { data { spec { fetchRequest { auth { requestAuth { csrf { credential { ... on BasicCredentialData { username } } } } } } } } } } } }';
+    expect((await gql(hub, compassDepth)).errors).toBeUndefined();
+    const recursive = `{ ${Array.from({ length: 14 }, () => 'applications { data {').join(' ')} id ${'} }'.repeat(14)} }`;
+    expectClean(await gql(hub, recursive), 22);
+    const aliases = `{ ${Array.from({ length: 1000 }, (_v, i) => `a${i}: viewer { id }`).join(' ')} }`;
+    const r = await gql(hub, aliases);
+    expectClean(r, 22);
+    expect(r.errors![0]!.message).toContain('fields');
+  });
+
+  it('every Compass example stays within the limits (the largest selects ~260 fields, 11 levels)', async () => {
+    const dir = path.resolve(import.meta.dirname, '../fixtures/compass-director-examples');
+    const largest = fs.readFileSync(path.join(dir, 'register-application-with-api-definitions.graphql'), 'utf8');
+    const r = await gql(hub, largest);
+    expect(r.errors).toBeUndefined();
+  });
+});
+
+describe('specs', () => {
+  let server: http.Server;
+  let base: string;
+  let failuresLeft = 0;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/flaky' && failuresLeft > 0) {
+        failuresLeft--;
+        res.statusCode = 503;
+        return res.end();
+      }
+      if (req.url === '/missing') {
+        res.statusCode = 404;
+        return res.end();
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ openapi: '3.0.2', info: { title: 'orders', version: '1' }, paths: {} }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  const fetchStatus = async (appId: string) =>
+    (await ok(hub, `{ application(id: "${appId}") { apiDefinitions { data { id spec { data validation { valid } fetchRequest { status { condition message } } } } } } }`)).application.apiDefinitions.data[0];
+
+  it('fetchRequest: fetched in the background, retried after a 503, stored and validated; refetchAPISpec again; a 404 fails with its reason', async () => {
+    failuresLeft = 1;
+    const app = await registerApp(hub, `{name: "fetched", apiDefinitions: [{name: "orders", targetURL: "http://x.example", spec: {type: OPEN_API, format: JSON, fetchRequest: {url: "${base}/flaky"}}}]}`);
+    const done = await waitFor('spec fetched', async () => {
+      const a = await fetchStatus(app.id);
+      return a.spec.fetchRequest.status.condition === 'SUCCEEDED' ? a : undefined;
+    }, 20_000);
+    expect(JSON.parse(done.spec.data).info.title).toBe('orders');
+    expect(done.spec.validation.valid).toBe(true);
+    expect(failuresLeft).toBe(0);
+    const again = await ok(hub, `mutation { r: refetchAPISpec(apiID: "${done.id}") { fetchRequest { status { condition } } } }`);
+    expect(again.r.fetchRequest.status.condition).toBe('INITIAL');
+    await waitFor('refetched', async () => (await fetchStatus(app.id)).spec.fetchRequest.status.condition === 'SUCCEEDED', 20_000);
+
+    const missing = await registerApp(hub, `{name: "missing", apiDefinitions: [{name: "o", targetURL: "http://x.example", spec: {type: OPEN_API, format: JSON, fetchRequest: {url: "${base}/missing"}}}]}`);
+    const failed = await waitFor('fetch failed', async () => {
+      const a = await fetchStatus(missing.id);
+      return a.spec.fetchRequest.status.condition === 'FAILED' ? a : undefined;
+    }, 20_000);
+    expect(failed.spec.fetchRequest.status.message).toContain('404');
+  });
+
+  it('strict validation refuses a spec its parser rejects (22), with the problems', async () => {
+    const strict = await createTestHub({ env: { PLEXUS_DIRECTOR_SPEC_VALIDATION: 'strict' } });
+    try {
+      const r = await gql(strict, 'mutation { registerApplication(in: {name: "s", apiDefinitions: [{name: "a", targetURL: "http://x.example", spec: {type: OPEN_API, format: JSON, data: "{\\"openapi\\":\\"3.0.2\\",\\"info\\":{\\"title\\":\\"t\\"},\\"paths\\":{}}"}}]}) { id } }');
+      expectClean(r, 22);
+      expect(r.errors![0]!.message).toContain('in.apiDefinitions.0.spec.data');
+      expect(r.errors![0]!.message).toContain("version");
+      const odata = await gql(strict, 'mutation { registerApplication(in: {name: "o", apiDefinitions: [{name: "a", targetURL: "http://x.example", spec: {type: ODATA, format: XML, data: "<edmx:Edmx xmlns:edmx=\\"x\\"><edmx:DataServices/></edmx:Edmx>"}}]}) { id } }');
+      expect(odata.errors).toBeUndefined();
+    } finally {
+      await strict.close();
+    }
+  });
+});
