@@ -178,8 +178,11 @@ export interface FlowFailedPayload {
 
 /** What flows asks of the component registry when validating a graph. */
 export interface ComponentCatalog {
-  /** Undefined when the function exists; otherwise why not ("unknown component x"). */
-  checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined>;
+  /**
+   * Undefined when the function exists and the operator's configuration allows the node's
+   * `fields`; otherwise why not ("unknown component x", "fields.allowPrivateNetwork: …").
+   */
+  checkFunction(tenant: string, componentId: string, fn: string, fields?: Record<string, unknown>): Promise<string | undefined>;
 }
 
 /** The answer of a flow's `webhook-reply` step to a sync webhook call. */

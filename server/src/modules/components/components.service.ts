@@ -69,11 +69,12 @@ export class ComponentsService implements ComponentCatalog {
     return row ? this.fromRow(row) : undefined;
   }
 
-  async checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined> {
+  async checkFunction(tenant: string, componentId: string, fn: string, fields?: Record<string, unknown>): Promise<string | undefined> {
     const component = await this.findComponent(tenant, componentId);
     if (!component) return `unknown component ${componentId}`;
-    if (!component.fn(fn)) return `component ${componentId} has no function ${fn}`;
-    return undefined;
+    const f = component.fn(fn);
+    if (!f) return `component ${componentId} has no function ${fn}`;
+    return f.checkPolicy?.(fields ?? {});
   }
 
   /** The runnable function a node names; a user StepError when it does not exist. */

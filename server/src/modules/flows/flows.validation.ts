@@ -111,16 +111,17 @@ function mergeDefinition(input: FlowInput | FlowPatch, base: FlowDefinition | un
   };
 }
 
-/** Unknown components or functions, asked of the registry for every readable node. */
+/** Unknown components or functions, and fields the operator's policy refuses, asked of the registry for every readable node. */
 async function componentProblems(tenant: string, graph: unknown, catalog: ComponentCatalog): Promise<string[]> {
   const nodes = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown }).nodes : undefined;
   if (!Array.isArray(nodes)) return [];
   const checks = await Promise.all(
     nodes.slice(0, 500).map(async (n: unknown, i) => {
       if (typeof n !== 'object' || n === null) return undefined;
-      const { id, componentId, function: fn } = n as { id?: unknown; componentId?: unknown; function?: unknown };
+      const { id, componentId, function: fn, fields } = n as { id?: unknown; componentId?: unknown; function?: unknown; fields?: unknown };
       if (typeof componentId !== 'string' || typeof fn !== 'string' || !componentId || !fn) return undefined;
-      const why = await catalog.checkFunction(tenant, componentId, fn);
+      const readable = typeof fields === 'object' && fields !== null && !Array.isArray(fields) ? (fields as Record<string, unknown>) : undefined;
+      const why = await catalog.checkFunction(tenant, componentId, fn, readable);
       return why ? `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}: ${why}` : undefined;
     }),
   );
