@@ -150,6 +150,8 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
       PLEXUS_MTLS_PORT: String(await freePort()),
       PLEXUS_GRPC_PORT: String(await freePort()),
       PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      // The sink is on loopback: allowed by address, under the default (guarded) policy.
+      PLEXUS_STEPS_ALLOWED_HOSTS: '127.0.0.1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
