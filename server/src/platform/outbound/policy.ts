@@ -4,7 +4,7 @@
  * every step may reach anyway (`PLEXUS_STEPS_ALLOWED_HOSTS`).
  */
 import net from 'node:net';
-import { nonPublicRangeOf } from './ranges.js';
+import { isNonPublicAddress, nonPublicRangeOf } from './ranges.js';
 
 export interface OutboundPolicy {
   /**
@@ -112,8 +112,7 @@ export class AllowList {
  * public addresses always may; non-public ones when the operator allowed the name or the address.
  */
 export function refusalOf(allow: AllowList, hostname: string, address: string): string | undefined {
-  const range = nonPublicRangeOf(address);
-  if (range === undefined) return undefined;
+  if (!isNonPublicAddress(address)) return undefined;
   if (allow.allowsName(hostname) || allow.allowsAddress(address)) return undefined;
-  return range;
+  return nonPublicRangeOf(address);
 }

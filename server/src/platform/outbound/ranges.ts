@@ -60,37 +60,35 @@ export const SPECIAL_IPV6: readonly SpecialRange[] = [
 
 // Kept apart by family: a BlockList matches IPv4 addresses against IPv4-mapped IPv6 rules, so one
 // list holding ::ffff:0:0/96 would match every IPv4 address.
-const special4 = new net.BlockList();
-for (const r of SPECIAL_IPV4) special4.addSubnet(r.address, r.prefix, 'ipv4');
-const special6 = new net.BlockList();
-for (const r of SPECIAL_IPV6) special6.addSubnet(r.address, r.prefix, 'ipv6');
-const globalUnicast6 = new net.BlockList();
-globalUnicast6.addSubnet('2000::', 3, 'ipv6');
+const special4 = blockListOf(SPECIAL_IPV4, 'ipv4');
+const special6 = blockListOf(SPECIAL_IPV6, 'ipv6');
+const globalUnicast6 = blockListOf([{ address: '2000::', prefix: 3, name: 'global unicast' }], 'ipv6');
+/** One list per block, to name the block an address is refused for (the refusal path only). */
+const named4 = SPECIAL_IPV4.map((r) => ({ name: r.name, list: blockListOf([r], 'ipv4') }));
+const named6 = SPECIAL_IPV6.map((r) => ({ name: r.name, list: blockListOf([r], 'ipv6') }));
+
+function blockListOf(ranges: readonly SpecialRange[], family: 'ipv4' | 'ipv6'): net.BlockList {
+  const list = new net.BlockList();
+  for (const r of ranges) list.addSubnet(r.address, r.prefix, family);
+  return list;
+}
 
 /**
- * Why `address` (an IP literal, without brackets) is not a public address — the block it lies in —
- * or undefined when it is public. Anything that is not a plain IP address (a zone index such as
- * `fe80::1%eth0`, a name) counts as non-public.
+ * True for every address outside the public internet as defined above; also for anything that is
+ * not a plain IP address (a zone index such as `fe80::1%eth0`, a name). The hot-path check.
  */
-export function nonPublicRangeOf(address: string): string | undefined {
-  const family = net.isIP(address);
-  if (family === 4) return special4.check(address, 'ipv4') ? nameOf(SPECIAL_IPV4, address, 'ipv4') : undefined;
-  if (family !== 6 || address.includes('%')) return 'not a plain IP address';
-  if (special6.check(address, 'ipv6')) return nameOf(SPECIAL_IPV6, address, 'ipv6');
-  if (!globalUnicast6.check(address, 'ipv6')) return 'outside global unicast 2000::/3 (RFC 4291)';
-  return undefined;
-}
-
 export function isNonPublicAddress(address: string): boolean {
-  return nonPublicRangeOf(address) !== undefined;
+  const family = net.isIP(address);
+  if (family === 4) return special4.check(address, 'ipv4');
+  if (family !== 6 || address.includes('%')) return true;
+  return special6.check(address, 'ipv6') || !globalUnicast6.check(address, 'ipv6');
 }
 
-/** The name of the first block holding `address`; only on the refusal path, so a linear search. */
-function nameOf(ranges: readonly SpecialRange[], address: string, family: 'ipv4' | 'ipv6'): string {
-  for (const r of ranges) {
-    const one = new net.BlockList();
-    one.addSubnet(r.address, r.prefix, family);
-    if (one.check(address, family)) return r.name;
-  }
-  return 'special-purpose';
+/** Why `address` (an IP literal, without brackets) is not public — the block it lies in — or undefined when it is. */
+export function nonPublicRangeOf(address: string): string | undefined {
+  if (!isNonPublicAddress(address)) return undefined;
+  const family = net.isIP(address);
+  if (family === 4) return named4.find((r) => r.list.check(address, 'ipv4'))?.name ?? 'special-purpose';
+  if (family !== 6 || address.includes('%')) return 'not a plain IP address';
+  return named6.find((r) => r.list.check(address, 'ipv6'))?.name ?? 'outside global unicast 2000::/3 (RFC 4291)';
 }
