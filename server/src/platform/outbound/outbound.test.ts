@@ -147,6 +147,9 @@ describe('the default policy refuses every special-purpose range', () => {
     'http://0x7f000001/',
     'http://127.1/',
     'https://017700000001/',
+    'http://127.0.0.1./',
+    'http://%31%32%37.0.0.1/',
+    'http://0/',
     // IPv6
     'http://[::]/',
     'http://[::1]/',
