@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { InjectOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createLogger } from '../logger.js';
@@ -114,7 +115,7 @@ describe('HTTP platform', () => {
     const { app: a } = await build(['all']);
     a.get('/items/:id', { config: { permission: 'public' } }, async () => ({ reached: true }));
     a.post('/echo', { config: { permission: 'public' } }, async () => ({ reached: true }));
-    const problem = async (opts: Parameters<HttpApp['inject']>[0]): Promise<[number, string]> => {
+    const problem = async (opts: InjectOptions): Promise<[number, string]> => {
       const res = await a.inject(opts);
       return [res.statusCode, res.statusCode === 400 ? (res.json().errors[0].message as string) : res.body];
     };
