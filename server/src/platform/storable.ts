@@ -80,7 +80,10 @@ export function findUnstorable(value: unknown, root: string, maxDepth: number = 
       }
       continue;
     }
-    for (const key of Object.keys(v)) {
+    // Pushed last to first, so the first problem in document order is the one named.
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!;
       const problem = textProblem(key);
       if (problem) return { path: pathOf(frames, index, root) + `[${JSON.stringify(key)}]`, problem: problem.replace('contains', 'has a key that contains') };
       frames.push({ value: (v as Record<string, unknown>)[key], parent: index, key, depth: depth + 1 });
