@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../helpers/services.js';
-import { createAndStart, createFlow, startSink, stepsOf, waitForExecution, type Sink } from '../helpers/engine.js';
+import { createAndStart, startSink, stepsOf, waitForExecution, type Sink } from '../helpers/engine.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 
 const NUL_PROBLEM = /contains a NUL character/;
