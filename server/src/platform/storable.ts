@@ -56,11 +56,54 @@ function pathOf(frames: readonly Frame[], index: number, root: string): string {
 }
 
 /**
+ * Whether anything in `value` cannot be stored. The common case, on every webhook body and step
+ * output: two flat stacks, no allocation per node (a walk that kept each node's path took twice
+ * as long as JSON.parse of the same body).
+ */
+function hasUnstorable(value: unknown, maxDepth: number): boolean {
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop()!;
+    if (typeof v === 'string') {
+      if (textProblem(v)) return true;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || Buffer.isBuffer(v)) continue;
+    if (depth >= maxDepth) return true;
+    if (Array.isArray(v)) {
+      for (const item of v) {
+        if (typeof item === 'string') {
+          if (textProblem(item)) return true;
+        } else if (typeof item === 'object' && item !== null) {
+          values.push(item);
+          depths.push(depth + 1);
+        }
+      }
+      continue;
+    }
+    for (const key in v) {
+      if (textProblem(key)) return true;
+      const item = (v as Record<string, unknown>)[key];
+      if (typeof item === 'string') {
+        if (textProblem(item)) return true;
+      } else if (typeof item === 'object' && item !== null) {
+        values.push(item);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/**
  * The first place in a JSON-like value (`root` names it: `body`, `query`) that cannot be stored:
  * a string or key with NUL or an unpaired surrogate, or nesting deeper than `maxDepth`.
- * Iterative, so no input can overflow the stack; one pass over the value.
+ * Iterative, so no input can overflow the stack; a second pass names the place when there is one.
  */
 export function findUnstorable(value: unknown, root: string, maxDepth: number = MAX_JSON_DEPTH): Unstorable | undefined {
+  if (!hasUnstorable(value, maxDepth)) return undefined;
   const frames: Frame[] = [{ value, parent: -1, key: '', depth: 0 }];
   const todo: number[] = [0];
   while (todo.length > 0) {

@@ -44,6 +44,7 @@ export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<We
       service,
       maxBytes: deps.config.webhooks.maxBytes,
       maxFields: deps.config.webhooks.maxFields,
+      maxXmlElements: deps.config.webhooks.maxXmlElements,
       authenticate: deps.authenticate,
       replyWaiter: deps.replyWaiter,
       logger: deps.logger,

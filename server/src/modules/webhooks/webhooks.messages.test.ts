@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
 
-const LIMITS = { maxFields: 1_000 };
+const LIMITS = { maxFields: 1_000, maxXmlElements: 10_000 };
 
 describe('webhook bodies', () => {
   it('parses by media type', () => {
@@ -28,15 +28,23 @@ describe('webhook bodies', () => {
     // Bounded generously (a busy machine) yet far below the quadratic time.
     const repeats = Array.from({ length: 30_000 }, (_, i) => `k=${i}`).join('&');
     const startedAt = performance.now();
-    const body = parseBody(Buffer.from(repeats), 'application/x-www-form-urlencoded', { maxFields: 30_000 }).body as { k: string[] };
+    const body = parseBody(Buffer.from(repeats), 'application/x-www-form-urlencoded', { ...LIMITS, maxFields: 30_000 }).body as { k: string[] };
     expect(performance.now() - startedAt).toBeLessThan(1_000);
     expect(body.k).toHaveLength(30_000);
     expect(body.k[29_999]).toBe('29999');
 
-    expect(parseBody(Buffer.from('a=1&&b=2&'), 'application/x-www-form-urlencoded', { maxFields: 2 }).body).toEqual({ a: '1', b: '2' });
-    const tooMany = (): unknown => parseBody(Buffer.from('a=1&b=2&c=3'), 'application/x-www-form-urlencoded', { maxFields: 2 });
+    expect(parseBody(Buffer.from('a=1&&b=2&'), 'application/x-www-form-urlencoded', { ...LIMITS, maxFields: 2 }).body).toEqual({ a: '1', b: '2' });
+    const tooMany = (): unknown => parseBody(Buffer.from('a=1&b=2&c=3'), 'application/x-www-form-urlencoded', { ...LIMITS, maxFields: 2 });
     expect(tooMany).toThrow(expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE', status: 413 }));
     expect(tooMany).toThrow(/3 fields; at most 2 .*PLEXUS_WEBHOOK_MAX_FIELDS/);
+  });
+
+  it('counts XML elements before parsing and refuses more than the limit with 413', () => {
+    const xml = (n: number) => Buffer.from(`<?xml version="1.0"?><r>${'<a x="1">v</a>'.repeat(n)}<!-- c --></r>`);
+    expect((parseBody(xml(2), 'application/xml', { ...LIMITS, maxXmlElements: 3 }).body as { r: { a: unknown[] } }).r.a).toHaveLength(2);
+    const tooMany = (): unknown => parseBody(xml(3), 'application/xml', { ...LIMITS, maxXmlElements: 3 });
+    expect(tooMany).toThrow(expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE', status: 413 }));
+    expect(tooMany).toThrow(/4 elements; at most 3 .*PLEXUS_WEBHOOK_MAX_XML_ELEMENTS/);
   });
 
   it('answers 400, not 500, for XML nested beyond what the parser reads', () => {

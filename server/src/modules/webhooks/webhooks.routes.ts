@@ -20,6 +20,8 @@ export interface WebhooksRoutesDeps {
   maxBytes: number;
   /** Most fields of a form-encoded body. */
   maxFields: number;
+  /** Most elements of an XML body. */
+  maxXmlElements: number;
   /** Resolves Bearer tokens for flows with `auth: "bearer"` (the IAM module's). */
   authenticate: Authenticator | undefined;
   /** The execution engine's, for flows with `respond: "sync"`. */
@@ -92,7 +94,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       throw AppError.invalid(`idempotency-key / x-request-id must be 1-${MAX_KEY_LENGTH} characters`);
     }
     const requestId = requestKey ?? req.id;
-    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type'], { maxFields: deps.maxFields }) : { body: {}, attachments: {} };
+    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type'], { maxFields: deps.maxFields, maxXmlElements: deps.maxXmlElements }) : { body: {}, attachments: {} };
     const message = buildMessage({ method, headers: req.headers, query: (req.query ?? {}) as Record<string, unknown>, parsed, requestId, suffix });
     const unstorable = unstorablePart(parsed, message.headers);
     if (unstorable) throw AppError.invalid(unstorable, { problems: [unstorable] });
