@@ -178,11 +178,17 @@ export interface FlowFailedPayload {
 
 /** What flows asks of the component registry when validating a graph. */
 export interface ComponentCatalog {
+  /** Undefined when the function exists; otherwise why not ("unknown component x"). */
+  checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined>;
   /**
-   * Undefined when the function exists and the operator's configuration allows the node's
-   * `fields`; otherwise why not ("unknown component x", "fields.allowPrivateNetwork: …").
+   * What in a node's fields Plexus refuses to run, found without running it (a regular
+   * expression RE2 cannot run, a setting the operator's configuration forbids such as
+   * `allowPrivateNetwork: true`), naming the field: `fields.expression: …`. Other problems of the
+   * fields are reported when the flow starts. Optional: a catalog without it finds nothing.
    */
-  checkFunction(tenant: string, componentId: string, fn: string, fields?: Record<string, unknown>): Promise<string | undefined>;
+  checkFields?(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined>;
+  /** The same for a JSONata expression outside a node (an edge's condition or mapper). */
+  checkExpression?(source: string): string | undefined;
 }
 
 /** The answer of a flow's `webhook-reply` step to a sync webhook call. */
