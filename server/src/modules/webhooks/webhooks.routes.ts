@@ -10,6 +10,7 @@ import { AppError } from '../../platform/errors.js';
 import { hasPermission, sendError, type Authenticator, type HttpApp } from '../../platform/http/index.js';
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
+import type { Admission, WebhookAdmission } from '../limits/index.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
 import { buildMessage, parseBody } from './webhooks.messages.js';
 import type { HookTarget, WebhooksService } from './webhooks.service.js';
@@ -23,6 +24,8 @@ export interface WebhooksRoutesDeps {
   /** The execution engine's, for flows with `respond: "sync"`. */
   replyWaiter: ReplyWaiter | undefined;
   logger: Logger;
+  /** Per-tenant rate and in-flight limits, checked before a body is read (the limits module's). */
+  admission?: WebhookAdmission | undefined;
 }
 
 type HookRequest = FastifyRequest;
@@ -41,6 +44,34 @@ const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'c
 
 export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   const { service } = deps;
+  /** Each call's flow and admission, found before its body is read (preParsing). */
+  const admitted = new WeakMap<FastifyRequest, { target: HookTarget; admission: Admission | undefined }>();
+
+  /**
+   * Before the body is read: the flow (an unknown one is a 404 without reading a byte) and, by
+   * its tenant, the call's admission; a refusal is answered before the body is buffered. The
+   * admission's bytes in flight are released once the message is stored, or when the response
+   * ends, whichever comes first.
+   */
+  const admit = async (req: HookRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> => {
+    if (req.method === 'HEAD') return payload;
+    const { flowId } = paramsOf(req);
+    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    if (!deps.admission) {
+      admitted.set(req, { target, admission: undefined });
+      return payload;
+    }
+    const length = req.headers['content-length'];
+    const admission = deps.admission.admit(target.tenant, {
+      contentLength: length === undefined ? undefined : Number(length) || 0,
+      chunked: req.method === 'POST' && req.headers['transfer-encoding'] !== undefined,
+      body: req.raw,
+    });
+    admitted.set(req, { target, admission });
+    reply.raw.once('close', admission.release);
+    return admission.body;
+  };
 
   const deny = async (req: HookRequest, target: HookTarget, err: AppError): Promise<never> => {
     await service.audit.record({
@@ -79,7 +110,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
 
   const handle = async (req: HookRequest, reply: FastifyReply, method: 'GET' | 'POST'): Promise<void> => {
     const { flowId, suffix } = paramsOf(req);
-    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    const early = admitted.get(req);
+    const target = early?.target ?? (flowId.length <= 100 ? await service.resolve(flowId) : undefined);
     if (!target) throw AppError.notFound(`flow ${flowId}`);
     const raw = method === 'POST' && Buffer.isBuffer(req.body) ? req.body : EMPTY;
     if (raw.length > 0 && !req.headers['content-type']) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'a request body needs a Content-Type header');
@@ -104,6 +136,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       // Registered before the job exists, so a fast reply cannot slip past the waiter.
       beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
     });
+    // Stored: the body no longer counts as in flight (a sync call's wait holds none of it).
+    early?.admission?.release();
     if (!pendingReply) {
       // Serialised by hand: the hot path skips the response schema (documented on the route).
       const answer = `{"data":{"requestId":${JSON.stringify(requestId)},"executionId":"${accepted.executionId}"}}`;
@@ -123,6 +157,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+    app.addHook('preParsing', admit);
 
     const tags = ['webhooks'];
     for (const url of ['/hook/:flowId', '/hook/:flowId/*']) {
