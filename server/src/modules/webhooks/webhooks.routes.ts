@@ -63,11 +63,11 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       return payload;
     }
     const length = req.headers['content-length'];
-    const admission = deps.admission.admit(target.tenant, {
-      contentLength: length === undefined ? undefined : Number(length) || 0,
-      chunked: req.method === 'POST' && req.headers['transfer-encoding'] !== undefined,
-      body: req.raw,
-    });
+    const contentLength = length === undefined ? undefined : Number(length) || 0;
+    const chunked = req.method === 'POST' && req.headers['transfer-encoding'] !== undefined;
+    // A refusal is answered before the body is read; Node then reads the rest and discards it,
+    // so the caller gets the answer (and its Retry-After) rather than a reset connection.
+    const admission = deps.admission.admit(target.tenant, { contentLength, chunked, body: req.raw });
     admitted.set(req, { target, admission });
     reply.raw.once('close', admission.release);
     return admission.body;
