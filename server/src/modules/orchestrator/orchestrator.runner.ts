@@ -45,6 +45,11 @@ export const MAX_DELIVERIES = CRASH_ALLOWANCE + 2;
 const MAX_INLINE_RUNS = 1_000;
 const MAX_INLINE_MS = 500;
 /**
+ * Pure steps run inline without I/O, so a long run of them would hold the main thread — and
+ * every other tenant's webhook calls and steps behind it. A job lets them in this often.
+ */
+const INLINE_SLICE_MS = 4;
+/**
  * A job handed over in process stays invisible for its step's time limit plus this margin; a
  * step run inline after it must end within what is left of that (less a second to commit).
  */
@@ -73,6 +78,8 @@ interface InlineState {
   failed: number;
   left: number;
   until: number;
+  /** When the job next lets other work on the main thread run (INLINE_SLICE_MS). */
+  yieldAt: number;
   /** 0, or when a step with effects run inline (once per job) must have ended, in epoch ms. */
   effectUntil: number;
   snapshot: { nodeId: string; value: unknown } | undefined;
@@ -80,6 +87,11 @@ interface InlineState {
   /** Messages routed to next steps by the steps of this job, and the tenant's limit per execution. */
   produced: number;
   messageLimit: number;
+  /**
+   * Set when a step run here went past the limit: it fails, and the messages not yet run here
+   * are dropped rather than each failing on its own (one failure per job, not one per message).
+   */
+  overLimit: boolean;
 }
 
 export interface StepRunnerDeps {
@@ -198,6 +210,7 @@ export class StepRunner {
       failed: 0,
       left: MAX_INLINE_RUNS,
       until: Date.now() + MAX_INLINE_MS,
+      yieldAt: Date.now() + INLINE_SLICE_MS,
       // A pure step's job may also run the first step with effects it reaches (see runInline),
       // but not on a redelivery: a crash there must be counted against that step, in its own job.
       // A job handed over in process has a fixed lease (job.leaseEndsAt) that its wait may have used up.
@@ -206,6 +219,7 @@ export class StepRunner {
       reply: undefined,
       produced: outcome.children.length,
       messageLimit,
+      overLimit: false,
     };
     // A pure trigger's execution is created with this commit, which a step with effects run
     // inline can hold back up to its time limit: still running after a second, the job creates
@@ -301,6 +315,11 @@ export class StepRunner {
    */
   private async runInline(flow: PreparedFlow, children: ChildJob[], st: InlineState): Promise<void> {
     for (const child of children) {
+      if (st.overLimit) return;
+      if (Date.now() >= st.yieldAt) {
+        await new Promise((resolve) => setImmediate(resolve));
+        st.yieldAt = Date.now() + INLINE_SLICE_MS;
+      }
       const node = flow.nodes.get(child.job.nodeId);
       const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
       // A step given its own concurrency limit keeps it: only its own queue runs it.
@@ -342,7 +361,8 @@ export class StepRunner {
       }
       if (st.produced + grandchildren.length > st.messageLimit) {
         this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
-        continue;
+        st.overLimit = true;
+        return;
       }
       st.produced += grandchildren.length;
       st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
@@ -359,6 +379,7 @@ export class StepRunner {
     if (outcome.settlement) return this.settleInline(st, node, sj, outcome.settlement);
     const { result } = outcome;
     if (st.produced + outcome.children.length > st.messageLimit) {
+      st.overLimit = true;
       return this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
     }
     st.produced += outcome.children.length;

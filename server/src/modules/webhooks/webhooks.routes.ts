@@ -65,9 +65,15 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length) || 0;
     const chunked = req.method === 'POST' && req.headers['transfer-encoding'] !== undefined;
-    // A refusal is answered before the body is read; Node then reads the rest and discards it,
-    // so the caller gets the answer (and its Retry-After) rather than a reset connection.
-    const admission = deps.admission.admit(target.tenant, { contentLength, chunked, body: req.raw });
+    let admission: Admission;
+    try {
+      admission = deps.admission.admit(target.tenant, { contentLength, chunked, body: req.raw });
+    } catch (err) {
+      closeIfLarge(reply, chunked ? Infinity : (contentLength ?? 0));
+      throw err;
+    }
+    // A chunked body stopped on its way: its length is unknown, so nothing more of it is read.
+    if (chunked) admission.body.once('error', () => closeIfLarge(reply, Infinity));
     admitted.set(req, { target, admission });
     reply.raw.once('close', admission.release);
     return admission.body;
@@ -196,6 +202,18 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       );
     }
   };
+}
+
+/**
+ * After a refusal answered before its body was read, Node reads the rest of the body and
+ * discards it: the caller then gets the answer (and its Retry-After) rather than a reset
+ * connection. That is worth it for small bodies only; for a large one the connection closes with
+ * the answer, so a caller sending megabytes after megabytes cannot make the hub read them all.
+ */
+const DRAIN_REFUSED_BODY_MAX_BYTES = 64 * 1024;
+
+function closeIfLarge(reply: FastifyReply, bodyBytes: number): void {
+  if (bodyBytes > DRAIN_REFUSED_BODY_MAX_BYTES) void reply.header('connection', 'close');
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
