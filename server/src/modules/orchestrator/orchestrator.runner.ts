@@ -255,7 +255,7 @@ export class StepRunner {
         delta: { pending: inline.queued.length - 1, failed: inline.failed },
         snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
         reply: reply ? { executionId: sj.executionId, reply } : undefined,
-        messages: { produced: inline.produced, limit: messageLimit },
+        messages: this.deps.messageLimitFor ? { produced: inline.produced, limit: messageLimit } : undefined,
       });
     } catch (err) {
       // Other jobs of the execution produced the rest: this job's step is the one that went past it.
