@@ -24,7 +24,7 @@ const ADMIN_PASSWORD = 'fairness-admin-password';
  * meanwhile weighs on both measurements alike; B calls one at a time, this often.
  */
 const WINDOW_MS = 2_000;
-const ROUNDS = 4;
+const ROUNDS = 6;
 /** B's calls this soon after an abuse window count as during the abuse: A's admitted work may still drain. */
 const DRAIN_MS = 700;
 const PROBE_EVERY_MS = 20;
@@ -172,7 +172,7 @@ describe('two tenants on one hub', () => {
 
     // A, from a process of its own (started first: its start-up is over before B is measured),
     // in every other window: 200 calls per second (ten times its rate), one in ten a fan-out
-    // bomb, and three senders of 4 MB bodies, ten each per second.
+    // bomb, and three senders of 4 MB bodies, three each per second (100 times its byte rate).
     const t0 = Date.now() + 3_000;
     const windows = Array.from({ length: ROUNDS }, (_, i): [number, number] => [t0 + (2 * i + 1) * WINDOW_MS, t0 + (2 * i + 2) * WINDOW_MS]);
     const plan: AbusePlan = {
@@ -181,7 +181,7 @@ describe('two tenants on one hub', () => {
       floodPerSecond: 200,
       bigSenders: 3,
       bigBytes: 4 * 1024 * 1024,
-      bigPerSecond: 10,
+      bigPerSecond: 3,
       windows,
     };
     // At the lowest CPU priority: on this 2-core machine the load generator's own work (writing
