@@ -7,7 +7,7 @@
  * With --baseline-bin=<path to another checkout's server/bin/plexus.js> the same run is made
  * against that build first (e.g. the code before the in-flight byte budget).
  *
- * `npm run bench -- bodies [--calls=24] [--mb=10] [--baseline-bin=…]`
+ * `npm run bench -- bodies [--calls=24] [--mb=10] [--baseline-bin=… [--baseline-label=…]]`
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -187,7 +187,7 @@ export async function run(args: string[]): Promise<void> {
   const mb = Number(argValue(args, 'mb') ?? 10);
   const baseline = argValue(args, 'baseline-bin');
   const runs: Run[] = [];
-  if (baseline) runs.push(await measure(`baseline (${baseline})`, path.resolve(baseline), calls, mb, false));
+  if (baseline) runs.push(await measure(argValue(args, 'baseline-label') ?? `baseline (${baseline})`, path.resolve(baseline), calls, mb, false));
   runs.push(await measure('this checkout, callers give up when refused', PLEXUS_BIN, calls, mb, false));
   runs.push(await measure('this checkout, callers retry after Retry-After until accepted', PLEXUS_BIN, calls, mb, true));
   for (const r of runs) console.log(JSON.stringify(r));
