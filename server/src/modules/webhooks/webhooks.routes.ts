@@ -10,6 +10,7 @@ import { AppError } from '../../platform/errors.js';
 import { hasPermission, sendError, type Authenticator, type HttpApp } from '../../platform/http/index.js';
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
+import { findUnstorable } from '../../platform/storable.js';
 import type { Admission, WebhookAdmission } from '../limits/index.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
 import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
@@ -59,6 +60,12 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
    */
   const admit = async (req: HookRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> => {
     if (req.method === 'HEAD') return payload;
+    // As the HTTP layer's preValidation would, but before the flow id reaches the database here.
+    const unstorable = findUnstorable(req.params, 'params');
+    if (unstorable) {
+      const problem = `${unstorable.path}: ${unstorable.problem}`;
+      throw new AppError('VALIDATION_FAILED', problem, 'user', { problems: [problem] });
+    }
     const { flowId } = paramsOf(req);
     const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
     if (!target) throw AppError.notFound(`flow ${flowId}`);
