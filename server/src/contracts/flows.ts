@@ -151,6 +151,15 @@ export function stepQueueName(flowId: string, nodeId: string): string {
   return `step.${flowId}.${nodeId}`;
 }
 
+/**
+ * The name a queue goes by in metrics. A step queue's name holds a tenant's flow id (enough to
+ * call an `auth: none` webhook), so all step queues are one series, `step`; other queues
+ * (event subscriptions per module, platform work) carry no tenant data and keep their names.
+ */
+export function queueMetricLabel(queue: string): string {
+  return queue.startsWith('step.') ? 'step' : queue;
+}
+
 /** The node without incoming edges (validation guarantees exactly one). */
 export function startNodeOf(graph: FlowGraph): FlowNode {
   const targets = new Set(graph.edges.map((e) => e.target));

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import fastifyHelmet from '@fastify/helmet';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -65,6 +66,24 @@ function toTrustProxy(v: HttpServerOptions['trustProxy']): boolean | string[] | 
   return v ?? false;
 }
 
+/**
+ * Security headers on every answer (helmet's defaults, tightened): a CSP that allows scripts
+ * only from this origin's files (the cockpit and /docs have no inline script), no framing,
+ * no referrer, nosniff. HSTS is left to whoever terminates TLS: the hub itself speaks plain
+ * HTTP, and a max-age set here would bind every host of the domain to HTTPS for a year.
+ * `upgrade-insecure-requests` is dropped for the same reason (it breaks the plain-HTTP pages).
+ * Webhook answers replace the CSP with `sandbox` (webhooks module).
+ */
+const SECURITY_HEADERS = {
+  contentSecurityPolicy: {
+    useDefaults: true,
+    directives: { 'frame-ancestors': ["'none'"], 'upgrade-insecure-requests': null },
+  },
+  strictTransportSecurity: false,
+  xFrameOptions: { action: 'deny' as const },
+  referrerPolicy: { policy: 'no-referrer' as const },
+};
+
 /** Routes registered by plugins (the docs UI) carry no permission of their own. */
 const PLUGIN_ROUTE_PREFIXES = ['/docs'];
 
@@ -93,6 +112,8 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
       throw new AppError('INTERNAL', `route ${String(route.method)} ${route.url} declares no permission (config.permission)`, 'bug');
     }
   });
+
+  await app.register(fastifyHelmet, SECURITY_HEADERS);
 
   await app.register(fastifySwagger, {
     openapi: {
