@@ -13,7 +13,7 @@ const PASSWORD = 'a-long-password-1';
 async function createUser(hub: TestHub, username: string, permissions: string[], tenant?: string): Promise<string> {
   const res = await hub.api('POST', '/api/v1/users', { username, password: PASSWORD, permissions, ...(tenant ? { tenant } : {}) });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return hub.login(username, PASSWORD);
+  return hub.login(username, PASSWORD, tenant);
 }
 
 async function statusOf(hub: TestHub, id: string, token?: string): Promise<string> {
