@@ -95,7 +95,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
   });
   modules.push(orchestrator);
-  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog });
+  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
   modules.push(flows);
   const webhooks = await createWebhooksModule({
     config,
@@ -105,6 +105,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
     handoff: orchestrator.handoff,
+    secrets: secrets.service,
   });
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });

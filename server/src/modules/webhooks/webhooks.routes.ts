@@ -84,12 +84,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   };
 
   const authorize = async (req: HookRequest, target: HookTarget, raw: Buffer): Promise<void> => {
-    const { auth, secret } = target.settings;
+    const { auth } = target.settings;
     if (auth === 'none') return;
     if (auth === 'hmac') {
-      const problem = secret
-        ? signatureProblem(secret, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
-        : 'the flow has no signing secret';
+      const key = target.signingKey;
+      const problem = key
+        ? signatureProblem(key, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
+        : (target.signingKeyProblem ?? 'the flow has no signing secret');
       if (problem) await deny(req, target, new AppError('INVALID_SIGNATURE', problem));
       return;
     }
