@@ -139,7 +139,8 @@ export class WebhooksService {
    */
   private async withSigningKey(target: HookTarget): Promise<HookTarget> {
     const { auth, secret, secretId } = target.settings;
-    if (auth !== 'hmac') return target;
+    // Only a flow that accepts calls checks signatures (a starting one is re-read until it does).
+    if (auth !== 'hmac' || !target.accepting) return target;
     // A record from before signing secrets moved out, until start-up moves it.
     if (secret) return { ...target, signingKey: secret };
     if (!secretId) return { ...target, signingKeyProblem: 'the flow has no signing secret' };
