@@ -34,7 +34,7 @@ async function createTenant(hub: TestHub, id: string): Promise<string> {
   const password = `${id}-password-1`;
   const user = await hub.api('POST', '/api/v1/users', { username: `${id}-admin`, password, tenant: id, permissions: ['tenant.all'] });
   expect(user.status, JSON.stringify(user.body)).toBe(201);
-  return hub.login(`${id}-admin`, password);
+  return hub.login(`${id}-admin`, password, id);
 }
 
 async function setLimits(hub: TestHub, tenant: string, overrides: Record<string, number>): Promise<void> {

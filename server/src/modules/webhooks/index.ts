@@ -10,9 +10,9 @@ import type { PlexusModule } from '../../platform/module.js';
 import type { WebhookAdmission } from '../limits/index.js';
 import { subscribeToLifecycle } from './webhooks.events.js';
 import { webhooksRoutes } from './webhooks.routes.js';
-import { WebhooksService } from './webhooks.service.js';
+import { WebhooksService, type WebhookSecrets } from './webhooks.service.js';
 
-export { WebhooksService, REQUEST_KEY_TTL_MS, type HookTarget } from './webhooks.service.js';
+export { WebhooksService, REQUEST_KEY_TTL_MS, type HookTarget, type WebhookSecrets } from './webhooks.service.js';
 export { WEBHOOKS_GROUP, type WebhooksAuditAction } from './webhooks.events.js';
 export { sign as signWebhook, SIGNATURE_TOLERANCE_MS } from './webhooks.signature.js';
 
@@ -33,11 +33,13 @@ export interface WebhooksModuleDeps {
   handoff?: StepHandoff | undefined;
   /** Per-tenant webhook limits (the limits module's ingress). */
   admission?: WebhookAdmission | undefined;
+  /** Signing secrets of `auth: hmac` flows (the secrets module's service). */
+  secrets?: WebhookSecrets | undefined;
 }
 
 export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<WebhooksModule> {
   const audit = createAuditPublisher(deps.bus, 'webhooks', deps.logger);
-  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger, deps.handoff);
+  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger, deps.handoff, deps.secrets);
   let consumer: Consumer | undefined;
   return {
     name: 'webhooks',
