@@ -4,11 +4,13 @@
  */
 import type { Config } from '../platform/config.js';
 import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/index.js';
-import { createBus, type Bus } from '../platform/bus/index.js';
+import { createBus, type Bus, type QueueStats } from '../platform/bus/index.js';
+import { queueMetricLabel } from '../contracts/flows.js';
 import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
+import { createOutbound } from '../platform/outbound/index.js';
 import { createIamModule, type IamModule } from '../modules/iam/index.js';
 import { createAuditModule } from '../modules/audit/index.js';
 import { createSecretsModule } from '../modules/secrets/index.js';
@@ -18,6 +20,7 @@ import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createDirectorModule } from '../modules/director/index.js';
+import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
 export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director'] as const;
@@ -38,10 +41,22 @@ export interface Hub {
   bus: Bus;
   app: HttpApp;
   iam: IamModule;
+  limits: LimitsModule;
   lifecycle: Lifecycle;
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Queue stats under their metric names: depths summed, the oldest age kept. */
+function aggregateQueueStats(stats: readonly QueueStats[]): Map<string, { depth: number; oldestAgeMs: number }> {
+  const out = new Map<string, { depth: number; oldestAgeMs: number }>();
+  for (const s of stats) {
+    const label = queueMetricLabel(s.queue);
+    const seen = out.get(label) ?? { depth: 0, oldestAgeMs: 0 };
+    out.set(label, { depth: seen.depth + s.depth, oldestAgeMs: Math.max(seen.oldestAgeMs, s.oldestAgeMs) });
+  }
+  return out;
 }
 
 export async function createHub(config: Config, opts: HubOptions = {}): Promise<Hub> {
@@ -68,12 +83,19 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
 
   const iam = await createIamModule({ config, db, bus, logger: logger.child({ module: 'iam' }) });
   const modules: PlexusModule[] = [iam];
+  // Every process enforces tenant limits from memory, kept current whatever its roles.
+  const limits = await createLimitsModule({ config, db, bus, logger: logger.child({ module: 'limits' }), requireTenant: async (tenant) => void (await iam.service.getTenant(tenant)) });
+  modules.push(limits);
+  lifecycle.onStop('limits', await limits.watch());
   // Each block below wires one module and pushes it; order follows their dependencies.
   const audit = await createAuditModule({ db, bus, logger: logger.child({ module: 'audit' }) });
   modules.push(audit);
-  const secrets = await createSecretsModule({ config, db, bus, logger: logger.child({ module: 'secrets' }) });
+  // One guard for every call out of the hub made on a tenant's behalf.
+  const outbound = createOutbound(config.outbound, { logger: logger.child({ module: 'outbound' }) });
+  lifecycle.onStop('outbound', async () => outbound.close());
+  const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, logger: logger.child({ module: 'components' }) });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }) });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,
@@ -82,9 +104,13 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     logger: logger.child({ module: 'orchestrator' }),
     components: components.service,
     resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
+    limits: {
+      messagesPerExecution: (tenant) => limits.service.forTenant(tenant).messagesPerExecution,
+      concurrentExecutions: (tenant) => limits.service.forTenant(tenant).concurrentExecutions,
+    },
   });
   modules.push(orchestrator);
-  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog });
+  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
   modules.push(flows);
   const webhooks = await createWebhooksModule({
     config,
@@ -94,6 +120,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
     handoff: orchestrator.handoff,
+    admission: limits.ingress,
+    secrets: secrets.service,
   });
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
@@ -120,11 +148,12 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     { name: 'database', check: () => db.ping() },
     { name: 'bus', check: () => bus.ping() },
   ]);
-  addCollectedGauge(metrics, 'plexus_queue_depth', 'Unacked jobs per queue', ['queue'], async () =>
-    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.depth })),
+  // Step queues are summed into one `step` series: their names hold tenants' flow ids.
+  addCollectedGauge(metrics, 'plexus_queue_depth', 'Unacked jobs per queue (all step queues as queue="step")', ['queue'], async () =>
+    [...aggregateQueueStats(await bus.allStats())].map(([queue, s]) => ({ labels: { queue }, value: s.depth })),
   );
-  addCollectedGauge(metrics, 'plexus_queue_oldest_age_seconds', 'Age of the oldest unacked job per queue', ['queue'], async () =>
-    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.oldestAgeMs / 1000 })),
+  addCollectedGauge(metrics, 'plexus_queue_oldest_age_seconds', 'Age of the oldest unacked job per queue (all step queues as queue="step")', ['queue'], async () =>
+    [...aggregateQueueStats(await bus.allStats())].map(([queue, s]) => ({ labels: { queue }, value: s.oldestAgeMs / 1000 })),
   );
 
   const active = modules.filter((m) => roles.has(m.role));
@@ -150,6 +179,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     bus,
     app,
     iam,
+    limits,
     lifecycle,
     async listen() {
       if (!roles.has('gateway')) return '';

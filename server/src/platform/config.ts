@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.js';
+import { parseAllowedHosts, type OutboundPolicy } from './outbound/index.js';
 
 const port = z.coerce
   .number({ error: 'must be a port number' })
@@ -53,6 +54,17 @@ const trustProxy = z.string().transform((v, ctx): boolean | number | string[] =>
   return entries;
 });
 
+const allowedHosts = z.string().transform((v, ctx): string[] => {
+  const parsed = parseAllowedHosts(v);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: `must be host names, IP addresses or CIDRs separated by commas (${parsed.problem})` });
+    return z.NEVER;
+  }
+  return parsed.entries;
+});
+
+const byteCount = positiveInt.pipe(z.number().min(1_024, 'must be at least 1024 (bytes)'));
+
 const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -89,10 +101,22 @@ const EnvSchema = z.object({
   PLEXUS_SECRET_KEY: z.string().min(1).optional(),
   /** Earlier values of PLEXUS_SECRET_KEY, comma-separated: still decrypt, re-encrypted under the current key at start. */
   PLEXUS_SECRET_PREVIOUS_KEYS: z.string().optional(),
-  /** Failed logins per username within PLEXUS_LOGIN_WINDOW before login answers 429. */
-  PLEXUS_LOGIN_MAX_ATTEMPTS: positiveInt.default(5),
-  /** Failed logins per source address within PLEXUS_LOGIN_WINDOW before login answers 429. */
+  /**
+   * Failed logins for one account (tenant + username) from one address within
+   * PLEXUS_LOGIN_WINDOW before that address gets 429 for that account. An address is an IPv4
+   * address or an IPv6 /64 (one host usually holds a whole /64).
+   */
+  PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS: positiveInt.optional(),
+  /** Deprecated name of PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS (it counted per username from anywhere). */
+  PLEXUS_LOGIN_MAX_ATTEMPTS: positiveInt.optional(),
+  /** Failed logins from one address (IPv6: one /64), whatever the account, before it gets 429. */
   PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: positiveInt.default(20),
+  /**
+   * Failed logins for one account from all addresses before addresses it never logged in from
+   * get 429 for it. High, so that failures from elsewhere cannot lock a user out; addresses the
+   * account logged in from in the last 30 days are never held by it.
+   */
+  PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER: positiveInt.default(100),
   /** The sliding window failed logins are counted in. */
   PLEXUS_LOGIN_WINDOW: duration.prefault('15m'),
   /** A session token expires after this long without use (sliding; at least 1m, as token lookups are cached for seconds). */
@@ -107,14 +131,25 @@ const EnvSchema = z.object({
   PLEXUS_BUS_LEASE: duration.prefault('30s'),
   /** Largest accepted webhook body in bytes. */
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
+  /** Most fields a form-encoded webhook body may have (413 beyond): each one costs parsing and storage. */
+  PLEXUS_WEBHOOK_MAX_FIELDS: positiveInt.default(1_000),
+  /** Most elements an XML webhook body may have (413 beyond): XML parses at ~8 µs per element here. */
+  PLEXUS_WEBHOOK_MAX_XML_ELEMENTS: positiveInt.default(10_000),
   /** How long finished executions are kept. */
   PLEXUS_EXECUTION_RETENTION: duration.prefault('7d'),
   /** Per step run, input and output bodies are stored up to this many bytes of JSON (the rest is cut). */
   PLEXUS_EXECUTION_STORED_BODY_BYTES: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').default(65_536),
   /** Folders (comma-separated) from which tenants may register component directories; default <data dir>/components. */
   PLEXUS_COMPONENT_PATHS: z.string().optional(),
-  /** Default of `allowPrivateNetwork` for http-request and code steps; `false` refuses loopback and private addresses (SSRF guard). */
-  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
+  /**
+   * Whether steps (http-request, code `fetch`) and other tenant-driven calls (OAuth2 token refresh)
+   * may reach loopback, private, link-local and other non-public addresses. A ceiling: with
+   * `false` a node's `allowPrivateNetwork: true` is refused when its flow is saved. With `true` it
+   * is also what nodes that do not say get.
+   */
+  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  /** Non-public hosts every step may reach anyway: names, `*.suffix` names, IP addresses, CIDRs, comma-separated. */
+  PLEXUS_STEPS_ALLOWED_HOSTS: allowedHosts.optional(),
   /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
   PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
@@ -126,6 +161,21 @@ const EnvSchema = z.object({
   PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW: duration.prefault('24h'),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
+  // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
+  /** Webhook calls per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: positiveInt.default(200),
+  /** Webhook body bytes per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND: byteCount.default(20 * 1024 * 1024),
+  /** Webhook body bytes per tenant arriving and not yet enqueued, per process; over it → 429 (413 for a body larger than all of it). */
+  PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(32 * 1024 * 1024),
+  /** Executions of a tenant running at once per orchestrator process; more wait in their queues. */
+  PLEXUS_LIMITS_CONCURRENT_EXECUTIONS: positiveInt.default(100),
+  /** Messages one execution may produce; the step that goes past it fails with a user error. */
+  PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: positiveInt.default(10_000),
+  /** Code-step sandbox slots one tenant may hold at once. */
+  PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
+  /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
+  PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
 });
 
 export type Config = Readonly<{
@@ -139,16 +189,31 @@ export type Config = Readonly<{
   iam: Readonly<{
     adminPassword: string | undefined;
     sessionTtlMs: number;
-    login: Readonly<{ maxAttempts: number; maxAttemptsPerAddress: number; windowMs: number }>;
+    login: Readonly<{ maxPerUserAddress: number; maxPerAddress: number; maxPerUser: number; windowMs: number }>;
     /** Remote introspection (PLEXUS_IAM_URL + PLEXUS_IAM_TOKEN); undefined: in-process. */
     remote: Readonly<{ url: string; token: string }> | undefined;
   }>;
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
-  webhooks: Readonly<{ maxBytes: number }>;
+  webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
-  components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
+  components: Readonly<{ paths: readonly string[]; codeWorkers: number; codeMemoryMb: number }>;
   director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number }>;
+  /** The operator's outbound network policy (platform/outbound). */
+  outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
+  limits: Readonly<{
+    /** Per-tenant defaults (PLEXUS_LIMITS_*), in the shape of contracts/limits.ts TenantLimits. */
+    defaults: Readonly<{
+      webhookRequestsPerSecond: number;
+      webhookBytesPerSecond: number;
+      webhookInFlightBytes: number;
+      concurrentExecutions: number;
+      messagesPerExecution: number;
+      codeSlots: number;
+    }>;
+    /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
+    webhookInFlightBytesTotal: number;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -180,8 +245,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       adminPassword: e.PLEXUS_ADMIN_PASSWORD,
       sessionTtlMs: e.PLEXUS_SESSION_TTL,
       login: Object.freeze({
-        maxAttempts: e.PLEXUS_LOGIN_MAX_ATTEMPTS,
-        maxAttemptsPerAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+        maxPerUserAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS ?? e.PLEXUS_LOGIN_MAX_ATTEMPTS ?? 5,
+        maxPerAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+        maxPerUser: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER,
         windowMs: e.PLEXUS_LOGIN_WINDOW,
       }),
       remote: e.PLEXUS_IAM_URL && e.PLEXUS_IAM_TOKEN ? Object.freeze({ url: e.PLEXUS_IAM_URL.replace(/\/+$/, ''), token: e.PLEXUS_IAM_TOKEN }) : undefined,
@@ -190,13 +256,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       key: e.PLEXUS_SECRET_KEY,
       previousKeys: Object.freeze((e.PLEXUS_SECRET_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean)),
     }),
-    webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES }),
+    webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES, maxFields: e.PLEXUS_WEBHOOK_MAX_FIELDS, maxXmlElements: e.PLEXUS_WEBHOOK_MAX_XML_ELEMENTS }),
     executions: Object.freeze({ retentionMs: e.PLEXUS_EXECUTION_RETENTION, storedBodyBytes: e.PLEXUS_EXECUTION_STORED_BODY_BYTES }),
     components: Object.freeze({
       paths: Object.freeze(
         (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
       ),
-      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
     }),
@@ -205,6 +270,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookFirstRetryMs: e.PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY,
       webhookRetryWindowMs: e.PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW,
     }),
+    outbound: Object.freeze({
+      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
+      allowedHosts: Object.freeze(e.PLEXUS_STEPS_ALLOWED_HOSTS ?? []),
+    }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
+    limits: Object.freeze({
+      defaults: Object.freeze({
+        webhookRequestsPerSecond: e.PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND,
+        webhookBytesPerSecond: e.PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND,
+        webhookInFlightBytes: e.PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES,
+        concurrentExecutions: e.PLEXUS_LIMITS_CONCURRENT_EXECUTIONS,
+        messagesPerExecution: e.PLEXUS_LIMITS_MESSAGES_PER_EXECUTION,
+        codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
+      }),
+      webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
   });
 }

@@ -93,6 +93,17 @@ export interface NewExecution {
   flowVersion: number | null;
   trigger: string;
   awaitsReply: boolean;
+  /**
+   * When its trigger job began running. An execution row is often written only when that job
+   * commits (a pure start step, or one job from start to end); without this its started_at would
+   * be the commit and its duration ~0 ms however long its steps took.
+   */
+  startedAt: Date;
+}
+
+/** Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew between hosts. */
+function ageMs(startedAt: Date): number {
+  return Math.max(0, Date.now() - startedAt.getTime());
 }
 
 /**
@@ -104,15 +115,16 @@ export interface NewExecution {
 export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecution & { pending: number; failed: number }>): Promise<string[]> {
   const res = await db.query<{ id: string }>(
     `WITH created AS (
-       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at)
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at)
        SELECT id, t, f, v, tr, ar, p, fl,
               CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
+              clock_timestamp() - age * interval '1 millisecond',
               CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int)
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, status, awaits_reply)
      SELECT id FROM created WHERE awaits_reply AND status <> 'running'`,
-    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed })))],
+    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt) })))],
   );
   return res.rows.map((r) => r.id);
 }
@@ -129,15 +141,15 @@ export async function insertCompactExecutions(
 ): Promise<{ created: Set<string>; awaitingReply: string[] }> {
   const res = await db.query<{ n: number; ids: string[] | null; awaiting: string[] | null }>(
     `WITH created AS (
-       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at, runs)
-       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp(), r
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, r text)
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at, runs)
+       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp() - age * interval '1 millisecond', clock_timestamp(), r
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, r text)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, awaits_reply)
      SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
        FROM created`,
     // The runs are JSON already: spliced in as they are rather than escaped into a string.
-    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"r":${x.runsJson}}`).join(',') + ']', xs.length],
+    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"r":${x.runsJson}}`).join(',') + ']', xs.length],
   );
   const { n, ids, awaiting } = res.rows[0]!;
   return { created: new Set(ids ?? (n === xs.length ? xs.map((x) => x.id) : [])), awaitingReply: awaiting ?? [] };
@@ -285,6 +297,21 @@ export async function applyExecutionDeltas(db: Queryable, deltas: readonly Execu
     [deltas.map((d) => d.id), deltas.map((d) => d.pending), deltas.map((d) => d.failed)],
   );
   return res.rows.map((r) => r.id);
+}
+
+/**
+ * Adds messages produced to executions' counts (a row is created on first use); returns each
+ * one's new total. Ids must be distinct and sorted (rows are locked in that order).
+ */
+export async function addExecutionMessages(db: Queryable, counts: ReadonlyArray<{ id: string; messages: number }>): Promise<Map<string, number>> {
+  const res = await db.query<{ execution_id: string; messages: number }>(
+    `INSERT INTO orchestrator_execution_messages AS m (execution_id, messages)
+     SELECT id, n FROM unnest($1::text[], $2::int[]) AS c(id, n)
+     ON CONFLICT (execution_id) DO UPDATE SET messages = m.messages + EXCLUDED.messages
+     RETURNING execution_id, messages`,
+    [counts.map((c) => c.id), counts.map((c) => c.messages)],
+  );
+  return new Map(res.rows.map((r) => [r.execution_id, r.messages]));
 }
 
 // ---- snapshots ----
@@ -463,20 +490,23 @@ export async function markStepRunsQueued(db: Queryable, executionId: string, key
   );
 }
 
+/** A retried execution runs again with a fresh count of messages produced (its limit counts from 0). */
 export async function reopenExecution(db: Queryable, id: string, addedJobs: number): Promise<void> {
   await db.query(
-    `UPDATE orchestrator_executions SET pending = pending + $2, failed_steps = GREATEST(0, failed_steps - $2), status = 'running', finished_at = NULL WHERE id = $1`,
+    `WITH counted AS (DELETE FROM orchestrator_execution_messages WHERE execution_id = $1)
+     UPDATE orchestrator_executions SET pending = pending + $2, failed_steps = GREATEST(0, failed_steps - $2), status = 'running', finished_at = NULL WHERE id = $1`,
     [id, addedJobs],
   );
 }
 
 // ---- retention ----
 
-/** Deletes up to `limit` executions (with their step runs) finished before `before`; returns how many. */
+/** Deletes up to `limit` executions (with their step runs and message counts) finished before `before`; returns how many. */
 export async function pruneExecutions(db: Queryable, before: Date, limit: number): Promise<number> {
   const res = await db.query<{ id: string }>(
     `WITH old AS (SELECT id FROM orchestrator_executions WHERE finished_at < $1 ORDER BY finished_at LIMIT $2),
-          runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id)
+          runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id),
+          counts AS (DELETE FROM orchestrator_execution_messages m USING old WHERE m.execution_id = old.id)
      DELETE FROM orchestrator_executions x USING old WHERE x.id = old.id RETURNING x.id`,
     [before.toISOString(), limit],
   );

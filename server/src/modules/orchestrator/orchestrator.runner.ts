@@ -12,14 +12,19 @@
  *    a `rebound` re-queues the message for later without counting as a failure. A retry or a
  *    rebound is a new job of the next generation, enqueued (delayed) in the same transaction
  *    that records the failed try; a copy of an older generation is stale and does nothing.
+ * 6. a step whose output the database could not store (NUL, an unpaired surrogate, JSON nested
+ *    too deep, in a body, snapshot or reply) fails with a user error naming the place, rather
+ *    than failing the commit of its whole batch again on every redelivery.
  */
 import type { StepJob } from '../../contracts/flows.js';
 import type { Job } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { findUnstorable, toStorableJson, toStorableText } from '../../platform/storable.js';
 import { StepError, classifyStepError, type StepResult } from '../components/index.js';
-import type { ChildJob, ExecutionWriter } from './orchestrator.commit.js';
+import { MessageLimitExceeded, type ChildJob, type ExecutionWriter } from './orchestrator.commit.js';
+import type { TenantGate } from './orchestrator.gate.js';
 import * as repo from './orchestrator.repo.js';
 import type { NewExecution } from './orchestrator.repo.js';
 import { backoffMs, childPath, routeMessage, type PreparedFlow, type PreparedNode } from './orchestrator.routing.js';
@@ -43,6 +48,11 @@ export const MAX_DELIVERIES = CRASH_ALLOWANCE + 2;
 /** Pure steps run inline per job at most this many times, and for at most this long. */
 const MAX_INLINE_RUNS = 1_000;
 const MAX_INLINE_MS = 500;
+/**
+ * Pure steps run inline without I/O, so a long run of them would hold the main thread — and
+ * every other tenant's webhook calls and steps behind it. A job lets them in this often.
+ */
+const INLINE_SLICE_MS = 4;
 /**
  * A job handed over in process stays invisible for its step's time limit plus this margin; a
  * step run inline after it must end within what is left of that (less a second to commit).
@@ -72,10 +82,20 @@ interface InlineState {
   failed: number;
   left: number;
   until: number;
+  /** When the job next lets other work on the main thread run (INLINE_SLICE_MS). */
+  yieldAt: number;
   /** 0, or when a step with effects run inline (once per job) must have ended, in epoch ms. */
   effectUntil: number;
   snapshot: { nodeId: string; value: unknown } | undefined;
   reply: StepResult['reply'];
+  /** Messages routed to next steps by the steps of this job, and the tenant's limit per execution. */
+  produced: number;
+  messageLimit: number;
+  /**
+   * Set when a step run here went past the limit: it fails, and the messages not yet run here
+   * are dropped rather than each failing on its own (one failure per job, not one per message).
+   */
+  overLimit: boolean;
 }
 
 export interface StepRunnerDeps {
@@ -86,6 +106,20 @@ export interface StepRunnerDeps {
   resolveCredentials: CredentialResolver | undefined;
   /** Bodies are stored up to this many characters of JSON per step run. */
   storedBodyBytes: number;
+  /** Messages one execution of the tenant may produce (tenant limit); unlimited without. */
+  messageLimitFor?: ((tenant: string) => number) | undefined;
+  /** Executions of a tenant running at once in this process (tenant limit); unlimited without. */
+  gate?: TenantGate | undefined;
+}
+
+/** A held hand-off starts only while its lease still covers the step's time limit plus this (as in the runtime). */
+const HANDOFF_START_SLACK_MS = 1_000;
+
+function messageLimitError(tenant: string, limit: number): StepError {
+  return new StepError(
+    `the execution produced more than ${limit} messages, the limit of tenant ${tenant} (messagesPerExecution); a platform admin can raise it (PUT /api/v1/tenants/${tenant}/limits), or the flow can fan out less`,
+    'user',
+  );
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -106,15 +140,34 @@ export class StepRunner {
    * would otherwise stay `running` for ever, so its step run is recorded as failed first.
    */
   readonly handle = async (job: Job<StepJob>): Promise<void> => {
+    let leave: (() => void) | undefined;
     try {
+      leave = await this.enterGate(job);
       await this.run(job);
     } catch (err) {
       const settled = isAppError(err) && err.code === 'STEP_FAILED';
       const lastDelivery = (isAppError(err) && (err.kind === 'user' || err.kind === 'bug')) || job.attempt >= MAX_DELIVERIES;
       if (!settled && lastDelivery) await this.giveUp(job, err);
       throw err;
+    } finally {
+      leave?.();
     }
   };
+
+  /**
+   * Waits while the tenant has its limit of executions running in this process (TenantGate). A
+   * job handed over in process waits only while its fixed lease still covers its step.
+   */
+  private async enterGate(job: Job<StepJob>): Promise<(() => void) | undefined> {
+    const sj = job.payload;
+    if (!this.deps.gate || sj.deadLetter !== undefined) return undefined;
+    let deadline: number | undefined;
+    if (job.leaseEndsAt !== undefined) {
+      const flow = await this.deps.flows.get(sj.flowId, sj.flowVersion);
+      deadline = job.leaseEndsAt - (flow.nodes.get(sj.nodeId)?.settings.timeoutMs ?? 0) - HANDOFF_START_SLACK_MS;
+    }
+    return this.deps.gate.enter(sj.tenant, sj.executionId, sj.path === undefined, deadline);
+  }
 
   private async run(job: Job<StepJob>): Promise<void> {
     const sj = job.payload;
@@ -129,7 +182,7 @@ export class StepRunner {
     // execution shows as running meanwhile), else together with the step run (one write less).
     let execution: NewExecution | undefined;
     if (sj.path === undefined) {
-      execution = { id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? flow.flow.version, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true };
+      execution = { id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? flow.flow.version, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true, startedAt: new Date() };
       if (!node?.step.pure) {
         await this.deps.writer.ensureExecution(execution);
         execution = undefined;
@@ -152,6 +205,8 @@ export class StepRunner {
     const outcome = await this.execute(flow, node, sj, path, startedAt);
     if (outcome.settlement) return this.commitSettlement(sj, outcome.settlement, execution);
     const { result } = outcome;
+    const messageLimit = this.deps.messageLimitFor?.(sj.tenant) ?? Number.MAX_SAFE_INTEGER;
+    if (outcome.children.length > messageLimit) return this.commitSettlement(sj, this.failure(sj, path, node, messageLimitError(sj.tenant, messageLimit), startedAt), execution);
     const inline: InlineState = {
       runs: [this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation })],
       queued: [],
@@ -159,12 +214,16 @@ export class StepRunner {
       failed: 0,
       left: MAX_INLINE_RUNS,
       until: Date.now() + MAX_INLINE_MS,
+      yieldAt: Date.now() + INLINE_SLICE_MS,
       // A pure step's job may also run the first step with effects it reaches (see runInline),
       // but not on a redelivery: a crash there must be counted against that step, in its own job.
       // A job handed over in process has a fixed lease (job.leaseEndsAt) that its wait may have used up.
       effectUntil: node.step.pure && !redelivery ? Math.min(startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS, job.leaseEndsAt ?? Infinity) - 1_000 : 0,
       snapshot: undefined,
       reply: undefined,
+      produced: outcome.children.length,
+      messageLimit,
+      overLimit: false,
     };
     // A pure trigger's execution is created with this commit, which a step with effects run
     // inline can hold back up to its time limit: still running after a second, the job creates
@@ -191,15 +250,22 @@ export class StepRunner {
     }
     const snapshot = result.snapshot ? { nodeId: sj.nodeId, value: result.snapshot.value } : inline.snapshot;
     const reply = result.reply ?? inline.reply;
-    await this.deps.writer.commitStep({
-      runs: inline.runs,
-      execution,
-      children: [...inline.queued, ...inline.deadLetters],
-      // Dead-letter carriers are not work left: their runs are settled in this commit.
-      delta: { pending: inline.queued.length - 1, failed: inline.failed },
-      snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
-      reply: reply ? { executionId: sj.executionId, reply } : undefined,
-    });
+    try {
+      await this.deps.writer.commitStep({
+        runs: inline.runs,
+        execution,
+        children: [...inline.queued, ...inline.deadLetters],
+        // Dead-letter carriers are not work left: their runs are settled in this commit.
+        delta: { pending: inline.queued.length - 1, failed: inline.failed },
+        snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
+        reply: reply ? { executionId: sj.executionId, reply } : undefined,
+        messages: this.deps.messageLimitFor ? { produced: inline.produced, limit: messageLimit } : undefined,
+      });
+    } catch (err) {
+      // Other jobs of the execution produced the rest: this job's step is the one that went past it.
+      if (!(err instanceof MessageLimitExceeded)) throw err;
+      return this.commitSettlement(sj, this.failure(sj, path, node, messageLimitError(sj.tenant, messageLimit), startedAt), execution);
+    }
   }
 
   /**
@@ -234,6 +300,7 @@ export class StepRunner {
         node.settings.timeoutMs,
       );
       if (result.rebound) return { settlement: this.rebound(sj, path, node, result.rebound.reason, startedAt) };
+      assertStorable(result);
       return { result, children: await this.route(flow, node, sj, path, result) };
     } catch (err) {
       return { settlement: this.failure(sj, path, node, err, startedAt) };
@@ -253,6 +320,11 @@ export class StepRunner {
    */
   private async runInline(flow: PreparedFlow, children: ChildJob[], st: InlineState): Promise<void> {
     for (const child of children) {
+      if (st.overLimit) return;
+      if (Date.now() >= st.yieldAt) {
+        await new Promise((resolve) => setImmediate(resolve));
+        st.yieldAt = Date.now() + INLINE_SLICE_MS;
+      }
       const node = flow.nodes.get(child.job.nodeId);
       const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
       // A step given its own concurrency limit keeps it: only its own queue runs it.
@@ -286,12 +358,19 @@ export class StepRunner {
           snapshot: undefined,
           logger: this.deps.logger,
         });
+        assertStorable(result);
         grandchildren = await this.route(flow, node, sj, path, result);
       } catch {
         // Its own job records the failure and applies the retry rules.
         st.queued.push(child);
         continue;
       }
+      if (st.produced + grandchildren.length > st.messageLimit) {
+        this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
+        st.overLimit = true;
+        return;
+      }
+      st.produced += grandchildren.length;
       st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
       await this.runInline(flow, grandchildren, st);
     }
@@ -303,21 +382,27 @@ export class StepRunner {
     const path = sj.path!;
     const startedAt = new Date();
     const outcome = await this.execute(flow, node, sj, path, startedAt);
-    if (outcome.settlement) {
-      const s = outcome.settlement;
-      st.runs.push(s.run);
-      if (s.next) st.queued.push(s.next);
-      if (s.failedFor !== undefined) {
-        st.failed++;
-        st.deadLetters.push({ queue: node.queue, delayMs: 0, job: { ...sj, generation: (sj.generation ?? 0) + 1, deadLetter: s.failedFor } });
-      }
-      return;
-    }
+    if (outcome.settlement) return this.settleInline(st, node, sj, outcome.settlement);
     const { result } = outcome;
+    if (st.produced + outcome.children.length > st.messageLimit) {
+      st.overLimit = true;
+      return this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
+    }
+    st.produced += outcome.children.length;
     st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
     if (result.snapshot) st.snapshot = { nodeId: sj.nodeId, value: result.snapshot.value };
     if (result.reply) st.reply = result.reply;
     await this.runInline(flow, outcome.children, st);
+  }
+
+  /** A step run inline failed or rebounded: its record, its retry, or a carrier of its error to the step's dead letters. */
+  private settleInline(st: InlineState, node: PreparedNode, sj: StepJob, s: Settlement): void {
+    st.runs.push(s.run);
+    if (s.next) st.queued.push(s.next);
+    if (s.failedFor !== undefined) {
+      st.failed++;
+      st.deadLetters.push({ queue: node.queue, delayMs: 0, job: { ...sj, generation: (sj.generation ?? 0) + 1, deadLetter: s.failedFor } });
+    }
   }
 
   /** Records the job's step run as failed (unless it already has a result) and settles its execution. */
@@ -327,7 +412,7 @@ export class StepRunner {
     const reason = err instanceof Error ? err.message : String(err);
     try {
       if (sj.path === undefined) {
-        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true });
+        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true, startedAt: new Date() });
       }
       const now = new Date();
       await this.deps.writer.commitStep({
@@ -456,7 +541,8 @@ export class StepRunner {
       inputJson: this.stored(sj.message.body),
       outputJson: null,
       emitted: 0,
-      error: error.slice(0, 4_000),
+      // The message may quote a value the database cannot store; a record about it must store.
+      error: toStorableText(error.slice(0, 4_000)),
       retryMessageJson: null,
       startedAt,
       finishedAt,
@@ -468,8 +554,25 @@ export class StepRunner {
   private stored(value: unknown): string | null {
     const cap = this.deps.storedBodyBytes;
     if (cap <= 0) return null;
-    const json = JSON.stringify(value === undefined ? null : value);
+    // Outputs are checked (assertStorable), but a trigger's input may come from anywhere: the
+    // record of a run keeps U+FFFD where the value held what the database refuses.
+    const json = toStorableJson(JSON.stringify(value === undefined ? null : value));
     if (json.length <= cap) return json;
-    return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(json), preview: json.slice(0, Math.min(cap, 1_024)) });
+    return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(json), preview: toStorableText(json.slice(0, Math.min(cap, 1_024))) });
   }
+}
+
+/**
+ * Throws a user StepError naming the first part of a step's output that the database could not
+ * store. Emitted bodies are stored with the runs, snapshots and replies as JSON: a NUL there
+ * used to fail the batch commit, then each row alone, then every redelivery of the job.
+ */
+function assertStorable(result: StepResult): void {
+  const many = result.messages.length > 1;
+  for (let i = 0; i < result.messages.length; i++) {
+    const found = findUnstorable(result.messages[i]!.message.body, many ? `messages[${i}].body` : 'body');
+    if (found) throw new StepError(`output ${found.path}: ${found.problem}`, 'user');
+  }
+  const found = (result.snapshot && findUnstorable(result.snapshot.value, 'snapshot')) || (result.reply && findUnstorable(result.reply, 'reply'));
+  if (found) throw new StepError(`output ${found.path}: ${found.problem}`, 'user');
 }

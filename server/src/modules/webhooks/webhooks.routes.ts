@@ -10,19 +10,27 @@ import { AppError } from '../../platform/errors.js';
 import { hasPermission, sendError, type Authenticator, type HttpApp } from '../../platform/http/index.js';
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
+import { findUnstorable } from '../../platform/storable.js';
+import type { Admission, WebhookAdmission } from '../limits/index.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
-import { buildMessage, parseBody } from './webhooks.messages.js';
+import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
 import type { HookTarget, WebhooksService } from './webhooks.service.js';
 import { signatureProblem } from './webhooks.signature.js';
 
 export interface WebhooksRoutesDeps {
   service: WebhooksService;
   maxBytes: number;
+  /** Most fields of a form-encoded body. */
+  maxFields: number;
+  /** Most elements of an XML body. */
+  maxXmlElements: number;
   /** Resolves Bearer tokens for flows with `auth: "bearer"` (the IAM module's). */
   authenticate: Authenticator | undefined;
   /** The execution engine's, for flows with `respond: "sync"`. */
   replyWaiter: ReplyWaiter | undefined;
   logger: Logger;
+  /** Per-tenant rate and in-flight limits, checked before a body is read (the limits module's). */
+  admission?: WebhookAdmission | undefined;
 }
 
 type HookRequest = FastifyRequest;
@@ -36,11 +44,80 @@ const HookParams = z.object({ flowId: z.string(), '*': z.string().optional() });
 const Accepted = z.object({ data: z.object({ requestId: z.string(), executionId: z.string() }) });
 const EMPTY = Buffer.alloc(0);
 const MAX_KEY_LENGTH = 200;
-/** Never forwarded from a sync reply: the connection's own business. */
-const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate']);
+/**
+ * Headers a sync reply may not set. Hop-by-hop ones are the connection's business. The rest
+ * act on the hub's whole origin — the cockpit's and the API's — which is the operator's, not a
+ * flow author's: cookies (`set-cookie`; `clear-site-data` would log cockpit users out), HSTS,
+ * CORS grants (`access-control-*` would let another site read answers from this origin), a
+ * credentials prompt in the hub's name (`www-authenticate`), and the security headers the hub
+ * sets itself (CSP, nosniff, framing, cross-origin isolation, x-execution-id), which a reply must
+ * not loosen or fake.
+ */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-connection']);
+const RESERVED_HEADERS = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'clear-site-data',
+  'strict-transport-security',
+  'www-authenticate',
+  'content-security-policy',
+  'content-security-policy-report-only',
+  'x-content-type-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+  'origin-agent-cluster',
+  'x-execution-id',
+]);
+const RESERVED_HEADER_PREFIXES = ['access-control-', 'cross-origin-'];
+
+/** Whether a flow's sync reply may set this (lower-case) header. */
+export function isForwardableReplyHeader(name: string): boolean {
+  return !HOP_HEADERS.has(name) && !RESERVED_HEADERS.has(name) && !RESERVED_HEADER_PREFIXES.some((p) => name.startsWith(p));
+}
 
 export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   const { service } = deps;
+  /** Each call's flow and admission, found before its body is read (preParsing). */
+  const admitted = new WeakMap<FastifyRequest, { target: HookTarget; admission: Admission | undefined }>();
+
+  /**
+   * Before the body is read: the flow (an unknown one is a 404 without reading a byte) and, by
+   * its tenant, the call's admission; a refusal is answered before the body is buffered. The
+   * admission's bytes in flight are released once the message is stored, or when the response
+   * ends, whichever comes first.
+   */
+  const admit = async (req: HookRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> => {
+    if (req.method === 'HEAD') return payload;
+    // As the HTTP layer's preValidation would, but before the flow id reaches the database here.
+    const unstorable = findUnstorable(req.params, 'params');
+    if (unstorable) {
+      const problem = `${unstorable.path}: ${unstorable.problem}`;
+      throw new AppError('VALIDATION_FAILED', problem, 'user', { problems: [problem] });
+    }
+    const { flowId } = paramsOf(req);
+    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    if (!deps.admission) {
+      admitted.set(req, { target, admission: undefined });
+      return payload;
+    }
+    const length = req.headers['content-length'];
+    const contentLength = length === undefined ? undefined : Number(length) || 0;
+    const chunked = req.method === 'POST' && req.headers['transfer-encoding'] !== undefined;
+    let admission: Admission;
+    try {
+      admission = deps.admission.admit(target.tenant, { contentLength, chunked, body: req.raw });
+    } catch (err) {
+      closeIfLarge(reply, chunked ? Infinity : (contentLength ?? 0));
+      throw err;
+    }
+    // A chunked body stopped on its way: its length is unknown, so nothing more of it is read.
+    if (chunked) admission.body.once('error', () => closeIfLarge(reply, Infinity));
+    admitted.set(req, { target, admission });
+    reply.raw.once('close', admission.release);
+    return admission.body;
+  };
 
   const deny = async (req: HookRequest, target: HookTarget, err: AppError): Promise<never> => {
     await service.audit.record({
@@ -55,12 +132,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   };
 
   const authorize = async (req: HookRequest, target: HookTarget, raw: Buffer): Promise<void> => {
-    const { auth, secret } = target.settings;
+    const { auth } = target.settings;
     if (auth === 'none') return;
     if (auth === 'hmac') {
-      const problem = secret
-        ? signatureProblem(secret, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
-        : 'the flow has no signing secret';
+      const key = target.signingKey;
+      const problem = key
+        ? signatureProblem(key, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
+        : (target.signingKeyProblem ?? 'the flow has no signing secret');
       if (problem) await deny(req, target, new AppError('INVALID_SIGNATURE', problem));
       return;
     }
@@ -79,7 +157,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
 
   const handle = async (req: HookRequest, reply: FastifyReply, method: 'GET' | 'POST'): Promise<void> => {
     const { flowId, suffix } = paramsOf(req);
-    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    const early = admitted.get(req);
+    const target = early?.target ?? (flowId.length <= 100 ? await service.resolve(flowId) : undefined);
     if (!target) throw AppError.notFound(`flow ${flowId}`);
     const raw = method === 'POST' && Buffer.isBuffer(req.body) ? req.body : EMPTY;
     if (raw.length > 0 && !req.headers['content-type']) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'a request body needs a Content-Type header');
@@ -90,8 +169,10 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       throw AppError.invalid(`idempotency-key / x-request-id must be 1-${MAX_KEY_LENGTH} characters`);
     }
     const requestId = requestKey ?? req.id;
-    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type']) : { body: {}, attachments: {} };
+    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type'], { maxFields: deps.maxFields, maxXmlElements: deps.maxXmlElements }) : { body: {}, attachments: {} };
     const message = buildMessage({ method, headers: req.headers, query: (req.query ?? {}) as Record<string, unknown>, parsed, requestId, suffix });
+    const unstorable = unstorablePart(parsed, message.headers);
+    if (unstorable) throw AppError.invalid(unstorable, { problems: [unstorable] });
 
     const sync = target.settings.respond === 'sync';
     if (sync && !deps.replyWaiter) throw new AppError('UNAVAILABLE', 'this flow answers synchronously, but no execution engine runs on this process');
@@ -104,6 +185,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       // Registered before the job exists, so a fast reply cannot slip past the waiter.
       beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
     });
+    // Stored: the body no longer counts as in flight (a sync call's wait holds none of it).
+    early?.admission?.release();
     if (!pendingReply) {
       // Serialised by hand: the hot path skips the response schema (documented on the route).
       const answer = `{"data":{"requestId":${JSON.stringify(requestId)},"executionId":"${accepted.executionId}"}}`;
@@ -123,6 +206,14 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+    app.addHook('preParsing', admit);
+    // What /hook answers is a tenant's content served from the hub's origin: a browser opening
+    // it runs no script, submits no form and reaches no storage of this origin (a unique
+    // opaque origin), and never takes it for another type than it says.
+    app.addHook('onSend', async (_req, reply, payload) => {
+      void reply.header('content-security-policy', 'sandbox').header('x-content-type-options', 'nosniff').removeHeader('set-cookie');
+      return payload;
+    });
 
     const tags = ['webhooks'];
     for (const url of ['/hook/:flowId', '/hook/:flowId/*']) {
@@ -163,6 +254,18 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   };
 }
 
+/**
+ * After a refusal answered before its body was read, Node reads the rest of the body and
+ * discards it: the caller then gets the answer (and its Retry-After) rather than a reset
+ * connection. That is worth it for small bodies only; for a large one the connection closes with
+ * the answer, so a caller sending megabytes after megabytes cannot make the hub read them all.
+ */
+const DRAIN_REFUSED_BODY_MAX_BYTES = 64 * 1024;
+
+function closeIfLarge(reply: FastifyReply, bodyBytes: number): void {
+  if (bodyBytes > DRAIN_REFUSED_BODY_MAX_BYTES) void reply.header('connection', 'close');
+}
+
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -174,7 +277,7 @@ function sendReply(reply: FastifyReply, answer: WebhookReply, executionId: strin
   let hasType = false;
   for (const [k, v] of Object.entries(answer.headers ?? {})) {
     const name = k.toLowerCase();
-    if (HOP_HEADERS.has(name)) continue;
+    if (!isForwardableReplyHeader(name)) continue;
     if (name === 'content-type') hasType = true;
     void reply.header(name, v);
   }
