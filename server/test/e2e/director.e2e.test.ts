@@ -28,7 +28,7 @@ async function tenantAdmin(): Promise<{ tenant: string; token: string }> {
   expect((await hub.api('POST', '/api/v1/tenants', { id: tenant, name: tenant })).status).toBe(201);
   const username = uniq('admin');
   expect((await hub.api('POST', '/api/v1/users', { username, password: 'password-123', tenant, permissions: ['tenant.all'] })).status).toBe(201);
-  return { tenant, token: await hub.login(username, 'password-123') };
+  return { tenant, token: await hub.login(username, 'password-123', tenant) };
 }
 
 /** Issues a credential standing for an application or runtime (requestClientCredentialsFor…). */
