@@ -134,6 +134,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     iam: iam.service,
     secrets: secrets.service,
+    outbound,
   });
   modules.push(director);
 

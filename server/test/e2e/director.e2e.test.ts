@@ -331,4 +331,17 @@ describe('application webhook API and the API credentials flow', () => {
     const audit = await hub.api('GET', '/api/v1/audit?filter[module]=director&page[size]=100');
     expect(JSON.stringify(audit.body)).not.toContain('p4ss');
   });
+
+  it("a webhook on an address the operator's policy refuses fails at once, naming why", async () => {
+    const t = await tenantAdmin();
+    const app = await registerApp(hub, `{name: "private", webhooks: [{type: CONFIGURATION_CHANGED, url: "http://10.0.0.1/hook"}]}`, t.token);
+    const rt = await registerRuntime(hub, `{name: "rt"}`, t.token);
+    await ok(hub, `mutation { setRuntimeStatus(id: "${rt.id}", condition: READY) { id } }`, { token: t.token });
+    const d = await waitFor('delivery given up', async () => {
+      const list = (await ok(hub, `{ webhookDeliveries(applicationID: "${app.id}") { data { status attempts httpStatus error nextAttemptAt } } }`, { token: t.token })).webhookDeliveries.data;
+      return list[0]?.status === 'FAILED' ? list[0] : undefined;
+    }, 20_000);
+    expect(d).toMatchObject({ attempts: 1, httpStatus: null, nextAttemptAt: null });
+    expect(d.error).toContain('10.0.0.1 is a non-public address');
+  });
 });

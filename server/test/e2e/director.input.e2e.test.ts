@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, ok, registerApp } from '../helpers/director.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
+import { startTokenServer, type TokenServer } from '../helpers/oauth2.js';
 
 let hub: TestHub;
 beforeAll(async () => {
@@ -91,8 +92,24 @@ describe('specs', () => {
   let server: http.Server;
   let base: string;
   let failuresLeft = 0;
+  /** Another origin (another port) that records what reached it. */
+  let elsewhere: http.Server;
+  let elsewhereBase: string;
+  const elsewhereSaw: Array<{ headers: http.IncomingHttpHeaders; url: string }> = [];
+  /** Requests to `server`, by path. */
+  const saw = new Map<string, { headers: http.IncomingHttpHeaders; url: string }>();
+  let tokens: TokenServer;
   beforeAll(async () => {
     server = http.createServer((req, res) => {
+      saw.set((req.url ?? '/').split('?')[0]!, { headers: req.headers, url: req.url ?? '/' });
+      if (req.url === '/to-private') {
+        res.writeHead(302, { location: 'http://10.0.0.1/spec.json' });
+        return res.end();
+      }
+      if (req.url?.startsWith('/to-elsewhere')) {
+        res.writeHead(302, { location: `${elsewhereBase}/spec.json` });
+        return res.end();
+      }
       if (req.url === '/flaky' && failuresLeft > 0) {
         failuresLeft--;
         res.statusCode = 503;
@@ -107,9 +124,19 @@ describe('specs', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    elsewhere = http.createServer((req, res) => {
+      elsewhereSaw.push({ headers: req.headers, url: req.url ?? '/' });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ openapi: '3.0.2', info: { title: 'moved', version: '1' }, paths: {} }));
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+    elsewhereBase = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+    tokens = await startTokenServer();
   });
   afterAll(async () => {
     await new Promise<void>((r) => server.close(() => r()));
+    await new Promise<void>((r) => elsewhere.close(() => r()));
+    await tokens.close();
   });
 
   const fetchStatus = async (appId: string) =>
@@ -135,6 +162,55 @@ describe('specs', () => {
       return a.spec.fetchRequest.status.condition === 'FAILED' ? a : undefined;
     }, 20_000);
     expect(failed.spec.fetchRequest.status.message).toContain('404');
+  });
+
+  const fetchFrom = async (name: string, fetchRequest: string) => {
+    const app = await registerApp(hub, `{name: "${name}", apiDefinitions: [{name: "o", targetURL: "http://x.example", spec: {type: OPEN_API, format: JSON, fetchRequest: ${fetchRequest}}}]}`);
+    return waitFor(`${name} fetched or failed`, async () => {
+      const a = await fetchStatus(app.id);
+      return a.spec.fetchRequest.status.condition === 'INITIAL' ? undefined : a;
+    }, 20_000);
+  };
+
+  it("the operator's network policy: a refused address fails at once naming why, a redirect to one too", async () => {
+    const direct = await fetchFrom('refused', '{url: "http://10.0.0.1/spec.json"}');
+    expect(direct.spec.fetchRequest.status.condition).toBe('FAILED');
+    expect(direct.spec.fetchRequest.status.message).toContain('10.0.0.1 is a non-public address');
+    expect(direct.spec.fetchRequest.status.message).toContain('PLEXUS_STEPS_ALLOWED_HOSTS');
+    expect(direct.spec.data).toBeNull();
+    const redirected = await fetchFrom('redirected', `{url: "${base}/to-private"}`);
+    expect(redirected.spec.fetchRequest.status.condition).toBe('FAILED');
+    expect(redirected.spec.fetchRequest.status.message).toContain('10.0.0.1 is a non-public address');
+  });
+
+  it('credentials stay on their origin: a redirect elsewhere drops the Authorization, the additional headers and parameters', async () => {
+    const auth = '{credential: {basic: {username: "u", password: "p"}}, additionalHeaders: {apikey: ["k1"]}, additionalQueryParams: {token: ["q1"]}}';
+    const done = await fetchFrom('moved', `{url: "${base}/to-elsewhere", auth: ${auth}}`);
+    expect(done.spec.fetchRequest.status.condition).toBe('SUCCEEDED');
+    expect(JSON.parse(done.spec.data).info.title).toBe('moved');
+    const first = saw.get('/to-elsewhere')!;
+    expect(first.headers.authorization).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
+    expect(first.headers.apikey).toBe('k1');
+    expect(first.url).toBe('/to-elsewhere?token=q1');
+    const second = elsewhereSaw.at(-1)!;
+    expect(second.headers.authorization).toBeUndefined();
+    expect(second.headers.apikey).toBeUndefined();
+    expect(second.url).toBe('/spec.json');
+  });
+
+  it('OAuth client credentials: a token from the credential url, sent as a bearer token', async () => {
+    const done = await fetchFrom('oauth', `{url: "${base}/oauth-spec", auth: {credential: {oauth: {clientId: "cid", clientSecret: "cs3cret", url: "${tokens.url}"}}}}`);
+    expect(done.spec.fetchRequest.status.condition).toBe('SUCCEEDED');
+    expect(tokens.requests.at(-1)).toMatchObject({ form: { grant_type: 'client_credentials' }, authorization: `Basic ${Buffer.from('cid:cs3cret').toString('base64')}` });
+    expect(saw.get('/oauth-spec')!.headers.authorization).toBe(`Bearer access-${tokens.requests.length}`);
+    tokens.refuseWith = 'invalid_client';
+    try {
+      const refused = await fetchFrom('oauth-refused', `{url: "${base}/oauth-spec", auth: {credential: {oauth: {clientId: "cid", clientSecret: "wrong", url: "${tokens.url}"}}}}`);
+      expect(refused.spec.fetchRequest.status.condition).toBe('FAILED');
+      expect(refused.spec.fetchRequest.status.message).toContain('invalid_client');
+    } finally {
+      tokens.refuseWith = undefined;
+    }
   });
 
   it('strict validation refuses a spec its parser rejects (22), with the problems', async () => {

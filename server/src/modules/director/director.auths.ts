@@ -65,12 +65,3 @@ export function authFromSecret(value: Record<string, unknown>): AuthInput | unde
   if (typeof raw !== 'string') return undefined;
   return JSON.parse(raw) as AuthInput;
 }
-
-/** Headers for an outbound call with this auth (basic credentials and additional headers). */
-export function authHeaders(a: AuthInput | undefined): Record<string, string> {
-  if (!a) return {};
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(a.additionalHeaders ?? {})) headers[k.toLowerCase()] = v.join(', ');
-  if (a.credential.basic) headers.authorization = `Basic ${Buffer.from(`${a.credential.basic.username}:${a.credential.basic.password}`).toString('base64')}`;
-  return headers;
-}

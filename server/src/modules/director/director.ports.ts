@@ -1,7 +1,7 @@
 /**
  * What the Director needs from outside its module, as small interfaces wired in
  * `entrypoints/hub.ts`: who a caller is, where credentials are kept, how identities standing for
- * applications and runtimes are issued, and how the hub calls out.
+ * applications and runtimes are issued. Outbound HTTP is the platform's guard (platform/outbound).
  */
 import type { Permission } from '../../contracts/permissions.js';
 import type { Principal } from '../../platform/http/index.js';
@@ -50,27 +50,6 @@ export interface IdentityIssuer {
   issue(caller: Caller, object: { type: 'application' | 'runtime'; id: string; tenantId: string; permissions: readonly Permission[] }): Promise<IssuedIdentity>;
   revoke(caller: Caller, accountId: string): Promise<void>;
 }
-
-export interface OutboundRequest {
-  url: string;
-  method: 'GET' | 'POST';
-  headers: Record<string, string>;
-  body?: string | undefined;
-  timeoutMs: number;
-  /** Longest answer body read; a longer one fails the call. */
-  maxBytes: number;
-}
-
-export interface OutboundResponse {
-  status: number;
-  body: string;
-}
-
-/**
- * Every outbound HTTP call of the Director (spec fetches, webhook deliveries). One function so
- * the operator's outbound network policy applies in one place. Throws on network failure.
- */
-export type OutboundHttp = (req: OutboundRequest) => Promise<OutboundResponse>;
 
 /** Tenants the caller may act in (the `tenants` query). */
 export type TenantLister = (principal: Principal) => Promise<Array<{ id: string; name: string | null }>>;

@@ -6,11 +6,12 @@ import type { Db } from '../../platform/db/index.js';
 import type { Authenticator } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
-import { DirectorJobs, fetchOutbound } from './director.jobs.js';
+import type { Outbound } from '../../platform/outbound/index.js';
+import { DirectorJobs } from './director.jobs.js';
 import type { IamService } from '../iam/index.js';
 import type { SecretsService } from '../secrets/index.js';
 import { iamIdentityIssuer, iamTenantLister, secretsCredentialStore } from './director.adapters.js';
-import type { CredentialStore, IdentityIssuer, OutboundHttp, TenantLister } from './director.ports.js';
+import type { CredentialStore, IdentityIssuer, TenantLister } from './director.ports.js';
 import { createResolvers } from './director.resolvers.js';
 import { directorRoutes } from './director.routes.js';
 import { DirectorService } from './director.service.js';
@@ -18,7 +19,7 @@ import { SpecValidator } from './director.specs.js';
 
 export { DirectorService } from './director.service.js';
 export { SCHEMA_FILE, MAX_DEPTH, MAX_FIELDS } from './director.routes.js';
-export type { Caller, CredentialStore, IdentityIssuer, IssuedIdentity, OutboundHttp, TenantLister } from './director.ports.js';
+export type { Caller, CredentialStore, IdentityIssuer, IssuedIdentity, TenantLister } from './director.ports.js';
 
 export interface DirectorModule extends PlexusModule {
   service: DirectorService;
@@ -36,8 +37,8 @@ export interface DirectorModuleDeps {
   credentials?: CredentialStore;
   identities?: IdentityIssuer;
   listTenants?: TenantLister;
-  /** Every outbound call (spec fetches, webhook deliveries); the platform's guard when it exists. */
-  outbound?: OutboundHttp;
+  /** Every outbound call (spec fetches, their OAuth tokens, webhook deliveries): the operator's network policy. */
+  outbound: Outbound;
 }
 
 export async function createDirectorModule(deps: DirectorModuleDeps): Promise<DirectorModule> {
@@ -58,7 +59,7 @@ export async function createDirectorModule(deps: DirectorModuleDeps): Promise<Di
     bus: deps.bus,
     logger: deps.logger,
     credentials,
-    outbound: deps.outbound ?? fetchOutbound,
+    outbound: deps.outbound,
     specs,
     webhookFirstRetryMs: deps.config.director.webhookFirstRetryMs,
     webhookRetryWindowMs: deps.config.director.webhookRetryWindowMs,

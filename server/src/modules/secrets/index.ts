@@ -11,6 +11,7 @@ import { secretsRoutes } from './secrets.routes.js';
 import { SecretsService } from './secrets.service.js';
 
 export { SecretsService, maskValue } from './secrets.service.js';
+export { requestToken } from './secrets.oauth2.js';
 export { createKeyring, parseKey, keyIdOf, loadKeyring, KEY_FILE, type Keyring } from './secrets.crypto.js';
 export type { SecretResolver, SecretValue, SecretUse } from '../../contracts/secrets.js';
 
