@@ -5,19 +5,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dbTargets } from '../helpers/db.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 import { gql, ok } from '../helpers/director.js';
 
 const DIR = path.resolve(import.meta.dirname, '../fixtures/compass-director-examples');
 const PLACEHOLDER = 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa';
 
+/** The hub of the target being run (one per target, in turn). */
 let hub: TestHub;
-beforeAll(async () => {
-  hub = await createTestHub();
-});
-afterAll(async () => {
-  await hub?.close();
-});
+
 
 /** Fresh objects for the examples to act on, so each example runs alone. */
 async function fixtures(): Promise<Record<string, string>> {
@@ -48,39 +45,48 @@ function bind(text: string, fx: Record<string, string>): string {
 
 const examples = fs.readdirSync(DIR).filter((f) => f.endsWith('.graphql')).sort();
 
-describe('Compass example requests', () => {
-  it('there are the examples of every operation kept', () => {
-    expect(examples.length).toBeGreaterThanOrEqual(40);
+describe.each(dbTargets)('Compass example requests on %s', (target) => {
+  beforeAll(async () => {
+    hub = await createTestHub({ target });
+  });
+  afterAll(async () => {
+    await hub?.close();
   });
 
-  it.each(examples)('%s succeeds', async (file) => {
-    let text = fs.readFileSync(path.join(DIR, file), 'utf8');
-    const fx = await fixtures();
-    // Nested placeholders (an application's apiDefinition(id: …)) name its API or event.
-    text = bind(text, fx).replace(new RegExp(`apiDefinition\\(id: "${PLACEHOLDER}"\\)`, 'g'), `apiDefinition(id: "${fx.api}")`);
-    text = text.replace(/apiDefinition\(id: "[^"]*"\)/, `apiDefinition(id: "${fx.api}")`).replace(/eventDefinition\(id: "[^"]*"\)/, `eventDefinition(id: "${fx.event}")`);
-    // The one cursor in the examples is Compass's own; ours are opaque too, so take a real one.
-    if (text.includes('RHBLdEo0ajlqRHE5')) {
-      const first = (await ok(hub, '{ runtimes(first: 1) { pageInfo { endCursor } } }')).runtimes.pageInfo.endCursor;
-      text = text.replace('RHBLdEo0ajlqRHE5', first);
-    }
-    if (file.startsWith('delete-label-definition')) {
-      await ok(hub, `mutation { deleteApplicationLabel(applicationID: "${fx.app}", key: "test") { key } }`).catch(() => undefined);
-      await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }').catch(() => undefined);
-      text = text.replace(/key: "[^"]*"/, 'key: "foo"');
-      await ok(hub, 'mutation { deleteLabelDefinition(key: "foo", deleteRelatedLabels: true) { key } }').catch(() => undefined);
-      await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }');
-    }
-    if (file.startsWith('delete-application-label')) await ok(hub, `mutation { setApplicationLabel(applicationID: "${fx.app}", key: "brand-new-label", value: ["aaa", "bbb"]) { key } }`);
-    if (file.startsWith('create-label-definition')) await ok(hub, 'mutation { deleteLabelDefinition(key: "foo", deleteRelatedLabels: true) { key } }').catch(() => undefined);
-    if (file.startsWith('update-label-definition')) await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }').catch(() => undefined);
-    if (file.startsWith('register-application')) await ok(hub, '{ applications(filter: {key: "name", query: "\\"wordpress\\""}) { data { id } } }').then(async (r) => {
-      for (const a of r.applications.data) await ok(hub, `mutation { unregisterApplication(id: "${a.id}") { id } }`);
+  describe('Compass example requests', () => {
+    it('there are the examples of every operation kept', () => {
+      expect(examples.length).toBeGreaterThanOrEqual(40);
     });
-    const r = await gql(hub, text);
-    expect(r.errors, `${file}: ${JSON.stringify(r.errors)}`).toBeUndefined();
-    expect(r.status).toBe(200);
-    const data = r.data.result ?? Object.values(r.data)[0];
-    expect(data).toBeDefined();
+
+    it.each(examples)('%s succeeds', async (file) => {
+      let text = fs.readFileSync(path.join(DIR, file), 'utf8');
+      const fx = await fixtures();
+      // Nested placeholders (an application's apiDefinition(id: …)) name its API or event.
+      text = bind(text, fx).replace(new RegExp(`apiDefinition\\(id: "${PLACEHOLDER}"\\)`, 'g'), `apiDefinition(id: "${fx.api}")`);
+      text = text.replace(/apiDefinition\(id: "[^"]*"\)/, `apiDefinition(id: "${fx.api}")`).replace(/eventDefinition\(id: "[^"]*"\)/, `eventDefinition(id: "${fx.event}")`);
+      // The one cursor in the examples is Compass's own; ours are opaque too, so take a real one.
+      if (text.includes('RHBLdEo0ajlqRHE5')) {
+        const first = (await ok(hub, '{ runtimes(first: 1) { pageInfo { endCursor } } }')).runtimes.pageInfo.endCursor;
+        text = text.replace('RHBLdEo0ajlqRHE5', first);
+      }
+      if (file.startsWith('delete-label-definition')) {
+        await ok(hub, `mutation { deleteApplicationLabel(applicationID: "${fx.app}", key: "test") { key } }`).catch(() => undefined);
+        await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }').catch(() => undefined);
+        text = text.replace(/key: "[^"]*"/, 'key: "foo"');
+        await ok(hub, 'mutation { deleteLabelDefinition(key: "foo", deleteRelatedLabels: true) { key } }').catch(() => undefined);
+        await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }');
+      }
+      if (file.startsWith('delete-application-label')) await ok(hub, `mutation { setApplicationLabel(applicationID: "${fx.app}", key: "brand-new-label", value: ["aaa", "bbb"]) { key } }`);
+      if (file.startsWith('create-label-definition')) await ok(hub, 'mutation { deleteLabelDefinition(key: "foo", deleteRelatedLabels: true) { key } }').catch(() => undefined);
+      if (file.startsWith('update-label-definition')) await ok(hub, 'mutation { createLabelDefinition(in: {key: "foo"}) { key } }').catch(() => undefined);
+      if (file.startsWith('register-application')) await ok(hub, '{ applications(filter: {key: "name", query: "\\"wordpress\\""}) { data { id } } }').then(async (r) => {
+        for (const a of r.applications.data) await ok(hub, `mutation { unregisterApplication(id: "${a.id}") { id } }`);
+      });
+      const r = await gql(hub, text);
+      expect(r.errors, `${file}: ${JSON.stringify(r.errors)}`).toBeUndefined();
+      expect(r.status).toBe(200);
+      const data = r.data.result ?? Object.values(r.data)[0];
+      expect(data).toBeDefined();
+    });
   });
 });

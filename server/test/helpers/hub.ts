@@ -2,6 +2,7 @@
  * A whole hub on a fresh database for end-to-end tests: `inject` for requests without a
  * socket, `listen()` when a real client is needed. The admin is logged in already.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -106,17 +107,19 @@ export interface HubGroup {
   close(): Promise<void>;
 }
 
-export async function createHubsOnOneDatabase(count: number, opts: { adminPassword: string; serviceName: string; roles?: ReadonlyArray<HubOptions['roles']> }): Promise<HubGroup> {
+export async function createHubsOnOneDatabase(count: number, opts: { adminPassword: string; serviceName: string; roles?: ReadonlyArray<HubOptions['roles']>; env?: Record<string, string> }): Promise<HubGroup> {
   const testDb = await openTestDb('postgres');
   const dbs: Db[] = [testDb.db];
   for (let i = 1; i < count; i++) dbs.push(await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 }));
   const logger = createLogger('silent');
   const hubs: Hub[] = [];
   const dirs: string[] = [];
+  // One installation, one secrets key: a secret one process stored, another must read.
+  const secretKey = randomBytes(32).toString('hex');
   for (const [i, db] of dbs.entries()) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-group-'));
     dirs.push(dir);
-    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s', PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s', PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS, PLEXUS_SECRET_KEY: secretKey, ...opts.env });
     const bus = await createBus({ db, serviceName: opts.serviceName, logger, maxAttempts: 5, leaseMs: 2_000 });
     hubs.push(await createHub(config, { db, bus, logger, roles: opts.roles?.[i] }));
   }
