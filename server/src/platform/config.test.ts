@@ -70,6 +70,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER: '0' })).toThrow(/PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER="0" must be positive/);
   });
 
+  it('reads the Director settings: the query cache in MB, 0 turning it off', () => {
+    expect(loadConfig({}).director).toEqual({ specValidation: 'lenient', webhookFirstRetryMs: 10_000, webhookRetryWindowMs: 86_400_000, queryCacheBytes: 32 * 1024 * 1024 });
+    expect(loadConfig({ PLEXUS_DIRECTOR_QUERY_CACHE_MB: '0' }).director.queryCacheBytes).toBe(0);
+    expect(() => loadConfig({ PLEXUS_DIRECTOR_QUERY_CACHE_MB: '-1' })).toThrow(/PLEXUS_DIRECTOR_QUERY_CACHE_MB="-1" must be 0 or more/);
+  });
+
   it('requires a secret key in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PLEXUS_SECRET_KEY is required when NODE_ENV=production/);
   });

@@ -159,6 +159,8 @@ const EnvSchema = z.object({
   PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY: duration.prefault('10s'),
   /** Director: how long a webhook delivery is retried before it is given up as FAILED. */
   PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW: duration.prefault('24h'),
+  /** Director: MB of query answers kept per process, served while the tenant's data is unchanged (exact); 0 keeps none. */
+  PLEXUS_DIRECTOR_QUERY_CACHE_MB: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').default(32),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
   // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
@@ -197,7 +199,7 @@ export type Config = Readonly<{
   webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
   components: Readonly<{ paths: readonly string[]; codeWorkers: number; codeMemoryMb: number }>;
-  director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number }>;
+  director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number; queryCacheBytes: number }>;
   /** The operator's outbound network policy (platform/outbound). */
   outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
@@ -269,6 +271,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       specValidation: e.PLEXUS_DIRECTOR_SPEC_VALIDATION,
       webhookFirstRetryMs: e.PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY,
       webhookRetryWindowMs: e.PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW,
+      queryCacheBytes: e.PLEXUS_DIRECTOR_QUERY_CACHE_MB * 1024 * 1024,
     }),
     outbound: Object.freeze({
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',

@@ -67,6 +67,26 @@ describe.each(dbTargets)('director on %s', (target) => {
       expect((await ok(hub, `{ application(id: "${app.id}") { id } }`)).application).toBeNull();
     });
 
+    it('concurrent registrations are stored together, each with its own answer', async () => {
+      const t = await tenantAdmin();
+      const base = uniq('burst');
+      const inputs = [
+        ...Array.from({ length: 10 }, (_v, i) => `{name: "${base}-${i}", apiDefinitions: [{name: "orders", targetURL: "http://orders.example"}]}`),
+        `{name: "${base}-0"}`,
+        `{name: "${base}-bad", labels: {scenarios: ["NOPE"]}}`,
+      ];
+      const results = await Promise.all(inputs.map((input) => gql(hub, `mutation { r: registerApplication(in: ${input}) { id name apiDefinitions { totalCount } } }`, { token: t.token })));
+      expect(results.slice(0, 10).map((r) => [r.errors, r.data.r.name, r.data.r.apiDefinitions.totalCount])).toEqual(Array.from({ length: 10 }, (_v, i) => [undefined, `${base}-${i}`, 1]));
+      expect(results[10]!.errors?.[0]?.extensions.error_code).toBe(21);
+      expect(results[11]!.errors?.[0]?.extensions.error_code).toBe(22);
+      expect(results[11]!.errors?.[0]?.message).toContain('must be one of the following: "DEFAULT"');
+      expect((await ok(hub, '{ applications { totalCount } }', { token: t.token })).applications.totalCount).toBe(10);
+      await waitFor('ten registrations audited', async () => {
+        const a = await hub.api('GET', `/api/v1/audit?filter[name]=audit.director.application.registered&filter[tenant]=${t.tenant}&page[size]=100`);
+        return a.body.data.length === 10;
+      });
+    });
+
     it('adding to an application that does not exist answers 20', async () => {
       const r = await gql(hub, 'mutation { addWebhook(applicationID: "cf889c38-490d-4896-96a7-c0721eca9932", in: {type: CONFIGURATION_CHANGED, url: "https://kyma-project.io"}) { id } }');
       expect(r.errors?.[0]?.extensions.error_code).toBe(20);
@@ -195,10 +215,12 @@ describe.each(dbTargets)('director on %s', (target) => {
       const token = await hub.login(username, 'password-123');
       const r = await gql(hub, '{ applications { totalCount } }', { token });
       expect(r.errors?.[0]?.extensions.error_code).toBe(23);
+      // Refused again, and audited again: a refusal is never answered from the query cache.
+      expect((await gql(hub, '{ applications { totalCount } }', { token })).errors?.[0]?.extensions.error_code).toBe(23);
       expect((await ok(hub, '{ runtimes { totalCount } }', { token })).runtimes.totalCount).toBeGreaterThanOrEqual(0);
-      await waitFor('denial audited', async () => {
+      await waitFor('both denials audited', async () => {
         const a = await hub.api('GET', `/api/v1/audit?filter[module]=director&filter[result]=denied&filter[user]=${username}`);
-        return a.body.data.length > 0;
+        return a.body.data.length === 2;
       });
     });
   });

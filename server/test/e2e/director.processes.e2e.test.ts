@@ -83,4 +83,22 @@ describe.runIf(hasPostgres)('director on two processes sharing one PostgreSQL da
     const urls = received.map((r) => (verify.verify(r.body, r.headers as Record<string, string>) as { runtime: { eventingConfiguration: { defaultURL: string } } }).runtime.eventingConfiguration.defaultURL);
     expect(urls.sort()).toEqual(['', '', 'https://events.example', 'https://events.example']);
   });
+
+  it("a cached answer is never served after another process's change", async () => {
+    const [a, b] = group.hubs as [Hub, Hub];
+    const [ta, tb] = tokens as [string, string];
+    const list = '{ applications(filter: [{key: "cachetest"}]) { data { name labels } totalCount } }';
+    const names = async () => ((await director(a, ta, list)).applications.data as Array<{ name: string }>).map((x) => x.name).sort();
+    await director(b, tb, 'mutation { registerApplication(in: {name: "cached-1", labels: {cachetest: "1"}}) { id } }');
+    // Asked twice: the second answer comes from A's cache.
+    expect(await names()).toEqual(['cached-1']);
+    expect(await names()).toEqual(['cached-1']);
+    const second = (await director(b, tb, 'mutation { r: registerApplication(in: {name: "cached-2", labels: {cachetest: "1"}}) { id } }')).r;
+    expect(await names()).toEqual(['cached-1', 'cached-2']);
+    await director(b, tb, `mutation { setApplicationLabel(applicationID: "${second.id}", key: "cachetest", value: "2") { key } }`);
+    expect(((await director(a, ta, list)).applications.data as Array<{ name: string; labels: { cachetest: string } }>).find((x) => x.name === 'cached-2')!.labels.cachetest).toBe('2');
+    await director(b, tb, `mutation { unregisterApplication(id: "${second.id}") { id } }`);
+    expect(await names()).toEqual(['cached-1']);
+    expect((await director(a, ta, list)).applications.totalCount).toBe(1);
+  });
 });

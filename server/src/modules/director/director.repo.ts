@@ -212,6 +212,24 @@ export async function insertApplication(
   return res.rows[0];
 }
 
+/** Several applications of one tenant in one statement; a name taken already is skipped (not returned). */
+export async function insertApplications(
+  db: Queryable,
+  tenant: string,
+  apps: ReadonlyArray<{ id: string; name: string; providerName: string | null; description: string | null; integrationLevel: string; healthCheckUrl: string | null; labels: Record<string, unknown> }>,
+): Promise<ApplicationRow[]> {
+  if (apps.length === 0) return [];
+  const res = await db.query<ApplicationRow>(
+    `INSERT INTO director_applications (tenant_id, id, name, provider_name, description, integration_level, health_check_url, labels)
+     SELECT $1, a.id, a.name, a."providerName", a.description, a."integrationLevel", a."healthCheckUrl", a.labels
+     FROM jsonb_to_recordset($2::jsonb) AS a(id text, name text, "providerName" text, description text, "integrationLevel" text, "healthCheckUrl" text, labels jsonb)
+     ON CONFLICT (tenant_id, name) DO NOTHING
+     RETURNING ${APP_COLUMNS}`,
+    [tenant, JSON.stringify(apps)],
+  );
+  return res.rows;
+}
+
 export async function findApplication(db: Queryable, tenant: string, id: string): Promise<ApplicationRow | undefined> {
   const res = await db.query<ApplicationRow>(`SELECT ${APP_COLUMNS} FROM director_applications WHERE tenant_id = $1 AND id = $2`, [tenant, id]);
   return res.rows[0];
@@ -426,6 +444,19 @@ export async function insertDefinition(db: Queryable, tenant: string, id: string
     ],
   );
   return res.rows[0]!;
+}
+
+/** Several definitions of one tenant in one statement. */
+export async function insertDefinitions(db: Queryable, tenant: string, defs: ReadonlyArray<{ id: string; applicationId: string; kind: 'api' | 'event'; write: DefinitionWrite }>): Promise<void> {
+  if (defs.length === 0) return;
+  await db.query(
+    `INSERT INTO director_definitions (tenant_id, id, application_id, kind, name, description, target_url, group_name, spec, spec_data, spec_validation, fetch_request, fetch_status, fetch_timestamp, version, default_auth, default_auth_secret_id)
+     SELECT $1, d.id, d."applicationId", d.kind, d.name, d.description, d."targetUrl", d."group", d.spec, d."specData", d."specValidation", d."fetchRequest", d."fetchStatus",
+            CASE WHEN d."fetchStatus" IS NULL THEN NULL ELSE now() END, d.version, d."defaultAuth", d."defaultAuthSecretId"
+     FROM jsonb_to_recordset($2::jsonb) AS d(id text, "applicationId" text, kind text, name text, description text, "targetUrl" text, "group" text, spec jsonb, "specData" text,
+          "specValidation" jsonb, "fetchRequest" jsonb, "fetchStatus" text, version jsonb, "defaultAuth" jsonb, "defaultAuthSecretId" text)`,
+    [tenant, JSON.stringify(defs.map((d) => ({ id: d.id, applicationId: d.applicationId, kind: d.kind, ...d.write })))],
+  );
 }
 
 export async function updateDefinition(db: Queryable, tenant: string, id: string, kind: 'api' | 'event', d: DefinitionWrite): Promise<DefinitionRow | undefined> {

@@ -16,6 +16,7 @@ import { AppError, toAppError } from '../../platform/errors.js';
 import type { FastifyReply } from 'fastify';
 import type { Authenticator, HttpApp } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { QueryCache } from './director.cache.js';
 import type { DirectorContext } from './director.resolvers.js';
 import type { DirectorService } from './director.service.js';
 
@@ -109,6 +110,8 @@ export interface DirectorRoutesDeps {
   logger: Logger;
   /** GraphiQL at GET /director/graphql (development only). */
   graphiql: boolean;
+  /** Answers of cacheable queries (director.cache.ts); undefined: none kept. */
+  cache: QueryCache | undefined;
 }
 
 export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Promise<void> {
@@ -149,9 +152,15 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
       }
       const object = principal.kind === 'service' ? await deps.service.callerObject(principal.accountId, principal.tenantId) : undefined;
       const context: DirectorContext = { caller: { principal, ip: req.ip, object }, signingSecrets: new Map() };
+      const { query, variables, operationName } = parsed.data;
+      const cacheKey = deps.cache?.keyOf(context.caller, query, variables, operationName);
+      // Read before the query runs: the answer is then at least as new as this version.
+      const version = cacheKey === undefined ? 0 : await deps.service.tenantVersion(principal.tenantId);
+      const cached = cacheKey === undefined ? undefined : deps.cache?.get(cacheKey, version);
+      if (cached !== undefined) return reply.code(200).type('application/json').send(cached);
       let result;
       try {
-        result = await app.graphql(parsed.data.query, context as never, parsed.data.variables ?? undefined, parsed.data.operationName ?? undefined);
+        result = await app.graphql(query, context as never, variables ?? undefined, operationName ?? undefined);
       } catch (err) {
         const errors = (err as { errors?: GraphQLError[] }).errors;
         if (Array.isArray(errors)) return sendErrors(reply, 400, formatErrors(errors, deps.logger));
@@ -159,7 +168,10 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
       }
       const body: { data: unknown; errors?: FormattedError[] } = { data: result.data ?? null };
       if (result.errors?.length) body.errors = formatErrors(result.errors, deps.logger);
-      return reply.code(200).type('application/json').send(body);
+      if (cacheKey === undefined || body.errors) return reply.code(200).type('application/json').send(body);
+      const bytes = Buffer.from(JSON.stringify(body));
+      deps.cache?.set(cacheKey, version, bytes);
+      return reply.code(200).type('application/json').send(bytes);
     });
 
     if (deps.graphiql) {

@@ -7,6 +7,7 @@ import type { Authenticator } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import type { Outbound } from '../../platform/outbound/index.js';
+import { QueryCache } from './director.cache.js';
 import { DirectorJobs } from './director.jobs.js';
 import type { IamService } from '../iam/index.js';
 import type { SecretsService } from '../secrets/index.js';
@@ -74,6 +75,7 @@ export async function createDirectorModule(deps: DirectorModuleDeps): Promise<Di
       authenticate: deps.authenticate,
       logger: deps.logger,
       graphiql: !deps.config.isProduction,
+      cache: deps.config.director.queryCacheBytes > 0 ? new QueryCache(deps.config.director.queryCacheBytes) : undefined,
     }),
     async start() {
       await jobs.start();

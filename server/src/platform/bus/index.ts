@@ -21,6 +21,7 @@ export type {
   QueueStats,
 } from './bus.js';
 export { RetryLater } from './bus.js';
+export { GroupCommit } from './sql.bus.js';
 export { assertName, assertPattern, matchesPattern } from './pattern.js';
 
 export interface CreateBusOptions {
