@@ -9,12 +9,23 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, ok, registerApp, registerRuntime } from '../helpers/director.js';
 import { waitFor } from '../helpers/flows.js';
+import type { Db, Queryable } from '../../src/platform/db/index.js';
 import { dbTargets } from '../helpers/db.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 
 
 /** The hub of the target being run (one per target, in turn: describe blocks run one after another). */
 let hub: TestHub;
+/** Statements on Director tables the hub has run (its database is wrapped to count them). */
+let directorStatements = 0;
+const counted = (q: Queryable): Queryable => ({
+  exec: (sql) => q.exec(sql),
+  query: (sql, params) => {
+    if (sql.includes('director_')) directorStatements++;
+    return q.query(sql, params);
+  },
+});
+const countingDb = (db: Db): Db => ({ ...db, ...counted(db), transaction: (fn) => db.transaction((tx) => fn(counted(tx))) });
 let seq = 0;
 const uniq = (p: string) => `${p}-${Date.now().toString(36)}${(seq++).toString(36)}`;
 
@@ -35,7 +46,7 @@ async function credentialFor(type: 'Application' | 'Runtime', id: string, token?
 
 describe.each(dbTargets)('director on %s', (target) => {
   beforeAll(async () => {
-    hub = await createTestHub({ target, env: { PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY: '200ms' } });
+    hub = await createTestHub({ target, env: { PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY: '200ms' }, wrapDb: countingDb });
   });
   afterAll(async () => {
     await hub?.close();
@@ -85,6 +96,44 @@ describe.each(dbTargets)('director on %s', (target) => {
         const a = await hub.api('GET', `/api/v1/audit?filter[name]=audit.director.application.registered&filter[tenant]=${t.tenant}&page[size]=100`);
         return a.body.data.length === 10;
       });
+    });
+
+    it("nested lists of a page: each application's own page and total, in one statement per list", async () => {
+      const t = await tenantAdmin();
+      const api = (n: string) => `{name: "${n}", targetURL: "http://x.example/${n}"}`;
+      const apps = [];
+      for (let i = 0; i < 12; i++) {
+        apps.push(
+          await registerApp(
+            hub,
+            `{name: "n${i}", apiDefinitions: [${Array.from({ length: i % 4 }, (_v, k) => api(`a${k}`)).join(', ')}], eventDefinitions: [{name: "e"}], documents: [{title: "d", displayName: "d", description: "d", format: MARKDOWN, data: "x"}], webhooks: [{type: CONFIGURATION_CHANGED, url: "http://127.0.0.1:1/h${i}"}]}`,
+            t.token,
+          ),
+        );
+      }
+      const before = directorStatements;
+      const page = (await ok(hub, '{ applications { data { id name apiDefinitions(first: 2) { data { name } totalCount pageInfo { hasNextPage endCursor } } eventDefinitions { totalCount } documents { data { title } totalCount } webhooks { url } } } }', { token: t.token })).applications.data;
+      // The page, the version and one per nested list; not one (or two) per application.
+      expect(directorStatements - before).toBeLessThanOrEqual(8);
+      for (const [i, a] of page.map((x: { name: string }) => x).sort((x: { name: string }, y: { name: string }) => Number(x.name.slice(1)) - Number(y.name.slice(1))).entries()) {
+        const apis = i % 4;
+        expect(a.apiDefinitions.totalCount, a.name).toBe(apis);
+        // In id order: any two of its own APIs.
+        const names = a.apiDefinitions.data.map((d: { name: string }) => d.name);
+        expect(names).toHaveLength(Math.min(2, apis));
+        for (const n of names) expect(Number(n.slice(1))).toBeLessThan(apis);
+        expect(a.apiDefinitions.pageInfo.hasNextPage).toBe(apis > 2);
+        expect(a.eventDefinitions.totalCount).toBe(1);
+        expect(a.documents).toMatchObject({ data: [{ title: 'd' }], totalCount: 1 });
+        expect(a.webhooks).toEqual([{ url: `http://127.0.0.1:1/h${i}` }]);
+      }
+      // The next page of one application's APIs, and a cursor past its end, keep its total.
+      const three = page.find((a: { name: string }) => a.name === 'n3');
+      const next = (await ok(hub, `{ application(id: "${three.id}") { apiDefinitions(first: 2, after: "${three.apiDefinitions.pageInfo.endCursor}") { data { name } totalCount pageInfo { hasNextPage endCursor } } } }`, { token: t.token })).application.apiDefinitions;
+      expect(next).toMatchObject({ data: [{}], totalCount: 3, pageInfo: { hasNextPage: false, endCursor: '' } });
+      const bad = await gql(hub, '{ applications { data { name apiDefinitions(first: 101) { totalCount } } } }', { token: t.token });
+      expect(bad.errors?.[0]?.extensions.error_code).toBe(22);
+      expect(bad.errors?.[0]?.message).toContain('first: must be between 1 and 100');
     });
 
     it('adding to an application that does not exist answers 20', async () => {

@@ -34,6 +34,8 @@ export interface TestHubOptions {
   nats?: boolean;
   env?: Record<string, string>;
   roles?: HubOptions['roles'];
+  /** Wraps the hub's database (a test counting statements, say). */
+  wrapDb?: (db: Db) => Db;
 }
 
 export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub> {
@@ -59,7 +61,7 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
     leaseMs: config.bus.leaseMs,
     ...(opts.nats ? { prefix: `t${Math.random().toString(36).slice(2, 8)}` } : {}),
   });
-  const hub = await createHub(config, { logger, db: testDb.db, bus, roles: opts.roles });
+  const hub = await createHub(config, { logger, db: opts.wrapDb ? opts.wrapDb(testDb.db) : testDb.db, bus, roles: opts.roles });
 
   const api: TestHub['api'] = async (method, url, body, token, headers = {}) => {
     const auth = token === null ? {} : { authorization: `Bearer ${token ?? adminToken}` };

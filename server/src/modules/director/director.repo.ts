@@ -475,20 +475,30 @@ export async function findDefinition(db: Queryable, tenant: string, id: string, 
   return res.rows[0];
 }
 
-export async function listDefinitions(
+/**
+ * A page of definitions for each of several applications, in one statement (the nested
+ * `apiDefinitions` / `eventDefinitions` of a page of applications): per application the first
+ * `limit` definitions after `afterId` in id order, each with its application's total.
+ */
+export async function listDefinitionsOfApplications(
   db: Queryable,
   tenant: string,
-  applicationId: string,
+  applicationIds: readonly string[],
   kind: 'api' | 'event',
   group: string | null,
   afterId: string,
   limit: number,
-): Promise<DefinitionRow[]> {
-  const res = await db.query<DefinitionRow>(
-    `SELECT ${DEF_COLUMNS} FROM director_definitions
-     WHERE tenant_id = $1 AND application_id = $2 AND kind = $3 AND ($4::text IS NULL OR group_name = $4) AND id > $5
-     ORDER BY id LIMIT $6`,
-    [tenant, applicationId, kind, group, afterId, limit],
+): Promise<Array<DefinitionRow & { total: number }>> {
+  if (applicationIds.length === 0) return [];
+  const res = await db.query<DefinitionRow & { total: number }>(
+    `SELECT ${DEF_COLUMNS}, total FROM (
+       SELECT ${DEF_COLUMNS}, count(*) OVER (PARTITION BY application_id)::int AS total,
+              row_number() OVER (PARTITION BY application_id, id > $5 ORDER BY id) AS n
+       FROM director_definitions
+       WHERE tenant_id = $1 AND application_id = ANY($2::text[]) AND kind = $3 AND ($4::text IS NULL OR group_name = $4)
+     ) d
+     WHERE id > $5 AND n <= $6 ORDER BY application_id, id`,
+    [tenant, applicationIds, kind, group, afterId, limit],
   );
   return res.rows;
 }
@@ -554,10 +564,23 @@ export async function insertDocument(
   return res.rows[0]!;
 }
 
-export async function listDocuments(db: Queryable, tenant: string, applicationId: string, afterId: string, limit: number): Promise<DocumentRow[]> {
-  const res = await db.query<DocumentRow>(
-    `SELECT ${DOC_COLUMNS} FROM director_documents WHERE tenant_id = $1 AND application_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
-    [tenant, applicationId, afterId, limit],
+/** A page of documents for each of several applications, in one statement (as listDefinitionsOfApplications). */
+export async function listDocumentsOfApplications(
+  db: Queryable,
+  tenant: string,
+  applicationIds: readonly string[],
+  afterId: string,
+  limit: number,
+): Promise<Array<DocumentRow & { total: number }>> {
+  if (applicationIds.length === 0) return [];
+  const res = await db.query<DocumentRow & { total: number }>(
+    `SELECT ${DOC_COLUMNS}, total FROM (
+       SELECT ${DOC_COLUMNS}, count(*) OVER (PARTITION BY application_id)::int AS total,
+              row_number() OVER (PARTITION BY application_id, id > $3 ORDER BY id) AS n
+       FROM director_documents WHERE tenant_id = $1 AND application_id = ANY($2::text[])
+     ) d
+     WHERE id > $3 AND n <= $4 ORDER BY application_id, id`,
+    [tenant, applicationIds, afterId, limit],
   );
   return res.rows;
 }

@@ -85,6 +85,27 @@ function bearerAuth(token: string): AuthView {
   return { credential: { token }, additionalHeaders: null, additionalQueryParams: null, requestAuth: null };
 }
 
+type LoaderQuery<P> = Array<{ obj: P; params: Args }>;
+
+/**
+ * Nested lists of a page of parents, batched per request (Mercurius loaders): one statement for
+ * the `apiDefinitions` of all 100 applications of a page instead of one (and a count) per
+ * application. A loader's result per parent may be an error (a bad `first` or `after`).
+ */
+export function createLoaders(service: DirectorService): Record<string, Record<string, (queries: LoaderQuery<never>, ctx: DirectorContext) => Promise<unknown[]>>> {
+  const definitions = (kind: 'api' | 'event') => (queries: LoaderQuery<repo.ApplicationRow>, ctx: DirectorContext) =>
+    service.definitionPagesOf(ctx.caller, kind, queries.map((q) => ({ app: q.obj, group: optStr(q.params.group), first: optNum(q.params.first), after: optStr(q.params.after) })));
+  return {
+    Application: {
+      apiDefinitions: definitions('api'),
+      eventDefinitions: definitions('event'),
+      documents: (queries: LoaderQuery<repo.ApplicationRow>, ctx: DirectorContext) =>
+        service.documentPagesOf(ctx.caller, queries.map((q) => ({ app: q.obj, first: optNum(q.params.first), after: optStr(q.params.after) }))),
+      webhooks: (queries: LoaderQuery<repo.ApplicationRow>, ctx: DirectorContext) => service.webhooksOfApplications(ctx.caller, queries.map((q) => q.obj.id)),
+    },
+  };
+}
+
 export function createResolvers(service: DirectorService, listTenants: TenantLister): Record<string, unknown> {
   /** Wraps a root resolver with its scope check (denials audited). */
   const guard = (type: 'Query' | 'Mutation', field: string, fn: Resolver): Resolver => {
@@ -233,12 +254,8 @@ export function createResolvers(service: DirectorService, listTenants: TenantLis
       labels: (r: repo.ApplicationRow, a: Args) => labelsField(r.labels, a.key),
       status: (r: repo.ApplicationRow) => status(r.status_condition, r.status_timestamp),
       healthCheckURL: (r: repo.ApplicationRow) => r.health_check_url,
-      webhooks: (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => service.webhooksOf(c.caller, r.id),
-      apiDefinitions: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.listDefinitions(c.caller, r, 'api', optStr(a.group), optNum(a.first), optStr(a.after)),
-      eventDefinitions: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.listDefinitions(c.caller, r, 'event', optStr(a.group), optNum(a.first), optStr(a.after)),
       apiDefinition: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.definitionOfApplication(c.caller, r, 'api', str(a.id)),
       eventDefinition: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.definitionOfApplication(c.caller, r, 'event', str(a.id)),
-      documents: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.listDocuments(c.caller, r, optNum(a.first), optStr(a.after)),
       auths: async (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => (await service.systemAuths(c.caller, 'application', r.id)).map((s) => ({ id: s.id, auth: null })),
       eventingConfiguration: async (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => ({ defaultURL: await service.applicationEventingUrl(c.caller.principal.tenantId, r) }),
     },

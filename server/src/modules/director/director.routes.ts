@@ -106,6 +106,8 @@ function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
 export interface DirectorRoutesDeps {
   service: DirectorService;
   resolvers: Record<string, unknown>;
+  /** Batched nested fields (Mercurius loaders); they run only through `reply.graphql`. */
+  loaders: Record<string, unknown>;
   authenticate: Authenticator;
   logger: Logger;
   /** GraphiQL at GET /director/graphql (development only). */
@@ -119,6 +121,7 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
     await app.register(mercurius, {
       schema: fs.readFileSync(SCHEMA_FILE, 'utf8'),
       resolvers: deps.resolvers as never,
+      loaders: deps.loaders as never,
       routes: false,
       queryDepth: MAX_DEPTH,
       validationRules: [fieldCostRule],
@@ -160,7 +163,7 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
       if (cached !== undefined) return reply.code(200).type('application/json').send(cached);
       let result;
       try {
-        result = await app.graphql(query, context as never, variables ?? undefined, operationName ?? undefined);
+        result = await reply.graphql(query, context as never, variables ?? undefined, operationName ?? undefined);
       } catch (err) {
         const errors = (err as { errors?: GraphQLError[] }).errors;
         if (Array.isArray(errors)) return sendErrors(reply, 400, formatErrors(errors, deps.logger));

@@ -98,6 +98,49 @@ function toPage<T extends { id: string }>(rows: T[], limit: number, after: strin
 
 type Action = string;
 
+/**
+ * Nested pages for several parents in one statement per distinct arguments. `extra` gives the
+ * arguments beyond first/after that the statement needs; `list` returns, for the parents' ids,
+ * each parent's first `limit` rows after the cursor with its total.
+ */
+async function pagesOf<T extends { id: string; application_id: string; total: number }, R extends { app: { id: string }; first: number | null | undefined; after: string | null | undefined }>(
+  requests: readonly R[],
+  extra: (r: R) => unknown[],
+  list: (appIds: string[], extra: unknown[], afterId: string, limit: number) => Promise<T[]>,
+  /** A parent's total when no row of it comes after the cursor (its rows carry none then). */
+  count: (appId: string, extra: unknown[]) => Promise<number>,
+): Promise<Array<Page<Omit<T, 'total'>> | AppError>> {
+  const out: Array<Page<Omit<T, 'total'>> | AppError> = new Array(requests.length);
+  const groups = new Map<string, { extra: unknown[]; afterId: string; limit: number; indexes: number[] }>();
+  requests.forEach((r, i) => {
+    try {
+      const limit = pageSize(r.first);
+      const afterId = decodeCursor(r.after);
+      const e = extra(r);
+      const key = JSON.stringify([e, afterId, limit]);
+      const g = groups.get(key) ?? { extra: e, afterId, limit, indexes: [] };
+      g.indexes.push(i);
+      groups.set(key, g);
+    } catch (err) {
+      out[i] = err instanceof AppError ? err : AppError.invalid(String(err));
+    }
+  });
+  for (const g of groups.values()) {
+    const ids = [...new Set(g.indexes.map((i) => requests[i]!.app.id))];
+    const rows = await list(ids, g.extra, g.afterId, g.limit + 1);
+    const byApp = new Map<string, T[]>();
+    for (const row of rows) byApp.set(row.application_id, [...(byApp.get(row.application_id) ?? []), row]);
+    for (const i of g.indexes) {
+      const appId = requests[i]!.app.id;
+      const mine = byApp.get(appId) ?? [];
+      const total = mine[0]?.total;
+      const totalCount = total !== undefined ? async () => total : g.afterId === '' ? async () => 0 : () => count(appId, g.extra);
+      out[i] = toPage(mine.map(({ total: _t, ...row }) => row), g.limit, g.afterId, totalCount);
+    }
+  }
+  return out;
+}
+
 /** A registration ready to be stored: validated, its specs checked and its credentials saved. */
 interface Registration {
   caller: Caller;
@@ -771,12 +814,43 @@ export class DirectorService {
     return (await repo.findDefinition(this.db, tenant, id, kind))!;
   }
 
-  async listDefinitions(caller: Caller, app: repo.ApplicationRow, kind: 'api' | 'event', group: string | null | undefined, first: number | null | undefined, after: string | null | undefined): Promise<Page<repo.DefinitionRow>> {
-    const limit = pageSize(first);
-    const afterId = decodeCursor(after);
+
+  /**
+   * The nested definition pages of several applications (one per request item, in order), one
+   * statement per distinct (group, first, after). A bad `first` or `after` is that item's error.
+   */
+  async definitionPagesOf(
+    caller: Caller,
+    kind: 'api' | 'event',
+    requests: ReadonlyArray<{ app: repo.ApplicationRow; group: string | null | undefined; first: number | null | undefined; after: string | null | undefined }>,
+  ): Promise<Array<Page<repo.DefinitionRow> | AppError>> {
     const tenant = caller.principal.tenantId;
-    const rows = await repo.listDefinitions(this.db, tenant, app.id, kind, group ?? null, afterId, limit + 1);
-    return toPage(rows, limit, afterId, () => repo.countDefinitions(this.db, tenant, app.id, kind, group ?? null));
+    return pagesOf(
+      requests,
+      (r) => [r.group ?? null],
+      (ids, [group], afterId, limit) => repo.listDefinitionsOfApplications(this.db, tenant, ids, kind, group as string | null, afterId, limit),
+      (id, [group]) => repo.countDefinitions(this.db, tenant, id, kind, group as string | null),
+    );
+  }
+
+  /** The nested document pages of several applications (as definitionPagesOf). */
+  async documentPagesOf(
+    caller: Caller,
+    requests: ReadonlyArray<{ app: repo.ApplicationRow; first: number | null | undefined; after: string | null | undefined }>,
+  ): Promise<Array<Page<repo.DocumentRow> | AppError>> {
+    const tenant = caller.principal.tenantId;
+    return pagesOf(
+      requests,
+      () => [],
+      (ids, _extra, afterId, limit) => repo.listDocumentsOfApplications(this.db, tenant, ids, afterId, limit),
+      (id) => repo.countDocuments(this.db, tenant, id),
+    );
+  }
+
+  /** The webhooks of several applications, one list per application id, in order; one statement. */
+  async webhooksOfApplications(caller: Caller, appIds: readonly string[]): Promise<repo.WebhookRow[][]> {
+    const rows = await repo.listWebhooks(this.db, caller.principal.tenantId, [...new Set(appIds)]);
+    return appIds.map((id) => rows.filter((w) => w.application_id === id));
   }
 
   async definitionOfApplication(caller: Caller, app: repo.ApplicationRow, kind: 'api' | 'event', id: string): Promise<repo.DefinitionRow | null> {
@@ -827,13 +901,6 @@ export class DirectorService {
     return current;
   }
 
-  async listDocuments(caller: Caller, app: repo.ApplicationRow, first: number | null | undefined, after: string | null | undefined): Promise<Page<repo.DocumentRow>> {
-    const limit = pageSize(first);
-    const afterId = decodeCursor(after);
-    const tenant = caller.principal.tenantId;
-    const rows = await repo.listDocuments(this.db, tenant, app.id, afterId, limit + 1);
-    return toPage(rows, limit, afterId, () => repo.countDocuments(this.db, tenant, app.id));
-  }
 
   // ---------------------------------------------------------------- webhooks
 
@@ -903,9 +970,6 @@ export class DirectorService {
     return current;
   }
 
-  async webhooksOf(caller: Caller, appId: string): Promise<repo.WebhookRow[]> {
-    return repo.listWebhooks(this.db, caller.principal.tenantId, [appId]);
-  }
 
   async deliveries(caller: Caller, appId: string, first: number | null | undefined, after: string | null | undefined): Promise<Page<repo.DeliveryRow>> {
     await this.application(caller, appId);
