@@ -213,6 +213,31 @@ describe('specs', () => {
     }
   });
 
+  it("a tenant's own strict setting refuses what the lenient default stores; only its administrator changes it", async () => {
+    const spec = 'spec: {type: OPEN_API, format: JSON, data: "{\\"openapi\\":\\"3.0.2\\"}"}';
+    const tenant = `strict-${Date.now().toString(36)}`;
+    expect((await hub.api('POST', '/api/v1/tenants', { id: tenant, name: tenant })).status).toBe(201);
+    expect((await hub.api('POST', '/api/v1/users', { username: `${tenant}-admin`, password: 'password-123', tenant, permissions: ['tenant.all'] })).status).toBe(201);
+    expect((await hub.api('POST', '/api/v1/users', { username: `${tenant}-dev`, password: 'password-123', tenant, permissions: ['application:read', 'application:write'] })).status).toBe(201);
+    const admin = await hub.login(`${tenant}-admin`, 'password-123', tenant);
+    const dev = await hub.login(`${tenant}-dev`, 'password-123', tenant);
+    expect((await ok(hub, '{ directorSettings { specValidation specValidationOverride } }', { token: admin })).directorSettings).toEqual({ specValidation: 'LENIENT', specValidationOverride: null });
+    const denied = await gql(hub, 'mutation { setDirectorSettings(in: {specValidation: STRICT}) { specValidation } }', { token: dev });
+    expect(denied.errors?.[0]?.extensions.error_code).toBe(23);
+    const set = await ok(hub, 'mutation { r: setDirectorSettings(in: {specValidation: STRICT}) { specValidation specValidationOverride } }', { token: admin });
+    expect(set.r).toEqual({ specValidation: 'STRICT', specValidationOverride: 'STRICT' });
+    const refused = await gql(hub, `mutation { registerApplication(in: {name: "placeholder", apiDefinitions: [{name: "a", targetURL: "http://x.example", ${spec}}]}) { id } }`, { token: dev });
+    expectClean(refused, 22);
+    expect(refused.errors![0]!.message).toContain('in.apiDefinitions.0.spec.data');
+    // Another tenant keeps the installation's default: the same placeholder is stored, with its problems.
+    const elsewhere = await ok(hub, `mutation { r: registerApplication(in: {name: "placeholder-${tenant}", apiDefinitions: [{name: "a", targetURL: "http://x.example", ${spec}}]}) { apiDefinitions { data { spec { validation { valid } } } } } }`);
+    expect(elsewhere.r.apiDefinitions.data[0].spec.validation.valid).toBe(false);
+    // Back to the default.
+    const reset = await ok(hub, 'mutation { r: setDirectorSettings(in: {specValidation: null}) { specValidation specValidationOverride } }', { token: admin });
+    expect(reset.r).toEqual({ specValidation: 'LENIENT', specValidationOverride: null });
+    await ok(hub, `mutation { registerApplication(in: {name: "placeholder", apiDefinitions: [{name: "a", targetURL: "http://x.example", ${spec}}]}) { id } }`, { token: dev });
+  });
+
   it('strict validation refuses a spec its parser rejects (22), with the problems', async () => {
     const strict = await createTestHub({ env: { PLEXUS_DIRECTOR_SPEC_VALIDATION: 'strict' } });
     try {

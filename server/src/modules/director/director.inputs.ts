@@ -188,6 +188,9 @@ export const LabelDefinitionInput = z.strictObject({
 });
 export type LabelDefinitionInput = z.infer<typeof LabelDefinitionInput>;
 
+export const DirectorSettingsInput = z.strictObject({ specValidation: z.enum(['LENIENT', 'STRICT']).nullish() });
+export type DirectorSettingsInput = z.infer<typeof DirectorSettingsInput>;
+
 export const LabelFilterInput = z.array(z.strictObject({ key: LabelKey, query: z.string().max(4_096).nullish() })).max(20, 'at most 20 label filters');
 export type LabelFilterInput = z.infer<typeof LabelFilterInput>;
 

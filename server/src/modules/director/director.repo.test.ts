@@ -63,6 +63,7 @@ describe.each(dbTargets)('director tenant versions on %s', (target) => {
     await rises('system auth', () => repo.insertSystemAuth(t.db, { tenantId: 'tv', id: 'sa1', objectType: 'runtime', objectId: rtId, kind: 'iam-token', accountId: `acc-${randomUUID()}` }));
     await rises('delivery', () => t.db.query("INSERT INTO director_webhook_deliveries (tenant_id, id, webhook_id, application_id, message_id, type, payload) VALUES ('tv', 'dl1', 'w', $1, 'm', 'CONFIGURATION_CHANGED', '{}')", [appId]));
     await rises('delivery attempt', () => repo.recordDeliveryAttempt(t.db, 'tv', 'dl1', { status: 'SUCCEEDED', httpStatus: 204, error: null, nextAttemptAt: null }));
+    await rises('tenant settings', () => repo.saveTenantSettings(t.db, 'tv', { specValidation: 'strict' }));
     await rises('runtime deleted', () => repo.deleteRuntime(t.db, 'tv', rtId));
     await stays('a rolled-back transaction', () =>
       t.db.transaction(async (tx) => {

@@ -196,6 +196,25 @@ export async function tenantVersion(db: Queryable, tenant: string): Promise<Tena
   return res.rows[0] ?? { version: 0, applications: 0 };
 }
 
+// ---------------------------------------------------------------- tenant settings
+
+export interface TenantSettingsRow {
+  spec_validation: 'lenient' | 'strict' | null;
+}
+
+export async function findTenantSettings(db: Queryable, tenant: string): Promise<TenantSettingsRow> {
+  const res = await db.query<TenantSettingsRow>('SELECT spec_validation FROM director_tenant_settings WHERE tenant_id = $1', [tenant]);
+  return res.rows[0] ?? { spec_validation: null };
+}
+
+export async function saveTenantSettings(db: Queryable, tenant: string, s: { specValidation: 'lenient' | 'strict' | null }): Promise<void> {
+  await db.query(
+    `INSERT INTO director_tenant_settings (tenant_id, spec_validation) VALUES ($1, $2)
+     ON CONFLICT (tenant_id) DO UPDATE SET spec_validation = excluded.spec_validation`,
+    [tenant, s.specValidation],
+  );
+}
+
 // ---------------------------------------------------------------- applications
 
 export async function insertApplication(

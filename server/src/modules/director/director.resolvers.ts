@@ -162,10 +162,12 @@ export function createResolvers(service: DirectorService, listTenants: TenantLis
         })),
       };
     },
+    directorSettings: (_p, _a, c) => service.settings(c.caller),
     webhookDeliveries: (_p, a, c) => service.deliveries(c.caller, str(a.applicationID), optNum(a.first), optStr(a.after)).then(page),
   };
 
   const Mutation: Record<string, Resolver> = {
+    setDirectorSettings: (_p, a, c) => service.setSettings(c.caller, a.in),
     registerApplication: async (_p, a, c) => {
       const { row, signingSecrets } = await service.registerApplication(c.caller, a.in);
       for (const [k, v] of signingSecrets) c.signingSecrets.set(k, v);

@@ -21,6 +21,7 @@ export const OPERATION_SCOPES = {
     healthChecks: 'authenticated',
     viewer: 'authenticated',
     tenants: 'authenticated',
+    directorSettings: 'authenticated',
   },
   Mutation: {
     registerApplication: 'application:write',
@@ -58,6 +59,8 @@ export const OPERATION_SCOPES = {
     createLabelDefinition: 'label_definition:write',
     updateLabelDefinition: 'label_definition:write',
     deleteLabelDefinition: 'label_definition:write',
+    // A tenant's own configuration: its administrator's.
+    setDirectorSettings: 'tenant.all',
   },
 } as const satisfies Record<'Query' | 'Mutation', Record<string, Scope>>;
 

@@ -17,6 +17,7 @@ import {
   ApplicationRegisterInput,
   ApplicationUpdateInput,
   AuthInput,
+  DirectorSettingsInput,
   DocumentInput,
   EventDefinitionInput,
   LabelDefinitionInput,
@@ -156,7 +157,7 @@ interface Registration {
 type RegistrationOutcome = { row: repo.ApplicationRow } | { error: unknown };
 
 export interface DirectorConfig {
-  /** `strict`: a spec its parser rejects is refused (22); `lenient`: stored with its problems. */
+  /** The installation's default (a tenant may choose otherwise): `strict` refuses a spec its parser rejects (22); `lenient` stores it with its problems. */
   specValidation: 'lenient' | 'strict';
   /** Base URL of the hub (shown in credentials; '' when unknown). */
   publicUrl: string;
@@ -244,6 +245,30 @@ export class DirectorService {
       if (!shared) throw AppError.notFound(`runtime ${id}`);
     }
     return row;
+  }
+
+  // ---------------------------------------------------------------- tenant settings
+
+  /** How the tenant's specs are checked: its own setting, else the installation's default. */
+  private async specValidationOf(tenant: string): Promise<'lenient' | 'strict'> {
+    return (await repo.findTenantSettings(this.db, tenant)).spec_validation ?? this.deps.config.specValidation;
+  }
+
+  async settings(caller: Caller): Promise<{ specValidation: 'LENIENT' | 'STRICT'; specValidationOverride: 'LENIENT' | 'STRICT' | null }> {
+    const own = (await repo.findTenantSettings(this.db, caller.principal.tenantId)).spec_validation;
+    const mode = (v: 'lenient' | 'strict') => (v === 'strict' ? 'STRICT' : 'LENIENT');
+    return { specValidation: mode(own ?? this.deps.config.specValidation), specValidationOverride: own ? mode(own) : null };
+  }
+
+  async setSettings(caller: Caller, raw: unknown): Promise<Awaited<ReturnType<DirectorService['settings']>>> {
+    if (caller.object) await this.deny(caller, 'settings.updated', 'applications and runtimes may not change the tenant settings');
+    const input = parseInput(DirectorSettingsInput, raw, 'in');
+    const specValidation = input.specValidation ? (input.specValidation === 'STRICT' ? 'strict' : 'lenient') : null;
+    await this.db.transaction(async (tx) => {
+      await repo.saveTenantSettings(tx, caller.principal.tenantId, { specValidation });
+      await this.record(tx, caller, 'settings.updated', { type: 'tenant', id: caller.principal.tenantId }, 'success', { specValidation });
+    });
+    return this.settings(caller);
   }
 
   /** The tenant's Director version (raised by every change; director.cache.ts). */
@@ -704,7 +729,7 @@ export class DirectorService {
     let validation: SpecValidation | null = null;
     if (spec?.data != null) {
       validation = await this.deps.specs.validate({ type: spec.type, format: spec.format, data: spec.data });
-      if (!validation.valid && this.deps.config.specValidation === 'strict') {
+      if (!validation.valid && (await this.specValidationOf(caller.principal.tenantId)) === 'strict') {
         const problems = validation.problems.map((p) => `${p.path || '(document)'}: ${p.message}`);
         throw AppError.invalid(`${where}.spec.data: the ${spec.type} parser refused the spec: ${problems.join('; ')}`, { problems: validation.problems });
       }
