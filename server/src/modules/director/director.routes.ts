@@ -17,7 +17,7 @@ import type { FastifyReply } from 'fastify';
 import type { Authenticator, HttpApp } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { QueryCache } from './director.cache.js';
-import type { DirectorContext } from './director.resolvers.js';
+import { RequestLoaders, type DirectorContext } from './director.resolvers.js';
 import type { DirectorService } from './director.service.js';
 
 export const SCHEMA_FILE = fileURLToPath(new URL('./director.schema.graphql', import.meta.url));
@@ -106,8 +106,6 @@ function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
 export interface DirectorRoutesDeps {
   service: DirectorService;
   resolvers: Record<string, unknown>;
-  /** Batched nested fields (Mercurius loaders); they run only through `reply.graphql`. */
-  loaders: Record<string, unknown>;
   authenticate: Authenticator;
   logger: Logger;
   /** GraphiQL at GET /director/graphql (development only). */
@@ -121,7 +119,6 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
     await app.register(mercurius, {
       schema: fs.readFileSync(SCHEMA_FILE, 'utf8'),
       resolvers: deps.resolvers as never,
-      loaders: deps.loaders as never,
       routes: false,
       queryDepth: MAX_DEPTH,
       validationRules: [fieldCostRule],
@@ -154,7 +151,8 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
         return sendAppError(reply, AppError.invalid(parsed.error.issues.map((i) => i.message).join('; ')));
       }
       const object = principal.kind === 'service' ? await deps.service.callerObject(principal.accountId, principal.tenantId) : undefined;
-      const context: DirectorContext = { caller: { principal, ip: req.ip, object }, signingSecrets: new Map() };
+      const caller = { principal, ip: req.ip, object };
+      const context: DirectorContext = { caller, loaders: new RequestLoaders(deps.service, caller), signingSecrets: new Map() };
       const { query, variables, operationName } = parsed.data;
       const cacheKey = deps.cache?.keyOf(context.caller, query, variables, operationName);
       // Read before the query runs: the answer is then at least as new as this version.
@@ -163,7 +161,7 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
       if (cached !== undefined) return reply.code(200).type('application/json').send(cached);
       let result;
       try {
-        result = await reply.graphql(query, context as never, variables ?? undefined, operationName ?? undefined);
+        result = await app.graphql(query, context as never, variables ?? undefined, operationName ?? undefined);
       } catch (err) {
         const errors = (err as { errors?: GraphQLError[] }).errors;
         if (Array.isArray(errors)) return sendErrors(reply, 400, formatErrors(errors, deps.logger));

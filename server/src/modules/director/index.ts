@@ -13,7 +13,7 @@ import type { IamService } from '../iam/index.js';
 import type { SecretsService } from '../secrets/index.js';
 import { iamIdentityIssuer, iamTenantLister, secretsCredentialStore } from './director.adapters.js';
 import type { CredentialStore, IdentityIssuer, TenantLister } from './director.ports.js';
-import { createLoaders, createResolvers } from './director.resolvers.js';
+import { createResolvers } from './director.resolvers.js';
 import { directorRoutes } from './director.routes.js';
 import { DirectorService } from './director.service.js';
 import { SpecValidator } from './director.specs.js';
@@ -72,7 +72,6 @@ export async function createDirectorModule(deps: DirectorModuleDeps): Promise<Di
     routes: directorRoutes({
       service,
       resolvers: createResolvers(service, deps.listTenants ?? iamTenantLister(deps.iam)),
-      loaders: createLoaders(service),
       authenticate: deps.authenticate,
       logger: deps.logger,
       graphiql: !deps.config.isProduction,
