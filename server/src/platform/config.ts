@@ -115,9 +115,16 @@ const EnvSchema = z.object({
   PLEXUS_COMPONENT_PATHS: z.string().optional(),
   /** Default of `allowPrivateNetwork` for http-request and code steps; `false` refuses loopback and private addresses (SSRF guard). */
   PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
-  /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
+  /** `off` switches the code component off: flows with a code node are refused when saved. */
+  PLEXUS_CODE_STEPS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  /** Child processes that run code steps, in all (spawned when needed, gone after a minute idle). */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
-  PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
+  /** How many of those processes one tenant may hold at once; the rest stay for other tenants. */
+  PLEXUS_CODE_TENANT_SLOTS: positiveInt.default(1),
+  /** Heap limit of the isolate a code step runs in, in MB (at least 8). */
+  PLEXUS_CODE_MEMORY_MB: positiveInt.pipe(z.number().min(8, 'must be at least 8')).default(64),
+  /** CPU time one code step run may use (it also stops at its node's timeoutMs of wall time). */
+  PLEXUS_CODE_CPU_TIME: duration.pipe(z.number().min(10, 'must be at least 10ms')).prefault('10s'),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
 });
@@ -140,7 +147,15 @@ export type Config = Readonly<{
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
   webhooks: Readonly<{ maxBytes: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
-  components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
+  components: Readonly<{
+    paths: readonly string[];
+    allowPrivateNetwork: boolean;
+    codeSteps: boolean;
+    codeWorkers: number;
+    codeTenantSlots: number;
+    codeMemoryMb: number;
+    codeCpuTimeMs: number;
+  }>;
   shutdownTimeoutMs: number;
 }>;
 
@@ -190,8 +205,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
       ),
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
+      codeSteps: e.PLEXUS_CODE_STEPS === 'on',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
+      codeTenantSlots: e.PLEXUS_CODE_TENANT_SLOTS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
+      codeCpuTimeMs: e.PLEXUS_CODE_CPU_TIME,
     }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
   });

@@ -11,16 +11,19 @@ import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { createCodeComponent } from './builtins/code.js';
+import { fetchForCode } from './builtins/code-fetch.js';
 import { delayComponent } from './builtins/delay.js';
 import { filterComponent } from './builtins/filter.js';
 import { createHttpRequestComponent } from './builtins/http-request.js';
 import { logComponent } from './builtins/log.js';
 import { splitComponent } from './builtins/split.js';
 import { transformComponent } from './builtins/transform.js';
+import { switchedOff } from './builtins/define.js';
 import { webhookReplyComponent } from './builtins/webhook-reply.js';
 import type { Component } from './components.descriptor.js';
 import { componentsRoutes } from './components.routes.js';
-import { SandboxPool } from './components.sandbox.js';
+import { AppError } from '../../platform/errors.js';
+import { SandboxPool, findIsolatedVm, type CodeFetch, type CodeSandbox } from './components.sandbox.js';
 import { ComponentsService } from './components.service.js';
 
 export { ComponentsService, type ComponentView, type RegisterSource } from './components.service.js';
@@ -37,6 +40,7 @@ export {
   type StepResult,
 } from './components.descriptor.js';
 export { compileExpression, isTruthy, type CompiledExpression } from './components.expressions.js';
+export type { CodeFetch, CodeFetchRequest, CodeFetchResponse } from './components.sandbox.js';
 
 export interface ComponentsModule extends PlexusModule {
   service: ComponentsService;
@@ -51,13 +55,21 @@ export interface ComponentsDeps {
   logger: Logger;
 }
 
-/** The built-in components, ready to register. */
-export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sandbox: SandboxPool }): Component[] {
+/** Why the code component is off when the operator says so. */
+const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
+
+/** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
+export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sandbox: CodeSandbox | undefined; codeFetch?: CodeFetch }): Component[] {
+  const code = createCodeComponent({
+    sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
+    fetch: opts.codeFetch ?? fetchForCode,
+    allowPrivateNetworkByDefault: opts.allowPrivateNetwork,
+  });
   return [
     createHttpRequestComponent({ allowPrivateNetworkByDefault: opts.allowPrivateNetwork }),
     transformComponent,
     filterComponent,
-    createCodeComponent({ pool: opts.sandbox, allowPrivateNetworkByDefault: opts.allowPrivateNetwork }),
+    opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
     splitComponent,
     delayComponent,
     logComponent,
@@ -65,9 +77,29 @@ export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sa
   ];
 }
 
+/** The code-step sandbox, when code steps are on; refuses to start without its native addon. */
+function createSandbox(config: Config, logger: Logger): SandboxPool | undefined {
+  const c = config.components;
+  if (!c.codeSteps) return undefined;
+  if (!findIsolatedVm().isBuilt) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'code steps need the isolated-vm addon, which is not built: run `npm rebuild` (or `npm ci`) with Node.js headers available (npm_config_nodedir), or set PLEXUS_CODE_STEPS=off',
+      'user',
+    );
+  }
+  return new SandboxPool({
+    size: c.codeWorkers,
+    memoryMb: c.codeMemoryMb,
+    cpuTimeMs: c.codeCpuTimeMs,
+    slotsFor: () => c.codeTenantSlots,
+    logger: logger.child({ module: 'components', part: 'sandbox' }),
+  });
+}
+
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
   const { config, db, bus, logger } = deps;
-  const sandbox = new SandboxPool({ size: config.components.codeWorkers, memoryMb: config.components.codeMemoryMb });
+  const sandbox = createSandbox(config, logger);
   const service = new ComponentsService(db, logger, createBuiltinComponents({ allowPrivateNetwork: config.components.allowPrivateNetwork, sandbox }), {
     allowedRoots: config.components.paths,
   });
@@ -79,7 +111,7 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
     catalog: service,
     routes: componentsRoutes(service, audit),
     async stop() {
-      await sandbox.close();
+      await sandbox?.close();
     },
   };
 }

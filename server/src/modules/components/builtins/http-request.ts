@@ -104,7 +104,7 @@ export function isNonPublicAddress(address: string): boolean {
 }
 
 /** dns.lookup that refuses names resolving to a non-public address; used at connect time. */
-const guardedLookup: net.LookupFunction = (hostname, options, callback) => {
+export const guardedLookup: net.LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, '', 0);
     const list = addresses as dns.LookupAddress[];
