@@ -180,10 +180,20 @@ async function run(msg) {
         }),
     );
     references.push(hostFetch);
-    const outcome = await setup.apply(undefined, [hostLog, hostFetch, msg.inputJson, userFn.derefInto(), limits], {
-      arguments: { copy: true },
-      result: { promise: true, copy: true },
-    });
+    /** @type {unknown} */
+    let outcome;
+    try {
+      outcome = await setup.apply(undefined, [hostLog, hostFetch, msg.inputJson, userFn.derefInto(), limits], {
+        arguments: { copy: true },
+        result: { promise: true, copy: true },
+      });
+    } catch (err) {
+      // The context function catches all the code throws; what still ends up here came from the
+      // code all the same (a promise it rejected and never handled), unless a limit stopped it.
+      if (state.cpuExceeded || box.isolate.isDisposed || isMemoryLimit(err)) throw err;
+      const e = /** @type {{ name?: unknown; message?: unknown }} */ (err);
+      outcome = '0' + JSON.stringify({ name: typeof e?.name === 'string' ? e.name : 'Error', message: `${typeof e?.message === 'string' ? e.message : String(err)} (in a promise the code did not handle)`, transient: false });
+    }
     send(describeOutcome(msg.runId, outcome, state.logs));
   } catch (err) {
     if (state.cpuExceeded) send({ type: 'limit', runId: msg.runId, limit: 'cpu', logs: state.logs });

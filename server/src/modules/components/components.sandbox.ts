@@ -115,6 +115,8 @@ const RSS_CHECK_MS = 250;
 /** The end of a runner's stderr kept for the hub log when it dies. */
 const STDERR_TAIL_CHARS = 4_000;
 const NOBODY_ID = 65_534;
+/** What V8 prints when it gives up on a heap (it then aborts the process). */
+const V8_OUT_OF_MEMORY = /is_heap_oom = 1|heap out of memory|Fatal JavaScript invalid size error|Fatal process out of memory/;
 
 /** The folder of the isolated-vm package, and whether its addon has been built. */
 export function findIsolatedVm(): { dir: string; isBuilt: boolean } {
@@ -233,7 +235,8 @@ class Runner {
     });
     this.child.on('message', (raw: unknown) => this.onMessage(raw));
     this.child.on('error', (err) => this.onExit(`could not start: ${err.message}`));
-    this.child.on('exit', (code, signal) => this.onExit(signal ? `signal ${signal}` : `exit code ${code}`));
+    // 'close', not 'exit': by then stderr has been read to its end, and it may say why.
+    this.child.on('close', (code, signal) => this.onExit(signal ? `signal ${signal}` : `exit code ${code}`));
     this.after(START_TIMEOUT_MS, () => {
       if (this.state === 'starting') this.fail(new StepError(`code: the sandbox process did not start within ${START_TIMEOUT_MS} ms`, 'transient'));
     });
@@ -381,8 +384,13 @@ class Runner {
 
   private onExit(why: string): void {
     if (this.state === 'dead') return;
-    const task = this.task;
-    if (task || this.state === 'starting') {
+    // A single allocation too large for the isolate can make V8 abort the whole process rather
+    // than throw: that is the code's memory limit, not a crash to retry.
+    if (this.task && V8_OUT_OF_MEMORY.test(this.stderrTail)) {
+      this.fail(new StepError(`code: memory limit exceeded (${this.settings.memoryMb} MB)`, 'user'));
+      return;
+    }
+    if (this.task || this.state === 'starting') {
       this.logger.warn({ tenant: this.tenant, pid: this.child.pid, why, stderr: this.stderrTail.trim() || undefined }, 'code sandbox process exited unexpectedly');
     }
     this.fail(new StepError(`code: the sandbox process exited unexpectedly (${why})`, 'transient'));
