@@ -143,20 +143,31 @@
     };
     const message = { id: input.id, body: input.body, headers: input.headers, metadata: input.metadata, attachments: input.attachments };
 
-    /** @param {unknown} thrown */
+    /**
+     * Reads what it can of a thrown value; each part on its own, since any of them may be a
+     * getter, and `stack` runs the code's own Error.prepareStackTrace.
+     * @param {unknown} thrown
+     */
     const describe = (thrown) => {
       let name = 'Error';
-      let text;
+      let text = 'an error that cannot be read';
       let stack = '';
+      const e = /** @type {{ name?: unknown; message?: unknown; stack?: unknown }} */ (thrown);
+      const isObject = e !== null && (typeof e === 'object' || typeof e === 'function');
       try {
-        const e = /** @type {{ name?: unknown; message?: unknown; stack?: unknown }} */ (thrown);
-        if (e !== null && (typeof e === 'object' || typeof e === 'function')) {
-          if (typeof e.name === 'string') name = e.name;
-          text = typeof e.message === 'string' ? e.message : asText(thrown);
-          if (typeof e.stack === 'string') stack = e.stack;
-        } else text = asText(thrown);
+        if (isObject && typeof e.name === 'string') name = e.name;
       } catch {
-        text = 'an error that cannot be read';
+        // Keep the default.
+      }
+      try {
+        text = isObject && typeof e.message === 'string' ? e.message : asText(thrown);
+      } catch {
+        // Keep the default.
+      }
+      try {
+        if (isObject && typeof e.stack === 'string') stack = e.stack;
+      } catch {
+        // No line then.
       }
       const at = apply(exec, LINE, [stack]);
       /** @type {{ name: string; message: string; line?: number; column?: number; transient: boolean }} */

@@ -138,7 +138,9 @@ describe('escape corpus', () => {
       return found;`);
     expect(viaOwnRead.out?.[0]).toEqual(expect.arrayContaining(['string']));
     expect(JSON.stringify(viaOwnRead.out)).not.toMatch(/"object"|"function"/);
-    expectNoCanary(viaOwnRead);
+    const throwing = await attempt(`Error.prepareStackTrace = () => { throw new Error('no stack for you'); }; throw new TypeError('boom');`);
+    expect(throwing.error?.message).toBe('code: TypeError: boom');
+    expectNoCanary(viaOwnRead, throwing);
     await expectHubHealthy();
   });
 

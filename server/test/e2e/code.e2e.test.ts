@@ -1,0 +1,97 @@
+/**
+ * Code steps through the public surface: hostile code in one tenant's flows fails alone while
+ * the hub keeps answering and another tenant's code step runs; an operator can switch code steps off.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndStart, getExecution, stepsOf, trigger, waitForExecution } from '../helpers/engine.js';
+import { waitFor } from '../helpers/flows.js';
+import { createTestHub, type TestHub } from '../helpers/hub.js';
+
+describe('code steps', () => {
+  let hub: TestHub;
+  let globex: string;
+
+  beforeAll(async () => {
+    hub = await createTestHub();
+    expect((await hub.api('POST', '/api/v1/tenants', { id: 'globex', name: 'Globex' })).status).toBe(201);
+    const made = await hub.api('POST', '/api/v1/users', {
+      username: 'globex-dev',
+      password: 'globex-password-1',
+      tenant: 'globex',
+      permissions: ['flows.read', 'flows.write', 'flows.control', 'executions.read'],
+    });
+    expect(made.status).toBe(201);
+    globex = await hub.login('globex-dev', 'globex-password-1');
+  });
+
+  afterAll(async () => {
+    await hub?.close();
+  });
+
+  const codeFlow = (code: string, timeoutMs = 5_000) => ({ nodes: [{ id: 'run', componentId: 'code', function: 'run', fields: { code, timeoutMs } }], edges: [] });
+
+  it('fail a hostile step alone: the hub answers and another tenant’s code step runs meanwhile', async () => {
+    const loop = await createAndStart(hub, codeFlow('for (;;) {}', 8_000));
+    const escape = await createAndStart(
+      hub,
+      codeFlow(`
+        Error.prepareStackTrace = (err, frames) => frames[0].constructor.constructor('return process')().env.PLEXUS_ADMIN_PASSWORD;
+        throw new Error('boom');`),
+    );
+    const trivial = await createAndStart(hub, codeFlow('return { doubled: body.n * 2 };'), globex);
+
+    const escaped = await trigger(hub, escape, {});
+    const loops = [await trigger(hub, loop, {}), await trigger(hub, loop, {})];
+    expect((await hub.api('GET', '/healthz', undefined, null)).status).toBe(200);
+
+    const servedId = await trigger(hub, trivial, { n: 21 });
+    const served = await waitFor('globex execution to end', async () => {
+      const x = await getExecution(hub, servedId, globex);
+      return x && x.status !== 'running' ? x : undefined;
+    }, 30_000);
+    expect(served.status).toBe('succeeded');
+    expect(stepsOf(served, 'run')[0]!.output).toEqual([{ doubled: 42 }]);
+    // Finished while the first of the other tenant's loops was still within its 8 s.
+    expect((await getExecution(hub, loops[0]!))!.status).toBe('running');
+
+    const stopped = await waitForExecution(hub, loops[0]!, 30_000);
+    expect(stepsOf(stopped, 'run')[0]!.error).toBe('code: time limit exceeded (8000 ms)');
+    const escapedRun = await waitForExecution(hub, escaped, 60_000);
+    expect(escapedRun.status).toBe('failed');
+    expect(stepsOf(escapedRun, 'run')[0]!.error).toMatch(/^code: Error: boom/);
+    expect(JSON.stringify(escapedRun)).not.toContain('test-admin-password');
+    expect((await hub.api('GET', '/healthz', undefined, null)).status).toBe(200);
+  }, 120_000);
+});
+
+describe('code steps switched off', () => {
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    hub = await createTestHub({ env: { PLEXUS_CODE_STEPS: 'off' } });
+  });
+
+  afterAll(async () => {
+    await hub?.close();
+  });
+
+  it('refuse a flow with a code node when it is saved, naming the node, and say so in the catalogue', async () => {
+    const res = await hub.api('POST', '/api/v1/flows', {
+      name: 'with code',
+      graph: {
+        nodes: [
+          { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } },
+          { id: 'script', componentId: 'code', function: 'run', fields: { code: 'return body' } },
+        ],
+        edges: [{ source: 'shape', target: 'script' }],
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].message).toMatch(/graph\.nodes\[1\] \("script"\): component code is switched off on this hub: code steps are disabled \(PLEXUS_CODE_STEPS=off\)/);
+    const code = await hub.api('GET', '/api/v1/components/code');
+    expect(code.body.data.disabled).toBe('code steps are disabled (PLEXUS_CODE_STEPS=off)');
+    expect(code.body.data.description).toMatch(/^Switched off on this hub/);
+    // Other components are unaffected.
+    expect((await hub.api('GET', '/api/v1/components/transform')).body.data.disabled).toBeUndefined();
+  });
+});
