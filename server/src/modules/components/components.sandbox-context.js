@@ -18,14 +18,18 @@
    * @param {(level: string, text: string) => void} hostLog
    * @param {{ apply(receiver: undefined, args: [string], options: object): Promise<string> }} hostFetch
    * @param {string} inputJson `{id, body, headers, metadata, attachments, snapshot}`
-   * @param {(...args: unknown[]) => Promise<unknown>} userFn the tenant's code as an async function
    * @param {{ maxOutputChars: number; maxLogLines: number; maxLogChars: number; maxFetchCalls: number }} limits
    * @returns {Promise<string>} `1` + the JSON array of emitted bodies, or `0` + the JSON of
    *   `{name, message, line?, column?, transient}`: a string, because resolving a promise with an
    *   object would consult a `then` that user code may have put on Object.prototype
    */
-  function plexusContext(hostLog, hostFetch, inputJson, userFn, limits) {
+  function plexusContext(hostLog, hostFetch, inputJson, limits) {
     'use strict';
+    // The tenant's code as an async function, left here by the runner's script; taken off the
+    // global object before the code can look for it.
+    const holder = /** @type {{ __plexusCode?: (...args: unknown[]) => Promise<unknown> }} */ (/** @type {unknown} */ (globalThis));
+    const userFn = holder.__plexusCode;
+    delete holder.__plexusCode;
     const parse = JSON.parse;
     const stringify = JSON.stringify;
     const apply = Reflect.apply;
@@ -200,6 +204,7 @@
         }
       };
       try {
+        if (typeof userFn !== 'function') throw new ErrorCtor('the code did not define its function');
         apply(then, userFn(input.body, input.headers, input.metadata, message, input.snapshot, emit), [finished, failed]);
       } catch (err) {
         failed(err);

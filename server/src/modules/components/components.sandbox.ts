@@ -470,7 +470,11 @@ export class SandboxPool implements CodeSandbox {
     this.closed = true;
     for (const queue of this.queues.values()) for (const t of queue) t.reject(new StepError('code: the sandbox is shut down', 'transient'));
     this.queues.clear();
-    const exits = [...this.runners].map((r) => new Promise<void>((resolve) => (r.child.exitCode !== null || r.child.signalCode !== null ? resolve() : r.child.once('exit', () => resolve()))));
+    const exits = [...this.runners].map((r) => {
+      // An idle runner is unref'd; waiting for its exit must keep the process alive until it comes.
+      r.child.ref();
+      return new Promise<void>((resolve) => (r.child.exitCode !== null || r.child.signalCode !== null ? resolve() : r.child.once('exit', () => resolve())));
+    });
     for (const r of [...this.runners]) r.fail(new StepError('code: the sandbox is shut down', 'transient'));
     await Promise.all(exits);
   }
