@@ -6,8 +6,9 @@
  * old and the new sandbox can be driven the same way in one run. For each sandbox:
  * - idle: 2,000 runs one after another → latency p50 / p99;
  * - saturated: 32 runs kept in flight for 5 s → code-steps/s, and latency p50 / p99 under that load;
- * - (new sandbox) the same with the load spread over two tenants, a cold start (first run: process
- *   spawn + isolate), and a run whose tenant differs from every runner's (a process replaced).
+ * - (new sandbox) the same with the load spread over two tenants and over three (more tenants than
+ *   processes), a cold start (first run: process spawn + isolate), and a run whose tenant differs
+ *   from every runner's (a process replaced).
  * With `--main=<dir>` (a checkout of main with its node_modules) the old node:vm worker-thread
  * sandbox from that checkout is measured in the same run.
  *
@@ -114,6 +115,10 @@ export async function run(args: string[]): Promise<void> {
   const two = await measure(step, ['acme', 'globex'], durationMs, concurrency);
   rows.push(row('isolated-vm in child processes, 2 tenants (2 processes)', two));
   console.log('two tenants', two);
+  // More tenants than processes, all saturating: round-robin makes most runs replace a process.
+  const three = await measure(step, ['acme', 'globex', 'initech'], Math.min(durationMs, 3_000), concurrency);
+  rows.push(row('isolated-vm in child processes, 3 tenants on 2 processes (a process replaced on most runs)', three));
+  console.log('three tenants', three);
   // Every run for a tenant no runner belongs to: each one replaces a process.
   const switches: number[] = [];
   for (let i = 0; i < 30; i++) switches.push(await runOne(step, `tenant-${i}`, i));

@@ -299,12 +299,16 @@ class Runner {
     }
     this.task = undefined;
     this.stopWatching();
-    if (msg.ok) {
-      task.resolve({ emittedJson: msg.emittedJson, logs: msg.logs });
+    // The runner applies these caps already; the hub does not rely on it.
+    const logs = msg.logs.slice(0, this.settings.maxLogLines).map((l) => ({ level: l.level, text: l.text.slice(0, this.settings.maxLogChars) }));
+    if (msg.ok && msg.emittedJson.length > this.settings.maxOutputChars) {
+      task.reject(Object.assign(new StepError(`code: output larger than ${this.settings.maxOutputChars} characters of JSON`, 'user'), { logs }));
+    } else if (msg.ok) {
+      task.resolve({ emittedJson: msg.emittedJson, logs });
     } else {
       const e = msg.error;
       const where = e.line !== undefined ? ` at line ${e.line}${e.column !== undefined ? `:${e.column}` : ''}` : '';
-      task.reject(Object.assign(new StepError(`code: ${e.name}: ${e.message}${where}`, e.transient ? 'transient' : 'user'), { logs: msg.logs }));
+      task.reject(Object.assign(new StepError(`code: ${e.name}: ${e.message}${where}`, e.transient ? 'transient' : 'user'), { logs }));
     }
     this.becomeIdle();
   }
