@@ -29,11 +29,11 @@ function addonLoads(packageDir: string): boolean {
 }
 
 /** Node's headers: the configured nodedir, else those installed beside this Node binary. */
-function findNodeDir(): string | undefined {
+function findNodeDir(): { dir: string; from: string } | undefined {
   const configured = process.env.npm_config_nodedir;
-  if (configured) return configured;
+  if (configured) return { dir: configured, from: 'npm_config_nodedir' };
   const prefix = path.dirname(path.dirname(process.execPath));
-  return fs.existsSync(path.join(prefix, 'include', 'node', 'node.h')) ? prefix : undefined;
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node.h')) ? { dir: prefix, from: `found beside ${process.execPath}` } : undefined;
 }
 
 function runNodeGyp(nodeGyp: string, packageDir: string, args: string[]): void {
@@ -55,9 +55,9 @@ if (!nodeDir) {
   );
 }
 
-process.stderr.write(`plexus: building isolated-vm against the Node.js headers in ${nodeDir} (about a minute)\n`);
+process.stderr.write(`plexus: building isolated-vm against the Node.js headers in ${nodeDir.dir} (${nodeDir.from}); about a minute\n`);
 const started = Date.now();
-runNodeGyp(nodeGyp, packageDir, ['rebuild', '--release', '-j', 'max', `--nodedir=${nodeDir}`]);
+runNodeGyp(nodeGyp, packageDir, ['rebuild', '--release', '-j', 'max', `--nodedir=${nodeDir.dir}`]);
 // The intermediate objects are large and never used again; `out/` keeps the addon.
 runNodeGyp(nodeGyp, packageDir, ['clean']);
 if (!addonLoads(packageDir)) fail('the build finished but the addon does not load in this Node.js');
