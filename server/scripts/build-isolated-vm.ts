@@ -51,7 +51,7 @@ const nodeDir = findNodeDir();
 if (!nodeDir) {
   fail(
     `no Node.js headers found (looked for ${path.join(path.dirname(path.dirname(process.execPath)), 'include', 'node', 'node.h')}). ` +
-      'Install them (Debian: nodejs-dev / libnode-dev, or a Node.js tarball, which ships them) and set npm_config_nodedir=<folder holding include/node> before `npm ci`',
+      'Install them (Debian: libnode-dev; NodeSource packages and Node.js tarballs ship them) and set npm_config_nodedir=<folder holding include/node> before `npm ci`',
   );
 }
 

@@ -283,13 +283,27 @@ describe('tenants', () => {
   });
 
   it('are served round-robin when they queue', async () => {
-    const own = newPool({ size: 1, slotsFor: () => 1 });
+    const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 0 });
     try {
       const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
       const order: string[] = [];
       const go = (tenant: string, i: number) => runOnce(step, { code: 'return 1' }, {}, { tenant }).then(() => order.push(`${tenant}${i}`));
       await Promise.all([go('a', 1), go('a', 2), go('a', 3), go('b', 1), go('b', 2)]);
       expect(order).toEqual(['a1', 'b1', 'a2', 'b2', 'a3']);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('keep a runner for a while before another tenant with work waiting takes it (no spawn per run)', async () => {
+    const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 60_000 });
+    try {
+      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const order: string[] = [];
+      const go = (tenant: string, i: number) => runOnce(step, { code: 'return 1' }, {}, { tenant }).then(() => order.push(`${tenant}${i}`));
+      await Promise.all([go('a', 1), go('a', 2), go('a', 3), go('b', 1), go('b', 2)]);
+      // b waits until a has nothing left rather than taking a's process between a's runs.
+      expect(order).toEqual(['a1', 'a2', 'a3', 'b1', 'b2']);
     } finally {
       await own.close();
     }

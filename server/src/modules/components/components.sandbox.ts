@@ -11,7 +11,8 @@
  * - Binding: a runner belongs to the tenant it was started for, for its whole life. Another
  *   tenant's run never goes to it; when no runner is free, an idle runner of another tenant is
  *   stopped and a new one started (docs/adr/0008-code-steps-out-of-process.md says why a new
- *   process rather than a new isolate).
+ *   process rather than a new isolate) — right away if that tenant has nothing waiting, else once
+ *   the runner has served it for `switchAfterMs` (1 s), so tenants do not trade processes per run.
  * - Run: one code step on one message. A runner runs one at a time, in a fresh context.
  * - Slot: a runner busy with (or starting for) a run. `size` runners exist in all; a tenant
  *   holds at most `slotsFor(tenant)` of them. Queued runs are served round-robin across tenants.
@@ -98,6 +99,8 @@ export interface SandboxOptions {
   rssLimitMb?: number;
   /** An idle runner exits after this long, so an idle hub holds none. */
   idleMs?: number;
+  /** A runner whose tenant still has work waiting is given to another tenant only after serving it this long. */
+  switchAfterMs?: number;
   /** Caps per run. */
   maxOutputChars?: number;
   maxLogLines?: number;
@@ -186,6 +189,7 @@ class Runner {
   readonly child: ChildProcess;
   state: RunnerState = 'starting';
   task: Task | undefined;
+  readonly startedAt = Date.now();
   lastUsedAt = Date.now();
   private stderrTail = '';
   private fetchCalls = 0;
@@ -435,6 +439,7 @@ export class SandboxPool implements CodeSandbox {
   private readonly lastServed = new Map<string, number>();
   private serveCount = 0;
   private isDispatching = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
   private readonly settings: Required<Omit<SandboxOptions, 'slotsFor' | 'logger'>> & { isolatedVm: string };
   private nextId = 1;
   private closed = false;
@@ -446,6 +451,7 @@ export class SandboxPool implements CodeSandbox {
       cpuTimeMs: options.cpuTimeMs,
       rssLimitMb: options.rssLimitMb ?? 128 + 4 * options.memoryMb,
       idleMs: options.idleMs ?? 60_000,
+      switchAfterMs: options.switchAfterMs ?? 1_000,
       maxOutputChars: options.maxOutputChars ?? 10 * 1024 * 1024,
       maxLogLines: options.maxLogLines ?? 100,
       maxLogChars: options.maxLogChars ?? 2_000,
@@ -472,6 +478,7 @@ export class SandboxPool implements CodeSandbox {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.wakeTimer);
     for (const queue of this.queues.values()) for (const t of queue) t.reject(new StepError('code: the sandbox is shut down', 'transient'));
     this.queues.clear();
     const exits = [...this.runners].map((r) => {
@@ -498,15 +505,12 @@ export class SandboxPool implements CodeSandbox {
     if (this.isDispatching) return;
     this.isDispatching = true;
     try {
-      for (;;) {
-        const tenant = this.nextTenant();
-        if (tenant === undefined) break;
-        const runner = this.idleRunnerOf(tenant) ?? this.startRunnerFor(tenant);
-        if (!runner) break;
-        const queue = this.queues.get(tenant)!;
+      for (let pick = this.nextPick(); pick; pick = this.nextPick()) {
+        const runner = pick.runner ?? this.startRunner(pick.tenant, pick.replacing);
+        const queue = this.queues.get(pick.tenant)!;
         const task = queue.shift()!;
-        if (queue.length === 0) this.queues.delete(tenant);
-        this.lastServed.set(tenant, ++this.serveCount);
+        if (queue.length === 0) this.queues.delete(pick.tenant);
+        this.lastServed.set(pick.tenant, ++this.serveCount);
         runner.assign(task);
       }
     } finally {
@@ -516,25 +520,39 @@ export class SandboxPool implements CodeSandbox {
   }
 
   /**
-   * The tenant whose turn it is: it has a run waiting, holds fewer runners than its slots, and
-   * can get a runner (an idle one of its own, a free place in the pool, or an idle runner of
-   * another tenant to replace); of those, the one served longest ago.
+   * Whose turn it is, and on which runner. Among tenants with a run waiting and a slot to spare,
+   * the one served longest ago goes first, on (in order of cost) an idle runner of its own, a
+   * free place in the pool, an idle runner of a tenant with nothing waiting, or an idle runner
+   * of a tenant that has work waiting too — the last only once that runner has served its tenant
+   * for `switchAfterMs`: replacing a process costs a spawn, and tenants taking runners from each
+   * other on every run would spend all the time spawning (bench/code.ts measured 4.5 runs/s).
    */
-  private nextTenant(): string | undefined {
+  private nextPick(): { tenant: string; runner?: Runner; replacing?: Runner } | undefined {
     if (this.closed) return undefined;
-    const hasFreePlace = this.runners.size < this.settings.size || [...this.runners].some((r) => r.state === 'idle' && !r.task);
-    let best: string | undefined;
-    let bestServed = Infinity;
-    for (const tenant of this.queues.keys()) {
-      if (this.slotsHeld(tenant) >= Math.max(1, this.options.slotsFor(tenant))) continue;
-      if (!hasFreePlace && !this.idleRunnerOf(tenant)) continue;
-      const served = this.lastServed.get(tenant) ?? 0;
-      if (served < bestServed) {
-        best = tenant;
-        bestServed = served;
-      }
+    const now = Date.now();
+    const idle = [...this.runners].filter((r) => r.state === 'idle' && !r.task).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    const candidates = [...this.queues.keys()]
+      .filter((t) => this.slotsHeld(t) < Math.max(1, this.options.slotsFor(t)))
+      .sort((a, b) => (this.lastServed.get(a) ?? 0) - (this.lastServed.get(b) ?? 0));
+    let wakeAt = Infinity;
+    for (const tenant of candidates) {
+      const own = idle.find((r) => r.tenant === tenant);
+      if (own) return { tenant, runner: own };
+      if (this.runners.size < this.settings.size) return { tenant };
+      const unwanted = idle.find((r) => !this.queues.has(r.tenant));
+      if (unwanted) return { tenant, replacing: unwanted };
+      const served = idle.find((r) => now - r.startedAt >= this.settings.switchAfterMs);
+      if (served) return { tenant, replacing: served };
+      for (const r of idle) wakeAt = Math.min(wakeAt, r.startedAt + this.settings.switchAfterMs);
     }
-    return best;
+    // An idle runner whose tenant is at its slots cannot be given away yet: look again when it can.
+    if (wakeAt < Infinity) this.wakeAt(wakeAt - now);
+    return undefined;
+  }
+
+  private wakeAt(delayMs: number): void {
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.dispatch(), Math.max(1, delayMs));
   }
 
   private slotsHeld(tenant: string): number {
@@ -543,19 +561,9 @@ export class SandboxPool implements CodeSandbox {
     return held;
   }
 
-  private idleRunnerOf(tenant: string): Runner | undefined {
-    for (const r of this.runners) if (r.tenant === tenant && r.state === 'idle' && !r.task) return r;
-    return undefined;
-  }
-
-  /** A new runner for `tenant`, making room by stopping the least recently used idle runner of another tenant. */
-  private startRunnerFor(tenant: string): Runner | undefined {
-    if (this.runners.size >= this.settings.size) {
-      let victim: Runner | undefined;
-      for (const r of this.runners) if (r.state === 'idle' && !r.task && (!victim || r.lastUsedAt < victim.lastUsedAt)) victim = r;
-      if (!victim) return undefined;
-      victim.stop();
-    }
+  /** A new runner for `tenant`, in place of `replacing` when the pool is full. */
+  private startRunner(tenant: string, replacing: Runner | undefined): Runner {
+    replacing?.stop();
     const runner = new Runner(tenant, this, this.settings, this.options.logger);
     this.runners.add(runner);
     return runner;
