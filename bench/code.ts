@@ -1,20 +1,24 @@
 /**
  * Code steps: the cost of running tenant JavaScript out of the hub.
  *
- * Measures the `code` component directly (prepare once, then `run` per message, as the engine
- * calls it), not a whole flow: the sandbox is what changed, and the component is where both the
- * old and the new sandbox can be driven the same way in one run. For each sandbox:
+ * First the `code` component directly (prepare once, then `run` per message, as the engine calls
+ * it): the sandbox is what changed, and the component is where both the old and the new sandbox
+ * can be driven the same way in one run. For each sandbox:
  * - idle: 2,000 runs one after another → latency p50 / p99;
  * - saturated: 32 runs kept in flight for 5 s → code-steps/s, and latency p50 / p99 under that load;
  * - (new sandbox) the same with the load spread over two tenants and over three (more tenants than
  *   processes), a cold start (first run: process spawn + isolate), and a run whose tenant differs
  *   from every runner's (a process replaced).
+ * Then a whole embedded hub (`plexus start`, defaults) running webhook → code → http-request, as
+ * bench/flow.ts measures flows: completed executions/s, and latency at half that rate.
  * With `--main=<dir>` (a checkout of main with its node_modules) the old node:vm worker-thread
- * sandbox from that checkout is measured in the same run.
+ * sandbox from that checkout is measured in the same run, both ways.
  *
  * `npm run bench -- code [--main=/tmp/plexus-main] [--duration-ms=5000] [--concurrency=32]`
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createCodeComponent } from '../server/src/modules/components/builtins/code.js';
@@ -23,6 +27,7 @@ import type { ComponentFunction, PreparedStep } from '../server/src/modules/comp
 import { SandboxPool } from '../server/src/modules/components/components.sandbox.js';
 import { context, message } from '../server/src/modules/components/components.testing.js';
 import { createLogger } from '../server/src/platform/logger.js';
+import { ADMIN_PASSWORD, api, measure as measureFlow, startHub, startSink, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -88,6 +93,54 @@ function isolateCostMs(): string {
   return res.status === 0 ? res.stdout.trim() : `not measured (${res.stderr.trim().split('\n').pop()})`;
 }
 
+/** webhook → code → http-request to the sink, created and started; its webhook URL. */
+async function startCodeFlow(base: string, sinkUrl: string): Promise<string> {
+  const login = await api(base, 'POST', '/api/v1/login', { username: 'admin', password: ADMIN_PASSWORD });
+  const token = (login.body as { token: string }).token;
+  const created = await api(
+    base,
+    'POST',
+    '/api/v1/flows',
+    {
+      name: 'bench: webhook → code → http',
+      flowSettings: { webhooks: { auth: 'none', respond: 'async' } },
+      graph: {
+        nodes: [
+          { id: 'code', componentId: 'code', function: 'run', fields: { code: 'return { t: body.t, order: body.n, total: body.amount * 2 };' } },
+          { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: sinkUrl } },
+        ],
+        edges: [{ source: 'code', target: 'send' }],
+      },
+    },
+    token,
+  );
+  if (created.status !== 201) throw new Error(`creating the flow failed: ${created.status} ${JSON.stringify(created.body)}`);
+  const id = (created.body as { data: { id: string } }).data.id;
+  const started = await api(base, 'POST', `/api/v1/flows/${id}/start`, undefined, token);
+  if (started.status >= 300) throw new Error(`starting the flow failed: ${started.status} ${JSON.stringify(started.body)}`);
+  for (const until = Date.now() + 60_000; ; ) {
+    const f = await api(base, 'GET', `/api/v1/flows/${id}`, undefined, token);
+    if ((f.body as { data: { status: string } }).data.status === 'active') return `${base}/hook/${id}`;
+    if (Date.now() > until) throw new Error(`flow not active: ${JSON.stringify(f.body)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The code flow through a whole embedded hub (`plexus start` from `serverDir`). */
+async function measureHub(label: string, serverDir: string | undefined, durationMs: number): Promise<Measured> {
+  const sink = await startSink();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-code-'));
+  const hub = await startHub({ PLEXUS_DATA_DIR: dataDir }, serverDir);
+  try {
+    const hookUrl = await startCodeFlow(hub.url, sink.url);
+    return await measureFlow(label, [hookUrl], sink, 50, durationMs, [hub.child.pid]);
+  } finally {
+    await hub.stop();
+    await sink.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   const arg = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const durationMs = Number(arg('duration-ms') ?? 5_000);
@@ -117,7 +170,7 @@ export async function run(args: string[]): Promise<void> {
   console.log('two tenants', two);
   // More tenants than processes, all saturating: round-robin makes most runs replace a process.
   const three = await measure(step, ['acme', 'globex', 'initech'], Math.min(durationMs, 3_000), concurrency);
-  rows.push(row('isolated-vm in child processes, 3 tenants on 2 processes (a process replaced on most runs)', three));
+  rows.push(row('isolated-vm in child processes, 3 tenants on 2 processes (a process handed to another tenant after 1 s)', three));
   console.log('three tenants', three);
   // Every run for a tenant no runner belongs to: each one replaces a process.
   const switches: number[] = [];
@@ -125,9 +178,19 @@ export async function run(args: string[]): Promise<void> {
   switches.sort((a, b) => a - b);
   await pool.close();
 
+  const flows: Measured[] = [];
+  if (mainDir) flows.push(await measureHub('main (node:vm in worker threads of the hub)', path.join(mainDir, 'server'), Math.max(durationMs, 10_000)));
+  flows.push(await measureHub('this branch (isolated-vm in child processes)', undefined, Math.max(durationMs, 10_000)));
+
   const table: ResultTable = {
+    title: 'The code component alone',
     columns: ['sandbox', 'idle p50 ms', 'idle p99 ms', 'code-steps/s (saturated)', 'saturated p50 ms', 'saturated p99 ms'],
     rows,
+  };
+  const flowTable: ResultTable = {
+    title: 'A whole embedded hub: webhook → code → http-request',
+    columns: ['hub', 'completed executions/s (= code-steps/s)', 'server CPU per execution', 'half load (msg/s)', 'half-load p50 ms', 'half-load p99 ms'],
+    rows: flows.map((f) => [f.label, Math.round(f.completedPerSec), `${Math.round(f.cpuUsPerExecution)} µs`, f.halfRate, f.halfP50, f.halfP99]),
   };
   notes.push(
     `The \`code\` component called directly (prepare once, run per message, as the engine calls it), trivial code \`${TRIVIAL}\`; not a whole flow.`,
@@ -138,5 +201,8 @@ export async function run(args: string[]): Promise<void> {
     `For comparison, a new isolate plus its first context and run inside one process (bench/code-isolate-cost.mjs): ${isolateCostMs()}.`,
     'Goal: ≥ 1,000 code-steps/s on the embedded default.',
   );
-  recordResults('code', { tables: [table], notes });
+  notes.push(
+    'Whole hub: `plexus start` with its defaults (embedded PGlite, SQL bus, 2 code processes, 1 slot per tenant; one tenant here), 50 connections for the saturated run then until drained, then an open loop at half that rate; latency = request built → received by the sink (bench/flow.ts measures the same way). The code sandbox processes are not counted in the hub\'s CPU.',
+  );
+  recordResults('code', { tables: [table, flowTable], notes });
 }
