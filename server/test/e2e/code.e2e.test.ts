@@ -21,7 +21,7 @@ describe('code steps', () => {
       permissions: ['flows.read', 'flows.write', 'flows.control', 'executions.read'],
     });
     expect(made.status).toBe(201);
-    globex = await hub.login('globex-dev', 'globex-password-1');
+    globex = await hub.login('globex-dev', 'globex-password-1', 'globex');
   });
 
   afterAll(async () => {

@@ -10,7 +10,7 @@
  *   or bus connection, no secrets. It talks to the hub over IPC only.
  * - Binding: a runner belongs to the tenant it was started for, for its whole life. Another
  *   tenant's run never goes to it; when no runner is free, an idle runner of another tenant is
- *   stopped and a new one started (docs/adr/0008-code-steps-out-of-process.md says why a new
+ *   stopped and a new one started (docs/adr/0009-code-steps-out-of-process.md says why a new
  *   process rather than a new isolate) — right away if that tenant has nothing waiting, else once
  *   the runner has served it for `switchAfterMs` (1 s), so tenants do not trade processes per run.
  * - Run: one code step on one message. A runner runs one at a time, in a fresh context.

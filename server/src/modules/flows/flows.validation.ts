@@ -62,6 +62,7 @@ export async function validateFlowBody(
   body: unknown,
   base: FlowDefinition | undefined,
   catalog: ComponentCatalog,
+  signingSecretProblem?: SigningSecretCheck,
 ): Promise<ValidationResult> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, problems: ['body: must be a JSON object'] };
@@ -94,6 +95,11 @@ export async function validateFlowBody(
 
   const def = mergeDefinition(parsed.data, base);
   problems.push(...settingsProblems(def));
+  const hooks = def.flowSettings.webhooks;
+  if (hooks?.secretId && !hooks.secret && signingSecretProblem) {
+    const why = await signingSecretProblem(tenant, hooks.secretId);
+    if (why) problems.push(`flowSettings.webhooks.secretId: ${why}`);
+  }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, value: def };
 }
@@ -111,26 +117,79 @@ function mergeDefinition(input: FlowInput | FlowPatch, base: FlowDefinition | un
   };
 }
 
-/** Unknown components or functions, asked of the registry for every readable node. */
+/**
+ * Unknown components or functions, asked of the registry for every readable node, and what in
+ * the nodes' fields and the edges' expressions the registry refuses to run.
+ */
 async function componentProblems(tenant: string, graph: unknown, catalog: ComponentCatalog): Promise<string[]> {
-  const nodes = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown }).nodes : undefined;
-  if (!Array.isArray(nodes)) return [];
+  const g = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown; edges?: unknown }) : {};
+  const nodes = Array.isArray(g.nodes) ? g.nodes : [];
   const checks = await Promise.all(
     nodes.slice(0, 500).map(async (n: unknown, i) => {
       if (typeof n !== 'object' || n === null) return undefined;
-      const { id, componentId, function: fn } = n as { id?: unknown; componentId?: unknown; function?: unknown };
+      const { id, componentId, function: fn, fields } = n as { id?: unknown; componentId?: unknown; function?: unknown; fields?: unknown };
       if (typeof componentId !== 'string' || typeof fn !== 'string' || !componentId || !fn) return undefined;
+      const where = `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}`;
       const why = await catalog.checkFunction(tenant, componentId, fn);
-      return why ? `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}: ${why}` : undefined;
+      if (why) return `${where}: ${why}`;
+      const isFields = typeof fields === 'object' && fields !== null && !Array.isArray(fields);
+      const refused = isFields ? await catalog.checkFields?.(tenant, componentId, fn, fields as Record<string, unknown>) : undefined;
+      return refused ? `${where}: ${refused}` : undefined;
     }),
   );
-  return checks.filter((c): c is string => c !== undefined);
+  const problems = checks.filter((c): c is string => c !== undefined);
+  if (catalog.checkExpression && Array.isArray(g.edges)) {
+    g.edges.slice(0, 2000).forEach((e: unknown, i) => {
+      const config = typeof e === 'object' && e !== null ? (e as { config?: unknown }).config : undefined;
+      if (typeof config !== 'object' || config === null) return;
+      for (const key of ['condition', 'mapper'] as const) {
+        const source = (config as Record<string, unknown>)[key];
+        const refused = typeof source === 'string' ? catalog.checkExpression!(source) : undefined;
+        if (refused) problems.push(`graph.edges[${i}].config.${key}: ${refused}`);
+      }
+    });
+  }
+  return problems;
+}
+
+/** Why secret `id` of `tenant` cannot sign webhooks, or undefined when it can (the secrets module's). */
+export type SigningSecretCheck = (tenant: string, id: string) => Promise<string | undefined>;
+
+/**
+ * Setting names that hold credentials. flowSettings come back from every read as they were
+ * stored, and land in versions and events: credentials belong in the secrets module, referred
+ * to by id (`secretId`, a node's `credentialsId`), so such a name is refused rather than kept.
+ */
+const CREDENTIAL_NAME = /(secret|password|passwd|passphrase|token|apikey|privatekey|accesskey|signingkey|secretkey|credentials?|authorization|cookie)$/;
+
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name.toLowerCase().replace(/[^a-z]/g, ''));
+}
+
+/** Paths (`flowSettings.x.password`) of credential-looking settings outside `webhooks`, at any depth. */
+export function credentialSettingPaths(settings: Record<string, unknown>): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown, path: string, depth: number): void => {
+    if (depth > 20 || typeof v !== 'object' || v === null) return;
+    for (const [k, x] of Object.entries(v)) {
+      const here = Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`;
+      if (!Array.isArray(v) && isCredentialName(k) && x !== null && x !== '') found.push(here);
+      else walk(x, here, depth + 1);
+    }
+  };
+  for (const [k, v] of Object.entries(settings)) if (k !== 'webhooks') walk({ [k]: v }, 'flowSettings', 0);
+  return found;
 }
 
 function settingsProblems(def: FlowDefinition): string[] {
   const problems: string[] = [];
   const hooks = def.flowSettings.webhooks;
-  if (hooks?.auth === 'hmac' && !hooks.secret) problems.push('flowSettings.webhooks.secret: is required when auth is "hmac"');
+  if (hooks?.auth === 'hmac' && !hooks.secret && !hooks.secretId) {
+    problems.push('flowSettings.webhooks.secret: is required when auth is "hmac" (or secretId, naming an apiKey secret)');
+  }
+  for (const path of credentialSettingPaths(def.flowSettings)) {
+    problems.push(`${path}: looks like a credential; store it in the secrets module (POST /api/v1/secrets) and refer to it by id`);
+  }
   if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT)) {
     problems.push(`flowSettings.webhooks.respond: "sync" needs a ${WEBHOOK_REPLY_COMPONENT} step in the graph to answer with`);
   }

@@ -11,13 +11,17 @@ import { hasPermission, sendError, type Authenticator, type HttpApp } from '../.
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
-import { buildMessage, parseBody } from './webhooks.messages.js';
+import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
 import type { HookTarget, WebhooksService } from './webhooks.service.js';
 import { signatureProblem } from './webhooks.signature.js';
 
 export interface WebhooksRoutesDeps {
   service: WebhooksService;
   maxBytes: number;
+  /** Most fields of a form-encoded body. */
+  maxFields: number;
+  /** Most elements of an XML body. */
+  maxXmlElements: number;
   /** Resolves Bearer tokens for flows with `auth: "bearer"` (the IAM module's). */
   authenticate: Authenticator | undefined;
   /** The execution engine's, for flows with `respond: "sync"`. */
@@ -36,8 +40,37 @@ const HookParams = z.object({ flowId: z.string(), '*': z.string().optional() });
 const Accepted = z.object({ data: z.object({ requestId: z.string(), executionId: z.string() }) });
 const EMPTY = Buffer.alloc(0);
 const MAX_KEY_LENGTH = 200;
-/** Never forwarded from a sync reply: the connection's own business. */
-const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate']);
+/**
+ * Headers a sync reply may not set. Hop-by-hop ones are the connection's business. The rest
+ * act on the hub's whole origin — the cockpit's and the API's — which is the operator's, not a
+ * flow author's: cookies (`set-cookie`; `clear-site-data` would log cockpit users out), HSTS,
+ * CORS grants (`access-control-*` would let another site read answers from this origin), a
+ * credentials prompt in the hub's name (`www-authenticate`), and the security headers the hub
+ * sets itself (CSP, nosniff, framing, cross-origin isolation, x-execution-id), which a reply must
+ * not loosen or fake.
+ */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-connection']);
+const RESERVED_HEADERS = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'clear-site-data',
+  'strict-transport-security',
+  'www-authenticate',
+  'content-security-policy',
+  'content-security-policy-report-only',
+  'x-content-type-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+  'origin-agent-cluster',
+  'x-execution-id',
+]);
+const RESERVED_HEADER_PREFIXES = ['access-control-', 'cross-origin-'];
+
+/** Whether a flow's sync reply may set this (lower-case) header. */
+export function isForwardableReplyHeader(name: string): boolean {
+  return !HOP_HEADERS.has(name) && !RESERVED_HEADERS.has(name) && !RESERVED_HEADER_PREFIXES.some((p) => name.startsWith(p));
+}
 
 export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   const { service } = deps;
@@ -55,12 +88,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   };
 
   const authorize = async (req: HookRequest, target: HookTarget, raw: Buffer): Promise<void> => {
-    const { auth, secret } = target.settings;
+    const { auth } = target.settings;
     if (auth === 'none') return;
     if (auth === 'hmac') {
-      const problem = secret
-        ? signatureProblem(secret, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
-        : 'the flow has no signing secret';
+      const key = target.signingKey;
+      const problem = key
+        ? signatureProblem(key, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
+        : (target.signingKeyProblem ?? 'the flow has no signing secret');
       if (problem) await deny(req, target, new AppError('INVALID_SIGNATURE', problem));
       return;
     }
@@ -90,8 +124,10 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       throw AppError.invalid(`idempotency-key / x-request-id must be 1-${MAX_KEY_LENGTH} characters`);
     }
     const requestId = requestKey ?? req.id;
-    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type']) : { body: {}, attachments: {} };
+    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type'], { maxFields: deps.maxFields, maxXmlElements: deps.maxXmlElements }) : { body: {}, attachments: {} };
     const message = buildMessage({ method, headers: req.headers, query: (req.query ?? {}) as Record<string, unknown>, parsed, requestId, suffix });
+    const unstorable = unstorablePart(parsed, message.headers);
+    if (unstorable) throw AppError.invalid(unstorable, { problems: [unstorable] });
 
     const sync = target.settings.respond === 'sync';
     if (sync && !deps.replyWaiter) throw new AppError('UNAVAILABLE', 'this flow answers synchronously, but no execution engine runs on this process');
@@ -123,6 +159,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+    // What /hook answers is a tenant's content served from the hub's origin: a browser opening
+    // it runs no script, submits no form and reaches no storage of this origin (a unique
+    // opaque origin), and never takes it for another type than it says.
+    app.addHook('onSend', async (_req, reply, payload) => {
+      void reply.header('content-security-policy', 'sandbox').header('x-content-type-options', 'nosniff').removeHeader('set-cookie');
+      return payload;
+    });
 
     const tags = ['webhooks'];
     for (const url of ['/hook/:flowId', '/hook/:flowId/*']) {
@@ -174,7 +217,7 @@ function sendReply(reply: FastifyReply, answer: WebhookReply, executionId: strin
   let hasType = false;
   for (const [k, v] of Object.entries(answer.headers ?? {})) {
     const name = k.toLowerCase();
-    if (HOP_HEADERS.has(name)) continue;
+    if (!isForwardableReplyHeader(name)) continue;
     if (name === 'content-type') hasType = true;
     void reply.header(name, v);
   }
