@@ -127,9 +127,16 @@ export function findIsolatedVm(): { dir: string; isBuilt: boolean } {
   return { dir, isBuilt: fs.existsSync(path.join(dir, 'out', 'isolated_vm.node')) };
 }
 
+let nobody: { uid: number; gid: number } | undefined;
+
 /** uid/gid of `nobody` when the hub runs as root (a runner must not); undefined otherwise. */
 function unprivilegedIds(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
+  nobody ??= lookUpNobody();
+  return nobody;
+}
+
+function lookUpNobody(): { uid: number; gid: number } {
   try {
     const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
     const [, , uid, gid] = line?.split(':') ?? [];
