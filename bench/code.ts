@@ -195,7 +195,7 @@ export async function run(args: string[]): Promise<void> {
   notes.push(
     `The \`code\` component called directly (prepare once, run per message, as the engine calls it), trivial code \`${TRIVIAL}\`; not a whole flow.`,
     `Idle: 2,000 runs one after another after 200 to warm up. Saturated: ${concurrency} runs in flight for ${durationMs / 1000} s.`,
-    'Both sandboxes with their defaults: 2 workers / processes, 64 MB; the new one gives a tenant 1 of its 2 processes (PLEXUS_CODE_TENANT_SLOTS=1), so one tenant alone uses one process.',
+    'Both sandboxes with their defaults: 2 workers / processes, 64 MB; the new one gives a tenant 1 of its 2 processes (PLEXUS_LIMITS_CODE_SLOTS=1), so one tenant alone uses one process.',
     `New sandbox, cold start (spawn a process, load isolated-vm, first isolate and context, first run): ${coldMs.toFixed(0)} ms.`,
     `New sandbox, a run for a tenant with no process of its own while both are idle and bound to others (one process stopped, one started): p50 ${percentile(switches, 50).toFixed(0)} ms, max ${Math.max(...switches).toFixed(0)} ms over 30 runs.`,
     `For comparison, a new isolate plus its first context and run inside one process (bench/code-isolate-cost.mjs): ${isolateCostMs()}.`,

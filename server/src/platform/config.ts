@@ -53,6 +53,8 @@ const trustProxy = z.string().transform((v, ctx): boolean | number | string[] =>
   return entries;
 });
 
+const byteCount = positiveInt.pipe(z.number().min(1_024, 'must be at least 1024 (bytes)'));
+
 const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -135,14 +137,27 @@ const EnvSchema = z.object({
   PLEXUS_CODE_STEPS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
   /** Child processes that run code steps, in all (spawned when needed, gone after a minute idle). */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
-  /** How many of those processes one tenant may hold at once; the rest stay for other tenants. */
-  PLEXUS_CODE_TENANT_SLOTS: positiveInt.default(1),
   /** Heap limit of the isolate a code step runs in, in MB (at least 8). */
   PLEXUS_CODE_MEMORY_MB: positiveInt.pipe(z.number().min(8, 'must be at least 8')).default(64),
   /** CPU time one code step run may use (it also stops at its node's timeoutMs of wall time). */
   PLEXUS_CODE_CPU_TIME: duration.pipe(z.number().min(10, 'must be at least 10ms')).prefault('10s'),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
+  // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
+  /** Webhook calls per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: positiveInt.default(200),
+  /** Webhook body bytes per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND: byteCount.default(20 * 1024 * 1024),
+  /** Webhook body bytes per tenant arriving and not yet enqueued, per process; over it → 429 (413 for a body larger than all of it). */
+  PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(32 * 1024 * 1024),
+  /** Executions of a tenant running at once per orchestrator process; more wait in their queues. */
+  PLEXUS_LIMITS_CONCURRENT_EXECUTIONS: positiveInt.default(100),
+  /** Messages one execution may produce; the step that goes past it fails with a user error. */
+  PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: positiveInt.default(10_000),
+  /** Code-step sandbox slots one tenant may hold at once. */
+  PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
+  /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
+  PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
 });
 
 export type Config = Readonly<{
@@ -168,11 +183,23 @@ export type Config = Readonly<{
     allowPrivateNetwork: boolean;
     codeSteps: boolean;
     codeWorkers: number;
-    codeTenantSlots: number;
     codeMemoryMb: number;
     codeCpuTimeMs: number;
   }>;
   shutdownTimeoutMs: number;
+  limits: Readonly<{
+    /** Per-tenant defaults (PLEXUS_LIMITS_*), in the shape of contracts/limits.ts TenantLimits. */
+    defaults: Readonly<{
+      webhookRequestsPerSecond: number;
+      webhookBytesPerSecond: number;
+      webhookInFlightBytes: number;
+      concurrentExecutions: number;
+      messagesPerExecution: number;
+      codeSlots: number;
+    }>;
+    /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
+    webhookInFlightBytesTotal: number;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -224,10 +251,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
       codeSteps: e.PLEXUS_CODE_STEPS === 'on',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
-      codeTenantSlots: e.PLEXUS_CODE_TENANT_SLOTS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
       codeCpuTimeMs: e.PLEXUS_CODE_CPU_TIME,
     }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
+    limits: Object.freeze({
+      defaults: Object.freeze({
+        webhookRequestsPerSecond: e.PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND,
+        webhookBytesPerSecond: e.PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND,
+        webhookInFlightBytes: e.PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES,
+        concurrentExecutions: e.PLEXUS_LIMITS_CONCURRENT_EXECUTIONS,
+        messagesPerExecution: e.PLEXUS_LIMITS_MESSAGES_PER_EXECUTION,
+        codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
+      }),
+      webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
   });
 }

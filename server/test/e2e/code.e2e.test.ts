@@ -2,10 +2,13 @@
  * Code steps through the public surface: hostile code in one tenant's flows fails alone while
  * the hub keeps answering and another tenant's code step runs; an operator can switch code steps off.
  */
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndStart, getExecution, stepsOf, trigger, waitForExecution } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
+
+const codeFlow = (code: string, timeoutMs = 5_000) => ({ nodes: [{ id: 'run', componentId: 'code', function: 'run', fields: { code, timeoutMs } }], edges: [] });
 
 describe('code steps', () => {
   let hub: TestHub;
@@ -27,8 +30,6 @@ describe('code steps', () => {
   afterAll(async () => {
     await hub?.close();
   });
-
-  const codeFlow = (code: string, timeoutMs = 5_000) => ({ nodes: [{ id: 'run', componentId: 'code', function: 'run', fields: { code, timeoutMs } }], edges: [] });
 
   it('fail a hostile step alone: the hub answers and another tenant’s code step runs meanwhile', async () => {
     const loop = await createAndStart(hub, codeFlow('for (;;) {}', 8_000));
@@ -94,4 +95,43 @@ describe('code steps switched off', () => {
     // Other components are unaffected.
     expect((await hub.api('GET', '/api/v1/components/transform')).body.data.disabled).toBeUndefined();
   });
+});
+
+describe('code steps and per-tenant limits', () => {
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    hub = await createTestHub();
+  });
+
+  afterAll(async () => {
+    await hub?.close();
+  });
+
+  /** Sandbox processes this test process started (the hub runs in it). */
+  function runnerProcesses(): number[] {
+    return fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+          return ppid === process.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('components.sandbox-runner.mjs');
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  }
+
+  it('give a tenant as many sandbox processes at once as its codeSlots limit says', async () => {
+    const set = await hub.api('PUT', '/api/v1/tenants/default/limits', { codeSlots: 2 });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const loop = await createAndStart(hub, codeFlow('for (;;) {}', 15_000));
+    await trigger(hub, loop, {});
+    await trigger(hub, loop, {});
+    // With the default of 1 the second loop would wait for the first, in the one process it has.
+    await waitFor('two sandbox processes', async () => runnerProcesses().length === 2, 20_000, 100);
+  }, 60_000);
 });

@@ -53,6 +53,8 @@ export interface ComponentsDeps {
   db: Db;
   bus: Bus;
   logger: Logger;
+  /** Code-step sandbox processes a tenant may hold at once (the limits module's); default: PLEXUS_LIMITS_CODE_SLOTS for all. */
+  codeSlotsFor?: (tenant: string) => number;
 }
 
 /** Why the code component is off when the operator says so. */
@@ -78,7 +80,7 @@ export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sa
 }
 
 /** The code-step sandbox, when code steps are on; refuses to start without its native addon. */
-function createSandbox(config: Config, logger: Logger): SandboxPool | undefined {
+function createSandbox(config: Config, logger: Logger, slotsFor: (tenant: string) => number): SandboxPool | undefined {
   const c = config.components;
   if (!c.codeSteps) return undefined;
   if (!findIsolatedVm().isBuilt) {
@@ -92,14 +94,14 @@ function createSandbox(config: Config, logger: Logger): SandboxPool | undefined 
     size: c.codeWorkers,
     memoryMb: c.codeMemoryMb,
     cpuTimeMs: c.codeCpuTimeMs,
-    slotsFor: () => c.codeTenantSlots,
+    slotsFor,
     logger: logger.child({ module: 'components', part: 'sandbox' }),
   });
 }
 
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
   const { config, db, bus, logger } = deps;
-  const sandbox = createSandbox(config, logger);
+  const sandbox = createSandbox(config, logger, deps.codeSlotsFor ?? (() => config.limits.defaults.codeSlots));
   const service = new ComponentsService(db, logger, createBuiltinComponents({ allowPrivateNetwork: config.components.allowPrivateNetwork, sandbox }), {
     allowedRoots: config.components.paths,
   });
