@@ -22,11 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createCodeComponent } from '../server/src/modules/components/builtins/code.js';
-import { fetchForCode } from '../server/src/modules/components/builtins/code-fetch.js';
 import type { ComponentFunction, PreparedStep } from '../server/src/modules/components/components.descriptor.js';
 import { SandboxPool } from '../server/src/modules/components/components.sandbox.js';
 import { context, message } from '../server/src/modules/components/components.testing.js';
 import { createLogger } from '../server/src/platform/logger.js';
+import { createOutbound, type Outbound } from '../server/src/platform/outbound/index.js';
 import { ADMIN_PASSWORD, api, measure as measureFlow, startHub, startSink, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
@@ -75,7 +75,7 @@ const row = (name: string, f: Figures): (string | number)[] => [name, f.idleP50,
 
 /** The old sandbox's API, as main's code.ts and components.sandbox.ts export it. */
 interface LegacyModules {
-  createCodeComponent(o: { pool: unknown; allowPrivateNetworkByDefault: boolean }): { fn(name: string): ComponentFunction | undefined };
+  createCodeComponent(o: { pool: unknown; outbound: Outbound }): { fn(name: string): ComponentFunction | undefined };
   SandboxPool: new (o: { size: number; memoryMb: number }) => { close(): Promise<void> };
 }
 
@@ -146,13 +146,14 @@ export async function run(args: string[]): Promise<void> {
   const durationMs = Number(arg('duration-ms') ?? 5_000);
   const concurrency = Number(arg('concurrency') ?? 32);
   const mainDir = arg('main');
+  const outbound = createOutbound({ allowPrivateNetwork: false, allowedHosts: [] });
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
 
   if (mainDir) {
     const legacy = await loadLegacy(mainDir);
     const pool = new legacy.SandboxPool({ size: 2, memoryMb: 64 });
-    const step = await legacy.createCodeComponent({ pool, allowPrivateNetworkByDefault: true }).fn('run')!.prepare({ code: TRIVIAL }, { logger });
+    const step = await legacy.createCodeComponent({ pool, outbound }).fn('run')!.prepare({ code: TRIVIAL }, { logger });
     const f = await measure(step, ['default'], durationMs, concurrency);
     rows.push(row('main: node:vm in 2 worker threads of the hub', f));
     console.log('main', f);
@@ -160,7 +161,7 @@ export async function run(args: string[]): Promise<void> {
   }
 
   const pool = new SandboxPool({ size: 2, memoryMb: 64, cpuTimeMs: 10_000, slotsFor: () => 1, logger });
-  const step = await createCodeComponent({ sandbox: pool, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run')!.prepare({ code: TRIVIAL }, { logger });
+  const step = await createCodeComponent({ sandbox: pool, outbound }).fn('run')!.prepare({ code: TRIVIAL }, { logger });
   const coldMs = await runOne(step, 'cold', 0);
   const one = await measure(step, ['acme'], durationMs, concurrency);
   rows.push(row('isolated-vm in child processes, 1 tenant (1 slot: 1 process)', one));

@@ -15,8 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
+import { createOutbound } from '../../platform/outbound/index.js';
 import { createCodeComponent } from './builtins/code.js';
-import { fetchForCode } from './builtins/code-fetch.js';
 import { StepError, type StepResult } from './components.descriptor.js';
 import { SandboxPool } from './components.sandbox.js';
 import { bodies, runOnce } from './components.testing.js';
@@ -34,7 +34,8 @@ let sinkUrl = '';
 let sink: http.Server;
 
 const pool = new SandboxPool({ size: 2, memoryMb: 64, cpuTimeMs: 5_000, slotsFor: () => 1, logger });
-const step = createCodeComponent({ sandbox: pool, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+// The sink is on loopback: this policy lets code reach it, as real code could reach its own APIs.
+const step = createCodeComponent({ sandbox: pool, outbound: createOutbound({ allowPrivateNetwork: true, allowedHosts: [] }) }).fn('run');
 
 beforeAll(async () => {
   process.env.PLEXUS_CANARY = CANARY_ENV;

@@ -4,8 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
+import { createOutbound } from '../../platform/outbound/index.js';
 import { createCodeComponent } from './builtins/code.js';
-import { fetchForCode } from './builtins/code-fetch.js';
 import { StepError } from './components.descriptor.js';
 import { SandboxPool, type SandboxOptions } from './components.sandbox.js';
 import { bodies, context, message, runOnce } from './components.testing.js';
@@ -13,8 +13,11 @@ import { bodies, context, message, runOnce } from './components.testing.js';
 const silent = createLogger('silent');
 const newPool = (options: Partial<SandboxOptions> = {}): SandboxPool => new SandboxPool({ size: 2, memoryMb: 32, cpuTimeMs: 10_000, slotsFor: () => 1, logger: silent, ...options });
 const pool = newPool();
-const run = createCodeComponent({ sandbox: pool, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
-const guarded = createCodeComponent({ sandbox: pool, fetch: fetchForCode, allowPrivateNetworkByDefault: false }).fn('run');
+/** Loopback test servers are private addresses: one policy lets steps reach them, one does not. */
+const open = createOutbound({ allowPrivateNetwork: true, allowedHosts: [] });
+const closed = createOutbound({ allowPrivateNetwork: false, allowedHosts: [] });
+const run = createCodeComponent({ sandbox: pool, outbound: open }).fn('run');
+const guarded = createCodeComponent({ sandbox: pool, outbound: closed }).fn('run');
 let server: http.Server;
 let base = '';
 
@@ -106,11 +109,13 @@ describe('code/run', () => {
     expect(bodies(await runOnce(run, { code: 'return [typeof globalThis.leak, ({}).leak]' }, {}))).toEqual([['undefined', null]]);
   });
 
-  it('refuses private addresses through fetch when the network guard is on, redirects included', async () => {
+  it('refuses private addresses through fetch under the operator policy, as a user error', async () => {
     const err = (await runOnce(guarded, { code: `return (await fetch('${base}/x')).status` }, {}).catch((e: unknown) => e)) as StepError;
     expect(err.message).toMatch(/non-public address/);
+    expect(err.kind).toBe('user');
     const named = (await runOnce(guarded, { code: `return (await fetch('http://localhost:${new URL(base).port}/x')).status` }, {}).catch((e: unknown) => e)) as StepError;
-    expect(named.message).toMatch(/localhost resolves to non-public address/);
+    expect(named.message).toMatch(/localhost resolves to a non-public address/);
+    expect(named.kind).toBe('user');
   });
 
   it('follows redirects for code that may reach private addresses', async () => {
@@ -131,7 +136,7 @@ describe('code/run', () => {
     await runOnce(run, { code: 'for (let i = 0; i < 500; i++) console.log("x".repeat(5000)); return 1' }, {}, { logger });
     expect(lines).toHaveLength(100);
     expect(JSON.parse(lines[0]!).msg).toHaveLength(2000);
-    const small = createCodeComponent({ sandbox: newPool({ size: 1, maxOutputChars: 1_000 }), fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+    const small = createCodeComponent({ sandbox: newPool({ size: 1, maxOutputChars: 1_000 }), outbound: open }).fn('run');
     const big = (await runOnce(small, { code: 'return "y".repeat(5000)' }, {}).catch((e: unknown) => e)) as StepError;
     expect(big.message).toMatch(/output larger than 1000 characters of JSON/);
     expect(big.kind).toBe('user');
@@ -142,7 +147,7 @@ describe('the sandbox processes', () => {
   it('run as nobody, with an empty environment, and with no grant to write, spawn or start workers', async () => {
     const own = newPool({ size: 1 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       await runOnce(step, { code: 'return 1' }, {});
       const [runner] = own.describe();
       expect(runner?.tenant).toBe('default');
@@ -171,7 +176,7 @@ describe('the sandbox processes', () => {
     const own = newPool({ size: 1, idleMs: 200 });
     try {
       expect(own.describe()).toEqual([]);
-      await runOnce(createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run'), { code: 'return 1' }, {});
+      await runOnce(createCodeComponent({ sandbox: own, outbound: open }).fn('run'), { code: 'return 1' }, {});
       const pid = own.describe()[0]!.pid!;
       await expect.poll(() => own.describe(), { timeout: 10_000 }).toEqual([]);
       await expect.poll(() => fs.existsSync(`/proc/${pid}`), { timeout: 10_000 }).toBe(false);
@@ -183,7 +188,7 @@ describe('the sandbox processes', () => {
   it('stop code over its CPU time even while its wall time lasts, and replace the process', async () => {
     const own = newPool({ size: 1, cpuTimeMs: 300 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       await runOnce(step, { code: 'return 1' }, {});
       const before = own.describe()[0]!.pid;
       const err = (await runOnce(step, { code: 'for (;;) {}', timeoutMs: 60_000 }, {}).catch((e: unknown) => e)) as StepError;
@@ -199,7 +204,7 @@ describe('the sandbox processes', () => {
   it('count a promise chain that never ends against the run that started it', async () => {
     const own = newPool({ size: 1, cpuTimeMs: 300 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       const err = (await runOnce(step, { code: '(async () => { for (;;) await null; })(); return "returned"', timeoutMs: 60_000 }, {}).catch((e: unknown) => e)) as StepError;
       expect(err.message).toBe('code: CPU time limit exceeded (300 ms)');
       expect(bodies(await runOnce(step, { code: 'return "next"' }, {}))).toEqual(['next']);
@@ -211,7 +216,7 @@ describe('the sandbox processes', () => {
   it('kill a process whose memory grows past the hub’s own limit', async () => {
     const own = newPool({ size: 1, rssLimitMb: 20 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       const err = (await runOnce(step, { code: 'await new Promise(() => {})', timeoutMs: 60_000 }, {}).catch((e: unknown) => e)) as StepError;
       expect(err.message).toBe('code: memory limit exceeded (the sandbox process used more than 20 MB)');
     } finally {
@@ -222,7 +227,7 @@ describe('the sandbox processes', () => {
   it('fail only the run of a process that died, as transient, and start a new one', async () => {
     const own = newPool({ size: 1 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       await runOnce(step, { code: 'return 1' }, {});
       const pending = runOnce(step, { code: 'await new Promise(() => {})', timeoutMs: 60_000 }, {}).catch((e: unknown) => e);
       await expect.poll(() => own.describe()[0]?.state, { timeout: 10_000 }).toBe('busy');
@@ -241,7 +246,7 @@ describe('tenants', () => {
   it('never share a process: a tenant’s run goes to a process of its own', async () => {
     const own = newPool({ size: 2 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       await runOnce(step, { code: 'return 1' }, {}, { tenant: 'acme' });
       const acme = own.describe().find((r) => r.tenant === 'acme')!.pid;
       await runOnce(step, { code: 'return 1' }, {}, { tenant: 'globex' });
@@ -262,7 +267,7 @@ describe('tenants', () => {
   it('get their share: four infinite loops of one tenant do not hold up another tenant’s step', async () => {
     const own = newPool({ size: 2, slotsFor: () => 1 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       let loopsEnded = 0;
       const loops = Array.from({ length: 4 }, () =>
         runOnce(step, { code: 'for (;;) {}', timeoutMs: 30_000 }, {}, { tenant: 'abuser' })
@@ -285,7 +290,7 @@ describe('tenants', () => {
   it('are served round-robin when they queue', async () => {
     const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 0 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       const order: string[] = [];
       const go = (tenant: string, i: number) => runOnce(step, { code: 'return 1' }, {}, { tenant }).then(() => order.push(`${tenant}${i}`));
       await Promise.all([go('a', 1), go('a', 2), go('a', 3), go('b', 1), go('b', 2)]);
@@ -298,7 +303,7 @@ describe('tenants', () => {
   it('keep a runner for a while before another tenant with work waiting takes it (no spawn per run)', async () => {
     const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 60_000 });
     try {
-      const step = createCodeComponent({ sandbox: own, fetch: fetchForCode, allowPrivateNetworkByDefault: true }).fn('run');
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
       const order: string[] = [];
       const go = (tenant: string, i: number) => runOnce(step, { code: 'return 1' }, {}, { tenant }).then(() => order.push(`${tenant}${i}`));
       await Promise.all([go('a', 1), go('a', 2), go('a', 3), go('b', 1), go('b', 2)]);

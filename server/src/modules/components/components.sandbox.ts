@@ -22,7 +22,8 @@
  *   A runner that dies otherwise fails only its own run, as transient, and is replaced.
  *
  * Only strings cross: the run's input as JSON, the emitted bodies as JSON, log lines, and fetch
- * requests and answers as JSON — the hub performs every fetch (CodeFetch), under its own policy.
+ * requests and answers as JSON — the hub performs every fetch (platform/outbound's codeFetch),
+ * under the operator's network policy.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,33 +32,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Logger } from '../../platform/logger.js';
-import { StepError } from './components.descriptor.js';
+import type { CodeFetch } from '../../platform/outbound/index.js';
+import { StepError, classifyStepError } from './components.descriptor.js';
 
-/** A fetch made by tenant code, as it reaches the hub. */
-export interface CodeFetchRequest {
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  body?: string;
-}
-
-export interface CodeFetchResponse {
-  status: number;
-  statusText: string;
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/**
- * Performs a code step's fetch under the hub's outbound policy; throws StepError (`user` when
- * refused, `transient` when the network failed). `deadlineMs` is an absolute time (Date.now()
- * clock) by which it must have answered; `maxBytes` caps the response body.
- */
-export type CodeFetch = (
-  req: CodeFetchRequest,
-  opts: { tenant: string; allowPrivateNetwork: boolean; deadlineMs: number; maxBytes: number },
-) => Promise<CodeFetchResponse>;
+/** A fetch made by tenant code, as it reaches the hub; platform/outbound's codeFetch performs it. */
+export type CodeFetchRequest = Parameters<CodeFetch>[0];
+export type CodeFetchResponse = Awaited<ReturnType<CodeFetch>>;
 
 export interface SandboxRun {
   tenant: string;
@@ -347,7 +327,12 @@ class Runner {
     }
     task.run.fetch(request, this.deadlineMs).then(
       (response) => answer({ ok: true, response }),
-      (err: unknown) => answer({ ok: false, error: err instanceof Error ? err.message : String(err), transient: !(err instanceof StepError) || err.kind === 'transient' }),
+      (err: unknown) => {
+        // Refusals (a destination the policy forbids, a bad request, an answer too large) are the
+        // code's to handle; a network that failed for now is transient, as for http-request.
+        const e = classifyStepError(err);
+        answer({ ok: false, error: e.message, transient: e.kind === 'transient' });
+      },
     );
   }
 

@@ -9,9 +9,9 @@ import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { Outbound } from '../../platform/outbound/index.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { createCodeComponent } from './builtins/code.js';
-import { fetchForCode } from './builtins/code-fetch.js';
 import { delayComponent } from './builtins/delay.js';
 import { filterComponent } from './builtins/filter.js';
 import { createHttpRequestComponent } from './builtins/http-request.js';
@@ -23,7 +23,7 @@ import { webhookReplyComponent } from './builtins/webhook-reply.js';
 import type { Component } from './components.descriptor.js';
 import { componentsRoutes } from './components.routes.js';
 import { AppError } from '../../platform/errors.js';
-import { SandboxPool, findIsolatedVm, type CodeFetch, type CodeSandbox } from './components.sandbox.js';
+import { SandboxPool, findIsolatedVm, type CodeSandbox } from './components.sandbox.js';
 import { ComponentsService } from './components.service.js';
 
 export { ComponentsService, type ComponentView, type RegisterSource } from './components.service.js';
@@ -40,7 +40,6 @@ export {
   type StepResult,
 } from './components.descriptor.js';
 export { compileExpression, isTruthy, type CompiledExpression } from './components.expressions.js';
-export type { CodeFetch, CodeFetchRequest, CodeFetchResponse } from './components.sandbox.js';
 
 export interface ComponentsModule extends PlexusModule {
   service: ComponentsService;
@@ -53,6 +52,8 @@ export interface ComponentsDeps {
   db: Db;
   bus: Bus;
   logger: Logger;
+  /** Every call out of the hub a step makes goes through it. */
+  outbound: Outbound;
   /** Code-step sandbox processes a tenant may hold at once (the limits module's); default: PLEXUS_LIMITS_CODE_SLOTS for all. */
   codeSlotsFor?: (tenant: string) => number;
 }
@@ -61,14 +62,13 @@ export interface ComponentsDeps {
 const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
 
 /** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
-export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sandbox: CodeSandbox | undefined; codeFetch?: CodeFetch }): Component[] {
+export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined }): Component[] {
   const code = createCodeComponent({
     sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
-    fetch: opts.codeFetch ?? fetchForCode,
-    allowPrivateNetworkByDefault: opts.allowPrivateNetwork,
+    outbound: opts.outbound,
   });
   return [
-    createHttpRequestComponent({ allowPrivateNetworkByDefault: opts.allowPrivateNetwork }),
+    createHttpRequestComponent({ outbound: opts.outbound }),
     transformComponent,
     filterComponent,
     opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
@@ -100,9 +100,9 @@ function createSandbox(config: Config, logger: Logger, slotsFor: (tenant: string
 }
 
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
-  const { config, db, bus, logger } = deps;
+  const { config, db, bus, logger, outbound } = deps;
   const sandbox = createSandbox(config, logger, deps.codeSlotsFor ?? (() => config.limits.defaults.codeSlots));
-  const service = new ComponentsService(db, logger, createBuiltinComponents({ allowPrivateNetwork: config.components.allowPrivateNetwork, sandbox }), {
+  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
     allowedRoots: config.components.paths,
   });
   const audit = createAuditPublisher(bus, 'components', logger);

@@ -4,21 +4,21 @@
  * The code is the body of an async function of `(body, headers, metadata, message, snapshot,
  * emit)`. It emits what it returns (one message; `undefined` emits none, like Node-RED's
  * function node), or, when it calls `emit(body)`, every emitted body in order. `fetch` is the
- * one way out, performed by the hub (CodeFetch) under the hub's network policy; `console.*`
+ * one way out, performed by the hub (platform/outbound's codeFetch) under the operator's network policy; `console.*`
  * lines are kept in the hub log. Errors name the line of the code.
  */
 import vm from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Outbound } from '../../../platform/outbound/index.js';
 import { StepError, deriveMessage } from '../components.descriptor.js';
-import type { CodeFetch, CodeSandbox } from '../components.sandbox.js';
+import type { CodeSandbox } from '../components.sandbox.js';
 import { builtinComponent, builtinFunction } from './define.js';
 
 export interface CodeComponentOptions {
   sandbox: CodeSandbox;
-  /** Performs the code's fetch calls; the one outbound guard of the hub. */
-  fetch: CodeFetch;
-  allowPrivateNetworkByDefault: boolean;
+  /** The operator's network policy: what `allowPrivateNetwork` may ask for, its default, and the code's fetch (`codeFetch`). */
+  outbound: Outbound;
   /** Largest response body a fetch of the code may receive. */
   maxFetchBytes?: number;
 }
@@ -54,9 +54,13 @@ export function createCodeComponent(options: CodeComponentOptions) {
           timeoutMs: z.number().int().min(10).max(60_000).default(5_000),
           allowPrivateNetwork: z.boolean().optional(),
         }),
+        checkPolicy(fields) {
+          const why = options.outbound.privateNetworkProblem(fields.allowPrivateNetwork);
+          return why && `fields.allowPrivateNetwork: ${why}`;
+        },
         prepare(fields) {
           checkSyntax(fields.code);
-          const allowPrivateNetwork = fields.allowPrivateNetwork ?? options.allowPrivateNetworkByDefault;
+          const allowPrivateNetwork = fields.allowPrivateNetwork ?? options.outbound.policy.allowPrivateNetwork;
           const maxBytes = options.maxFetchBytes ?? DEFAULT_MAX_FETCH_BYTES;
           return {
             usesSnapshot: /\bsnapshot\b/.test(fields.code),
@@ -70,7 +74,7 @@ export function createCodeComponent(options: CodeComponentOptions) {
                   code: fields.code,
                   inputJson,
                   timeoutMs: fields.timeoutMs,
-                  fetch: (request, deadlineMs) => options.fetch(request, { tenant: ctx.tenant, allowPrivateNetwork, deadlineMs, maxBytes }),
+                  fetch: (request, deadlineMs) => options.outbound.codeFetch(request, { tenant: ctx.tenant, allowPrivateNetwork, deadlineMs, maxBytes }),
                 });
               } catch (err) {
                 const logs = (err as { logs?: Array<{ level: string; text: string }> }).logs;
