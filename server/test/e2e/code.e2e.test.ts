@@ -32,7 +32,7 @@ describe('code steps', () => {
   });
 
   it('fail a hostile step alone: the hub answers and another tenant’s code step runs meanwhile', async () => {
-    const loop = await createAndStart(hub, codeFlow('for (;;) {}', 8_000));
+    const loop = await createAndStart(hub, codeFlow('for (;;) {}', 6_000));
     const escape = await createAndStart(
       hub,
       codeFlow(`
@@ -42,7 +42,7 @@ describe('code steps', () => {
     const trivial = await createAndStart(hub, codeFlow('return { doubled: body.n * 2 };'), globex);
 
     const escaped = await trigger(hub, escape, {});
-    const loops = [await trigger(hub, loop, {}), await trigger(hub, loop, {})];
+    const loops = [await trigger(hub, loop, {})];
     expect((await hub.api('GET', '/healthz', undefined, null)).status).toBe(200);
 
     const servedId = await trigger(hub, trivial, { n: 21 });
@@ -52,11 +52,12 @@ describe('code steps', () => {
     }, 30_000);
     expect(served.status).toBe('succeeded');
     expect(stepsOf(served, 'run')[0]!.output).toEqual([{ doubled: 42 }]);
-    // Finished while the first of the other tenant's loops was still within its 8 s.
+    // Finished while the other tenant's loop was still within its 6 s.
     expect((await getExecution(hub, loops[0]!))!.status).toBe('running');
 
     const stopped = await waitForExecution(hub, loops[0]!, 30_000);
-    expect(stepsOf(stopped, 'run')[0]!.error).toBe('code: time limit exceeded (8000 ms)');
+    // Wall time and CPU time are both 6 s here: whichever the busy machine lets fire first.
+    expect(stepsOf(stopped, 'run')[0]!.error).toMatch(/^code: (CPU )?time limit exceeded \(6000 ms\)$/);
     const escapedRun = await waitForExecution(hub, escaped, 60_000);
     expect(escapedRun.status).toBe('failed');
     expect(stepsOf(escapedRun, 'run')[0]!.error).toMatch(/^code: Error: boom/);
@@ -128,10 +129,11 @@ describe('code steps and per-tenant limits', () => {
   it('give a tenant as many sandbox processes at once as its codeSlots limit says', async () => {
     const set = await hub.api('PUT', '/api/v1/tenants/default/limits', { codeSlots: 2 });
     expect(set.status, JSON.stringify(set.body)).toBe(200);
-    const loop = await createAndStart(hub, codeFlow('for (;;) {}', 15_000));
+    // Code that waits rather than spins: it holds its process without taking a core from other tests.
+    const loop = await createAndStart(hub, codeFlow('await new Promise(() => {});', 15_000));
     await trigger(hub, loop, {});
     await trigger(hub, loop, {});
-    // With the default of 1 the second loop would wait for the first, in the one process it has.
+    // With the default of 1 the second run would wait for the first, in the one process it has.
     await waitFor('two sandbox processes', async () => runnerProcesses().length === 2, 20_000, 100);
   }, 60_000);
 });
