@@ -15,6 +15,7 @@ import type { PlexusModule } from '../../platform/module.js';
 import type { ComponentsService } from '../components/index.js';
 import { ExecutionWriter } from './orchestrator.commit.js';
 import { Replies } from './orchestrator.replies.js';
+import { ExecutionStreams } from './orchestrator.live.js';
 import { orchestratorRoutes } from './orchestrator.routes.js';
 import { StepRunner, type CredentialResolver } from './orchestrator.runner.js';
 import { createLocalRuntime, type Runtime } from './orchestrator.runtime.js';
@@ -69,7 +70,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     service,
     replyWaiter: replies,
     handoff: runtime.handoff,
-    routes: orchestratorRoutes(service, audit),
+    routes: orchestratorRoutes(service, audit, new ExecutionStreams(bus.live)),
     async start() {
       await replies.start();
       await service.start();

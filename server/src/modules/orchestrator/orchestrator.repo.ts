@@ -381,24 +381,62 @@ export interface ExecutionFilter {
   tenantId: string;
   flowId?: string | undefined;
   status?: string | undefined;
+  /** Started at or after this instant. */
+  from?: Date | undefined;
+  /** Started before this instant. */
+  to?: Date | undefined;
 }
+
+const EXECUTION_FILTER = `tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)
+  AND ($4::timestamptz IS NULL OR started_at >= $4) AND ($5::timestamptz IS NULL OR started_at < $5)`;
+const filterParams = (f: ExecutionFilter): unknown[] => [f.tenantId, f.flowId ?? null, f.status ?? null, f.from ?? null, f.to ?? null];
 
 export async function listExecutions(db: Queryable, f: ExecutionFilter, desc: boolean, limit: number, offset: number): Promise<ExecutionRow[]> {
   const res = await db.query<ExecutionRow>(
     `SELECT ${EXECUTION_COLUMNS} FROM orchestrator_executions x
-      WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)
-      ORDER BY started_at ${desc ? 'DESC' : 'ASC'}, id ${desc ? 'DESC' : 'ASC'} LIMIT $4 OFFSET $5`,
-    [f.tenantId, f.flowId ?? null, f.status ?? null, limit, offset],
+      WHERE ${EXECUTION_FILTER}
+      ORDER BY started_at ${desc ? 'DESC' : 'ASC'}, id ${desc ? 'DESC' : 'ASC'} LIMIT $6 OFFSET $7`,
+    [...filterParams(f), limit, offset],
   );
   return res.rows;
 }
 
 export async function countExecutions(db: Queryable, f: ExecutionFilter): Promise<number> {
   const res = await db.query<{ n: number }>(
-    'SELECT count(*)::int8 AS n FROM orchestrator_executions WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)',
-    [f.tenantId, f.flowId ?? null, f.status ?? null],
+    `SELECT count(*)::int8 AS n FROM orchestrator_executions WHERE ${EXECUTION_FILTER}`,
+    filterParams(f),
   );
   return res.rows[0]?.n ?? 0;
+}
+
+export interface ExecutionStatsRow {
+  /** The minute, for per-minute rows; null on the per-flow and total rows. */
+  minute: Date | null;
+  /** The flow, for per-flow rows; null on the per-minute and total rows. */
+  flow_id: string | null;
+  executions: number;
+  failures: number;
+  /** 99th percentile of finished executions' durations; null when none finished. */
+  p99_ms: number | null;
+}
+
+/**
+ * Executions started since `since`, counted per minute, per flow and in total in one pass
+ * (grouping sets): how many, how many failed, and the p99 of their durations.
+ */
+export async function executionStats(db: Queryable, tenantId: string, flowId: string | undefined, since: Date): Promise<ExecutionStatsRow[]> {
+  const res = await db.query<ExecutionStatsRow>(
+    `SELECT date_trunc('minute', started_at) AS minute, flow_id,
+            count(*)::int8 AS executions,
+            (count(*) FILTER (WHERE status = 'failed'))::int8 AS failures,
+            (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
+              FILTER (WHERE finished_at IS NOT NULL))::float8 AS p99_ms
+       FROM orchestrator_executions
+      WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND started_at >= $3
+      GROUP BY GROUPING SETS ((date_trunc('minute', started_at)), (flow_id), ())`,
+    [tenantId, flowId ?? null, since],
+  );
+  return res.rows;
 }
 
 export async function findExecution(db: Queryable, tenantId: string, id: string): Promise<ExecutionRow | undefined> {

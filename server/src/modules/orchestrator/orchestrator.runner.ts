@@ -192,6 +192,7 @@ export class StepRunner {
     const snapshot = result.snapshot ? { nodeId: sj.nodeId, value: result.snapshot.value } : inline.snapshot;
     const reply = result.reply ?? inline.reply;
     await this.deps.writer.commitStep({
+      scope: { tenantId: sj.tenant, flowId: sj.flowId },
       runs: inline.runs,
       execution,
       children: [...inline.queued, ...inline.deadLetters],
@@ -331,6 +332,7 @@ export class StepRunner {
       }
       const now = new Date();
       await this.deps.writer.commitStep({
+      scope: { tenantId: sj.tenant, flowId: sj.flowId },
         runs: [{ ...this.failureRun(sj, path, 'failed', `the engine could not run this step: ${reason}`, now, now), retryMessageJson: JSON.stringify(sj.message) }],
         execution: undefined,
         children: [],
@@ -436,6 +438,7 @@ export class StepRunner {
   /** Commits the settlement of a job's own step; a failure for good then dead-letters the job. */
   private async commitSettlement(sj: StepJob, s: Settlement, execution: NewExecution | undefined): Promise<void> {
     await this.deps.writer.commitStep({
+      scope: { tenantId: sj.tenant, flowId: sj.flowId },
       runs: [s.run],
       execution,
       children: s.next ? [s.next] : [],

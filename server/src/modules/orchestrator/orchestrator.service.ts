@@ -18,6 +18,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ComponentsService } from '../components/index.js';
+import { EXECUTIONS_CHANGED, type ExecutionsChanged } from './orchestrator.events.js';
 import * as repo from './orchestrator.repo.js';
 import { HANDOFF_LEASE_MARGIN_MS, MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
@@ -83,6 +84,22 @@ export class PreparedFlows implements FlowSource {
     if (!flow) throw new AppError('NOT_FOUND', `version ${v} of flow ${flowId} is not known to the orchestrator`, 'user');
     return this.prepare(flow);
   }
+}
+
+export interface StatFigures {
+  executions: number;
+  failures: number;
+  /** 99th percentile duration of the finished ones; null when none finished. */
+  p99Ms: number | null;
+}
+
+export interface ExecutionStats {
+  from: string;
+  bucketSeconds: number;
+  total: StatFigures;
+  flows: Array<StatFigures & { flowId: string }>;
+  /** One per minute, oldest first, empty minutes included. */
+  buckets: Array<StatFigures & { at: string }>;
 }
 
 export class OrchestratorService {
@@ -299,6 +316,29 @@ export class OrchestratorService {
     return { rows, total };
   }
 
+  /** Per minute, per flow and in total over the last `minutes`: executions, failures, p99 duration. */
+  async executionStats(tenantId: string, flowId: string | undefined, minutes: number, now = new Date()): Promise<ExecutionStats> {
+    const MINUTE_MS = 60_000;
+    const end = Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS;
+    const since = new Date(end - (minutes - 1) * MINUTE_MS);
+    const rows = await repo.executionStats(this.db, tenantId, flowId, since);
+    const byMinute = new Map(rows.filter((r) => r.minute).map((r) => [r.minute!.getTime(), r]));
+    const figures = (r: repo.ExecutionStatsRow | undefined): StatFigures => ({
+      executions: r?.executions ?? 0,
+      failures: r?.failures ?? 0,
+      p99Ms: r?.p99_ms === null || r?.p99_ms === undefined ? null : Math.round(r.p99_ms),
+    });
+    const buckets: ExecutionStats['buckets'] = [];
+    for (let t = since.getTime(); t <= end; t += MINUTE_MS) buckets.push({ at: new Date(t).toISOString(), ...figures(byMinute.get(t)) });
+    return {
+      from: since.toISOString(),
+      bucketSeconds: 60,
+      total: figures(rows.find((r) => !r.minute && !r.flow_id)),
+      flows: rows.filter((r) => r.flow_id).map((r) => ({ flowId: r.flow_id!, ...figures(r) })).sort((a, b) => b.executions - a.executions),
+      buckets,
+    };
+  }
+
   async getExecution(tenantId: string, id: string): Promise<{ execution: repo.ExecutionRow; steps: repo.StepRunRow[] }> {
     const execution = await repo.findExecution(this.db, tenantId, id);
     if (!execution) throw AppError.notFound(`execution ${id}`);
@@ -307,7 +347,7 @@ export class OrchestratorService {
 
   /** Re-runs the failed steps of a failed execution from their stored input. */
   async retryExecution(tenantId: string, id: string): Promise<{ execution: repo.ExecutionRow; retried: number }> {
-    return this.db.transaction(async (tx) => {
+    const retried = await this.db.transaction(async (tx) => {
       const execution = await repo.lockExecution(tx, tenantId, id);
       if (!execution) throw AppError.notFound(`execution ${id}`);
       if (execution.status !== 'failed') throw AppError.conflict(`execution ${id} is ${execution.status}; only a failed execution can be retried`);
@@ -334,8 +374,11 @@ export class OrchestratorService {
       }
       await repo.markStepRunsQueued(tx, id, failed.map((r) => ({ nodeId: r.node_id, path: r.path })));
       await repo.reopenExecution(tx, id, failed.length);
-      return { execution: { ...execution, status: 'running', finished_at: null, pending: execution.pending + failed.length }, retried: failed.length };
+      return { execution: { ...execution, status: 'running' as const, finished_at: null, pending: execution.pending + failed.length }, retried: failed.length };
     });
+    const change = { id, tenant: retried.execution.tenant_id, flowId: retried.execution.flow_id };
+    this.bus.live.publish<ExecutionsChanged>(EXECUTIONS_CHANGED, { executions: [change] }).catch((err: unknown) => this.logger.warn({ err }, 'orchestrator: live event not sent'));
+    return retried;
   }
 
   // ---- snapshots API ----
