@@ -28,14 +28,14 @@ export class ExecutionStreams {
     const tenant = req.principal.tenantId;
     const raw = reply.raw;
     let ended = false;
-    let unsubscribe: (() => Promise<void>) | undefined;
-    let keepalive: NodeJS.Timeout | undefined;
+    // Set below; `end` may run before either exists.
+    const held: { unsubscribe?: () => Promise<void>; keepalive?: NodeJS.Timeout } = {};
     const end = (): void => {
       if (ended) return;
       ended = true;
-      clearInterval(keepalive);
+      clearInterval(held.keepalive);
       this.open.delete(end);
-      void unsubscribe?.();
+      void held.unsubscribe?.();
       if (!raw.writableEnded) raw.end();
     };
     const send = (text: string): void => {
@@ -45,7 +45,7 @@ export class ExecutionStreams {
     };
 
     // Subscribed before the answer starts: whatever commits after the client sees `ready` is heard.
-    unsubscribe = await this.live.subscribe<ExecutionsChanged>(EXECUTIONS_CHANGED, (event) => {
+    held.unsubscribe = await this.live.subscribe<ExecutionsChanged>(EXECUTIONS_CHANGED, (event) => {
       for (const x of event.payload.executions) {
         if (x.tenant !== tenant) continue;
         if (filter.flowId !== undefined && x.flowId !== filter.flowId) continue;
@@ -65,8 +65,8 @@ export class ExecutionStreams {
     raw.on('close', end);
     req.raw.on('close', end);
     send('retry: 3000\nevent: ready\ndata: {}\n\n');
-    keepalive = setInterval(() => send(': keepalive\n\n'), KEEPALIVE_MS);
-    keepalive.unref();
+    held.keepalive = setInterval(() => send(': keepalive\n\n'), KEEPALIVE_MS);
+    held.keepalive.unref();
   }
 
   /** Ends every open stream (process stopping). */
