@@ -10,12 +10,12 @@ import { createAuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
+import { EventStreams } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import type { ComponentsService } from '../components/index.js';
 import { ExecutionWriter } from './orchestrator.commit.js';
 import { Replies } from './orchestrator.replies.js';
-import { ExecutionStreams } from './orchestrator.live.js';
 import { orchestratorRoutes } from './orchestrator.routes.js';
 import { StepRunner, type CredentialResolver } from './orchestrator.runner.js';
 import { createLocalRuntime, type Runtime } from './orchestrator.runtime.js';
@@ -70,7 +70,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     service,
     replyWaiter: replies,
     handoff: runtime.handoff,
-    routes: orchestratorRoutes(service, audit, new ExecutionStreams(bus.live)),
+    routes: orchestratorRoutes(service, audit, new EventStreams(bus.live)),
     async start() {
       await replies.start();
       await service.start();

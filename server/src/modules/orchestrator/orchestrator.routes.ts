@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { NodeId } from '../../contracts/flows.js';
 import { listMeta, listOf, pageQuery, parseSort, sortQuery } from '../../contracts/list.js';
 import type { AuditPublisher } from '../../platform/audit.js';
-import type { HttpApp } from '../../platform/http/index.js';
+import type { EventStreams, HttpApp } from '../../platform/http/index.js';
 import { ORCHESTRATOR_AUDIT } from './orchestrator.events.js';
-import type { ExecutionStreams } from './orchestrator.live.js';
+import { serveExecutionStream } from './orchestrator.live.js';
 import type { ExecutionRow, SnapshotRow, StepRunRow } from './orchestrator.repo.js';
 import { stepRunKey } from './orchestrator.repo.js';
 import type { OrchestratorService } from './orchestrator.service.js';
@@ -95,10 +95,9 @@ function snapshotView(s: SnapshotRow): z.infer<typeof Snapshot> {
   return { flowId: s.flow_id, nodeId: s.node_id, snapshot: s.snapshot, updatedAt: s.updated_at.toISOString() };
 }
 
-export function orchestratorRoutes(service: OrchestratorService, audit: AuditPublisher, streams: ExecutionStreams) {
+export function orchestratorRoutes(service: OrchestratorService, audit: AuditPublisher, streams: EventStreams) {
   return async (app: HttpApp): Promise<void> => {
-    // Open event streams would hold the HTTP server's close open: end them first.
-    app.addHook('preClose', async () => streams.closeAll());
+    streams.endOnClose(app);
 
     app.get(
       '/api/v1/executions',
@@ -147,7 +146,7 @@ export function orchestratorRoutes(service: OrchestratorService, audit: AuditPub
           produces: ['text/event-stream'],
         },
       },
-      async (req, reply) => streams.serve(req, reply, { flowId: req.query['filter[flowId]'], executionId: req.query['filter[executionId]'] }),
+      async (req, reply) => serveExecutionStream(streams, req, reply, { flowId: req.query['filter[flowId]'], executionId: req.query['filter[executionId]'] }),
     );
 
     app.get(

@@ -1,6 +1,7 @@
 /**
- * What the cockpit watches executions with, through the public HTTP surface: the server-sent
- * event stream of changed executions (tenant-scoped, permission-checked), the per-minute
+ * What the cockpit watches executions and flows with, through the public HTTP surface: the
+ * server-sent event streams of changed executions and flow statuses (tenant-scoped,
+ * permission-checked), the per-minute
  * throughput / failure / p99 figures, and the list's time filter. On PGlite and PostgreSQL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,6 +116,26 @@ describe.each(dbTargets)('watching executions on %s', (target) => {
     } finally {
       mine.stream?.close();
       filtered.stream?.close();
+      theirs.stream?.close();
+    }
+  });
+
+  it('streams the status changes of the tenant’s flows (starting, active, stopping, inactive)', async () => {
+    const flows = await openStream(`${base}/api/v1/flows/live`, hub.adminToken);
+    const theirs = await openStream(`${base}/api/v1/flows/live`, otherTenantToken);
+    try {
+      await flows.stream!.next((e) => e.event === 'ready');
+      await theirs.stream!.next((e) => e.event === 'ready');
+      const flowId = await createAndStart(hub, pipeline());
+      const statusOf = (s: string) => (e: SseEvent) => e.event === 'flow' && (e.data as { id: string; status: string }).id === flowId && (e.data as { status: string }).status === s;
+      await flows.stream!.next(statusOf('starting'));
+      await flows.stream!.next(statusOf('active'));
+      await hub.api('POST', `/api/v1/flows/${flowId}/stop`);
+      await flows.stream!.next(statusOf('stopping'));
+      await flows.stream!.next(statusOf('inactive'));
+      expect(theirs.stream!.events.filter((e) => e.event === 'flow')).toEqual([]);
+    } finally {
+      flows.stream?.close();
       theirs.stream?.close();
     }
   });
