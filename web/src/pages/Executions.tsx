@@ -1,5 +1,5 @@
 /** Executions: filtered by flow, status and start time; the list follows the hub's change events. */
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { watchExecutions } from '../api/live';

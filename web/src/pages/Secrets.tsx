@@ -7,9 +7,12 @@ import { MASK, SECRET_TYPES, SECRET_VALUE_SCHEMAS, SENSITIVE_FIELDS, type Secret
 import { useMemo, useState, type FormEvent } from 'react';
 import { z } from 'zod';
 import { api, ApiError, unwrap } from '../api/client';
+import type { paths } from '../api/schema';
 import { useSession } from '../auth/session';
 import { NodeForm } from '../editor/NodeForm';
 import { ErrorNote, formatTime, PageHeader, Pager, useLoad } from '../ui/common';
+
+type NewSecretBody = paths['/api/v1/secrets']['post']['requestBody']['content']['application/json'];
 
 /** The JSON schema of a secret type's value, from its zod contract. */
 export function valueSchemaOf(type: SecretType): Record<string, unknown> {
@@ -41,7 +44,9 @@ function CreateSecret({ onCreated }: { onCreated: () => void }) {
     const checked = SECRET_VALUE_SCHEMAS[type].safeParse(value);
     if (!checked.success) return setError(new ApiError(400, 'VALIDATION_FAILED', 'check the value', { problems: zodProblems(checked.error) }));
     try {
-      await unwrap(api.POST('/api/v1/secrets', { body: { name, type, value: checked.data } as never }));
+      // The checked value belongs to `type`; TypeScript cannot tie the two together across the union.
+      const body = { name, type, value: checked.data } as NewSecretBody;
+      await unwrap(api.POST('/api/v1/secrets', { body }));
       setName('');
       setValue({});
       onCreated();
