@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: { status: 404, graphql: 20 },
   TENANT_NOT_FOUND: { status: 404, graphql: 25 },
   METHOD_NOT_ALLOWED: { status: 405, graphql: 27 },
+  /** The route answers in a form the caller did not ask for (an event stream without `Accept: text/event-stream`). */
+  NOT_ACCEPTABLE: { status: 406, graphql: 22 },
   CONFLICT: { status: 409, graphql: 21 },
   ALREADY_EXISTS: { status: 409, graphql: 21 },
   INVALID_STATE: { status: 409, graphql: 27 },
@@ -83,9 +85,31 @@ export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
 
+/**
+ * SQLSTATEs that mean "PostgreSQL cannot take this value" (class 22, data exception: a NUL byte
+ * 22021, `\u0000` in JSON 22P05, malformed input 22P02, too long 22001, out of range 22003…; and
+ * 54000/54001, a value too large or nested too deep to process). They come from what a caller
+ * sent, so they are a 400, never a 500 — on every route, including the next one written. PGlite
+ * raises the same errors with the same `code` field as `pg`.
+ */
+function isDatabaseInputError(err: unknown): err is { code: string; message: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, severity } = err as { code?: unknown; severity?: unknown };
+  if (typeof code !== 'string' || typeof severity !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return code.startsWith('22') || code === '54000' || code === '54001';
+}
+
+/** A database error caused by the caller's input as a 400 AppError; undefined for anything else. */
+export function fromDatabaseInputError(err: unknown): AppError | undefined {
+  if (!isDatabaseInputError(err)) return undefined;
+  return new AppError('VALIDATION_FAILED', `the request holds a value the database cannot store: ${err.message} (SQLSTATE ${err.code})`, 'user', { sqlstate: err.code }, { cause: err });
+}
+
 /** Wraps anything thrown into an AppError, keeping AppErrors as they are. */
 export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
+  const input = fromDatabaseInputError(err);
+  if (input) return input;
   const message = err instanceof Error ? err.message : String(err);
   return new AppError('INTERNAL', message, 'bug', undefined, { cause: err });
 }

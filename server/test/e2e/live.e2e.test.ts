@@ -140,10 +140,13 @@ describe.each(dbTargets)('watching executions on %s', (target) => {
     }
   });
 
-  it('refuses the stream without a token (401) and without executions.read (403)', async () => {
+  it('refuses the stream without a token (401), without executions.read (403) and to a client not asking for events (406)', async () => {
     const none = await fetch(`${base}/api/v1/executions/live`);
     expect(none.status).toBe(401);
     expect(((await none.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('UNAUTHENTICATED');
+    const plain = await hub.api('GET', '/api/v1/executions/live');
+    expect(plain.status).toBe(406);
+    expect(plain.body.errors[0]).toMatchObject({ code: 'NOT_ACCEPTABLE', message: expect.stringContaining('Accept: text/event-stream') });
     const denied = await openStream(`${base}/api/v1/executions/live`, noReadToken);
     expect(denied.status).toBe(403);
     expect(denied.body).toMatchObject({ errors: [{ code: 'FORBIDDEN' }] });

@@ -6,6 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LiveEvent, LiveEvents } from '../bus/index.js';
+import { AppError } from '../errors.js';
 import type { HttpApp } from './server.js';
 
 /** A comment line this often keeps proxies and browsers from timing an idle stream out. */
@@ -31,6 +32,11 @@ export class EventStreams {
   }
 
   async serve<P>(req: FastifyRequest, reply: FastifyReply, pattern: string, toMessages: (event: LiveEvent<P>) => SseMessage[]): Promise<void> {
+    // A stream never ends by itself: only a client that asked for one gets it (not a plain GET
+    // that would wait for the end of an answer that has none).
+    if (!req.headers.accept?.includes('text/event-stream')) {
+      throw new AppError('NOT_ACCEPTABLE', `${req.routeOptions.url ?? 'this route'} streams server-sent events; ask for them with Accept: text/event-stream`);
+    }
     const raw = reply.raw;
     let ended = false;
     // Set below; `end` may run before either exists.
