@@ -88,9 +88,11 @@ export function createMemoryLiveEvents(logger: Logger): LiveEvents {
   const local = new LocalListeners(logger);
   return {
     async publish(name, payload) {
+      // Nobody listening (the usual case on the engine's hot path): nothing to encode.
+      if (local.size === 0) return void assertName(name, 'event name');
+      // A copy, as a transport would hand over; delivered after the caller's turn, never inside publish().
       const event = decode(encode(name, payload))!;
-      // After the caller's turn, as a transport would: a listener never runs inside publish().
-      if (local.size > 0) queueMicrotask(() => local.deliver(event));
+      queueMicrotask(() => local.deliver(event));
     },
     async subscribe(pattern, handler) {
       assertPattern(pattern);
