@@ -234,6 +234,17 @@ describe('the cockpit in chromium', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  it('lets a platform admin act in another tenant', async () => {
+    expect((await hub.api('POST', '/api/v1/tenants', { id: 'acme', name: 'Acme' })).status).toBe(201);
+    await page.goto(`${base}/flows`);
+    await page.getByRole('link', { name: 'Orders to the sink' }).waitFor();
+    await page.getByLabel('Tenant').selectOption('acme');
+    await page.getByText('No flows yet.').waitFor();
+    expect(JSON.parse((await sessionItem(page, 'plexus.session'))!)).toMatchObject({ tenant: 'acme' });
+    await page.getByLabel('Tenant').selectOption('default');
+    await page.getByRole('link', { name: 'Orders to the sink' }).waitFor();
+  });
+
   it('sends an expired session back to sign-in and returns to the page afterwards', async () => {
     await page.goto(`${base}/executions?status=failed`);
     await page.getByRole('heading', { name: 'Executions' }).waitFor();
