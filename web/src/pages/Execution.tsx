@@ -12,6 +12,8 @@ export function ExecutionPage() {
   const session = useSession();
   const x = useLoad(() => unwrap(api.GET('/api/v1/executions/{id}', { params: { path: { id } } })).then((r) => r.data), [id]);
   const { reload } = x;
+  const flowId = x.data?.flowId;
+  const flow = useLoad(() => (flowId && session.can('flows.read') ? unwrap(api.GET('/api/v1/flows/{id}', { params: { path: { id: flowId } } })).then((r) => r.data) : Promise.resolve(undefined)), [flowId]);
   const [error, setError] = useState<unknown>();
   const [notice, setNotice] = useState<string>();
   useEffect(() => {
@@ -54,7 +56,7 @@ export function ExecutionPage() {
       <dl className="facts">
         <dt>Flow</dt>
         <dd>
-          <Link to={`/flows/${e.flowId}`}>{e.flowId}</Link> (version {e.flowVersion ?? '—'})
+          <Link to={`/flows/${e.flowId}`}>{flow.data?.name ?? e.flowId}</Link> (version {e.flowVersion ?? '—'})
         </dd>
         <dt>Trigger</dt>
         <dd>{e.trigger}</dd>
