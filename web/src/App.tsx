@@ -1,5 +1,5 @@
 /** Routes and the frame around every signed-in page: navigation, tenant switcher, sign-out. */
-import { useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { Navigate, NavLink, Route, Routes, useLocation } from 'react-router';
 import { api, unwrap } from './api/client';
 import { useSession } from './auth/session';
@@ -8,11 +8,13 @@ import { ComponentsPage } from './pages/Components';
 import { DashboardPage } from './pages/Dashboard';
 import { ExecutionPage } from './pages/Execution';
 import { ExecutionsPage } from './pages/Executions';
-import { FlowEditorPage } from './pages/FlowEditor';
 import { FlowsPage } from './pages/Flows';
-import { SecretsPage } from './pages/Secrets';
 import { SignInPage } from './pages/SignIn';
 import { UsersPage } from './pages/Users';
+
+// The canvas and the schema forms (xyflow, rjsf + ajv, jsonata) load with the pages that use them.
+const FlowEditorPage = lazy(() => import('./pages/FlowEditor').then((m) => ({ default: m.FlowEditorPage })));
+const SecretsPage = lazy(() => import('./pages/Secrets').then((m) => ({ default: m.SecretsPage })));
 
 const NAV = [
   { to: '/flows', label: 'Flows', permission: 'flows.read' },
@@ -86,7 +88,7 @@ function Frame({ children }: { children: React.ReactNode }) {
       </nav>
       {/* Keyed by tenant: switching tenants reloads every page's data. */}
       <main id="main" tabIndex={-1} key={me.tenant}>
-        {children}
+        <Suspense fallback={<p role="status">Loading…</p>}>{children}</Suspense>
       </main>
     </div>
   );
