@@ -89,3 +89,14 @@ export interface SecretUse {
 export interface SecretResolver {
   resolveForStep(tenantId: string, secretId: string, use?: SecretUse): Promise<SecretValue>;
 }
+
+/** A webhook signing secret is shorter than this only by mistake (contracts/flows.ts WebhookSettings). */
+export const MIN_SIGNING_SECRET_LENGTH = 16;
+
+/**
+ * The key a secret signs webhooks with (HMAC, Standard Webhooks): an `apiKey` secret's `key`.
+ * Undefined for any other type, or a key too short to be one.
+ */
+export function signingKeyOf(v: SecretValue): string | undefined {
+  return v.type === 'apiKey' && v.value.key.length >= MIN_SIGNING_SECRET_LENGTH ? v.value.key : undefined;
+}

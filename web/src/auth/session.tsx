@@ -28,7 +28,8 @@ export interface Session {
   loading: boolean;
   /** Why the last session ended, shown on the sign-in page. */
   notice: string | undefined;
-  signIn(username: string, password: string): Promise<void>;
+  /** `tenant`: the account's tenant (usernames are unique per tenant); the hub's default when empty. */
+  signIn(username: string, password: string, tenant?: string): Promise<void>;
   signOut(): Promise<void>;
   /** Platform admins: act in another tenant (undefined: their own). */
   switchTenant(tenant: string | undefined): Promise<void>;
@@ -102,8 +103,8 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       notice,
       isPlatformAdmin,
       can: (p) => isPlatformAdmin || permissions.includes(p) || (permissions.includes('tenant.all') && !p.startsWith('iam.')),
-      async signIn(username, password) {
-        const { token } = await unwrap(api.POST('/api/v1/login', { body: { username, password } }));
+      async signIn(username, password, tenant) {
+        const { token } = await unwrap(api.POST('/api/v1/login', { body: { username, password, ...(tenant ? { tenant } : {}) } }));
         stored.current = { token };
         writeStored(stored.current);
         const r = await unwrap(api.GET('/api/v1/me'));

@@ -414,7 +414,11 @@ export function FlowEditorPage() {
     setNotice(undefined);
     const graph = toGraph(canvas);
     const schedule = draft.trigger === 'schedule';
-    const webhooks = { auth: draft.webhooks.auth, respond: draft.webhooks.respond, timeoutMs: draft.webhooks.timeoutMs, ...(draft.webhooks.auth === 'hmac' && draft.webhooks.secret ? { secret: draft.webhooks.secret } : {}) };
+    // Keys the editor does not show (the signing secret's `secretId`) stay as they are; `secret`
+    // goes only when set (the mask sent back keeps the stored one; a new value replaces it).
+    const webhooks: Record<string, unknown> = { ...((flow?.flowSettings?.webhooks ?? {}) as Record<string, unknown>), auth: draft.webhooks.auth, respond: draft.webhooks.respond, timeoutMs: draft.webhooks.timeoutMs };
+    if (draft.webhooks.auth === 'hmac' && draft.webhooks.secret) webhooks.secret = draft.webhooks.secret;
+    else delete webhooks.secret;
     const others = Object.fromEntries(Object.entries(flow?.flowSettings ?? {}).filter(([k]) => k !== 'webhooks' && k !== 'cockpit'));
     const flowSettings = { ...others, ...(schedule ? {} : { webhooks }), cockpit: { positions: positionsOf(canvas) } };
     try {

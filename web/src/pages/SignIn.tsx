@@ -13,6 +13,7 @@ export function SignInPage() {
   const [params] = useSearchParams();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
+  const [tenant, setTenant] = useState('');
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const first = useRef<HTMLInputElement>(null);
@@ -25,7 +26,7 @@ export function SignInPage() {
     setBusy(true);
     setError(undefined);
     try {
-      await session.signIn(username, password);
+      await session.signIn(username, password, tenant.trim() || undefined);
     } catch (err) {
       setError(err);
     } finally {
@@ -45,6 +46,10 @@ export function SignInPage() {
         <label>
           Password
           <input name="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        </label>
+        <label>
+          Tenant <span className="muted">(leave empty for the default tenant)</span>
+          <input name="tenant" autoComplete="organization" value={tenant} onChange={(e) => setTenant(e.target.value)} />
         </label>
         <ErrorNote error={error} />
         <button type="submit" className="primary" disabled={busy}>

@@ -33,6 +33,8 @@ export const TenantParams = z.strictObject({ id: TenantId });
 export const LoginBody = z.strictObject({
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1024),
+  /** The account's tenant: usernames are unique per tenant. Default `default` (the bootstrap admin's). */
+  tenant: TenantId.optional(),
 });
 
 export const LoginResponse = z.object({ token: z.string(), expiresAt: z.string() });

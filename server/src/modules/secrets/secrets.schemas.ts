@@ -48,6 +48,8 @@ export const Secret = z.object({
   /** Sensitive fields masked as `***`, except from `GET /api/v1/secrets/:id/raw`. */
   value: z.record(z.string(), z.unknown()),
   createdBy: z.string().nullable(),
+  /** What the secret belongs to and is deleted with (`flow:<id>` for a flow's webhook signing secret); null when made here. */
+  owner: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
   /** oauth2: when the stored access token expires, when it was last refreshed, and why the last refresh failed. */

@@ -1,4 +1,4 @@
-/** Liveness, readiness, metrics and the OpenAPI document. */
+/** Liveness, readiness, metrics (behind `metrics.read`) and the OpenAPI document. */
 import { z } from 'zod';
 import type { HttpApp } from './server.js';
 import type { Metrics } from './metrics.js';
@@ -62,10 +62,18 @@ export async function registerHealthRoutes(app: HttpApp, metrics: Metrics, check
     },
   );
 
-  app.get('/metrics', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(text);
-  });
+  // Every tenant's traffic is in there: a token holding `metrics.read` (platform admins only) reads it.
+  app.get(
+    '/metrics',
+    {
+      config: { permission: 'metrics.read' },
+      schema: { tags: ['health'], summary: 'Prometheus metrics (Bearer token with permission metrics.read)', security: [{ bearer: [] }] },
+    },
+    async (_req, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(text);
+    },
+  );
 
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
 }
