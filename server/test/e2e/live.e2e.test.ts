@@ -80,7 +80,7 @@ describe.each(dbTargets)('watching executions on %s', (target) => {
     expect((await hub.api('POST', '/api/v1/tenants', { id: 'other', name: 'Other' })).status).toBe(201);
     expect((await hub.api('POST', '/api/v1/users', { username: 'olga', password: 'olga-password', tenant: 'other', permissions: ['tenant.all'] })).status).toBe(201);
     expect((await hub.api('POST', '/api/v1/users', { username: 'nora', password: 'nora-password', permissions: ['flows.read'] })).status).toBe(201);
-    otherTenantToken = await hub.login('olga', 'olga-password');
+    otherTenantToken = await hub.login('olga', 'olga-password', 'other');
     noReadToken = await hub.login('nora', 'nora-password');
   }, 60_000);
 
