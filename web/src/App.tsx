@@ -1,5 +1,5 @@
 /** Routes and the frame around every signed-in page: navigation, tenant switcher, sign-out. */
-import { lazy, Suspense, useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { Navigate, NavLink, Route, Routes, useLocation } from 'react-router';
 import { api, unwrap } from './api/client';
 import { useSession } from './auth/session';
@@ -59,6 +59,15 @@ function Frame({ children }: { children: React.ReactNode }) {
   const [menuOpen, setMenuOpen] = useState(false);
   const location = useLocation();
   useEffect(() => setMenuOpen(false), [location.pathname]);
+  // A new page: move focus to its content, so keyboard and screen-reader users start there.
+  const firstPage = useRef(true);
+  useEffect(() => {
+    if (firstPage.current) {
+      firstPage.current = false;
+      return;
+    }
+    document.getElementById('main')?.focus();
+  }, [location.pathname]);
   return (
     <div className="frame">
       <a className="skip" href="#main">

@@ -214,6 +214,23 @@ describe('the cockpit in chromium', () => {
     await checkScreen('12-components');
     await page.getByRole('link', { name: 'Users & roles' }).click();
     await page.locator('td', { hasText: 'admin' }).first().waitFor();
+    const newRole = page.getByRole('form', { name: 'New role' });
+    await newRole.getByLabel('Name').fill('operators');
+    await newRole.getByLabel('executions.read').check();
+    await newRole.getByRole('button', { name: 'Create role' }).click();
+    await page.locator('tr', { hasText: 'operators' }).waitFor();
+    const newUser = page.getByRole('form', { name: 'New user' });
+    await newUser.getByLabel('Username').fill('oscar');
+    await newUser.getByLabel(/^Password/).fill('oscar-password');
+    await newUser.getByLabel('operators').check();
+    await newUser.getByRole('button', { name: 'Create user' }).click();
+    const oscar = page.locator('tr', { hasText: 'oscar' });
+    await expect.poll(() => oscar.textContent()).toContain('operators');
+    await page.getByRole('button', { name: 'Change oscar' }).click();
+    const change = page.getByRole('form', { name: 'Change oscar' });
+    await change.getByLabel('audit.read').check();
+    await change.getByRole('button', { name: 'Save oscar' }).click();
+    await expect.poll(() => oscar.textContent()).toContain('audit.read');
     await checkScreen('13-users');
   });
 

@@ -3,6 +3,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { cleanFields, formSchemaFor, labelOf, uiSchemaFor } from './form';
 import { evaluateJsonata } from './JsonataField';
 import { NodeForm } from './NodeForm';
+import { valueSchemaOf } from '../pages/Secrets';
+import { SECRET_TYPES } from '@contracts/secrets';
 
 /** The http-request fields schema as GET /api/v1/components gives it (abridged). */
 const httpFields = {
@@ -71,5 +73,20 @@ describe('JSONata on a sample message', () => {
     expect(!badSample.ok && badSample.error).toMatch(/^sample message:/);
     const badExpr = await evaluateJsonata('qty +', '{"qty": 3}');
     expect(!badExpr.ok && badExpr.error).toMatch(/at \d+/);
+  });
+});
+
+describe('secret forms from the shared zod contracts', () => {
+  it('renders a form for every secret type, with the contract’s fields', () => {
+    for (const type of SECRET_TYPES) {
+      const { unmount } = render(<NodeForm idPrefix={`secret-${type}`} schema={valueSchemaOf(type)} value={{}} onChange={() => undefined} />);
+      if (type === 'basic') {
+        expect(screen.getByRole('textbox', { name: /^Username/ })).toBeTruthy();
+        expect(screen.getByRole('textbox', { name: /^Password/ })).toBeTruthy();
+      }
+      if (type === 'oauth2') expect(screen.getByRole('combobox', { name: /^Grant type/ })).toBeTruthy();
+      unmount();
+    }
+    expect((valueSchemaOf('basic') as { required: string[] }).required).toEqual(['username', 'password']);
   });
 });

@@ -19,6 +19,79 @@ function PermissionPicker({ value, onChange, legend, allowRestricted }: { value:
   );
 }
 
+type Role = { id: string; name: string; permissions: string[] };
+
+/** Changes an account's roles, permissions and (optionally) password. */
+function EditUser({ user, roles, allowRestricted, onDone }: { user: { id: string; username: string; roles: string[]; permissions: string[] }; roles: Role[]; allowRestricted: boolean; onDone: () => void }) {
+  const [permissions, setPermissions] = useState(user.permissions);
+  const [userRoles, setUserRoles] = useState(user.roles);
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<unknown>();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    try {
+      await unwrap(api.PATCH('/api/v1/users/{id}', { params: { path: { id: user.id } }, body: { permissions, roles: userRoles, ...(password ? { password } : {}) } }));
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="card" onSubmit={(e) => void submit(e)} aria-labelledby={`edit-${user.id}`}>
+      <h3 id={`edit-${user.id}`}>Change {user.username}</h3>
+      {roles.length > 0 && (
+        <fieldset>
+          <legend>Roles</legend>
+          {roles.map((r) => (
+            <label key={r.id} className="inline">
+              <input type="checkbox" checked={userRoles.includes(r.id)} onChange={(e) => setUserRoles(e.target.checked ? [...userRoles, r.id] : userRoles.filter((x) => x !== r.id))} /> {r.name}
+            </label>
+          ))}
+        </fieldset>
+      )}
+      <PermissionPicker legend="Permissions" value={permissions} onChange={setPermissions} allowRestricted={allowRestricted} />
+      <label>
+        New password (optional; ends the account's other sessions)
+        <input type="password" value={password} minLength={8} autoComplete="new-password" onChange={(e) => setPassword(e.target.value)} />
+      </label>
+      <ErrorNote error={error} />
+      <button type="submit" className="primary">
+        Save {user.username}
+      </button>
+    </form>
+  );
+}
+
+/** Changes a role's name and permissions. */
+function EditRole({ role, allowRestricted, onDone }: { role: Role; allowRestricted: boolean; onDone: () => void }) {
+  const [name, setName] = useState(role.name);
+  const [permissions, setPermissions] = useState(role.permissions);
+  const [error, setError] = useState<unknown>();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    try {
+      await unwrap(api.PATCH('/api/v1/roles/{id}', { params: { path: { id: role.id } }, body: { name, permissions } }));
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="card" onSubmit={(e) => void submit(e)} aria-labelledby={`edit-role-${role.id}`}>
+      <h3 id={`edit-role-${role.id}`}>Change role {role.name}</h3>
+      <label>
+        Name
+        <input value={name} required onChange={(e) => setName(e.target.value)} />
+      </label>
+      <PermissionPicker legend="Permissions of the role" value={permissions} onChange={setPermissions} allowRestricted={allowRestricted} />
+      <ErrorNote error={error} />
+      <button type="submit" className="primary">
+        Save role {role.name}
+      </button>
+    </form>
+  );
+}
+
 export function UsersPage() {
   const session = useSession();
   const [page, setPage] = useState(1);
@@ -29,6 +102,7 @@ export function UsersPage() {
   );
   const roleName = (id: string): string => roles.data?.find((r) => r.id === id)?.name ?? id;
   const [error, setError] = useState<unknown>();
+  const [editing, setEditing] = useState<string>();
 
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
@@ -106,9 +180,12 @@ export function UsersPage() {
                 <td>{formatTime(u.createdAt)}</td>
                 {canWriteUsers && (
                   <td>
+                    <button type="button" aria-expanded={editing === u.id} onClick={() => setEditing(editing === u.id ? undefined : u.id)}>
+                      Change<span className="sr-only"> {u.username}</span>
+                    </button>{' '}
                     {u.id !== session.me?.id && (
                       <button type="button" className="danger" onClick={() => void remove('user', u.id, u.username)}>
-                        Delete
+                        Delete<span className="sr-only"> {u.username}</span>
                       </button>
                     )}
                   </td>
@@ -119,6 +196,20 @@ export function UsersPage() {
         </table>
       </div>
       <Pager meta={users.data?.meta} onPage={setPage} label="Users" />
+      {users.data?.data
+        .filter((u) => u.id === editing)
+        .map((u) => (
+          <EditUser
+            key={u.id}
+            user={u}
+            roles={roles.data ?? []}
+            allowRestricted={session.isPlatformAdmin}
+            onDone={() => {
+              setEditing(undefined);
+              users.reload();
+            }}
+          />
+        ))}
       {canWriteUsers && (
         <form className="card" onSubmit={(e) => void createUser(e)} aria-labelledby="new-user">
           <h3 id="new-user">New user</h3>
@@ -164,8 +255,11 @@ export function UsersPage() {
                 <td>{r.permissions.join(', ') || '—'}</td>
                 {canWriteRoles && (
                   <td>
+                    <button type="button" aria-expanded={editing === r.id} onClick={() => setEditing(editing === r.id ? undefined : r.id)}>
+                      Change<span className="sr-only"> role {r.name}</span>
+                    </button>{' '}
                     <button type="button" className="danger" onClick={() => void remove('role', r.id, r.name)}>
-                      Delete
+                      Delete<span className="sr-only"> role {r.name}</span>
                     </button>
                   </td>
                 )}
@@ -179,6 +273,20 @@ export function UsersPage() {
           </tbody>
         </table>
       </div>
+      {roles.data
+        ?.filter((r) => r.id === editing)
+        .map((r) => (
+          <EditRole
+            key={r.id}
+            role={r}
+            allowRestricted={session.isPlatformAdmin}
+            onDone={() => {
+              setEditing(undefined);
+              roles.reload();
+              users.reload();
+            }}
+          />
+        ))}
       {canWriteRoles && (
         <form className="card" onSubmit={(e) => void createRole(e)} aria-labelledby="new-role">
           <h3 id="new-role">New role</h3>
