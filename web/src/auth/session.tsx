@@ -9,6 +9,7 @@
  */
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { useLocation, useNavigate } from 'react-router';
+import { holdsPermission } from '@contracts/permissions';
 import { api, bindSession, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 
@@ -102,7 +103,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       loading,
       notice,
       isPlatformAdmin,
-      can: (p) => isPlatformAdmin || permissions.includes(p) || (permissions.includes('tenant.all') && !p.startsWith('iam.')),
+      can: (p) => holdsPermission(permissions, p),
       async signIn(username, password, tenant) {
         const { token } = await unwrap(api.POST('/api/v1/login', { body: { username, password, ...(tenant ? { tenant } : {}) } }));
         stored.current = { token };

@@ -1,12 +1,12 @@
 /** Users and roles of the tenant: who holds which permissions, directly or through roles. */
-import { PERMISSIONS } from '@contracts/permissions';
+import { isRestrictedPermission, PERMISSIONS } from '@contracts/permissions';
 import { useState, type FormEvent } from 'react';
 import { api, unwrap } from '../api/client';
 import { useSession } from '../auth/session';
 import { ErrorNote, formatTime, PageHeader, Pager, useLoad } from '../ui/common';
 
 function PermissionPicker({ value, onChange, legend, allowRestricted }: { value: string[]; onChange: (v: string[]) => void; legend: string; allowRestricted: boolean }) {
-  const choices = PERMISSIONS.filter((p) => allowRestricted || (p !== 'all' && !p.startsWith('iam.')));
+  const choices = PERMISSIONS.filter((p) => allowRestricted || !isRestrictedPermission(p));
   return (
     <fieldset className="permissions">
       <legend>{legend}</legend>
