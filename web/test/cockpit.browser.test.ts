@@ -198,7 +198,7 @@ describe('the cockpit in chromium', () => {
 
   it('shows throughput, secrets, components, and users and roles', async () => {
     await page.getByRole('link', { name: 'Throughput' }).click();
-    await page.getByText(/Last hour: 2 executions, 0 failed/).waitFor();
+    await page.getByText(/Last hour: 2 executions finished, 0 failed/).waitFor();
     await checkScreen('10-throughput');
     await page.getByRole('link', { name: 'Secrets' }).click();
     await page.getByLabel('Name', { exact: true }).fill('sink login');

@@ -44,10 +44,10 @@ export function DashboardPage() {
       {s && (
         <>
           <p>
-            Last hour: <strong>{s.total.executions}</strong> executions, <strong>{s.total.failures}</strong> failed, p99 <strong>{formatMs(s.total.p99Ms)}</strong>.
+            Last hour: <strong>{s.total.executions}</strong> executions finished, <strong>{s.total.failures}</strong> failed, p99 <strong>{formatMs(s.total.p99Ms)}</strong>.
           </p>
           <div className="charts">
-            <BarChart title="Executions per minute (failures in red)" unit="count" partLabel="failed" bars={s.buckets.map((b) => ({ at: b.at, value: b.executions, part: b.failures }))} />
+            <BarChart title="Executions finished per minute (failures in red)" unit="count" partLabel="failed" bars={s.buckets.map((b) => ({ at: b.at, value: b.executions, part: b.failures }))} />
             <BarChart title="p99 duration per minute" unit="ms" bars={s.buckets.map((b) => ({ at: b.at, value: b.p99Ms ?? 0 }))} />
           </div>
           <div className="table-wrap">

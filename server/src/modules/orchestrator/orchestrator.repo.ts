@@ -421,34 +421,78 @@ export async function countExecutions(db: Queryable, f: ExecutionFilter): Promis
   return res.rows[0]?.n ?? 0;
 }
 
-export interface ExecutionStatsRow {
-  /** The minute, for per-minute rows; null on the per-flow and total rows. */
-  minute: Date | null;
-  /** The flow, for per-flow rows; null on the per-minute and total rows. */
-  flow_id: string | null;
+/** Executions of one tenant, flow and minute (finished in it): counts and a duration histogram. */
+export interface MinuteStatsRow {
+  flow_id: string;
+  minute: Date;
   executions: number;
   failures: number;
-  /** 99th percentile of finished executions' durations; null when none finished. */
-  p99_ms: number | null;
+  /** Duration bucket (1-81, orchestrator.stats.ts) → executions. */
+  histogram: Record<string, number>;
 }
 
 /**
- * Executions started since `since`, counted per minute, per flow and in total in one pass
- * (grouping sets): how many, how many failed, and the p99 of their durations.
+ * The per-minute figures of executions that finished in [from, to), for one tenant (and flow)
+ * or, with `tenantId` undefined, every tenant (the roll-up). Buckets: log scale, 1 ms – 1 h.
  */
-export async function executionStats(db: Queryable, tenantId: string, flowId: string | undefined, since: Date): Promise<ExecutionStatsRow[]> {
-  const res = await db.query<ExecutionStatsRow>(
-    `SELECT date_trunc('minute', started_at) AS minute, flow_id,
-            count(*)::int8 AS executions,
-            (count(*) FILTER (WHERE status = 'failed'))::int8 AS failures,
-            (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
-              FILTER (WHERE finished_at IS NOT NULL))::float8 AS p99_ms
-       FROM orchestrator_executions
-      WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND started_at >= $3
-      GROUP BY GROUPING SETS ((date_trunc('minute', started_at)), (flow_id), ())`,
-    [tenantId, flowId ?? null, since],
+const MINUTE_STATS = `
+  WITH b AS (
+    SELECT tenant_id, flow_id, date_trunc('minute', finished_at) AS minute,
+           width_bucket(ln(greatest(extract(epoch FROM finished_at - started_at) * 1000, 1)), 0, ln(3600000), 80) AS bucket,
+           count(*) AS n, count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM orchestrator_executions
+     WHERE finished_at >= $1 AND finished_at < $2
+       AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR flow_id = $4)
+     GROUP BY 1, 2, 3, 4)
+  SELECT tenant_id, flow_id, minute, sum(n)::int8 AS executions, sum(failed)::int8 AS failures, jsonb_object_agg(bucket, n) AS histogram
+    FROM b GROUP BY 1, 2, 3`;
+
+export async function liveMinuteStats(db: Queryable, tenantId: string, flowId: string | undefined, from: Date, to: Date): Promise<MinuteStatsRow[]> {
+  const res = await db.query<MinuteStatsRow>(MINUTE_STATS, [from, to, tenantId, flowId ?? null]);
+  return res.rows;
+}
+
+export async function rolledMinuteStats(db: Queryable, tenantId: string, flowId: string | undefined, from: Date, to: Date): Promise<MinuteStatsRow[]> {
+  const res = await db.query<MinuteStatsRow>(
+    `SELECT flow_id, minute, executions, failures, histogram FROM orchestrator_minute_stats
+      WHERE tenant_id = $1 AND minute >= $2 AND minute < $3 AND ($4::text IS NULL OR flow_id = $4)`,
+    [tenantId, from, to, flowId ?? null],
   );
   return res.rows;
+}
+
+/** Stores the figures of every tenant's minutes in [from, to); minutes stored already stay. */
+export async function rollUpMinuteStats(db: Queryable, from: Date, to: Date): Promise<number> {
+  const res = await db.query(
+    `INSERT INTO orchestrator_minute_stats (tenant_id, flow_id, minute, executions, failures, histogram)
+     ${MINUTE_STATS}
+     ON CONFLICT DO NOTHING`,
+    [from, to, null, null],
+  );
+  return res.rowCount;
+}
+
+/** The first minute not rolled up yet, locked until the caller's transaction ends; undefined before the first roll-up. */
+export async function lockStatsProgress(db: Queryable): Promise<Date | undefined> {
+  await db.query('INSERT INTO orchestrator_stats_progress (id, next_minute) VALUES (1, $1) ON CONFLICT DO NOTHING', [new Date(0)]);
+  const res = await db.query<{ next_minute: Date }>('SELECT next_minute FROM orchestrator_stats_progress WHERE id = 1 FOR UPDATE');
+  const next = res.rows[0]?.next_minute;
+  return next && next.getTime() > 0 ? next : undefined;
+}
+
+export async function readStatsProgress(db: Queryable): Promise<Date | undefined> {
+  const res = await db.query<{ next_minute: Date }>('SELECT next_minute FROM orchestrator_stats_progress WHERE id = 1');
+  const next = res.rows[0]?.next_minute;
+  return next && next.getTime() > 0 ? next : undefined;
+}
+
+export async function setStatsProgress(db: Queryable, next: Date): Promise<void> {
+  await db.query('UPDATE orchestrator_stats_progress SET next_minute = $1 WHERE id = 1', [next]);
+}
+
+export async function pruneMinuteStats(db: Queryable, before: Date): Promise<number> {
+  const res = await db.query('DELETE FROM orchestrator_minute_stats WHERE minute < $1', [before]);
+  return res.rowCount;
 }
 
 export async function findExecution(db: Queryable, tenantId: string, id: string): Promise<ExecutionRow | undefined> {

@@ -155,7 +155,7 @@ export function orchestratorRoutes(service: OrchestratorService, audit: AuditPub
         config: { permission: 'executions.read' },
         schema: {
           tags: ['executions'],
-          summary: 'Throughput and errors over the last minutes (default 60): executions, failures and p99 duration per minute, per flow and in total',
+          summary: 'Throughput and errors over the last minutes (default 60): executions finished, failures and p99 duration per minute, per flow and in total',
           security: [{ bearer: [] }],
           querystring: z.strictObject({ 'filter[flowId]': Id.optional(), minutes: z.coerce.number().int().min(1).max(1440).default(60) }),
           response: { 200: z.object({ data: ExecutionStatsView }) },

@@ -20,6 +20,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { ComponentsService } from '../components/index.js';
 import { EXECUTIONS_CHANGED, type ExecutionsChanged } from './orchestrator.events.js';
 import * as repo from './orchestrator.repo.js';
+import { executionStats, StatsRollup, type ExecutionStats } from './orchestrator.stats.js';
 import { HANDOFF_LEASE_MARGIN_MS, MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
 import type { Placement, Runtime } from './orchestrator.runtime.js';
@@ -86,22 +87,6 @@ export class PreparedFlows implements FlowSource {
   }
 }
 
-export interface StatFigures {
-  executions: number;
-  failures: number;
-  /** 99th percentile duration of the finished ones; null when none finished. */
-  p99Ms: number | null;
-}
-
-export interface ExecutionStats {
-  from: string;
-  bucketSeconds: number;
-  total: StatFigures;
-  flows: Array<StatFigures & { flowId: string }>;
-  /** One per minute, oldest first, empty minutes included. */
-  buckets: Array<StatFigures & { at: string }>;
-}
-
 export class OrchestratorService {
   readonly instanceId = randomUUID();
   private readonly local = new Map<string, LocalFlow>();
@@ -109,6 +94,7 @@ export class OrchestratorService {
   private unlisten: (() => Promise<void>) | undefined;
   private tick: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private readonly statsRollup: StatsRollup;
   /** Reconciles run one at a time; a request during one runs once more after it. */
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -125,6 +111,7 @@ export class OrchestratorService {
     private readonly options: OrchestratorOptions,
   ) {
     this.tickMs = options.tickMs ?? 5_000;
+    this.statsRollup = new StatsRollup(db, logger, options.retentionMs);
   }
 
   async start(): Promise<void> {
@@ -144,12 +131,19 @@ export class OrchestratorService {
     const pruneEvery = this.options.pruneEveryMs ?? Math.min(60_000, Math.max(1_000, Math.floor(this.options.retentionMs / 4)));
     this.pruneTimer = setInterval(() => void this.prune(), pruneEvery);
     this.pruneTimer.unref();
+    this.statsRollup.start();
+  }
+
+  /** Rolls the finished minutes of execution stats up now (tests; the job does it every minute). */
+  rollUpStats(now = new Date()): Promise<void> {
+    return this.statsRollup.run(now);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
     clearInterval(this.pruneTimer);
+    await this.statsRollup.stop();
     await Promise.all(this.subscriptions.map((s) => s.stop()));
     await this.unlisten?.();
     await this.reconciling;
@@ -317,27 +311,9 @@ export class OrchestratorService {
     return { rows, total };
   }
 
-  /** Per minute, per flow and in total over the last `minutes`: executions, failures, p99 duration. */
-  async executionStats(tenantId: string, flowId: string | undefined, minutes: number, now = new Date()): Promise<ExecutionStats> {
-    const MINUTE_MS = 60_000;
-    const end = Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS;
-    const since = new Date(end - (minutes - 1) * MINUTE_MS);
-    const rows = await repo.executionStats(this.db, tenantId, flowId, since);
-    const byMinute = new Map(rows.filter((r) => r.minute).map((r) => [r.minute!.getTime(), r]));
-    const figures = (r: repo.ExecutionStatsRow | undefined): StatFigures => ({
-      executions: r?.executions ?? 0,
-      failures: r?.failures ?? 0,
-      p99Ms: r?.p99_ms === null || r?.p99_ms === undefined ? null : Math.round(r.p99_ms),
-    });
-    const buckets: ExecutionStats['buckets'] = [];
-    for (let t = since.getTime(); t <= end; t += MINUTE_MS) buckets.push({ at: new Date(t).toISOString(), ...figures(byMinute.get(t)) });
-    return {
-      from: since.toISOString(),
-      bucketSeconds: 60,
-      total: figures(rows.find((r) => !r.minute && !r.flow_id)),
-      flows: rows.filter((r) => r.flow_id).map((r) => ({ flowId: r.flow_id!, ...figures(r) })).sort((a, b) => b.executions - a.executions),
-      buckets,
-    };
+  /** Per minute, per flow and in total over the last `minutes`: executions finished, failures, p99 duration. */
+  executionStats(tenantId: string, flowId: string | undefined, minutes: number, now = new Date()): Promise<ExecutionStats> {
+    return executionStats(this.db, tenantId, flowId, minutes, now);
   }
 
   async getExecution(tenantId: string, id: string): Promise<{ execution: repo.ExecutionRow; steps: repo.StepRunRow[] }> {
