@@ -11,6 +11,7 @@ import { addCollectedGauge, createHttpServer, createMetrics, registerCockpitRout
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
+import { createOutbound } from '../platform/outbound/index.js';
 import { createIamModule, type IamModule } from '../modules/iam/index.js';
 import { createAuditModule } from '../modules/audit/index.js';
 import { createSecretsModule } from '../modules/secrets/index.js';
@@ -19,6 +20,7 @@ import { createOrchestratorModule } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
+import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
 
 /** The built web UI (`npm run build -w web`, run by `npm ci`). */
 const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
@@ -42,6 +44,7 @@ export interface Hub {
   bus: Bus;
   app: HttpApp;
   iam: IamModule;
+  limits: LimitsModule;
   lifecycle: Lifecycle;
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
@@ -83,12 +86,19 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
 
   const iam = await createIamModule({ config, db, bus, logger: logger.child({ module: 'iam' }) });
   const modules: PlexusModule[] = [iam];
+  // Every process enforces tenant limits from memory, kept current whatever its roles.
+  const limits = await createLimitsModule({ config, db, bus, logger: logger.child({ module: 'limits' }), requireTenant: async (tenant) => void (await iam.service.getTenant(tenant)) });
+  modules.push(limits);
+  lifecycle.onStop('limits', await limits.watch());
   // Each block below wires one module and pushes it; order follows their dependencies.
   const audit = await createAuditModule({ db, bus, logger: logger.child({ module: 'audit' }) });
   modules.push(audit);
-  const secrets = await createSecretsModule({ config, db, bus, logger: logger.child({ module: 'secrets' }) });
+  // One guard for every call out of the hub made on a tenant's behalf.
+  const outbound = createOutbound(config.outbound, { logger: logger.child({ module: 'outbound' }) });
+  lifecycle.onStop('outbound', async () => outbound.close());
+  const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, logger: logger.child({ module: 'components' }) });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }) });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,
@@ -97,6 +107,10 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     logger: logger.child({ module: 'orchestrator' }),
     components: components.service,
     resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
+    limits: {
+      messagesPerExecution: (tenant) => limits.service.forTenant(tenant).messagesPerExecution,
+      concurrentExecutions: (tenant) => limits.service.forTenant(tenant).concurrentExecutions,
+    },
   });
   modules.push(orchestrator);
   const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
@@ -109,6 +123,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
     handoff: orchestrator.handoff,
+    admission: limits.ingress,
     secrets: secrets.service,
   });
   modules.push(webhooks);
@@ -158,6 +173,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     bus,
     app,
     iam,
+    limits,
     lifecycle,
     async listen() {
       if (!roles.has('gateway')) return '';

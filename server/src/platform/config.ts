@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.js';
+import { parseAllowedHosts, type OutboundPolicy } from './outbound/index.js';
 
 const port = z.coerce
   .number({ error: 'must be a port number' })
@@ -52,6 +53,17 @@ const trustProxy = z.string().transform((v, ctx): boolean | number | string[] =>
   }
   return entries;
 });
+
+const allowedHosts = z.string().transform((v, ctx): string[] => {
+  const parsed = parseAllowedHosts(v);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: `must be host names, IP addresses or CIDRs separated by commas (${parsed.problem})` });
+    return z.NEVER;
+  }
+  return parsed.entries;
+});
+
+const byteCount = positiveInt.pipe(z.number().min(1_024, 'must be at least 1024 (bytes)'));
 
 const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
 
@@ -129,13 +141,35 @@ const EnvSchema = z.object({
   PLEXUS_EXECUTION_STORED_BODY_BYTES: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').default(65_536),
   /** Folders (comma-separated) from which tenants may register component directories; default <data dir>/components. */
   PLEXUS_COMPONENT_PATHS: z.string().optional(),
-  /** Default of `allowPrivateNetwork` for http-request and code steps; `false` refuses loopback and private addresses (SSRF guard). */
-  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
+  /**
+   * Whether steps (http-request, code `fetch`) and other tenant-driven calls (OAuth2 token refresh)
+   * may reach loopback, private, link-local and other non-public addresses. A ceiling: with
+   * `false` a node's `allowPrivateNetwork: true` is refused when its flow is saved. With `true` it
+   * is also what nodes that do not say get.
+   */
+  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  /** Non-public hosts every step may reach anyway: names, `*.suffix` names, IP addresses, CIDRs, comma-separated. */
+  PLEXUS_STEPS_ALLOWED_HOSTS: allowedHosts.optional(),
   /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
   PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
+  // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
+  /** Webhook calls per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: positiveInt.default(200),
+  /** Webhook body bytes per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND: byteCount.default(20 * 1024 * 1024),
+  /** Webhook body bytes per tenant arriving and not yet enqueued, per process; over it → 429 (413 for a body larger than all of it). */
+  PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(32 * 1024 * 1024),
+  /** Executions of a tenant running at once per orchestrator process; more wait in their queues. */
+  PLEXUS_LIMITS_CONCURRENT_EXECUTIONS: positiveInt.default(100),
+  /** Messages one execution may produce; the step that goes past it fails with a user error. */
+  PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: positiveInt.default(10_000),
+  /** Code-step sandbox slots one tenant may hold at once. */
+  PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
+  /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
+  PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
 });
 
 export type Config = Readonly<{
@@ -156,8 +190,23 @@ export type Config = Readonly<{
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
   webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
-  components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
+  components: Readonly<{ paths: readonly string[]; codeWorkers: number; codeMemoryMb: number }>;
+  /** The operator's outbound network policy (platform/outbound). */
+  outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
+  limits: Readonly<{
+    /** Per-tenant defaults (PLEXUS_LIMITS_*), in the shape of contracts/limits.ts TenantLimits. */
+    defaults: Readonly<{
+      webhookRequestsPerSecond: number;
+      webhookBytesPerSecond: number;
+      webhookInFlightBytes: number;
+      concurrentExecutions: number;
+      messagesPerExecution: number;
+      codeSlots: number;
+    }>;
+    /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
+    webhookInFlightBytesTotal: number;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -206,10 +255,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       paths: Object.freeze(
         (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
       ),
-      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
     }),
+    outbound: Object.freeze({
+      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
+      allowedHosts: Object.freeze(e.PLEXUS_STEPS_ALLOWED_HOSTS ?? []),
+    }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
+    limits: Object.freeze({
+      defaults: Object.freeze({
+        webhookRequestsPerSecond: e.PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND,
+        webhookBytesPerSecond: e.PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND,
+        webhookInFlightBytes: e.PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES,
+        concurrentExecutions: e.PLEXUS_LIMITS_CONCURRENT_EXECUTIONS,
+        messagesPerExecution: e.PLEXUS_LIMITS_MESSAGES_PER_EXECUTION,
+        codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
+      }),
+      webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
   });
 }
