@@ -273,6 +273,7 @@ process.on('message', (/** @type {RunMessage | FetchedMessage} */ msg) => {
     }
   }
 });
-// The hub went away: nothing here is worth keeping.
-process.on('disconnect', () => process.exit(0));
+// The hub went away: nothing here is worth keeping. Not process.exit(): its clean-up waits for
+// the isolate's thread, which code still running (an endless loop) never gives back.
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
 send({ type: 'ready' });

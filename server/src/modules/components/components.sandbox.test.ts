@@ -1,8 +1,11 @@
 /** The code component's sandbox: real child processes, real isolates, real limits. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVER_DIR } from '../../../test/helpers/process.js';
 import { createLogger } from '../../platform/logger.js';
 import { createOutbound } from '../../platform/outbound/index.js';
 import { createCodeComponent } from './builtins/code.js';
@@ -238,6 +241,23 @@ describe('the sandbox processes', () => {
       expect(bodies(await runOnce(step, { code: 'return "replaced"' }, {}))).toEqual(['replaced']);
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe('a hub that dies', () => {
+  it('takes its sandbox processes with it, even one running an endless loop', async () => {
+    const hub = spawn(process.execPath, ['--import', 'tsx', path.join(SERVER_DIR, 'test/helpers/sandbox-parent.ts')], { cwd: SERVER_DIR, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    hub.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await expect.poll(() => /runner (\d+)/.exec(out)?.[1], { timeout: 30_000 }).toBeDefined();
+      const runner = Number(/runner (\d+)/.exec(out)![1]);
+      expect(fs.existsSync(`/proc/${runner}`)).toBe(true);
+      hub.kill('SIGKILL');
+      await expect.poll(() => fs.existsSync(`/proc/${runner}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${runner}/status`, 'utf8')), { timeout: 20_000 }).toBe(false);
+    } finally {
+      hub.kill('SIGKILL');
     }
   });
 });
