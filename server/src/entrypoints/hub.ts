@@ -2,11 +2,12 @@
  * Wiring only: builds a hub process from config — storage, bus, the modules of the requested
  * roles and the HTTP origin. `plexus start` and the end-to-end tests both use it.
  */
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../platform/config.js';
 import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/index.js';
 import { createBus, type Bus, type QueueStats } from '../platform/bus/index.js';
 import { queueMetricLabel } from '../contracts/flows.js';
-import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
+import { addCollectedGauge, createHttpServer, createMetrics, registerCockpitRoutes, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
@@ -21,6 +22,9 @@ import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createDirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
+
+/** The built web UI (`npm run build -w web`, run by `npm ci`). */
+const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
 export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director'] as const;
@@ -95,7 +99,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }) });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,
@@ -162,6 +166,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     for (const m of active) {
       if (m.routes) await registerModuleRoutes(app, m.name, (scope) => m.routes!(scope));
     }
+    await registerCockpitRoutes(app, { root: COCKPIT_DIR });
   }
   await app.ready();
   // HTTP closes first on stop (registered last): no new requests while modules drain.

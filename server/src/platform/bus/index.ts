@@ -22,6 +22,7 @@ export type {
 } from './bus.js';
 export { RetryLater } from './bus.js';
 export { GroupCommit } from './sql.bus.js';
+export type { LiveEvent, LiveEvents, LiveHandler } from './live.js';
 export { assertName, assertPattern, matchesPattern } from './pattern.js';
 
 export interface CreateBusOptions {
