@@ -34,18 +34,29 @@ export interface AuditPayload extends AuditRecordInput {
 
 export interface AuditPublisher {
   record(input: AuditRecordInput, opts?: { tx?: Queryable }): Promise<void>;
+  /** Several records at once; inside a transaction one write for all of them. */
+  recordMany(inputs: readonly AuditRecordInput[], opts?: { tx?: Queryable }): Promise<void>;
 }
 
 export function createAuditPublisher(bus: Bus, module: string, logger: Logger): AuditPublisher {
+  const payloadOf = (input: AuditRecordInput, at: string): AuditPayload => ({ ...input, tenantId: input.tenantId ?? input.actor?.tenantId, module, at });
   return {
     async record(input, opts) {
-      const payload: AuditPayload = { ...input, tenantId: input.tenantId ?? input.actor?.tenantId, module, at: new Date().toISOString() };
       try {
-        await bus.publish(`audit.${module}.${input.action}`, payload, opts);
+        await bus.publish(`audit.${module}.${input.action}`, payloadOf(input, new Date().toISOString()), opts);
       } catch (err) {
         // Inside a caller's transaction the failure must abort the change; otherwise log loudly.
         if (opts?.tx) throw err;
         logger.error({ err, action: input.action }, 'could not publish audit event');
+      }
+    },
+    async recordMany(inputs, opts) {
+      const at = new Date().toISOString();
+      try {
+        await bus.publishMany(inputs.map((input) => ({ name: `audit.${module}.${input.action}`, payload: payloadOf(input, at) })), opts);
+      } catch (err) {
+        if (opts?.tx) throw err;
+        logger.error({ err, actions: inputs.map((i) => i.action) }, 'could not publish audit events');
       }
     },
   };

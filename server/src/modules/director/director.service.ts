@@ -6,7 +6,7 @@
  * so a change is notified exactly once, by the process that made it.
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditPublisher } from '../../platform/audit.js';
+import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
 import { GroupCommit, type Bus } from '../../platform/bus/index.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
@@ -398,14 +398,18 @@ export class DirectorService {
         for (const w of item.webhooks) await repo.insertWebhook(tx, { ...w.write, tenantId: tenant, applicationId: row.id });
       }
       if (jobs.length) await this.deps.bus.enqueueMany(FETCH_QUEUE, jobs, { tx });
-      for (const { item, row } of stored) {
-        await this.record(tx, item.caller, 'application.registered', { type: 'application', id: row.id, name: row.name }, 'success', {
-          apis: item.definitions.filter((d) => d.kind === 'api').length,
-          events: item.definitions.filter((d) => d.kind === 'event').length,
-          documents: item.docs.length,
-          webhooks: item.webhooks.length,
-        });
-      }
+      // One write for the batch's audit events.
+      await this.deps.audit.recordMany(
+        stored.map(({ item, row }) =>
+          auditRecord(item.caller, 'application.registered', { type: 'application', id: row.id, name: row.name }, 'success', {
+            apis: item.definitions.filter((d) => d.kind === 'api').length,
+            events: item.definitions.filter((d) => d.kind === 'event').length,
+            documents: item.docs.length,
+            webhooks: item.webhooks.length,
+          }),
+        ),
+        { tx },
+      );
       // New applications hear about the READY runtimes of their scenarios.
       const scenarios = [...new Set(stored.flatMap((s) => scenariosOf(s.item.labels)))];
       for (const rt of (await repo.runtimesInScenarios(tx, tenant, scenarios)).filter((r) => r.status_condition === 'READY')) {
@@ -1271,23 +1275,31 @@ export class DirectorService {
     result: 'success' | 'denied',
     details?: Record<string, unknown>,
   ): Promise<void> {
-    const p = caller.principal;
-    return this.deps.audit.record(
-      {
-        action,
-        actor: { accountId: p.accountId, username: p.username, tenantId: p.tenantId },
-        target,
-        result,
-        sourceIp: caller.ip,
-        details: caller.object ? { ...details, as: caller.object } : details,
-      },
-      tx ? { tx } : undefined,
-    );
+    return this.deps.audit.record(auditRecord(caller, action, target, result, details), tx ? { tx } : undefined);
   }
 
   get masked(): string {
     return MASK;
   }
+}
+
+/** The audit record of a caller's action (`audit.director.<action>`). */
+function auditRecord(
+  caller: Caller,
+  action: Action,
+  target: { type: string; id?: string | undefined; name?: string | undefined },
+  result: 'success' | 'denied',
+  details?: Record<string, unknown>,
+): AuditRecordInput {
+  const p = caller.principal;
+  return {
+    action,
+    actor: { accountId: p.accountId, username: p.username, tenantId: p.tenantId },
+    target,
+    result,
+    sourceIp: caller.ip,
+    details: caller.object ? { ...details, as: caller.object } : details,
+  };
 }
 
 export const EVENTING_URL_LABEL = 'runtime/event_service_url';

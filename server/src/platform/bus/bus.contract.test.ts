@@ -282,6 +282,25 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(seen.items).toEqual(['committed']);
   });
 
+  it('publishes several events at once: in a transaction all or none; without one, each', async () => {
+    const root = unique('evmany');
+    const seen = recorder<string>();
+    track(await bus.subscribe<string>(`${root}.>`, 'g', async (e) => seen.push(`${e.headers.name}:${e.payload}`)));
+    await expect(
+      t.db.transaction(async (tx) => {
+        await bus.publishMany([{ name: `${root}.a`, payload: 'gone' }, { name: `${root}.b`, payload: 'gone' }], { tx });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    await t.db.transaction(async (tx) => bus.publishMany([{ name: `${root}.a`, payload: '1' }, { name: `${root}.b`, payload: '2' }, { name: 'elsewhere.c', payload: 'x' }], { tx }));
+    await bus.publishMany([{ name: `${root}.c`, payload: '3' }]);
+    await bus.publishMany([]);
+    await seen.waitFor(3);
+    await sleep(300);
+    expect([...seen.items].sort()).toEqual([`${root}.a:1`, `${root}.b:2`, `${root}.c:3`]);
+    await expect(bus.publishMany([{ name: 'bad name!', payload: 1 }])).rejects.toThrow('bad name!');
+  });
+
   it('live events reach the listeners of every process subscribed now, by pattern; nothing is kept', async () => {
     const root = unique('live');
     // Embedded PGlite has one process by design: its live events stay in memory, in that bus.

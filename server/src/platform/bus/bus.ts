@@ -126,6 +126,8 @@ export interface Bus {
 
   /** Publishes an event to every group subscribed to a matching pattern. Resolves once durable. */
   publish<P>(name: string, payload: P, opts?: { tx?: Queryable }): Promise<void>;
+  /** Publishes several events; with `{tx}` all of them or none, in one write in the transaction. */
+  publishMany<P>(events: ReadonlyArray<{ name: string; payload: P }>, opts?: { tx?: Queryable }): Promise<void>;
   /** Joins `group` with `handler` for events matching `pattern`. */
   subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts?: ConsumeOptions): Promise<Consumer>;
 

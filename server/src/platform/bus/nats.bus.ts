@@ -181,6 +181,24 @@ class NatsBus implements Bus {
     await this.publisher.publish(subject, wire.body, wire.headers);
   }
 
+  async publishMany<P>(events: ReadonlyArray<{ name: string; payload: P }>, opts: { tx?: Queryable } = {}): Promise<void> {
+    this.assertOpen();
+    if (!opts.tx) {
+      await Promise.all(events.map((e) => this.publish(e.name, e.payload)));
+      return;
+    }
+    const rows = [];
+    for (const e of events) {
+      assertName(e.name, 'event name');
+      const body = encodePayload(eventEnvelope(e.name, e.payload, this.opts.serviceName));
+      const storing = this.storeOversized([body], e.name, opts.tx);
+      const wire = onWire(body, storing ? (await storing)[0] : undefined);
+      const id = nuid.next();
+      rows.push({ subject: `${this.prefix}.events.${e.name}`, msgId: id, queue: '', headers: JSON.stringify({ [H_ID]: id, ...wire.headers }), body: wire.body, delayMs: 0 });
+    }
+    if (rows.length > 0) await outbox.insertOutbox(opts.tx, rows);
+  }
+
   async subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts: ConsumeOptions = {}): Promise<Consumer> {
     this.assertOpen();
     assertPattern(pattern);

@@ -103,6 +103,17 @@ class SqlBus implements Bus {
     await this.publishes.add({ name, envelope });
   }
 
+  async publishMany<P>(events: ReadonlyArray<{ name: string; payload: P }>, opts: { tx?: Queryable } = {}): Promise<void> {
+    this.assertOpen();
+    for (const e of events) assertName(e.name, 'event name');
+    const envelopes = events.map((e) => encodePayload(eventEnvelope(e.name, e.payload, this.opts.serviceName)));
+    if (opts.tx) {
+      if (events.length > 0) await repo.fanOutEvents(opts.tx, events.map((e) => e.name), envelopes);
+      return;
+    }
+    await Promise.all(events.map((e, i) => this.publishes.add({ name: e.name, envelope: envelopes[i]! })));
+  }
+
   async subscribe<P = unknown>(pattern: string, group: string, handler: EventHandler<P>, opts: ConsumeOptions = {}): Promise<Consumer> {
     this.assertOpen();
     assertPattern(pattern);
