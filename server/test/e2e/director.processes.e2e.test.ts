@@ -1,7 +1,8 @@
 /**
  * Two hub processes with the director role on one PostgreSQL database: a change that notifies an
  * application is delivered once, by whichever process takes its job, never once per process —
- * retries included.
+ * retries included; and one process's query cache never answers with data older than a change
+ * the other committed.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
