@@ -1,6 +1,6 @@
 /** Executions and snapshots: each route declares its schema and its permission together. */
 import { z } from 'zod';
-import { Execution, ExecutionStatus, ExecutionWithSteps, RetriedExecution, StepRun } from '../../contracts/executions.js';
+import { Execution, ExecutionStatus, ExecutionWithSteps, RetriedExecution, type StepRun } from '../../contracts/executions.js';
 import { NodeId } from '../../contracts/flows.js';
 import { listMeta, listOf, pageQuery, parseSort, sortQuery } from '../../contracts/list.js';
 import type { AuditPublisher } from '../../platform/audit.js';
