@@ -99,12 +99,21 @@ function parseFile(file: string, problems: string[]): FlowDocument[] {
       problems.push(`${at(doc.contents?.range[0])}: a flow must be a mapping (name, graph, …), not ${Array.isArray(value) ? 'a list' : typeof value}`);
       return;
     }
+    // A field points at its key (`componentId:`), a list item at the item; a field the
+    // document lacks points at the nearest part it has.
     const locate = (fieldPath: ReadonlyArray<string | number>): string => {
-      for (let n = fieldPath.length; n >= 0; n--) {
-        const node: unknown = n === 0 ? doc.contents : doc.getIn(fieldPath.slice(0, n), true);
-        if (YAML.isNode(node) && node.range) return at(node.range[0]);
+      for (let n = fieldPath.length; n > 0; n--) {
+        const parent: unknown = n === 1 ? doc.contents : doc.getIn(fieldPath.slice(0, n - 1), true);
+        const last = fieldPath[n - 1];
+        if (YAML.isMap(parent)) {
+          const pair = parent.items.find((p) => (YAML.isScalar(p.key) ? p.key.value : p.key) === last);
+          if (pair && YAML.isNode(pair.key) && pair.key.range) return at(pair.key.range[0]);
+        } else if (YAML.isSeq(parent) && typeof last === 'number') {
+          const item: unknown = parent.items[last];
+          if (YAML.isNode(item) && item.range) return at(item.range[0]);
+        }
       }
-      return source;
+      return at(doc.contents?.range?.[0]);
     };
     const body: FlowBody = { ...(value as Record<string, unknown>) };
     for (const key of SERVER_OWNED_FIELDS) delete body[key];
