@@ -10,7 +10,14 @@ import { CliError } from './errors.js';
 export async function readPassword(prompt: string): Promise<string> {
   if (process.stdin.isTTY) {
     // The prompt goes to stderr, so `plexus login … -o json > out` still works.
-    const value = await password({ message: prompt }, { output: process.stderr });
+    let value: string;
+    try {
+      value = await password({ message: prompt }, { output: process.stderr });
+    } catch (err) {
+      // Ctrl-C or Ctrl-D at the prompt.
+      if (err instanceof Error && err.name === 'ExitPromptError') throw new CliError('cancelled');
+      throw err;
+    }
     if (!value) throw new CliError('no password given');
     return value;
   }
