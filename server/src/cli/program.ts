@@ -93,8 +93,10 @@ function report(err: unknown, target: Target | undefined): ExitCode {
     return EXIT.error;
   }
   if (isCliError(err)) {
-    write(`plexus: ${err.message}`);
-    for (const p of err.problems) write(`  ${p}`);
+    // The hub's validation message is its problems joined: print them once, one a line.
+    const repeated = err.problems.length > 0 && err.message === err.problems.join('; ');
+    write(`plexus: ${repeated ? (err.problems.length === 1 ? err.problems[0] : 'the hub refused the input:') : err.message}`);
+    if (!repeated || err.problems.length > 1) for (const p of err.problems) write(`  ${p}`);
     return err.exitCode;
   }
   if (isAppError(err) && err.kind !== 'bug') {

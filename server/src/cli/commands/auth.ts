@@ -24,6 +24,9 @@ export function registerAuthCommands(program: Command<[], Record<string, unknown
       try {
         login = await client.login({ username: opts.username, password, ...(opts.tenant ? { tenant: opts.tenant } : {}) });
       } catch (err) {
+        if (err instanceof ApiError && err.status === 400 && opts.tenant && /tenant/.test(err.message)) {
+          throw new CliError(`${url} does not take a tenant at login (usernames are unique across its tenants): leave out --tenant`, EXIT.usage);
+        }
         if (err instanceof ApiError && err.status === 401) throw new CliError(`login to ${url} failed: wrong username or password${opts.tenant ? ` (or tenant ${opts.tenant})` : ''}`);
         if (err instanceof ApiError && err.status === 429) {
           throw new CliError(`login to ${url} refused: too many failed logins${err.retryAfterSeconds ? `; try again in ${err.retryAfterSeconds} s` : ''}`);
