@@ -4,6 +4,7 @@
  * untyped JSON and an incompatible hub is named as such instead of printing nonsense. Error
  * answers become `ApiError` with the hub's code, message and listed problems.
  */
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { z } from 'zod';
 import { AuditEntry, type AuditListQuery } from '../contracts/audit.js';
 import { Execution, ExecutionWithSteps, RetriedExecution, type ExecutionStatus } from '../contracts/executions.js';
@@ -45,6 +46,8 @@ export interface ExecutionListOptions extends Paging {
 /** What a flow file holds: the server validates it and lists every problem. */
 export type FlowBody = Record<string, unknown>;
 
+const USER_AGENT = 'plexus-cli';
+
 type Query = Record<string, string | number | undefined>;
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -53,6 +56,12 @@ const one = <T extends z.ZodType>(item: T) => z.object({ data: item });
 const ErrorBody = z.object({
   errors: z.array(z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() })).min(1),
 });
+
+/** One server-sent event: its name (`ready`, `execution`, …) and its data. */
+export interface LiveEvent {
+  event: string;
+  data: string;
+}
 
 export interface ClientOptions {
   url: string;
@@ -125,6 +134,35 @@ export class PlexusClient {
     return (await this.request('POST', `/api/v1/executions/${seg(id)}/retry`, one(RetriedExecution), {})).data;
   }
 
+  /**
+   * The hub's server-sent events about the tenant's executions (`ready`, then `execution {id,
+   * flowId}` whenever one changes), ended by `signal`. Undefined when the hub has no such
+   * stream (an older hub): the caller reads the execution again instead.
+   */
+  async executionEvents(filter: { executionId?: string; flowId?: string }, signal: AbortSignal): Promise<AsyncIterable<LiveEvent> | undefined> {
+    const url = new URL(`${this.url}/api/v1/executions/live`);
+    if (filter.executionId) url.searchParams.set('filter[executionId]', filter.executionId);
+    if (filter.flowId) url.searchParams.set('filter[flowId]', filter.flowId);
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { accept: 'text/event-stream', 'user-agent': USER_AGENT, ...this.authHeaders() }, signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new CliError(`cannot reach ${this.url}: ${networkReason(err)}`);
+    }
+    if (!res.ok) {
+      const json: unknown = await res.json().catch(() => undefined);
+      // An older hub has no such route (or reads `live` as an execution id): 404 either way.
+      if (res.status === 404) return undefined;
+      throw toApiError(res, json, 'GET', url.pathname);
+    }
+    if (!res.body) throw new CliError(`${this.url} answered the event stream without a body`);
+    const stream = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+    return (async function* () {
+      for await (const message of stream) yield { event: message.event ?? 'message', data: message.data };
+    })();
+  }
+
   // ---------------------------------------------------------------- secrets
 
   listSecrets(q: Partial<Omit<SecretListQuery, 'page[size]' | 'page[number]'>> & Paging = {}): Promise<Page<Secret>> {
@@ -165,13 +203,16 @@ export class PlexusClient {
 
   // ---------------------------------------------------------------- transport
 
+  private authHeaders(): Record<string, string> {
+    return this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {};
+  }
+
   private async request<S extends z.ZodType>(method: Method, path: string, schema: S, o: { query?: Query; body?: unknown; anonymous?: boolean }): Promise<z.infer<S>>;
   private async request(method: Method, path: string, schema: undefined, o: { query?: Query; body?: unknown; anonymous?: boolean }): Promise<void>;
   private async request(method: Method, path: string, schema: z.ZodType | undefined, o: { query?: Query; body?: unknown; anonymous?: boolean }): Promise<unknown> {
     const url = new URL(`${this.url}${path}`);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'plexus-cli' };
-    if (!o.anonymous && this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT, ...(o.anonymous ? {} : this.authHeaders()) };
     if (o.body !== undefined) headers['content-type'] = 'application/json';
 
     let res: Response;

@@ -1,7 +1,8 @@
 /** `plexus executions …`: list, get, retry, watch. */
 import { Option, type Command } from '@commander-js/extra-typings';
 import { ExecutionStatus, type Execution, type ExecutionWithSteps, type StepRun } from '../../contracts/executions.js';
-import type { PlexusClient } from '../client.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { LiveEvent, PlexusClient } from '../client.js';
 import { CliError } from '../errors.js';
 import { durationMs } from '../options.js';
 import { cell, printData, printItem, printList, renderTable, type Column, type Out } from '../output.js';
@@ -90,16 +91,68 @@ function printExecution(out: Out, x: ExecutionWithSteps): void {
 }
 
 /**
- * Follows an execution until it ends, printing each step run once per state it reaches. The hub
- * has no change stream for executions yet, so this reads the execution again with a growing
- * interval (0.25 s to 2 s), bounded by `timeoutMs`.
+ * Follows an execution until it ends, printing each step run once per state it reaches. It
+ * reads the execution again whenever the hub's event stream says it changed; the stream's
+ * events are not stored (at most once), so it also reads it every few seconds while nothing
+ * comes. A hub without the stream, or a stream that ends, is followed by reading again with a
+ * growing interval (0.25 s to 2 s). Everything is bounded by `timeoutMs`.
  */
 async function watchExecution(client: PlexusClient, out: Out, id: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const printed = new Set<string>();
-  let delayMs = 250;
+  const show = executionPrinter(out);
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    const events = await client.executionEvents({ executionId: id }, abort.signal);
+    if (events && (await followEvents(client, id, events, show))) return;
+    let delayMs = 250;
+    for (;;) {
+      if (show(await client.getExecution(id))) return;
+      if (Date.now() + delayMs > deadline) break;
+      await sleep(delayMs, abort.signal);
+      delayMs = Math.min(2_000, Math.round(delayMs * 1.5));
+    }
+  } catch (err) {
+    if (!abort.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+  throw new CliError(`execution ${id} is still running after ${Math.round(timeoutMs / 1000)} s`);
+}
+
+/** Quiet stream: read the execution again this often anyway. */
+const STREAM_SAFETY_READ_MS = 5_000;
+
+/** True once the execution ended; false when the stream ended first. */
+async function followEvents(client: PlexusClient, id: string, events: AsyncIterable<LiveEvent>, show: (x: ExecutionWithSteps) => boolean): Promise<boolean> {
+  const it = events[Symbol.asyncIterator]();
+  // A read still waiting when the watch ends fails with the aborted stream; nobody needs that.
+  const nextEvent = (): Promise<IteratorResult<LiveEvent>> => {
+    const p = it.next();
+    p.catch(() => undefined);
+    return p;
+  };
+  let pending = nextEvent();
+  let ready = false;
   for (;;) {
-    const x = await client.getExecution(id);
+    const next = await Promise.race([pending, delay(STREAM_SAFETY_READ_MS, undefined, { ref: false })]);
+    if (next !== undefined) {
+      if (next.done) return false;
+      pending = nextEvent();
+      if (next.value.event === 'ready') ready = true;
+      else if (next.value.event !== 'execution') continue;
+    }
+    // Read only once subscribed (`ready`), so no change can fall between the read and the stream.
+    if (!ready) continue;
+    if (show(await client.getExecution(id))) return true;
+  }
+}
+
+/** Prints what is new in each reading of the execution; true once it ended (throws when it failed). */
+function executionPrinter(out: Out): (x: ExecutionWithSteps) => boolean {
+  const printed = new Set<string>();
+  return (x) => {
     if (out.format === 'table') {
       for (const s of x.steps) {
         const key = `${s.idempotencyKey}|${s.status}|${s.attempt}`;
@@ -108,14 +161,14 @@ async function watchExecution(client: PlexusClient, out: Out, id: string, timeou
         out.stdout(`${cell(s.finishedAt)}  ${s.nodeId}  ${s.path}  ${s.status}  attempt ${s.attempt}  ${s.durationMs} ms${s.error ? `  ${s.error}` : ''}`);
       }
     }
-    if (x.status !== 'running') {
-      if (out.format === 'table') out.stdout(`execution ${x.id} ${x.status}${x.durationMs === null ? '' : ` in ${x.durationMs} ms`}`);
-      else printData(out, x);
-      if (x.status === 'failed') throw new CliError(`execution ${x.id} failed: ${x.failedSteps} step run(s) failed`);
-      return;
-    }
-    if (Date.now() + delayMs > deadline) throw new CliError(`execution ${x.id} is still running after ${Math.round(timeoutMs / 1000)} s`);
-    await new Promise((r) => setTimeout(r, delayMs));
-    delayMs = Math.min(2_000, Math.round(delayMs * 1.5));
-  }
+    if (x.status === 'running') return false;
+    if (out.format === 'table') out.stdout(`execution ${x.id} ${x.status}${x.durationMs === null ? '' : ` in ${x.durationMs} ms`}`);
+    else printData(out, x);
+    if (x.status === 'failed') throw new CliError(`execution ${x.id} failed: ${x.failedSteps} step run(s) failed`);
+    return true;
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return delay(ms, undefined, { signal });
 }
