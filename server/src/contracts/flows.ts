@@ -180,6 +180,14 @@ export interface FlowFailedPayload {
 export interface ComponentCatalog {
   /** Undefined when the function exists; otherwise why not ("unknown component x"). */
   checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined>;
+  /**
+   * What in a node's fields Plexus refuses to run, found without running it (a regular
+   * expression RE2 cannot run), naming the field: `fields.expression: …`. Other problems of the
+   * fields are reported when the flow starts. Optional: a catalog without it finds nothing.
+   */
+  checkFields?(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined>;
+  /** The same for a JSONata expression outside a node (an edge's condition or mapper). */
+  checkExpression?(source: string): string | undefined;
 }
 
 /** The answer of a flow's `webhook-reply` step to a sync webhook call. */

@@ -108,6 +108,10 @@ const EnvSchema = z.object({
   PLEXUS_BUS_LEASE: duration.prefault('30s'),
   /** Largest accepted webhook body in bytes. */
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
+  /** Most fields a form-encoded webhook body may have (413 beyond): each one costs parsing and storage. */
+  PLEXUS_WEBHOOK_MAX_FIELDS: positiveInt.default(1_000),
+  /** Most elements an XML webhook body may have (413 beyond): XML parses at ~8 µs per element here. */
+  PLEXUS_WEBHOOK_MAX_XML_ELEMENTS: positiveInt.default(10_000),
   /** How long finished executions are kept. */
   PLEXUS_EXECUTION_RETENTION: duration.prefault('7d'),
   /** Per step run, input and output bodies are stored up to this many bytes of JSON (the rest is cut). */
@@ -139,7 +143,7 @@ export type Config = Readonly<{
     remote: Readonly<{ url: string; token: string }> | undefined;
   }>;
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
-  webhooks: Readonly<{ maxBytes: number }>;
+  webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
   components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
   shutdownTimeoutMs: number;
@@ -184,7 +188,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       key: e.PLEXUS_SECRET_KEY,
       previousKeys: Object.freeze((e.PLEXUS_SECRET_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean)),
     }),
-    webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES }),
+    webhooks: Object.freeze({ maxBytes: e.PLEXUS_WEBHOOK_MAX_BYTES, maxFields: e.PLEXUS_WEBHOOK_MAX_FIELDS, maxXmlElements: e.PLEXUS_WEBHOOK_MAX_XML_ELEMENTS }),
     executions: Object.freeze({ retentionMs: e.PLEXUS_EXECUTION_RETENTION, storedBodyBytes: e.PLEXUS_EXECUTION_STORED_BODY_BYTES }),
     components: Object.freeze({
       paths: Object.freeze(

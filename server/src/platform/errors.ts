@@ -83,9 +83,31 @@ export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
 
+/**
+ * SQLSTATEs that mean "PostgreSQL cannot take this value" (class 22, data exception: a NUL byte
+ * 22021, `\u0000` in JSON 22P05, malformed input 22P02, too long 22001, out of range 22003…; and
+ * 54000/54001, a value too large or nested too deep to process). They come from what a caller
+ * sent, so they are a 400, never a 500 — on every route, including the next one written. PGlite
+ * raises the same errors with the same `code` field as `pg`.
+ */
+function isDatabaseInputError(err: unknown): err is { code: string; message: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, severity } = err as { code?: unknown; severity?: unknown };
+  if (typeof code !== 'string' || typeof severity !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return code.startsWith('22') || code === '54000' || code === '54001';
+}
+
+/** A database error caused by the caller's input as a 400 AppError; undefined for anything else. */
+export function fromDatabaseInputError(err: unknown): AppError | undefined {
+  if (!isDatabaseInputError(err)) return undefined;
+  return new AppError('VALIDATION_FAILED', `the request holds a value the database cannot store: ${err.message} (SQLSTATE ${err.code})`, 'user', { sqlstate: err.code }, { cause: err });
+}
+
 /** Wraps anything thrown into an AppError, keeping AppErrors as they are. */
 export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
+  const input = fromDatabaseInputError(err);
+  if (input) return input;
   const message = err instanceof Error ? err.message : String(err);
   return new AppError('INTERNAL', message, 'bug', undefined, { cause: err });
 }

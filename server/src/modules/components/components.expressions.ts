@@ -2,13 +2,135 @@
  * JSONata, the one expression language of flows: edge conditions and mappers, `transform`,
  * `filter`, `split`, `webhook-reply` and `http-request` templates. Expressions are compiled once
  * (when a flow starts) and evaluated per message under guardrails, because they are written by
- * tenants: a runaway expression must fail its step, not stall the process.
+ * tenants: a runaway expression must fail its step, not stall the process. The time guard is
+ * checked between evaluation steps, so nothing inside one step may take long: regular expressions
+ * run on RE2 in linear time (components.regex.ts), and the constructs that would make V8's
+ * backtracking engine run anyway (function signatures, `$toMillis` pictures, `$eval`) are
+ * checked or rerouted here.
  */
 import jsonata from 'jsonata';
 import { StepError } from './components.descriptor.js';
+import { LinearRegexEngine, regexProblem, withLinearRegExp } from './components.regex.js';
 
 /** Guardrails: a step's expression may run this long, recurse this deep, build sequences this long. */
-const GUARDRAILS = { timeout: 2_000, stack: 500, sequence: 1_000_000 } as const;
+const GUARDRAILS = { timeout: 2_000, stack: 500, sequence: 1_000_000, RegexEngine: LinearRegexEngine } as const;
+
+/**
+ * An expression Plexus will not run (a regular expression RE2 cannot run, a function signature
+ * too costly to check). Found when the expression is compiled, so the flows API refuses it when a
+ * flow is saved (ComponentCatalog.checkFields), not when a message arrives.
+ */
+export class ExpressionRefusedError extends StepError {
+  constructor(message: string) {
+    super(message, 'user');
+  }
+}
+
+/**
+ * JSONata checks a function's arguments against its signature with a V8 regular expression built
+ * from it, `^(p1)(p2)…$`, one group per parameter: with several `+` (one or more) parameters, or
+ * many optional ones, a call that does not fit backtracks exponentially (eight `x+` parameters
+ * and 40 arguments took 3.9 s). One `+` and eight optional parameters stay cheap.
+ */
+const MAX_SIGNATURE_OPTIONAL = 8;
+
+function signatureProblem(definition: string): string | undefined {
+  let depth = 0;
+  let oneOrMore = 0;
+  let optional = 0;
+  for (const ch of definition) {
+    if (ch === '<') depth++;
+    else if (ch === '>') depth--;
+    else if (depth === 1) {
+      if (ch === ':') break;
+      if (ch === '+') oneOrMore++;
+      else if (ch === '?' || ch === '-') optional++;
+    }
+  }
+  if (oneOrMore <= 1 && optional <= MAX_SIGNATURE_OPTIONAL) return undefined;
+  return `function signature ${definition.slice(0, 100)}: at most one "+" and ${MAX_SIGNATURE_OPTIONAL} optional ("?", "-") parameters are allowed (checking arguments against more can take exponential time)`;
+}
+
+interface AstNode {
+  type?: unknown;
+  value?: unknown;
+  position?: unknown;
+  signature?: { definition?: unknown };
+}
+
+/** Regular expressions and signatures of a parsed expression that Plexus refuses to run. */
+function astProblem(ast: unknown): string | undefined {
+  const seen = new Set<object>();
+  const todo: unknown[] = [ast];
+  while (todo.length > 0) {
+    const node = todo.pop();
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    const n = node as AstNode;
+    if (n.type === 'regex' && n.value instanceof RegExp) {
+      const problem = regexProblem(n.value);
+      if (problem) return typeof n.position === 'number' ? `${problem} (at position ${n.position})` : problem;
+      continue;
+    }
+    if (n.type === 'lambda' && typeof n.signature?.definition === 'string') {
+      const problem = signatureProblem(n.signature.definition);
+      if (problem) return typeof n.position === 'number' ? `${problem} (at position ${n.position})` : problem;
+    }
+    for (const v of Object.values(node)) if (typeof v === 'object' && v !== null) todo.push(v);
+  }
+  return undefined;
+}
+
+interface JsonataBuiltin {
+  implementation: (...args: unknown[]) => unknown;
+  signature?: { definition?: string };
+}
+
+let builtins: Promise<{ toMillis: JsonataBuiltin; eval: JsonataBuiltin }> | undefined;
+
+/** JSONata's own `$toMillis` and `$eval`, which the expressions below wrap. */
+function nativeBuiltins(): Promise<{ toMillis: JsonataBuiltin; eval: JsonataBuiltin }> {
+  builtins ??= (async () => ({
+    toMillis: (await jsonata('$toMillis').evaluate(undefined)) as JsonataBuiltin,
+    eval: (await jsonata('$eval').evaluate(undefined)) as JsonataBuiltin,
+  }))();
+  return builtins;
+}
+
+/**
+ * `$toMillis(timestamp, picture)` builds a V8 regular expression from the picture: adjacent
+ * name components (`[MNn][FNn]…`) backtrack exponentially on a timestamp that does not fit (1.6 s
+ * for eight of them on 41 characters). The built-in runs with RegExp standing for RE2 instead.
+ * `$eval(source)` parses at run time: its source gets the checks of a compiled expression.
+ */
+function registerSafeBuiltins(expr: jsonata.Expression): void {
+  expr.registerFunction(
+    'toMillis',
+    async function (this: unknown, ...args: unknown[]) {
+      const { toMillis } = await nativeBuiltins();
+      return withLinearRegExp(() => toMillis.implementation.apply(this, args));
+    },
+    '<s-s?:n>',
+  );
+  expr.registerFunction(
+    'eval',
+    async function (this: unknown, ...args: unknown[]) {
+      const source = args[0];
+      if (typeof source === 'string') {
+        let ast: unknown;
+        try {
+          ast = jsonata(source).ast();
+        } catch {
+          ast = undefined; // JSONata's $eval reports the syntax error itself
+        }
+        const problem = ast === undefined ? undefined : astProblem(ast);
+        if (problem) throw new ExpressionRefusedError(`$eval: ${problem}`);
+      }
+      return (await nativeBuiltins()).eval.implementation.apply(this, args);
+    },
+    '<sx?:x>',
+  );
+}
 
 export interface CompiledExpression {
   readonly source: string;
@@ -29,7 +151,21 @@ function describe(err: unknown): string {
   return typeof e?.position === 'number' ? `${message} (at position ${e.position})` : message;
 }
 
-/** Compiles `source`; throws a user StepError `where: …` when it does not parse. */
+/** What in `source` Plexus refuses to run, or undefined (also when it does not parse: the start reports that). */
+export function expressionRefusal(source: string): string | undefined {
+  let ast: unknown;
+  try {
+    ast = jsonata(source).ast();
+  } catch {
+    return undefined;
+  }
+  return astProblem(ast);
+}
+
+/**
+ * Compiles `source`; throws a user StepError `where: …` when it does not parse, and an
+ * ExpressionRefusedError when it holds what Plexus will not run (see astProblem).
+ */
 export function compileExpression(source: string, where: string): CompiledExpression {
   let expr: jsonata.Expression;
   try {
@@ -37,6 +173,9 @@ export function compileExpression(source: string, where: string): CompiledExpres
   } catch (err) {
     throw new StepError(`${where}: invalid JSONata: ${describe(err)}`, 'user');
   }
+  const refused = astProblem(expr.ast());
+  if (refused) throw new ExpressionRefusedError(`${where}: ${refused}`);
+  registerSafeBuiltins(expr);
   return {
     source,
     async evaluate(input, bindings) {

@@ -11,6 +11,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { StepError, type Component, type ComponentDescriptor, type ComponentFunction } from './components.descriptor.js';
+import { ExpressionRefusedError, expressionRefusal } from './components.expressions.js';
 import { installOihDependencies, oihComponent, readOihComponent } from './components.oih.js';
 import * as repo from './components.repo.js';
 
@@ -74,6 +75,26 @@ export class ComponentsService implements ComponentCatalog {
     if (!component) return `unknown component ${componentId}`;
     if (!component.fn(fn)) return `component ${componentId} has no function ${fn}`;
     return undefined;
+  }
+
+  /**
+   * Prepares a built-in function on the node's fields to find expressions Plexus refuses to run
+   * (preparing compiles them; it does no I/O). Components of tenants compile no JSONata of ours.
+   */
+  async checkFields(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined> {
+    const component = this.builtins.get(componentId);
+    const f = component?.fn(fn);
+    if (!f) return undefined;
+    try {
+      await f.prepare(fields, { logger: this.logger });
+    } catch (err) {
+      if (err instanceof ExpressionRefusedError) return err.message;
+    }
+    return undefined;
+  }
+
+  checkExpression(source: string): string | undefined {
+    return expressionRefusal(source);
   }
 
   /** The runnable function a node names; a user StepError when it does not exist. */

@@ -111,20 +111,39 @@ function mergeDefinition(input: FlowInput | FlowPatch, base: FlowDefinition | un
   };
 }
 
-/** Unknown components or functions, asked of the registry for every readable node. */
+/**
+ * Unknown components or functions, asked of the registry for every readable node, and what in
+ * the nodes' fields and the edges' expressions the registry refuses to run.
+ */
 async function componentProblems(tenant: string, graph: unknown, catalog: ComponentCatalog): Promise<string[]> {
-  const nodes = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown }).nodes : undefined;
-  if (!Array.isArray(nodes)) return [];
+  const g = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown; edges?: unknown }) : {};
+  const nodes = Array.isArray(g.nodes) ? g.nodes : [];
   const checks = await Promise.all(
     nodes.slice(0, 500).map(async (n: unknown, i) => {
       if (typeof n !== 'object' || n === null) return undefined;
-      const { id, componentId, function: fn } = n as { id?: unknown; componentId?: unknown; function?: unknown };
+      const { id, componentId, function: fn, fields } = n as { id?: unknown; componentId?: unknown; function?: unknown; fields?: unknown };
       if (typeof componentId !== 'string' || typeof fn !== 'string' || !componentId || !fn) return undefined;
+      const where = `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}`;
       const why = await catalog.checkFunction(tenant, componentId, fn);
-      return why ? `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}: ${why}` : undefined;
+      if (why) return `${where}: ${why}`;
+      const isFields = typeof fields === 'object' && fields !== null && !Array.isArray(fields);
+      const refused = isFields ? await catalog.checkFields?.(tenant, componentId, fn, fields as Record<string, unknown>) : undefined;
+      return refused ? `${where}: ${refused}` : undefined;
     }),
   );
-  return checks.filter((c): c is string => c !== undefined);
+  const problems = checks.filter((c): c is string => c !== undefined);
+  if (catalog.checkExpression && Array.isArray(g.edges)) {
+    g.edges.slice(0, 2000).forEach((e: unknown, i) => {
+      const config = typeof e === 'object' && e !== null ? (e as { config?: unknown }).config : undefined;
+      if (typeof config !== 'object' || config === null) return;
+      for (const key of ['condition', 'mapper'] as const) {
+        const source = (config as Record<string, unknown>)[key];
+        const refused = typeof source === 'string' ? catalog.checkExpression!(source) : undefined;
+        if (refused) problems.push(`graph.edges[${i}].config.${key}: ${refused}`);
+      }
+    });
+  }
+  return problems;
 }
 
 function settingsProblems(def: FlowDefinition): string[] {

@@ -93,6 +93,17 @@ export interface NewExecution {
   flowVersion: number | null;
   trigger: string;
   awaitsReply: boolean;
+  /**
+   * When its trigger job began running. An execution row is often written only when that job
+   * commits (a pure start step, or one job from start to end); without this its started_at would
+   * be the commit and its duration ~0 ms however long its steps took.
+   */
+  startedAt: Date;
+}
+
+/** Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew between hosts. */
+function ageMs(startedAt: Date): number {
+  return Math.max(0, Date.now() - startedAt.getTime());
 }
 
 /**
@@ -104,15 +115,16 @@ export interface NewExecution {
 export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecution & { pending: number; failed: number }>): Promise<string[]> {
   const res = await db.query<{ id: string }>(
     `WITH created AS (
-       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at)
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at)
        SELECT id, t, f, v, tr, ar, p, fl,
               CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
+              clock_timestamp() - age * interval '1 millisecond',
               CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int)
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, status, awaits_reply)
      SELECT id FROM created WHERE awaits_reply AND status <> 'running'`,
-    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed })))],
+    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt) })))],
   );
   return res.rows.map((r) => r.id);
 }
@@ -129,15 +141,15 @@ export async function insertCompactExecutions(
 ): Promise<{ created: Set<string>; awaitingReply: string[] }> {
   const res = await db.query<{ n: number; ids: string[] | null; awaiting: string[] | null }>(
     `WITH created AS (
-       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, finished_at, runs)
-       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp(), r
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, r text)
+       INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at, runs)
+       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp() - age * interval '1 millisecond', clock_timestamp(), r
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, r text)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, awaits_reply)
      SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
        FROM created`,
     // The runs are JSON already: spliced in as they are rather than escaped into a string.
-    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"r":${x.runsJson}}`).join(',') + ']', xs.length],
+    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"r":${x.runsJson}}`).join(',') + ']', xs.length],
   );
   const { n, ids, awaiting } = res.rows[0]!;
   return { created: new Set(ids ?? (n === xs.length ? xs.map((x) => x.id) : [])), awaitingReply: awaiting ?? [] };

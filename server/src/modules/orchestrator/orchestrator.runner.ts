@@ -12,12 +12,16 @@
  *    a `rebound` re-queues the message for later without counting as a failure. A retry or a
  *    rebound is a new job of the next generation, enqueued (delayed) in the same transaction
  *    that records the failed try; a copy of an older generation is stale and does nothing.
+ * 6. a step whose output the database could not store (NUL, an unpaired surrogate, JSON nested
+ *    too deep, in a body, snapshot or reply) fails with a user error naming the place, rather
+ *    than failing the commit of its whole batch again on every redelivery.
  */
 import type { StepJob } from '../../contracts/flows.js';
 import type { Job } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { findUnstorable, toStorableJson, toStorableText } from '../../platform/storable.js';
 import { StepError, classifyStepError, type StepResult } from '../components/index.js';
 import type { ChildJob, ExecutionWriter } from './orchestrator.commit.js';
 import * as repo from './orchestrator.repo.js';
@@ -129,7 +133,7 @@ export class StepRunner {
     // execution shows as running meanwhile), else together with the step run (one write less).
     let execution: NewExecution | undefined;
     if (sj.path === undefined) {
-      execution = { id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? flow.flow.version, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true };
+      execution = { id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? flow.flow.version, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true, startedAt: new Date() };
       if (!node?.step.pure) {
         await this.deps.writer.ensureExecution(execution);
         execution = undefined;
@@ -234,6 +238,7 @@ export class StepRunner {
         node.settings.timeoutMs,
       );
       if (result.rebound) return { settlement: this.rebound(sj, path, node, result.rebound.reason, startedAt) };
+      assertStorable(result);
       return { result, children: await this.route(flow, node, sj, path, result) };
     } catch (err) {
       return { settlement: this.failure(sj, path, node, err, startedAt) };
@@ -286,6 +291,7 @@ export class StepRunner {
           snapshot: undefined,
           logger: this.deps.logger,
         });
+        assertStorable(result);
         grandchildren = await this.route(flow, node, sj, path, result);
       } catch {
         // Its own job records the failure and applies the retry rules.
@@ -327,7 +333,7 @@ export class StepRunner {
     const reason = err instanceof Error ? err.message : String(err);
     try {
       if (sj.path === undefined) {
-        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true });
+        await this.deps.writer.ensureExecution({ id: sj.executionId, tenantId: sj.tenant, flowId: sj.flowId, flowVersion: sj.flowVersion ?? 0, trigger: sj.trigger, awaitsReply: sj.awaitsReply === true, startedAt: new Date() });
       }
       const now = new Date();
       await this.deps.writer.commitStep({
@@ -456,7 +462,8 @@ export class StepRunner {
       inputJson: this.stored(sj.message.body),
       outputJson: null,
       emitted: 0,
-      error: error.slice(0, 4_000),
+      // The message may quote a value the database cannot store; a record about it must store.
+      error: toStorableText(error.slice(0, 4_000)),
       retryMessageJson: null,
       startedAt,
       finishedAt,
@@ -468,8 +475,25 @@ export class StepRunner {
   private stored(value: unknown): string | null {
     const cap = this.deps.storedBodyBytes;
     if (cap <= 0) return null;
-    const json = JSON.stringify(value === undefined ? null : value);
+    // Outputs are checked (assertStorable), but a trigger's input may come from anywhere: the
+    // record of a run keeps U+FFFD where the value held what the database refuses.
+    const json = toStorableJson(JSON.stringify(value === undefined ? null : value));
     if (json.length <= cap) return json;
-    return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(json), preview: json.slice(0, Math.min(cap, 1_024)) });
+    return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(json), preview: toStorableText(json.slice(0, Math.min(cap, 1_024))) });
   }
+}
+
+/**
+ * Throws a user StepError naming the first part of a step's output that the database could not
+ * store. Emitted bodies are stored with the runs, snapshots and replies as JSON: a NUL there
+ * used to fail the batch commit, then each row alone, then every redelivery of the job.
+ */
+function assertStorable(result: StepResult): void {
+  const many = result.messages.length > 1;
+  for (let i = 0; i < result.messages.length; i++) {
+    const found = findUnstorable(result.messages[i]!.message.body, many ? `messages[${i}].body` : 'body');
+    if (found) throw new StepError(`output ${found.path}: ${found.problem}`, 'user');
+  }
+  const found = (result.snapshot && findUnstorable(result.snapshot.value, 'snapshot')) || (result.reply && findUnstorable(result.reply, 'reply'));
+  if (found) throw new StepError(`output ${found.path}: ${found.problem}`, 'user');
 }

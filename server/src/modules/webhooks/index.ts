@@ -43,6 +43,8 @@ export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<We
     routes: webhooksRoutes({
       service,
       maxBytes: deps.config.webhooks.maxBytes,
+      maxFields: deps.config.webhooks.maxFields,
+      maxXmlElements: deps.config.webhooks.maxXmlElements,
       authenticate: deps.authenticate,
       replyWaiter: deps.replyWaiter,
       logger: deps.logger,

@@ -11,13 +11,17 @@ import { hasPermission, sendError, type Authenticator, type HttpApp } from '../.
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
-import { buildMessage, parseBody } from './webhooks.messages.js';
+import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
 import type { HookTarget, WebhooksService } from './webhooks.service.js';
 import { signatureProblem } from './webhooks.signature.js';
 
 export interface WebhooksRoutesDeps {
   service: WebhooksService;
   maxBytes: number;
+  /** Most fields of a form-encoded body. */
+  maxFields: number;
+  /** Most elements of an XML body. */
+  maxXmlElements: number;
   /** Resolves Bearer tokens for flows with `auth: "bearer"` (the IAM module's). */
   authenticate: Authenticator | undefined;
   /** The execution engine's, for flows with `respond: "sync"`. */
@@ -90,8 +94,10 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       throw AppError.invalid(`idempotency-key / x-request-id must be 1-${MAX_KEY_LENGTH} characters`);
     }
     const requestId = requestKey ?? req.id;
-    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type']) : { body: {}, attachments: {} };
+    const parsed = method === 'POST' ? parseBody(raw, req.headers['content-type'], { maxFields: deps.maxFields, maxXmlElements: deps.maxXmlElements }) : { body: {}, attachments: {} };
     const message = buildMessage({ method, headers: req.headers, query: (req.query ?? {}) as Record<string, unknown>, parsed, requestId, suffix });
+    const unstorable = unstorablePart(parsed, message.headers);
+    if (unstorable) throw AppError.invalid(unstorable, { problems: [unstorable] });
 
     const sync = target.settings.respond === 'sync';
     if (sync && !deps.replyWaiter) throw new AppError('UNAVAILABLE', 'this flow answers synchronously, but no execution engine runs on this process');

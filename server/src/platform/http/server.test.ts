@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { InjectOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createLogger } from '../logger.js';
@@ -6,6 +7,7 @@ import { createMetrics } from './metrics.js';
 import { createHttpServer, type HttpApp } from './server.js';
 import type { Principal } from './auth.js';
 import { AppError } from '../errors.js';
+import { openTestDb, dbTargets } from '../../../test/helpers/db.js';
 
 const principal = (permissions: string[]): Principal => ({
   accountId: 'a1',
@@ -107,6 +109,42 @@ describe('HTTP platform', () => {
     const media = await app.inject({ method: 'POST', url: '/things', headers: { ...auth, 'content-type': 'application/x-unknown' }, payload: 'x' });
     expect(media.statusCode).toBe(415);
     expect(media.json().errors[0].code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('refuses NUL, unpaired surrogates and deep nesting in params, query and body with a 400 naming the field', async () => {
+    const { app: a } = await build(['all']);
+    a.get('/items/:id', { config: { permission: 'public' } }, async () => ({ reached: true }));
+    a.post('/echo', { config: { permission: 'public' } }, async () => ({ reached: true }));
+    const problem = async (opts: InjectOptions): Promise<[number, string]> => {
+      const res = await a.inject(opts);
+      return [res.statusCode, res.statusCode === 400 ? (res.json().errors[0].message as string) : res.body];
+    };
+    expect(await problem({ method: 'GET', url: '/items/abc%00def' })).toEqual([400, 'params.id: contains a NUL character (U+0000), which cannot be stored']);
+    expect(await problem({ method: 'GET', url: '/items/x?search=a%00b' })).toEqual([400, 'querystring.search: contains a NUL character (U+0000), which cannot be stored']);
+    const json = { 'content-type': 'application/json' };
+    expect((await problem({ method: 'POST', url: '/echo', headers: json, payload: '{"name":"a\\ud800"}' }))[1]).toMatch(/^body\.name: contains an unpaired UTF-16 surrogate/);
+    const deep = `{"graph":{"fields":${'['.repeat(5_000)}${']'.repeat(5_000)}}}`;
+    expect((await problem({ method: 'POST', url: '/echo', headers: json, payload: deep }))[1]).toMatch(/^body\.graph\.fields\[0\]\[0\].*: nests deeper than 256 levels/);
+    expect(await problem({ method: 'POST', url: '/echo', headers: json, payload: '{"name":"a\\\\u0000b 😀"}' })).toEqual([200, '{"reached":true}']);
+  });
+
+  it.each(dbTargets)('answers 400 for database input errors (SQLSTATE class 22, 54001) on %s, whichever route meets them', async (target) => {
+    const testDb = await openTestDb(target);
+    try {
+      const { app: a } = await build(['all']);
+      // Values a route builds itself, past the request check: the database is the last line.
+      a.get('/int', { config: { permission: 'public' } }, async () => testDb.db.query('SELECT $1::int AS n', ['x']));
+      a.get('/nul', { config: { permission: 'public' } }, async () => testDb.db.query('SELECT $1::text AS t', ['a\u0000b']));
+      a.get('/jsonb', { config: { permission: 'public' } }, async () => testDb.db.query('SELECT $1::jsonb AS j', ['"\\u0000"']));
+      for (const [url, sqlstate] of [['/int', '22P02'], ['/nul', '22021'], ['/jsonb', '22P05']] as const) {
+        const res = await a.inject({ method: 'GET', url });
+        expect(res.statusCode, url).toBe(400);
+        expect(res.json().errors[0]).toMatchObject({ code: 'VALIDATION_FAILED', details: { sqlstate } });
+        expect(res.json().errors[0].message).toMatch(/the database cannot store/);
+      }
+    } finally {
+      await testDb.drop();
+    }
   });
 
   it('hides internals of unexpected errors behind a generic 500', async () => {

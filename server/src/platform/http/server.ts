@@ -16,7 +16,8 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { AppError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { AppError, ERROR_CODES, fromDatabaseInputError, type ErrorCode } from '../errors.js';
+import { findUnstorable } from '../storable.js';
 import type { Logger } from '../logger.js';
 import { hasPermission, type Authenticator, type Principal, type RoutePermission } from './auth.js';
 import type { Metrics } from './metrics.js';
@@ -123,6 +124,17 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
     throw new AppError('FORBIDDEN', `missing permission ${permission}`);
   });
 
+  // Values the database cannot store (NUL, unpaired surrogates) or JSON nested too deep are
+  // refused here, naming the field, before any route's schema or handler sees them. Routes with
+  // raw bodies (webhooks) check their parsed bodies themselves.
+  app.addHook('preValidation', async (req) => {
+    const found = findUnstorable(req.params, 'params') ?? findUnstorable(req.query, 'querystring') ?? findUnstorable(req.body, 'body');
+    if (found) {
+      const problem = `${found.path}: ${found.problem}`;
+      throw new AppError('VALIDATION_FAILED', problem, 'user', { problems: [problem] });
+    }
+  });
+
   // While closing, answer in-flight requests with `connection: close` so keep-alive sockets end
   // with their last response instead of holding the shutdown open.
   let closing = false;
@@ -188,6 +200,8 @@ export function toHttpError(err: FastifyError | Error): AppError {
     return new AppError('VALIDATION_FAILED', problems.join('; '), 'user', { problems });
   }
   if (isResponseSerializationError(err)) return new AppError('INTERNAL', err.message, 'bug', undefined, { cause: err });
+  const input = fromDatabaseInputError(err);
+  if (input) return input;
   const fe = err as FastifyError;
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new AppError(mapped, fe.message);
