@@ -5,6 +5,7 @@
  * on, -o json / yaml, executions followed live, secrets, the audit log, a revoked session.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -269,6 +270,23 @@ describe('plexus CLI against a running hub', () => {
     expect(complete(['plexus', '-o', 'json', 'flows', 'list', '--status', 'ac'])).toBe('active');
     expect(complete(['plexus', 'flows', 'list', '-o', 'y'])).toBe('yaml');
     expect((await plexus('completion', 'zsh')).stdout).toContain('#compdef plexus');
+  });
+
+  it('names an unreachable hub, and never sends the stored token to another one', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const closed = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    const nowhere = `http://127.0.0.1:${closed}`;
+    const down = await user.run(['flows', 'list'], { env: { PLEXUS_URL: nowhere, PLEXUS_TOKEN: 'plx_unused' } });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`cannot reach ${nowhere}: ECONNREFUSED`);
+    const elsewhere = await user.run(['flows', 'list'], { env: { PLEXUS_URL: nowhere } });
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain(`the session is for ${url}`);
   });
 
   it('tells a user whose session was revoked to log in again', async () => {
