@@ -116,7 +116,7 @@ export async function run(args: string[]): Promise<void> {
   const apps: HttpApp[] = [];
   try {
     const iam = await createIamModule({ config, db, bus, logger });
-    const { token } = await iam.service.login('admin', 'bench-admin-password', '127.0.0.1');
+    const { token } = await iam.service.login({ tenant: 'default', username: 'admin', password: 'bench-admin-password', ip: '127.0.0.1' });
 
     const cached = await buildApp(iam.authenticator);
     apps.push(cached);

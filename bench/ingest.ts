@@ -84,8 +84,8 @@ async function load(url: string, connections: number, durationMs: number): Promi
 }
 
 /** 202s the hub sent on the hook route so far, from its own Prometheus counter. */
-async function hub202s(base: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+async function hub202s(base: string, auth: { authorization: string }): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
   const line = text.split('\n').find((l) => l.startsWith('plexus_http_requests_total{') && l.includes('route="/hook/:flowId"') && l.includes('status_code="202"') && l.includes('method="POST"'));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
@@ -158,12 +158,12 @@ export async function run(args: string[]): Promise<void> {
     const warm = await load(url, connections, warmupMs);
     await new Promise((r) => setTimeout(r, 500)); // answers still in flight when the warm-up ended
     const depthBefore = (await hub.bus.stats(queue)).depth;
-    const sentBefore = await hub202s(base);
+    const sentBefore = await hub202s(base, auth);
     const hubResult = await load(url, connections, durationMs);
     await new Promise((r) => setTimeout(r, 500));
     const stored = (await hub.bus.stats(queue)).depth - depthBefore;
     // The server's own count: autocannon stops counting when its time is up, with requests in flight.
-    const sent = (await hub202s(base)) - sentBefore;
+    const sent = (await hub202s(base, auth)) - sentBefore;
     const ratio = hubResult.acceptedPerS / bareResult.acceptedPerS;
     console.log(`hub /hook (PGlite): ${Math.round(hubResult.acceptedPerS)} accepted/s, p99 ${hubResult.p99} ms, ratio ${ratio.toFixed(2)}; ${sent} answered 202, ${stored} stored (warm-up ${warm.accepted})`);
     if (stored !== sent) console.error(`MISMATCH: the hub answered 202 ${sent} times but stored ${stored} jobs`);

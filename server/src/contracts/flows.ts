@@ -51,15 +51,20 @@ export type FlowGraph = z.infer<typeof FlowGraph>;
 
 /**
  * `flowSettings.webhooks`: how `/hook/:flowId` authenticates callers and answers them.
- * - auth `none`: anyone who knows the URL; `hmac`: Standard Webhooks signature with `secret`
- *   (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`); `bearer`: a token
- *   holding `webhooks.execute` in the flow's tenant.
+ * - auth `none`: anyone who knows the URL; `hmac`: Standard Webhooks signature
+ *   (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`) with the signing
+ *   secret; `bearer`: a token holding `webhooks.execute` in the flow's tenant.
  * - respond `async`: 202 at once; `sync`: wait up to `timeoutMs` for the `webhook-reply` step.
+ * The signing secret lives in the secrets module, encrypted; the flow keeps its id (`secretId`).
+ * `secret` is how a client hands a new one in: the flows module stores it as a secret the flow
+ * owns and keeps only the reference, so no flow, version, event or webhook record holds it.
  */
 export const WebhookSettings = z.strictObject({
   auth: z.enum(['none', 'hmac', 'bearer']).default('none'),
-  /** HMAC key: `whsec_<base64>` (Standard Webhooks) or any string of 16+ characters. Never returned by the API. */
+  /** Write-only HMAC key: `whsec_<base64>` (Standard Webhooks) or any string of 16+ characters. Read back as `********`. */
   secret: z.string().min(16).max(1000).optional(),
+  /** An `apiKey` secret of the tenant whose key signs; set by the server when `secret` is given. */
+  secretId: z.string().min(1).max(200).optional(),
   respond: z.enum(['async', 'sync']).default('async'),
   timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
 });
@@ -71,6 +76,22 @@ export type FlowSettings = z.infer<typeof FlowSettings>;
 
 /** What the API shows instead of a stored secret; sent back unchanged, it keeps the secret. */
 export const SECRET_MASK = '********';
+
+/** Who owns a flow's webhook signing secret in the secrets module (deleted with the flow). */
+export function signingSecretOwner(flowId: string): string {
+  return `flow:${flowId}`;
+}
+
+/**
+ * The flow without a webhook signing secret in clear, for copies that never needed it (flows
+ * stored before signing secrets moved to the secrets module carried it in their events).
+ */
+export function withoutClearWebhookSecret(flow: Flow): Flow {
+  const hooks = flow.flowSettings?.webhooks;
+  if (typeof hooks !== 'object' || hooks === null || !('secret' in hooks)) return flow;
+  const { secret: _dropped, ...rest } = hooks as Record<string, unknown>;
+  return { ...flow, flowSettings: { ...flow.flowSettings, webhooks: rest } };
+}
 
 export const FlowStatus = z.enum(['inactive', 'starting', 'active', 'stopping']);
 export type FlowStatus = z.infer<typeof FlowStatus>;
@@ -149,6 +170,15 @@ export interface StepJob {
 /** Every step of every flow has its own durable queue. */
 export function stepQueueName(flowId: string, nodeId: string): string {
   return `step.${flowId}.${nodeId}`;
+}
+
+/**
+ * The name a queue goes by in metrics. A step queue's name holds a tenant's flow id (enough to
+ * call an `auth: none` webhook), so all step queues are one series, `step`; other queues
+ * (event subscriptions per module, platform work) carry no tenant data and keep their names.
+ */
+export function queueMetricLabel(queue: string): string {
+  return queue.startsWith('step.') ? 'step' : queue;
 }
 
 /** The node without incoming edges (validation guarantees exactly one). */

@@ -2,10 +2,12 @@
 export const PERMISSIONS = [
   'all',
   'tenant.all',
-  // Restricted (`iam.*`): only a platform admin holds or grants them.
+  // Restricted (`iam.*`, `metrics.read`): only a platform admin holds or grants them.
   'iam.token.introspect',
   'iam.tenants.read',
   'iam.tenants.write',
+  // Platform-wide operations data (every tenant's traffic): restricted like `iam.*`.
+  'metrics.read',
   // Tenant administration: `tenant.all` covers these, so a tenant admin manages its own tenant.
   'tenant.users.read',
   'tenant.users.write',

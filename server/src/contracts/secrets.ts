@@ -91,6 +91,17 @@ export interface SecretResolver {
   resolveForStep(tenantId: string, secretId: string, use?: SecretUse): Promise<SecretValue>;
 }
 
+/** A webhook signing secret is shorter than this only by mistake (contracts/flows.ts WebhookSettings). */
+export const MIN_SIGNING_SECRET_LENGTH = 16;
+
+/**
+ * The key a secret signs webhooks with (HMAC, Standard Webhooks): an `apiKey` secret's `key`.
+ * Undefined for any other type, or a key too short to be one.
+ */
+export function signingKeyOf(v: SecretValue): string | undefined {
+  return v.type === 'apiKey' && v.value.key.length >= MIN_SIGNING_SECRET_LENGTH ? v.value.key : undefined;
+}
+
 // ------------------------------------------------------------ the secrets API (/api/v1/secrets)
 
 const SecretName = z.string().trim().min(1).max(200);
@@ -136,6 +147,8 @@ export const Secret = z.object({
   /** Sensitive fields masked as `***`, except from `GET /api/v1/secrets/:id/raw`. */
   value: z.record(z.string(), z.unknown()),
   createdBy: z.string().nullable(),
+  /** What the secret belongs to and is deleted with (`flow:<id>` for a flow's webhook signing secret); null when made here. */
+  owner: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
   /** oauth2: when the stored access token expires, when it was last refreshed, and why the last refresh failed. */

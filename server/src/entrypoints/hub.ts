@@ -4,7 +4,8 @@
  */
 import type { Config } from '../platform/config.js';
 import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/index.js';
-import { createBus, type Bus } from '../platform/bus/index.js';
+import { createBus, type Bus, type QueueStats } from '../platform/bus/index.js';
+import { queueMetricLabel } from '../contracts/flows.js';
 import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
@@ -41,6 +42,17 @@ export interface Hub {
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Queue stats under their metric names: depths summed, the oldest age kept. */
+function aggregateQueueStats(stats: readonly QueueStats[]): Map<string, { depth: number; oldestAgeMs: number }> {
+  const out = new Map<string, { depth: number; oldestAgeMs: number }>();
+  for (const s of stats) {
+    const label = queueMetricLabel(s.queue);
+    const seen = out.get(label) ?? { depth: 0, oldestAgeMs: 0 };
+    out.set(label, { depth: seen.depth + s.depth, oldestAgeMs: Math.max(seen.oldestAgeMs, s.oldestAgeMs) });
+  }
+  return out;
 }
 
 export async function createHub(config: Config, opts: HubOptions = {}): Promise<Hub> {
@@ -83,7 +95,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
   });
   modules.push(orchestrator);
-  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog });
+  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
   modules.push(flows);
   const webhooks = await createWebhooksModule({
     config,
@@ -93,6 +105,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
     handoff: orchestrator.handoff,
+    secrets: secrets.service,
   });
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
@@ -109,11 +122,12 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     { name: 'database', check: () => db.ping() },
     { name: 'bus', check: () => bus.ping() },
   ]);
-  addCollectedGauge(metrics, 'plexus_queue_depth', 'Unacked jobs per queue', ['queue'], async () =>
-    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.depth })),
+  // Step queues are summed into one `step` series: their names hold tenants' flow ids.
+  addCollectedGauge(metrics, 'plexus_queue_depth', 'Unacked jobs per queue (all step queues as queue="step")', ['queue'], async () =>
+    [...aggregateQueueStats(await bus.allStats())].map(([queue, s]) => ({ labels: { queue }, value: s.depth })),
   );
-  addCollectedGauge(metrics, 'plexus_queue_oldest_age_seconds', 'Age of the oldest unacked job per queue', ['queue'], async () =>
-    (await bus.allStats()).map((s) => ({ labels: { queue: s.queue }, value: s.oldestAgeMs / 1000 })),
+  addCollectedGauge(metrics, 'plexus_queue_oldest_age_seconds', 'Age of the oldest unacked job per queue (all step queues as queue="step")', ['queue'], async () =>
+    [...aggregateQueueStats(await bus.allStats())].map(([queue, s]) => ({ labels: { queue }, value: s.oldestAgeMs / 1000 })),
   );
 
   const active = modules.filter((m) => roles.has(m.role));

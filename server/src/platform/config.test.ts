@@ -35,6 +35,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PLEXUS_TRUST_PROXY: 'proxy.local' })).toThrow(/PLEXUS_TRUST_PROXY="proxy.local"/);
   });
 
+  it('reads the login limits per user and address, per address and per user, and the old name of the first', () => {
+    expect(loadConfig({}).iam.login).toEqual({ maxPerUserAddress: 5, maxPerAddress: 20, maxPerUser: 100, windowMs: 15 * 60_000 });
+    expect(loadConfig({ PLEXUS_LOGIN_MAX_ATTEMPTS: '3' }).iam.login.maxPerUserAddress).toBe(3);
+    expect(loadConfig({ PLEXUS_LOGIN_MAX_ATTEMPTS: '3', PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS: '7' }).iam.login.maxPerUserAddress).toBe(7);
+    expect(() => loadConfig({ PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER: '0' })).toThrow(/PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER="0" must be positive/);
+  });
+
   it('requires a secret key in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PLEXUS_SECRET_KEY is required when NODE_ENV=production/);
   });

@@ -90,10 +90,22 @@ const EnvSchema = z.object({
   PLEXUS_SECRET_KEY: z.string().min(1).optional(),
   /** Earlier values of PLEXUS_SECRET_KEY, comma-separated: still decrypt, re-encrypted under the current key at start. */
   PLEXUS_SECRET_PREVIOUS_KEYS: z.string().optional(),
-  /** Failed logins per username within PLEXUS_LOGIN_WINDOW before login answers 429. */
-  PLEXUS_LOGIN_MAX_ATTEMPTS: positiveInt.default(5),
-  /** Failed logins per source address within PLEXUS_LOGIN_WINDOW before login answers 429. */
+  /**
+   * Failed logins for one account (tenant + username) from one address within
+   * PLEXUS_LOGIN_WINDOW before that address gets 429 for that account. An address is an IPv4
+   * address or an IPv6 /64 (one host usually holds a whole /64).
+   */
+  PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS: positiveInt.optional(),
+  /** Deprecated name of PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS (it counted per username from anywhere). */
+  PLEXUS_LOGIN_MAX_ATTEMPTS: positiveInt.optional(),
+  /** Failed logins from one address (IPv6: one /64), whatever the account, before it gets 429. */
   PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: positiveInt.default(20),
+  /**
+   * Failed logins for one account from all addresses before addresses it never logged in from
+   * get 429 for it. High, so that failures from elsewhere cannot lock a user out; addresses the
+   * account logged in from in the last 30 days are never held by it.
+   */
+  PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER: positiveInt.default(100),
   /** The sliding window failed logins are counted in. */
   PLEXUS_LOGIN_WINDOW: duration.prefault('15m'),
   /** A session token expires after this long without use (sliding; at least 1m, as token lookups are cached for seconds). */
@@ -138,7 +150,7 @@ export type Config = Readonly<{
   iam: Readonly<{
     adminPassword: string | undefined;
     sessionTtlMs: number;
-    login: Readonly<{ maxAttempts: number; maxAttemptsPerAddress: number; windowMs: number }>;
+    login: Readonly<{ maxPerUserAddress: number; maxPerAddress: number; maxPerUser: number; windowMs: number }>;
     /** Remote introspection (PLEXUS_IAM_URL + PLEXUS_IAM_TOKEN); undefined: in-process. */
     remote: Readonly<{ url: string; token: string }> | undefined;
   }>;
@@ -178,8 +190,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       adminPassword: e.PLEXUS_ADMIN_PASSWORD,
       sessionTtlMs: e.PLEXUS_SESSION_TTL,
       login: Object.freeze({
-        maxAttempts: e.PLEXUS_LOGIN_MAX_ATTEMPTS,
-        maxAttemptsPerAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+        maxPerUserAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS ?? e.PLEXUS_LOGIN_MAX_ATTEMPTS ?? 5,
+        maxPerAddress: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+        maxPerUser: e.PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER,
         windowMs: e.PLEXUS_LOGIN_WINDOW,
       }),
       remote: e.PLEXUS_IAM_URL && e.PLEXUS_IAM_TOKEN ? Object.freeze({ url: e.PLEXUS_IAM_URL.replace(/\/+$/, ''), token: e.PLEXUS_IAM_TOKEN }) : undefined,

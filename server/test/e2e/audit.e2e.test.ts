@@ -59,10 +59,10 @@ describe.each(dbTargets)('audit log over HTTP on %s', (target) => {
     ids.betaAdmin = await createUser({ username: 'beta-admin', password: 'beta-admin-pass', tenant: 'beta', permissions: ['tenant.all'] });
     ids.auditor = await createUser({ username: 'acme-auditor', password: 'acme-auditor-pass', tenant: 'acme', permissions: ['audit.read'] });
     ids.nobody = await createUser({ username: 'acme-nobody', password: 'acme-nobody-pass', tenant: 'acme' });
-    acmeAdmin = await hub.login('acme-admin', 'acme-admin-pass');
-    betaAdmin = await hub.login('beta-admin', 'beta-admin-pass');
-    auditor = await hub.login('acme-auditor', 'acme-auditor-pass');
-    nobody = await hub.login('acme-nobody', 'acme-nobody-pass');
+    acmeAdmin = await hub.login('acme-admin', 'acme-admin-pass', 'acme');
+    betaAdmin = await hub.login('beta-admin', 'beta-admin-pass', 'beta');
+    auditor = await hub.login('acme-auditor', 'acme-auditor-pass', 'acme');
+    nobody = await hub.login('acme-nobody', 'acme-nobody-pass', 'acme');
   });
   afterAll(async () => hub?.close());
 
@@ -87,8 +87,8 @@ describe.each(dbTargets)('audit log over HTTP on %s', (target) => {
   });
 
   it('records logins (successful and failed), logouts and issued tokens', async () => {
-    const token = await hub.login('audited-user', 'audited-pass-1');
-    expect((await hub.api('POST', '/api/v1/login', { username: 'audited-user', password: 'not-the-password' }, null)).status).toBe(401);
+    const token = await hub.login('audited-user', 'audited-pass-1', 'acme');
+    expect((await hub.api('POST', '/api/v1/login', { username: 'audited-user', password: 'not-the-password', tenant: 'acme' }, null)).status).toBe(401);
     expect((await hub.api('POST', '/api/v1/tokens', { description: 'ci' }, acmeAdmin)).status).toBe(201);
     expect((await hub.api('POST', '/api/v1/logout', undefined, token)).status).toBe(204);
     const entries = await records('filter[user]=audited-user', (e) => e.length >= 3, auditor);
@@ -159,7 +159,7 @@ describe.each(dbTargets)('audit log over HTTP on %s', (target) => {
 
   it('erases a deleted user’s name from the records that name it', async () => {
     const id = await createUser({ username: 'leaving-user', password: 'leaving-pass-1' }, acmeAdmin);
-    const token = await hub.login('leaving-user', 'leaving-pass-1');
+    const token = await hub.login('leaving-user', 'leaving-pass-1', 'acme');
     expect((await hub.api('GET', '/api/v1/users', undefined, token)).status).toBe(403);
     await records('filter[user]=leaving-user', (e) => e.length >= 2, auditor);
     expect((await hub.api('DELETE', `/api/v1/users/${id}`, undefined, acmeAdmin)).status).toBe(204);

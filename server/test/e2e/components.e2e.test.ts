@@ -121,7 +121,7 @@ describe.each(dbTargets)('components on %s', (target) => {
     expect((await hub.api('POST', '/api/v1/tenants', { id: 'globex', name: 'Globex' })).status).toBe(201);
     const made = await hub.api('POST', '/api/v1/users', { username: `globex-${target}`, password: 'globex-password-1', tenant: 'globex', permissions: ['components.read'] });
     expect(made.status).toBe(201);
-    const globex = await hub.login(`globex-${target}`, 'globex-password-1');
+    const globex = await hub.login(`globex-${target}`, 'globex-password-1', 'globex');
     expect((await hub.api('GET', '/api/v1/components/oih-orders', undefined, globex)).status).toBe(404);
     expect((await hub.api('GET', '/api/v1/components?page[size]=100', undefined, globex)).body.data.map((c: { id: string }) => c.id)).not.toContain('oih-orders');
     expect((await hub.api('POST', '/api/v1/components', { directory: 'oih-orders' }, globex)).status).toBe(403);

@@ -478,7 +478,7 @@ describe.each(dbTargets)('executions on %s', (target) => {
     expect((await hub.api('POST', '/api/v1/tenants', { id: 'acme', name: 'Acme' })).status).toBe(201);
     const user = await hub.api('POST', '/api/v1/users', { username: `acme-${target}`, password: 'acme-password-1', tenant: 'acme', permissions: ['executions.read', 'executions.retry', 'flows.read'] });
     expect(user.status, JSON.stringify(user.body)).toBe(201);
-    const acme = await hub.login(`acme-${target}`, 'acme-password-1');
+    const acme = await hub.login(`acme-${target}`, 'acme-password-1', 'acme');
     expect((await hub.api('GET', `/api/v1/executions/${ids[0]}`, undefined, acme)).status).toBe(404);
     expect((await hub.api('POST', `/api/v1/executions/${ids[0]}/retry`, undefined, acme)).status).toBe(404);
     expect((await hub.api('GET', '/api/v1/executions', undefined, acme)).body.meta.total).toBe(0);

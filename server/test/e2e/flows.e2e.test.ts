@@ -13,7 +13,7 @@ const PASSWORD = 'a-long-password-1';
 async function createUser(hub: TestHub, username: string, permissions: string[], tenant?: string): Promise<string> {
   const res = await hub.api('POST', '/api/v1/users', { username, password: PASSWORD, permissions, ...(tenant ? { tenant } : {}) });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return hub.login(username, PASSWORD);
+  return hub.login(username, PASSWORD, tenant);
 }
 
 async function statusOf(hub: TestHub, id: string, token?: string): Promise<string> {
@@ -208,7 +208,7 @@ describe.each(dbTargets)('flows e2e on %s', (target) => {
     const secret = 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64');
     const created = await hub.api('POST', '/api/v1/flows', sampleFlow({ flowSettings: { webhooks: { auth: 'hmac', secret } } }), editor);
     expect(created.status).toBe(201);
-    expect(created.body.data.flowSettings.webhooks).toEqual({ auth: 'hmac', secret: '********', respond: 'async', timeoutMs: 30000 });
+    expect(created.body.data.flowSettings.webhooks).toEqual({ auth: 'hmac', secret: '********', secretId: expect.any(String), respond: 'async', timeoutMs: 30000 });
     expect(JSON.stringify(created.body)).not.toContain(secret);
     const id = created.body.data.id as string;
     const back = await hub.api('PATCH', `/api/v1/flows/${id}`, { name: 'renamed', flowSettings: created.body.data.flowSettings }, editor);

@@ -31,6 +31,7 @@ describe('plexus start (embedded)', () => {
   let url: string;
   let dataDir: string;
   let readyMs: number;
+  let adminToken = '';
 
   beforeAll(async () => {
     dataDir = tmpDir();
@@ -57,6 +58,7 @@ describe('plexus start (embedded)', () => {
     console.info(`plexus start → listening in ${readyMs} ms`);
     const login = await fetch(`${url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: m![1] }) });
     expect(login.status).toBe(200);
+    adminToken = ((await login.json()) as { token: string }).token;
   });
 
   it('serves health, readiness, metrics, OpenAPI, docs and the cockpit page', async () => {
@@ -64,7 +66,8 @@ describe('plexus start (embedded)', () => {
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', bus: 'ok' } });
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    const metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
     expect(metrics).toContain('plexus_process_cpu_user_seconds_total');
     expect(metrics).toMatch(/plexus_http_requests_total\{method="GET",route="\/readyz",status_code="200"\} \d+/);
     expect(metrics).toContain('plexus_http_request_duration_seconds_bucket');

@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/platform/config.js';
 import { createHttpServer, createMetrics, type HttpApp } from '../../src/platform/http/index.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { dbTargets, openTestDb } from '../helpers/db.js';
+import { waitFor } from '../helpers/flows.js';
 import { createTestHub, TEST_ADMIN_PASSWORD, type TestHub } from '../helpers/hub.js';
 
 type Api = TestHub['api'];
@@ -45,8 +46,9 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
   let nobody: string;
   const ids: Record<string, string> = {};
 
-  const loginFrom = async (username: string, password: string, ip: string) => {
-    const res = await hub.app.inject({ method: 'POST', url: '/api/v1/login', payload: { username, password }, remoteAddress: ip });
+  /** Most accounts of this suite live in tenant acme. */
+  const loginFrom = async (username: string, password: string, ip: string, tenant = 'acme') => {
+    const res = await hub.app.inject({ method: 'POST', url: '/api/v1/login', payload: { username, password, tenant }, remoteAddress: ip });
     seen.push(res.body);
     return { status: res.statusCode, body: res.json() as Record<string, unknown> & { errors?: { code: string; message: string }[] }, headers: res.headers };
   };
@@ -60,7 +62,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
   beforeAll(async () => {
     hub = await createTestHub({
       target,
-      env: { PLEXUS_LOGIN_MAX_ATTEMPTS: '3', PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '6', PLEXUS_LOGIN_WINDOW: '10m' },
+      env: { PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER_ADDRESS: '3', PLEXUS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '6', PLEXUS_LOGIN_MAX_ATTEMPTS_PER_USER: '8', PLEXUS_LOGIN_WINDOW: '10m' },
     });
     call = async (...args) => {
       const res = await hub.api(...args);
@@ -71,9 +73,9 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
     ids.acmeAdmin = await createUser({ username: 'acme-admin', password: PASSWORDS.acmeAdmin, tenant: 'acme', permissions: ['tenant.all'] });
     ids.betaAdmin = await createUser({ username: 'beta-admin', password: PASSWORDS.betaAdmin, tenant: 'beta', permissions: ['tenant.all'] });
     ids.nobody = await createUser({ username: 'acme-nobody', password: PASSWORDS.nobody, tenant: 'acme' });
-    acmeAdmin = await hub.login('acme-admin', PASSWORDS.acmeAdmin);
-    betaAdmin = await hub.login('beta-admin', PASSWORDS.betaAdmin);
-    nobody = await hub.login('acme-nobody', PASSWORDS.nobody);
+    acmeAdmin = await hub.login('acme-admin', PASSWORDS.acmeAdmin, 'acme');
+    betaAdmin = await hub.login('beta-admin', PASSWORDS.betaAdmin, 'beta');
+    nobody = await hub.login('acme-nobody', PASSWORDS.nobody, 'acme');
   });
   afterAll(async () => hub?.close());
 
@@ -100,7 +102,11 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
       expect((await loginFrom('ACME-Admin', PASSWORDS.acmeAdmin, '10.9.0.4')).status).toBe(200);
     });
 
-    it('answers 429 with Retry-After after repeated failures for a username, from any address', async () => {
+    /** The `audit.iam.login.locked` records so far (read as the platform admin). */
+    const lockouts = async (): Promise<Array<{ actor: { username: string } | null; tenant: string | null; sourceIp: string; details: { scope: string } }>> =>
+      (await call('GET', '/api/v1/audit?filter[name]=audit.iam.login.locked&page[size]=100')).body.data;
+
+    it('answers 429 with Retry-After after repeated failures for a user from one address, and audits the lockout', async () => {
       await createUser({ username: 'carol', password: PASSWORDS.carol, tenant: 'acme' });
       for (let i = 0; i < 3; i++) expect((await loginFrom('carol', `wrong-${i}-password`, '10.1.0.1')).status).toBe(401);
       const limited = await loginFrom('carol', PASSWORDS.carol, '10.1.0.1');
@@ -109,10 +115,17 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
       const retryAfter = Number(limited.headers['retry-after']);
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(600);
-      // The right password from elsewhere does not get around it either.
-      expect((await loginFrom('carol', PASSWORDS.carol, '10.1.0.2')).status).toBe(429);
-      // Other users are not affected.
+      // Other users from that address are not affected, and neither is carol elsewhere: a few
+      // wrong passwords from one place do not lock her out everywhere.
       expect((await loginFrom('acme-admin', PASSWORDS.acmeAdmin, '10.1.0.1')).status).toBe(200);
+      expect((await loginFrom('carol', PASSWORDS.carol, '10.1.0.2')).status).toBe(200);
+
+      const [record, ...more] = (await waitFor('the lockout audited', async () => {
+        const mine = (await lockouts()).filter((r) => r.sourceIp === '10.1.0.1');
+        return mine.length > 0 ? mine : undefined;
+      }));
+      expect(more).toEqual([]);
+      expect(record).toMatchObject({ result: 'denied', tenant: 'acme', actor: { username: 'carol' }, details: { scope: 'user+address', failures: 3, lockedForSeconds: 600 } });
     });
 
     it('answers 429 after repeated failures from one address, whatever the usernames', async () => {
@@ -120,14 +133,84 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
       for (let i = 0; i < 6; i++) expect((await loginFrom(`guess-${i}`, 'guess-password', '10.2.0.1')).status).toBe(401);
       expect((await loginFrom('dave', PASSWORDS.dave, '10.2.0.1')).status).toBe(429);
       expect((await loginFrom('dave', PASSWORDS.dave, '10.2.0.2')).status).toBe(200);
+      const record = await waitFor('the lockout audited', async () => (await lockouts()).find((r) => r.sourceIp === '10.2.0.1'));
+      // An address lockout names no account: the usernames tried may be anything.
+      expect(record).toMatchObject({ actor: null, tenant: null, details: { scope: 'address' } });
+    });
+
+    it('counts an IPv6 /64 as one address: stepping through it does not reset the count', async () => {
+      for (let i = 1; i <= 6; i++) expect((await loginFrom(`v6-guess-${i}`, 'guess-password', `2001:db8:5:5::${i.toString(16)}`)).status).toBe(401);
+      expect((await loginFrom('dave', PASSWORDS.dave, '2001:db8:5:5:ffff:ffff:ffff:fffe')).status).toBe(429);
+      expect((await loginFrom('v6-guess-7', 'guess-password', '2001:db8:5:5::abcd')).status).toBe(429);
+      // The next /64 is another source.
+      expect((await loginFrom('dave', PASSWORDS.dave, '2001:db8:5:6::1')).status).toBe(200);
+    });
+
+    it('lets a user log in from their address while an attacker fails logins in their name from many others', async () => {
+      await createUser({ username: 'frank', password: 'frank-pass-12345', tenant: 'acme' });
+      expect((await loginFrom('frank', 'frank-pass-12345', '10.4.0.1')).status).toBe(200);
+      // 12 failures from 6 addresses: under the per-address limits, over the per-user one (8).
+      for (let i = 0; i < 12; i++) {
+        const res = await loginFrom('frank', `attack-${i}-password`, `10.5.0.${(i % 6) + 1}`);
+        expect([401, 429]).toContain(res.status);
+      }
+      // The right password from an address frank never used is held by the per-user limit...
+      expect((await loginFrom('frank', 'frank-pass-12345', '10.6.0.1')).status).toBe(429);
+      // ...but frank still logs in where he did before.
+      expect((await loginFrom('frank', 'frank-pass-12345', '10.4.0.1')).status).toBe(200);
+      const record = await waitFor('the lockout audited', async () => (await lockouts()).find((r) => r.details.scope === 'user' && r.actor?.username === 'frank'));
+      expect(record).toMatchObject({ tenant: 'acme' });
     });
 
     it('counts parallel guesses before they fail', async () => {
       await createUser({ username: 'erin', password: PASSWORDS.erin, tenant: 'acme' });
-      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => loginFrom('erin', `parallel-guess-${i}`, `10.3.0.${i + 1}`)));
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => loginFrom('erin', `parallel-guess-${i}`, '10.3.0.1')));
       const statuses = results.map((r) => r.status);
       expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(3);
       expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(7);
+    });
+  });
+
+  // ------------------------------------------------------------------ usernames per tenant
+
+  describe('usernames per tenant', () => {
+    it('lets two tenants each have alice, and each alice logs in to her own tenant', async () => {
+      expect((await call('POST', '/api/v1/tenants', { id: 'delta', name: 'Delta' })).status).toBe(201);
+      await createUser({ username: 'delta-admin', password: 'delta-admin-pass', tenant: 'delta', permissions: ['tenant.all'] });
+      const deltaAdmin = await hub.login('delta-admin', 'delta-admin-pass', 'delta');
+      const acmeAlice = await call('POST', '/api/v1/users', { username: 'alice', password: 'acme-alice-pass' }, acmeAdmin);
+      expect(acmeAlice.status).toBe(201);
+      // Another tenant's account of that name is no obstacle, and the answer says nothing of it.
+      const deltaAlice = await call('POST', '/api/v1/users', { username: 'ALICE', password: 'delta-alice-pass' }, deltaAdmin);
+      expect(deltaAlice.status, JSON.stringify(deltaAlice.body)).toBe(201);
+      expect((await call('POST', '/api/v1/users', { username: 'acme-admin', password: 'delta-own-pass' }, deltaAdmin)).status).toBe(201);
+      // Within a tenant a name is still taken, in any letter case; the answer names only that tenant.
+      const clash = await call('POST', '/api/v1/users', { username: 'Alice', password: 'acme-alice-pass2' }, acmeAdmin);
+      expect(clash.status).toBe(409);
+      expect(clash.body.errors[0].message).toBe('username Alice is taken in tenant acme');
+
+      const acme = await loginFrom('alice', 'acme-alice-pass', '10.7.0.1', 'acme');
+      const delta = await loginFrom('alice', 'delta-alice-pass', '10.7.0.1', 'delta');
+      expect([acme.status, delta.status]).toEqual([200, 200]);
+      const meAcme = await call('GET', '/api/v1/me', undefined, acme.body.token as string);
+      const meDelta = await call('GET', '/api/v1/me', undefined, delta.body.token as string);
+      expect(meAcme.body.data).toMatchObject({ id: acmeAlice.body.data.id, username: 'alice', tenant: 'acme' });
+      expect(meDelta.body.data).toMatchObject({ id: deltaAlice.body.data.id, username: 'ALICE', tenant: 'delta' });
+    });
+
+    it("answers one 401 for the other tenant's password, a missing tenant and an unknown one", async () => {
+      const wrong = await loginFrom('alice', 'delta-alice-pass', '10.7.0.2', 'acme');
+      const noTenant = await hub.app.inject({ method: 'POST', url: '/api/v1/login', payload: { username: 'alice', password: 'acme-alice-pass' }, remoteAddress: '10.7.0.3' });
+      const unknownTenant = await loginFrom('alice', 'acme-alice-pass', '10.7.0.4', 'no-such-tenant');
+      expect([wrong.status, noTenant.statusCode, unknownTenant.status]).toEqual([401, 401, 401]);
+      expect(noTenant.json()).toEqual(wrong.body);
+      expect(unknownTenant.body).toEqual(wrong.body);
+      // A login without a tenant is a login to `default`, as for the bootstrap admin.
+      const admin = await hub.app.inject({ method: 'POST', url: '/api/v1/login', payload: { username: 'admin', password: TEST_ADMIN_PASSWORD }, remoteAddress: '10.7.0.5' });
+      expect(admin.statusCode).toBe(200);
+      const bad = await loginFrom('alice', 'acme-alice-pass', '10.7.0.6', 'Not A Tenant!');
+      expect(bad.status).toBe(400);
+      expect(bad.body.errors![0]!.message).toContain('body.tenant');
     });
   });
 
@@ -147,7 +230,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
     });
 
     it('revokes the caller’s token on logout', async () => {
-      const token = await hub.login('acme-admin', PASSWORDS.acmeAdmin);
+      const token = await hub.login('acme-admin', PASSWORDS.acmeAdmin, 'acme');
       expect((await call('GET', '/api/v1/me', undefined, token)).status).toBe(200);
       expect((await call('POST', '/api/v1/logout', undefined, token)).status).toBe(204);
       expect((await call('GET', '/api/v1/me', undefined, token)).status).toBe(401);
@@ -305,7 +388,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
 
     it('lets someone with tenant.users.write grant only what it holds', async () => {
       await createUser({ username: 'acme-hr', password: PASSWORDS.hr, permissions: ['tenant.users.write', 'flows.read'] }, acmeAdmin);
-      const hr = await hub.login('acme-hr', PASSWORDS.hr);
+      const hr = await hub.login('acme-hr', PASSWORDS.hr, 'acme');
       expect((await call('POST', '/api/v1/users', { username: 'hr-made-1', password: 'hr-made-pass', permissions: ['flows.read'] }, hr)).status).toBe(201);
       expect((await call('POST', '/api/v1/users', { username: 'hr-made-2', password: 'hr-made-pass', permissions: ['flows.write'] }, hr)).status).toBe(403);
       expect((await call('POST', '/api/v1/users', { username: 'hr-made-3', password: 'hr-made-pass', permissions: ['tenant.all'] }, hr)).status).toBe(403);
@@ -325,7 +408,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
     });
 
     it('ends other sessions when a password changes', async () => {
-      const before = await hub.login('acme-dev', PASSWORDS.dev);
+      const before = await hub.login('acme-dev', PASSWORDS.dev, 'acme');
       const changed = await call('PATCH', `/api/v1/users/${ids.dev}`, { password: PASSWORDS.devNew }, acmeAdmin);
       expect(changed.status).toBe(200);
       expect((await call('GET', '/api/v1/me', undefined, before)).status).toBe(401);
@@ -345,7 +428,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
     });
 
     it('deletes a user with its tokens, but never the caller itself', async () => {
-      const token = await hub.login('acme-dev', PASSWORDS.devNew);
+      const token = await hub.login('acme-dev', PASSWORDS.devNew, 'acme');
       expect((await call('DELETE', `/api/v1/users/${ids.dev}`, undefined, acmeAdmin)).status).toBe(204);
       expect((await call('GET', '/api/v1/me', undefined, token)).status).toBe(401);
       expect((await call('GET', `/api/v1/users/${ids.dev}`, undefined, acmeAdmin)).status).toBe(404);
@@ -363,7 +446,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
       expect((await call('POST', '/api/v1/roles', { name: 'flow-operators' }, acmeAdmin)).status).toBe(409);
       expect((await call('POST', '/api/v1/roles', { name: 'root', permissions: ['all'] }, acmeAdmin)).status).toBe(403);
       await createUser({ username: 'acme-op', password: PASSWORDS.op, roles: [ids.role] }, acmeAdmin);
-      const op = await hub.login('acme-op', PASSWORDS.op);
+      const op = await hub.login('acme-op', PASSWORDS.op, 'acme');
       expect((await call('GET', '/api/v1/me', undefined, op)).body.data).toMatchObject({ roles: ['flow-operators'], permissions: expect.arrayContaining(['flows.read', 'flows.control']) });
       expect((await call('PATCH', `/api/v1/roles/${ids.role}`, { permissions: ['flows.read'] }, acmeAdmin)).status).toBe(200);
       expect((await call('GET', '/api/v1/me', undefined, op)).body.data.permissions).toEqual(['flows.read']);
@@ -468,7 +551,7 @@ describe.each(dbTargets)('IAM over HTTP on %s', (target) => {
       { name: 'over-long tenant name', method: 'POST', url: '/api/v1/tenants', body: { id: 'ok', name: 'n'.repeat(201) }, field: 'body.name' },
       { name: 'bad tenant path', method: 'GET', url: '/api/v1/tenants/Not_A_Slug', field: 'params.id' },
       { name: 'login username type', method: 'POST', url: '/api/v1/login', body: { username: ['admin'], password: 'x' }, field: 'body.username' },
-      { name: 'login extra field', method: 'POST', url: '/api/v1/login', body: { username: 'admin', password: 'x', tenant: 'acme' }, field: 'tenant' },
+      { name: 'login extra field', method: 'POST', url: '/api/v1/login', body: { username: 'admin', password: 'x', realm: 'acme' }, field: 'realm' },
       { name: 'introspect without token', method: 'POST', url: '/api/v1/tokens/introspect', body: {}, field: 'body.token' },
       { name: 'role name too long', method: 'POST', url: '/api/v1/roles', body: { name: 'r'.repeat(101) }, field: 'body.name' },
     ];

@@ -35,7 +35,7 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   const createUser = async (username: string, tenant: string, permissions: string[]): Promise<string> => {
     const res = await hub.api('POST', '/api/v1/users', { username, password: `${username}-password`, tenant, permissions });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return hub.login(username, `${username}-password`);
+    return hub.login(username, `${username}-password`, tenant);
   };
 
   beforeAll(async () => {

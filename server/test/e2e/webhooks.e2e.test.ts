@@ -246,7 +246,7 @@ describe.each(dbTargets)('webhooks e2e on %s (queued messages)', (target) => {
     const mk = async (username: string, permissions: string[], tenant?: string) => {
       const res = await hub.api('POST', '/api/v1/users', { username, password: 'a-long-password-1', permissions, ...(tenant ? { tenant } : {}) });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
-      return hub.login(username, 'a-long-password-1');
+      return hub.login(username, 'a-long-password-1', tenant);
     };
     const sender = await mk('hook-sender', ['webhooks.execute']);
     const reader = await mk('hook-reader', ['flows.read']);

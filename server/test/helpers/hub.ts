@@ -18,8 +18,8 @@ export const TEST_ADMIN_PASSWORD = 'test-admin-password';
 export interface TestHub extends Hub {
   adminToken: string;
   testDb: TestDb;
-  /** Logs in and returns a bearer token. */
-  login(username: string, password: string): Promise<string>;
+  /** Logs in (to tenant `default` unless another is named) and returns a bearer token. */
+  login(username: string, password: string, tenant?: string): Promise<string>;
   /** Shorthand for an authorised JSON request through `app.inject`. */
   api(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE' | 'HEAD', url: string, body?: unknown, token?: string | null, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
   close(): Promise<void>;
@@ -72,8 +72,8 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
     }
     return { status: res.statusCode, body: parsed, headers: res.headers };
   };
-  const login = async (username: string, password: string): Promise<string> => {
-    const res = await api('POST', '/api/v1/login', { username, password }, null);
+  const login = async (username: string, password: string, tenant?: string): Promise<string> => {
+    const res = await api('POST', '/api/v1/login', { username, password, ...(tenant ? { tenant } : {}) }, null);
     if (res.status !== 200) throw new Error(`login ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
     return (res.body as { token: string }).token;
   };

@@ -174,3 +174,43 @@ export async function listFlowVersions(db: Queryable, flowId: string, page: { li
   );
   return res.rows;
 }
+
+// ---- signing secrets in clear (installs from before they moved to the secrets module) ----
+
+/** Locks the next `limit` flows (by id, after `afterId`) whose row or any version still holds a clear webhook signing secret. */
+export async function lockFlowsWithClearSigningSecrets(db: Queryable, afterId: string, limit: number): Promise<Array<Pick<FlowRow, 'id' | 'tenant_id' | 'flow_settings'>>> {
+  const res = await db.query<Pick<FlowRow, 'id' | 'tenant_id' | 'flow_settings'>>(
+    `SELECT id, tenant_id, flow_settings FROM flows f
+      WHERE f.id > $1 AND (f.flow_settings->'webhooks' ? 'secret'
+         OR EXISTS (SELECT 1 FROM flow_versions v WHERE v.flow_id = f.id AND v.flow_settings->'webhooks' ? 'secret'))
+      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    [afterId, limit],
+  );
+  return res.rows;
+}
+
+/** Replaces the flow's clear signing secret with the id of the secret holding it (no new version: the definition is the same). */
+export async function setFlowSigningSecretId(db: Queryable, flowId: string, secretId: string): Promise<void> {
+  await db.query(
+    `UPDATE flows SET flow_settings = jsonb_set(flow_settings #- '{webhooks,secret}', '{webhooks,secretId}', to_jsonb($2::text))
+      WHERE id = $1 AND flow_settings->'webhooks' ? 'secret'`,
+    [flowId, secretId],
+  );
+}
+
+export async function listVersionsWithClearSigningSecrets(db: Queryable, flowId: string): Promise<Array<{ version: number; secret: string }>> {
+  const res = await db.query<{ version: number; secret: string }>(
+    `SELECT version, flow_settings->'webhooks'->>'secret' AS secret FROM flow_versions
+      WHERE flow_id = $1 AND flow_settings->'webhooks' ? 'secret' ORDER BY version`,
+    [flowId],
+  );
+  return res.rows;
+}
+
+export async function setVersionSigningSecretId(db: Queryable, flowId: string, version: number, secretId: string): Promise<void> {
+  await db.query(
+    `UPDATE flow_versions SET flow_settings = jsonb_set(flow_settings #- '{webhooks,secret}', '{webhooks,secretId}', to_jsonb($3::text))
+      WHERE flow_id = $1 AND version = $2`,
+    [flowId, version, secretId],
+  );
+}

@@ -5,7 +5,7 @@
  * orchestrator's answers (flows.events.ts) finish the move.
  */
 import { randomUUID } from 'node:crypto';
-import { FLOW_EVENTS, SECRET_MASK, type ComponentCatalog, type Flow, type FlowStatus } from '../../contracts/flows.js';
+import { FLOW_EVENTS, SECRET_MASK, signingSecretOwner, type ComponentCatalog, type Flow, type FlowStatus } from '../../contracts/flows.js';
 import { listMeta, type ListMeta } from '../../contracts/list.js';
 import type { AuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
@@ -15,7 +15,7 @@ import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { FlowsAuditAction } from './flows.events.js';
 import * as repo from './flows.repo.js';
-import { validateFlowBody, type FlowDefinition } from './flows.validation.js';
+import { isCredentialName, validateFlowBody, type FlowDefinition } from './flows.validation.js';
 
 export interface FlowListQuery {
   page: number;
@@ -38,13 +38,29 @@ export interface FlowVersion {
   createdAt: string;
 }
 
+/**
+ * What the flows module asks of the secrets module: webhook signing secrets are sealed there as
+ * secrets the flow owns (`flow:<id>`), and the flow keeps only their id.
+ */
+export interface FlowSecrets {
+  /** Seals `value` for `owner`, re-sealing `replaceId` when the owner holds it; returns the secret's id. */
+  storeOwned(
+    tx: Queryable,
+    input: { tenantId: string; owner: string; name: string; value: string; replaceId?: string | undefined; actor?: Principal | undefined },
+  ): Promise<string>;
+  deleteOwned(tx: Queryable, tenantId: string, owner: string, actor?: Principal): Promise<void>;
+  signingSecretProblem(tenantId: string, id: string): Promise<string | undefined>;
+}
+
 export interface FlowsServiceDeps {
   db: Db;
   bus: Bus;
   catalog: ComponentCatalog;
+  secrets: FlowSecrets;
   audit: AuditPublisher;
   logger: Logger;
 }
+
 
 export class FlowsService {
   private readonly db: Db;
@@ -71,10 +87,12 @@ export class FlowsService {
   }
 
   async create(principal: Principal, body: unknown): Promise<Flow> {
-    const def = await this.validate(principal, body, undefined);
-    if (def.owners.length === 0) def.owners = [{ id: principal.accountId, type: principal.kind }];
+    const validated = await this.validate(principal, body, undefined);
+    if (validated.owners.length === 0) validated.owners = [{ id: principal.accountId, type: principal.kind }];
+    const id = randomUUID();
     const row = await this.db.transaction(async (tx) => {
-      const created = await repo.insertFlow(tx, randomUUID(), principal.tenantId, def);
+      const def = await this.sealSigningSecret(tx, principal, id, validated, undefined);
+      const created = await repo.insertFlow(tx, id, principal.tenantId, def);
       await repo.insertFlowVersion(tx, created, principal.accountId);
       await this.record(tx, principal, 'flow.created', created);
       return created;
@@ -86,8 +104,9 @@ export class FlowsService {
     const current = await this.findOwn(this.db, principal, id);
     assertInactive(current, 'changed');
     const base = definitionOf(current);
-    const def = await this.validate(principal, keepMaskedSecret(body, base), base);
+    const validated = await this.validate(principal, keepMaskedSecret(body, base), base);
     const row = await this.db.transaction(async (tx) => {
+      const def = await this.sealSigningSecret(tx, principal, id, validated, base.flowSettings.webhooks?.secretId);
       const updated = await repo.updateInactiveFlow(tx, principal.tenantId, id, current.version, def);
       if (!updated) {
         // Someone started, changed or deleted it since we read it.
@@ -109,6 +128,7 @@ export class FlowsService {
       if (!(await repo.deleteInactiveFlow(tx, principal.tenantId, id))) {
         assertInactive(await this.findOwn(tx, principal, id), 'deleted');
       }
+      await this.deps.secrets.deleteOwned(tx, principal.tenantId, signingSecretOwner(id), principal);
       await this.record(tx, principal, 'flow.deleted', current);
     });
   }
@@ -198,8 +218,58 @@ export class FlowsService {
     this.log.warn({ flowId: id, reason }, 'flow failed; stopping it');
   }
 
+  /**
+   * A signing secret handed in clear (`webhooks.secret`) goes to the secrets module as a secret
+   * the flow owns — the one it refers to now, `currentId`, re-sealed when the flow owns it — and
+   * the definition keeps only its id. Runs inside the transaction that stores the flow.
+   */
+  private async sealSigningSecret(tx: Queryable, principal: Principal, flowId: string, def: FlowDefinition, currentId: string | undefined): Promise<FlowDefinition> {
+    const hooks = def.flowSettings.webhooks;
+    if (!hooks?.secret) return def;
+    const { secret, ...rest } = hooks;
+    const secretId = await this.deps.secrets.storeOwned(tx, {
+      tenantId: principal.tenantId,
+      owner: signingSecretOwner(flowId),
+      name: `webhook signing secret of flow ${flowId}`,
+      value: secret,
+      replaceId: currentId,
+      actor: principal,
+    });
+    return { ...def, flowSettings: { ...def.flowSettings, webhooks: { ...rest, secretId } } };
+  }
+
+  /**
+   * Start-up step for installs from before signing secrets moved to the secrets module: every
+   * clear `webhooks.secret` in flows and their versions becomes a secret the flow owns (one per
+   * distinct value), referred to by id. Rows are locked (SKIP LOCKED), so processes starting
+   * together share the work. Returns how many flows it moved.
+   */
+  async moveClearSigningSecrets(): Promise<number> {
+    let moved = 0;
+    let after = '';
+    for (;;) {
+      const batch = await this.db.transaction(async (tx) => {
+        const flows = await repo.lockFlowsWithClearSigningSecrets(tx, after, 50);
+        for (const f of flows) {
+          after = f.id;
+          const owner = signingSecretOwner(f.id);
+          const store = (value: string) =>
+            this.deps.secrets.storeOwned(tx, { tenantId: f.tenant_id, owner, name: `webhook signing secret of flow ${f.id}`, value });
+          const current = (f.flow_settings.webhooks as { secret?: unknown } | undefined)?.secret;
+          if (typeof current === 'string') await repo.setFlowSigningSecretId(tx, f.id, await store(current));
+          for (const v of await repo.listVersionsWithClearSigningSecrets(tx, f.id)) {
+            await repo.setVersionSigningSecretId(tx, f.id, v.version, await store(v.secret));
+          }
+        }
+        return flows.length;
+      });
+      moved += batch;
+      if (batch === 0) return moved;
+    }
+  }
+
   private async validate(principal: Principal, body: unknown, base: FlowDefinition | undefined): Promise<FlowDefinition> {
-    const result = await validateFlowBody(principal.tenantId, body, base, this.deps.catalog);
+    const result = await validateFlowBody(principal.tenantId, body, base, this.deps.catalog, (tenant, id) => this.deps.secrets.signingSecretProblem(tenant, id));
     if (!result.ok) {
       throw new AppError('INVALID_FLOW', `the flow is invalid: ${result.problems.join('; ')}`, 'user', { problems: result.problems });
     }
@@ -234,24 +304,44 @@ function definitionOf(row: repo.FlowRow): FlowDefinition {
   };
 }
 
-/** A PATCH that sends the mask back (as read from GET) keeps the stored secret. */
+/**
+ * A PATCH that sends the mask back (as read from GET) keeps the stored signing secret: the
+ * mask goes, and the stored reference stays unless the body names another.
+ */
 function keepMaskedSecret(body: unknown, base: FlowDefinition): unknown {
   if (typeof body !== 'object' || body === null) return body;
   const settings = (body as { flowSettings?: unknown }).flowSettings;
   if (typeof settings !== 'object' || settings === null) return body;
   const hooks = (settings as { webhooks?: unknown }).webhooks;
   if (typeof hooks !== 'object' || hooks === null || (hooks as { secret?: unknown }).secret !== SECRET_MASK) return body;
-  const stored = base.flowSettings.webhooks?.secret;
-  const webhooks = { ...(hooks as Record<string, unknown>) };
-  if (stored) webhooks.secret = stored;
-  else delete webhooks.secret;
+  const stored = base.flowSettings.webhooks;
+  const { secret: _mask, ...webhooks } = hooks as Record<string, unknown>;
+  if (webhooks.secretId === undefined && stored?.secretId) webhooks.secretId = stored.secretId;
+  // A flow stored before secrets moved out, not yet moved: keep its clear secret (stored on save).
+  else if (webhooks.secretId === undefined && stored?.secret) webhooks.secret = stored.secret;
   return { ...body, flowSettings: { ...settings, webhooks } };
 }
 
+/**
+ * Settings as the API shows them: a configured signing secret as the mask, and any value under
+ * a credential-like name (only flows stored before such names were refused have one) masked too.
+ */
 function maskSettings(settings: Record<string, unknown>): Record<string, unknown> {
-  const hooks = settings.webhooks;
-  if (typeof hooks !== 'object' || hooks === null || !('secret' in hooks)) return settings;
-  return { ...settings, webhooks: { ...hooks, secret: SECRET_MASK } };
+  const maskDeep = (v: unknown, depth: number): unknown => {
+    if (typeof v !== 'object' || v === null || depth > 20) return v;
+    if (Array.isArray(v)) return v.map((x) => maskDeep(x, depth + 1));
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, isCredentialName(k) && x !== null && x !== '' ? SECRET_MASK : maskDeep(x, depth + 1)]));
+  };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(settings)) {
+    if (k !== 'webhooks') {
+      out[k] = isCredentialName(k) ? SECRET_MASK : maskDeep(v, 0);
+      continue;
+    }
+    const hooks = v as { secret?: unknown; secretId?: unknown } | null;
+    out[k] = typeof hooks === 'object' && hooks !== null && (hooks.secret !== undefined || hooks.secretId !== undefined) ? { ...hooks, secret: SECRET_MASK } : hooks;
+  }
+  return out;
 }
 
 /** The API shape; `masked`: hide secrets (API answers) or not (the lifecycle events). */

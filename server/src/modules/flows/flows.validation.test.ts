@@ -90,7 +90,7 @@ describe('flow validation', () => {
   it('needs a secret for HMAC and a webhook-reply step for sync answers', async () => {
     const problems = await problemsOf(sampleFlow({ flowSettings: { webhooks: { auth: 'hmac', respond: 'sync' } } }));
     expect(problems).toEqual([
-      'flowSettings.webhooks.secret: is required when auth is "hmac"',
+      'flowSettings.webhooks.secret: is required when auth is "hmac" (or secretId, naming an apiKey secret)',
       'flowSettings.webhooks.respond: "sync" needs a webhook-reply step in the graph to answer with',
     ]);
   });

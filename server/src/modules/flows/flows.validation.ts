@@ -62,6 +62,7 @@ export async function validateFlowBody(
   body: unknown,
   base: FlowDefinition | undefined,
   catalog: ComponentCatalog,
+  signingSecretProblem?: SigningSecretCheck,
 ): Promise<ValidationResult> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, problems: ['body: must be a JSON object'] };
@@ -94,6 +95,11 @@ export async function validateFlowBody(
 
   const def = mergeDefinition(parsed.data, base);
   problems.push(...settingsProblems(def));
+  const hooks = def.flowSettings.webhooks;
+  if (hooks?.secretId && !hooks.secret && signingSecretProblem) {
+    const why = await signingSecretProblem(tenant, hooks.secretId);
+    if (why) problems.push(`flowSettings.webhooks.secretId: ${why}`);
+  }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, value: def };
 }
@@ -146,10 +152,44 @@ async function componentProblems(tenant: string, graph: unknown, catalog: Compon
   return problems;
 }
 
+/** Why secret `id` of `tenant` cannot sign webhooks, or undefined when it can (the secrets module's). */
+export type SigningSecretCheck = (tenant: string, id: string) => Promise<string | undefined>;
+
+/**
+ * Setting names that hold credentials. flowSettings come back from every read as they were
+ * stored, and land in versions and events: credentials belong in the secrets module, referred
+ * to by id (`secretId`, a node's `credentialsId`), so such a name is refused rather than kept.
+ */
+const CREDENTIAL_NAME = /(secret|password|passwd|passphrase|token|apikey|privatekey|accesskey|signingkey|secretkey|credentials?|authorization|cookie)$/;
+
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name.toLowerCase().replace(/[^a-z]/g, ''));
+}
+
+/** Paths (`flowSettings.x.password`) of credential-looking settings outside `webhooks`, at any depth. */
+export function credentialSettingPaths(settings: Record<string, unknown>): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown, path: string, depth: number): void => {
+    if (depth > 20 || typeof v !== 'object' || v === null) return;
+    for (const [k, x] of Object.entries(v)) {
+      const here = Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`;
+      if (!Array.isArray(v) && isCredentialName(k) && x !== null && x !== '') found.push(here);
+      else walk(x, here, depth + 1);
+    }
+  };
+  for (const [k, v] of Object.entries(settings)) if (k !== 'webhooks') walk({ [k]: v }, 'flowSettings', 0);
+  return found;
+}
+
 function settingsProblems(def: FlowDefinition): string[] {
   const problems: string[] = [];
   const hooks = def.flowSettings.webhooks;
-  if (hooks?.auth === 'hmac' && !hooks.secret) problems.push('flowSettings.webhooks.secret: is required when auth is "hmac"');
+  if (hooks?.auth === 'hmac' && !hooks.secret && !hooks.secretId) {
+    problems.push('flowSettings.webhooks.secret: is required when auth is "hmac" (or secretId, naming an apiKey secret)');
+  }
+  for (const path of credentialSettingPaths(def.flowSettings)) {
+    problems.push(`${path}: looks like a credential; store it in the secrets module (POST /api/v1/secrets) and refer to it by id`);
+  }
   if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT)) {
     problems.push(`flowSettings.webhooks.respond: "sync" needs a ${WEBHOOK_REPLY_COMPONENT} step in the graph to answer with`);
   }

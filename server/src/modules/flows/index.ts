@@ -7,9 +7,9 @@ import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { FLOWS_GROUP, subscribeToLifecycle } from './flows.events.js';
 import { flowsRoutes } from './flows.routes.js';
-import { FlowsService } from './flows.service.js';
+import { FlowsService, type FlowSecrets } from './flows.service.js';
 
-export { FlowsService, toFlow } from './flows.service.js';
+export { FlowsService, toFlow, type FlowSecrets } from './flows.service.js';
 export { FLOWS_GROUP } from './flows.events.js';
 export type { FlowsAuditAction } from './flows.events.js';
 
@@ -23,11 +23,13 @@ export interface FlowsModuleDeps {
   logger: Logger;
   /** The component registry graphs are checked against (the components module). */
   catalog: ComponentCatalog;
+  /** Where webhook signing secrets are kept (the secrets module's service). */
+  secrets: FlowSecrets;
 }
 
 export async function createFlowsModule(deps: FlowsModuleDeps): Promise<FlowsModule> {
   const audit = createAuditPublisher(deps.bus, 'flows', deps.logger);
-  const service = new FlowsService({ db: deps.db, bus: deps.bus, catalog: deps.catalog, audit, logger: deps.logger });
+  const service = new FlowsService({ db: deps.db, bus: deps.bus, catalog: deps.catalog, secrets: deps.secrets, audit, logger: deps.logger });
   let consumer: Consumer | undefined;
   return {
     name: 'flows',
@@ -35,6 +37,12 @@ export async function createFlowsModule(deps: FlowsModuleDeps): Promise<FlowsMod
     service,
     routes: flowsRoutes(service),
     async start() {
+      // Before anything runs: signing secrets still in clear move to the secrets module. A
+      // failure is logged, not fatal: webhooks still verify with a clear secret until moved.
+      await service
+        .moveClearSigningSecrets()
+        .then((n) => n && deps.logger.info({ flows: n }, 'flows: webhook signing secrets moved to the secrets module'))
+        .catch((err: unknown) => deps.logger.error({ err }, 'flows: could not move webhook signing secrets to the secrets module'));
       consumer = await subscribeToLifecycle(deps.bus, service, deps.logger);
       deps.logger.debug({ group: FLOWS_GROUP }, 'flows: listening for lifecycle answers');
     },

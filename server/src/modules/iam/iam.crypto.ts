@@ -37,11 +37,6 @@ export function newPassword(): string {
   return randomBytes(18).toString('base64url');
 }
 
-/** The key a failed login is counted under: a hash, so no attempted username is stored in clear. */
-export function hashLoginKey(scope: 'username' | 'address', value: string): string {
-  return createHash('sha256').update(`${scope}:${scope === 'username' ? value.toLowerCase() : value}`).digest('hex');
-}
-
 /** Looks like a token we issued; anything else is refused without a database round trip. */
 export function isWellFormedToken(token: string): boolean {
   return /^plx_[A-Za-z0-9_-]{43}$/.test(token);

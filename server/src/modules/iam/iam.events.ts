@@ -21,6 +21,7 @@ export interface TenantDeletedEvent {
 /** Audit actions of the iam module (`audit.iam.<action>`). */
 export type IamAuditAction =
   | 'login'
+  | 'login.locked'
   | 'logout'
   | 'unauthenticated'
   | 'denied'

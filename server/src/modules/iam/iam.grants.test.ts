@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { canGrant, canManage, effectivePermissions, ungrantable } from './iam.grants.js';
-import { blockedUntil } from './iam.service.js';
 
 const admin = { permissions: ['all'] };
 const tenantAdmin = { permissions: ['tenant.all'] };
 const userManager = { permissions: ['tenant.users.write', 'flows.read'] };
 
 describe('grants', () => {
-  it('lets only a platform admin grant all or iam.*', () => {
+  it('lets only a platform admin grant all, iam.* or metrics.read', () => {
     expect(canGrant(admin, 'all')).toBe(true);
     expect(canGrant(admin, 'iam.token.introspect')).toBe(true);
+    expect(canGrant(admin, 'metrics.read')).toBe(true);
+    expect(canGrant(tenantAdmin, 'metrics.read')).toBe(false);
     expect(canGrant(tenantAdmin, 'all')).toBe(false);
     expect(canGrant(tenantAdmin, 'iam.tenants.write')).toBe(false);
     expect(canGrant(tenantAdmin, 'iam.token.introspect')).toBe(false);
@@ -38,24 +39,5 @@ describe('grants', () => {
     expect(effectivePermissions(['all'], ['flows.read'])).toEqual(['flows.read']);
     expect(effectivePermissions(['tenant.all'], ['secrets.read', 'iam.token.introspect'])).toEqual(['secrets.read']);
     expect(effectivePermissions(['flows.read'], ['flows.read', 'flows.write'])).toEqual(['flows.read']);
-  });
-});
-
-describe('login rate limit window', () => {
-  const window = 60_000;
-  const now = 1_000_000;
-  const at = (agoMs: number): Date => new Date(now - agoMs);
-
-  it('is open below the limit', () => {
-    expect(blockedUntil([at(1), at(2)], 3, window, now)).toBe(0);
-  });
-
-  it('blocks until the oldest counted failure leaves the window', () => {
-    // newest first; with a limit of 3 the third-newest decides
-    expect(blockedUntil([at(1_000), at(2_000), at(50_000)], 3, window, now)).toBe(now - 50_000 + window);
-  });
-
-  it('counts logins still in flight against the limit', () => {
-    expect(blockedUntil([at(1_000)], 0, window, now)).toBeGreaterThan(now);
   });
 });

@@ -1,5 +1,6 @@
 /** SQL of the IAM module. One operation per function, parameterised. */
 import type { Queryable } from '../../platform/db/index.js';
+import type { LoginScope } from './iam.ratelimit.js';
 
 export interface TenantRow {
   id: string;
@@ -146,7 +147,7 @@ export interface NewAccount {
   roleIds: string[];
 }
 
-/** Inserts an account unless the username is taken (in any letter case); undefined when taken. */
+/** Inserts an account unless its tenant has the username already (in any letter case); undefined when taken. */
 export async function insertAccount(db: Queryable, a: NewAccount): Promise<AccountRow | undefined> {
   const res = await db.query<AccountRow>(
     `INSERT INTO iam_accounts (id, tenant_id, username, kind, password_hash, permissions, role_ids)
@@ -156,8 +157,9 @@ export async function insertAccount(db: Queryable, a: NewAccount): Promise<Accou
   return res.rows[0];
 }
 
-export async function findAccountByUsername(db: Queryable, username: string): Promise<AccountRow | undefined> {
-  const res = await db.query<AccountRow>('SELECT * FROM iam_accounts WHERE lower(username) = lower($1)', [username]);
+/** The account `username` (any letter case) of `tenantId`: usernames are unique per tenant only. */
+export async function findAccountByUsername(db: Queryable, tenantId: string, username: string): Promise<AccountRow | undefined> {
+  const res = await db.query<AccountRow>('SELECT * FROM iam_accounts WHERE tenant_id = $1 AND lower(username) = lower($2)', [tenantId, username]);
   return res.rows[0];
 }
 
@@ -415,12 +417,12 @@ export async function deleteDeadTokens(db: Queryable, before: Date): Promise<num
 // ---------------------------------------------------------------- login failures
 
 /** `at` comes from the caller's clock, the same clock the window is measured with. */
-export async function insertLoginFailure(db: Queryable, scope: 'username' | 'address', keyHash: string, at: Date): Promise<void> {
+export async function insertLoginFailure(db: Queryable, scope: LoginScope, keyHash: string, at: Date): Promise<void> {
   await db.query('INSERT INTO iam_login_failures (scope, key_hash, at) VALUES ($1, $2, $3)', [scope, keyHash, at]);
 }
 
 /** Times of the newest `limit` failures for a key since `since`, newest first. */
-export async function listRecentLoginFailures(db: Queryable, scope: 'username' | 'address', keyHash: string, since: Date, limit: number): Promise<Date[]> {
+export async function listRecentLoginFailures(db: Queryable, scope: LoginScope, keyHash: string, since: Date, limit: number): Promise<Date[]> {
   const res = await db.query<{ at: Date }>(
     'SELECT at FROM iam_login_failures WHERE scope = $1 AND key_hash = $2 AND at > $3 ORDER BY at DESC LIMIT $4',
     [scope, keyHash, since, limit],
@@ -428,12 +430,31 @@ export async function listRecentLoginFailures(db: Queryable, scope: 'username' |
   return res.rows.map((r) => r.at);
 }
 
-export async function deleteLoginFailures(db: Queryable, scope: 'username' | 'address', keyHash: string): Promise<void> {
+export async function deleteLoginFailures(db: Queryable, scope: LoginScope, keyHash: string): Promise<void> {
   await db.query('DELETE FROM iam_login_failures WHERE scope = $1 AND key_hash = $2', [scope, keyHash]);
 }
 
 export async function deleteLoginFailuresBefore(db: Queryable, before: Date): Promise<number> {
   const res = await db.query('DELETE FROM iam_login_failures WHERE at < $1', [before]);
+  return res.rowCount;
+}
+
+/** Records that an account logged in from a source (the hash of both). */
+export async function recordLoginSource(db: Queryable, keyHash: string, at: Date): Promise<void> {
+  await db.query(
+    'INSERT INTO iam_login_sources (key_hash, last_success_at) VALUES ($1, $2) ON CONFLICT (key_hash) DO UPDATE SET last_success_at = EXCLUDED.last_success_at',
+    [keyHash, at],
+  );
+}
+
+/** Whether the account logged in from this source since `since`. */
+export async function isKnownLoginSource(db: Queryable, keyHash: string, since: Date): Promise<boolean> {
+  const res = await db.query('SELECT 1 FROM iam_login_sources WHERE key_hash = $1 AND last_success_at > $2', [keyHash, since]);
+  return res.rows.length === 1;
+}
+
+export async function deleteLoginSourcesBefore(db: Queryable, before: Date): Promise<number> {
+  const res = await db.query('DELETE FROM iam_login_sources WHERE last_success_at < $1', [before]);
   return res.rowCount;
 }
 

@@ -29,7 +29,7 @@ import {
   User,
   UserListQuery,
 } from './iam.schemas.js';
-import type { CallContext, IamService } from './iam.service.js';
+import { DEFAULT_TENANT, type CallContext, type IamService } from './iam.service.js';
 
 const bearer = [{ bearer: [] }];
 const tags = ['iam'];
@@ -48,14 +48,16 @@ export function iamRoutes(service: IamService) {
         config: { permission: 'public' },
         schema: {
           tags,
-          summary: 'Log in with username and password; returns a session token',
-          description: 'Every failed login answers the same 401 UNAUTHENTICATED; repeated failures per username or address answer 429 with Retry-After.',
+          summary: 'Log in with username, password and tenant (default `default`); returns a session token',
+          description:
+            'Usernames are unique per tenant, so a login names its tenant (`tenant`, default `default`). Every failed login answers the same 401 UNAUTHENTICATED, an unknown tenant included; repeated failures per username and address, per address (IPv6: per /64) or per username from everywhere answer 429 with Retry-After.',
           body: LoginBody,
           response: { 200: LoginResponse },
         },
       },
       async (req) => {
-        const { token, expiresAt } = await service.login(req.body.username, req.body.password, req.ip);
+        const { username, password, tenant = DEFAULT_TENANT } = req.body;
+        const { token, expiresAt } = await service.login({ tenant, username, password, ip: req.ip });
         return { token, expiresAt: expiresAt.toISOString() };
       },
     );

@@ -34,6 +34,8 @@ export const TenantParams = z.strictObject({ id: TenantId });
 export const LoginBody = z.strictObject({
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1024),
+  /** The account's tenant: usernames are unique per tenant. Default `default` (the bootstrap admin's). */
+  tenant: TenantId.optional(),
 });
 
 export { AccountInfo, LoginResponse } from '../../contracts/iam.js';

@@ -34,7 +34,7 @@ describe.each(dbTargets)('IAM sessions on %s', (target) => {
   };
 
   it('slides a session forward when it is used', async () => {
-    const { token } = await iam.login('admin', 'admin-password-1', '10.1.1.1');
+    const { token } = await iam.login({ tenant: 'default', username: 'admin', password: 'admin-password-1', ip: '10.1.1.1' });
     const { principal } = (await iam.resolveToken(token))!;
     // The first use is recorded in the background; let it land before rewinding the clock.
     await expect.poll(async () => (await t.db.query('SELECT 1 FROM iam_tokens WHERE id = $1 AND last_used_at IS NOT NULL', [principal.tokenId])).rows.length).toBe(1);
@@ -46,7 +46,7 @@ describe.each(dbTargets)('IAM sessions on %s', (target) => {
   });
 
   it('lets a session lapse once it is idle past its expiry', async () => {
-    const { token } = await iam.login('admin', 'admin-password-1', '10.1.1.1');
+    const { token } = await iam.login({ tenant: 'default', username: 'admin', password: 'admin-password-1', ip: '10.1.1.1' });
     const { principal } = (await iam.resolveToken(token))!;
     // That use slides the session in the background; let it land before the clock "passes" expiry.
     await waitFor('the recorded use', async () => (await t.db.query('SELECT 1 FROM iam_tokens WHERE id = $1 AND last_used_at IS NOT NULL', [principal.tokenId])).rows.length > 0);
@@ -68,18 +68,23 @@ describe.each(dbTargets)('IAM housekeeping on %s', (target) => {
       const config = loadConfig({ PLEXUS_ADMIN_PASSWORD: 'admin-password-1', PLEXUS_LOGIN_WINDOW: '10m', PLEXUS_DATA_DIR: '/tmp/plexus-iam-test-unused' });
       const iam = new IamService(t.db, bus, config, logger, createAuditPublisher(bus, 'iam', logger));
       await iam.bootstrap();
-      await expect(iam.login('someone-else', 'wrong-password', '10.0.0.1')).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-      const { token } = await iam.login('admin', 'admin-password-1', '10.0.0.2');
+      await expect(iam.login({ tenant: 'default', username: 'someone-else', password: 'wrong-password', ip: '10.0.0.1' })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      const { token } = await iam.login({ tenant: 'default', username: 'admin', password: 'admin-password-1', ip: '10.0.0.2' });
       const live = (await iam.resolveToken(token))!.principal.tokenId;
-      const { token: old } = await iam.login('admin', 'admin-password-1', '10.0.0.2');
+      const { token: old } = await iam.login({ tenant: 'default', username: 'admin', password: 'admin-password-1', ip: '10.0.0.2' });
       const dead = (await iam.resolveToken(old))!.principal.tokenId;
       await t.db.query("UPDATE iam_tokens SET revoked_at = now() - interval '2 days' WHERE id = $1", [dead]);
-      await t.db.query("INSERT INTO iam_login_failures (scope, key_hash, at) VALUES ('address', 'old', now() - interval '1 hour')");
+      await t.db.query("INSERT INTO iam_login_failures (scope, key_hash, at) VALUES ('source', 'old', now() - interval '1 hour')");
+      await t.db.query("INSERT INTO iam_login_sources (key_hash, last_success_at) VALUES ('stale', now() - interval '31 days')");
       await iam.purgeExpired();
       const failures = await t.db.query<{ key_hash: string }>('SELECT key_hash FROM iam_login_failures');
-      // The recent failure (its username and its address) stays; the one past the window goes.
+      // The recent failure (per account, source, and both) stays; the one past the window goes.
       expect(failures.rows.map((r) => r.key_hash)).not.toContain('old');
-      expect(failures.rows).toHaveLength(2);
+      expect(failures.rows).toHaveLength(3);
+      // So does a source the account has not logged in from for 30 days; the admin's fresh one stays.
+      const sources = await t.db.query<{ key_hash: string }>('SELECT key_hash FROM iam_login_sources');
+      expect(sources.rows.map((r) => r.key_hash)).not.toContain('stale');
+      expect(sources.rows).toHaveLength(1);
       const tokens = await t.db.query<{ id: string }>('SELECT id FROM iam_tokens');
       expect(tokens.rows.map((r) => r.id)).toContain(live);
       expect(tokens.rows.map((r) => r.id)).not.toContain(dead);

@@ -15,9 +15,10 @@ import { AppError } from '../../platform/errors.js';
 import { hasPermission, isPlatformAdmin, type Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import { listMeta, parseSort, type ListMeta } from '../../contracts/list.js';
-import { DUMMY_PASSWORD_HASH, hashLoginKey, hashPassword, hashToken, isWellFormedToken, newPassword, newToken, verifyPassword } from './iam.crypto.js';
+import { DUMMY_PASSWORD_HASH, hashPassword, hashToken, isWellFormedToken, newPassword, newToken, verifyPassword } from './iam.crypto.js';
 import { IAM_EVENTS, type IamAuditAction, type TenantDeletedEvent, type UserDeletedEvent } from './iam.events.js';
 import { canManage, effectivePermissions, ungrantable } from './iam.grants.js';
+import { blockedUntil, loginKeysOf, type LoginScope } from './iam.ratelimit.js';
 import * as repo from './iam.repo.js';
 import type {
   CreateRoleBody,
@@ -40,6 +41,19 @@ import type {
 
 export const DEFAULT_TENANT = 'default';
 export const ADMIN_USERNAME = 'admin';
+
+/** A source the account logged in from is exempt from the per-account limit this long. */
+const KNOWN_SOURCE_MS = 30 * 86_400_000;
+/** How `login.locked` names what a lockout holds. */
+const LOCK_SCOPE_NAMES: Record<LoginScope, string> = { account_source: 'user+address', source: 'address', account: 'user' };
+
+/** A login: the tenant (`default` unless named), username, password, and the caller's address. */
+export interface LoginInput {
+  tenant: string;
+  username: string;
+  password: string;
+  ip: string;
+}
 
 export interface BootstrapCredentials {
   username: string;
@@ -209,48 +223,59 @@ export class IamService {
   // ---------------------------------------------------------------- login, logout, tokens
 
   /**
-   * One answer for every failed login: an unknown user and a wrong password look the same, and
-   * take the same time (a dummy hash is compared). Failures are counted per username and per
-   * source address in a sliding window; past the limit the answer is 429 with Retry-After,
-   * whatever the password, without checking it.
+   * One answer for every failed login: an unknown tenant or user and a wrong password look the
+   * same, and take the same time (a dummy hash is compared). Failures are counted in a sliding
+   * window per account and source, per source, and per account from every source (sources the
+   * account logged in from recently are exempt from that one, iam.ratelimit.ts). Past a limit
+   * the answer is 429 with Retry-After, whatever the password, without checking it; the
+   * failure that reaches a limit is audited as `login.locked`.
    */
-  async login(username: string, password: string, ip: string): Promise<{ token: string; expiresAt: Date }> {
-    const { maxAttempts, maxAttemptsPerAddress, windowMs } = this.config.iam.login;
-    const userKey = hashLoginKey('username', username);
-    const addressKey = hashLoginKey('address', ip);
+  async login(input: LoginInput): Promise<{ token: string; expiresAt: Date }> {
+    const { tenant, username, ip } = input;
+    const { maxPerUserAddress, maxPerAddress, maxPerUser, windowMs } = this.config.iam.login;
+    const keys = loginKeysOf(tenant, username, ip);
+    const limits: Array<{ scope: LoginScope; key: string; max: number }> = [
+      { scope: 'account_source', key: keys.accountSource, max: maxPerUserAddress },
+      { scope: 'source', key: keys.source, max: maxPerAddress },
+      { scope: 'account', key: keys.account, max: maxPerUser },
+    ];
     const inFlight = (k: string): number => this.loginsInFlight.get(k) ?? 0;
     const now = Date.now();
     const since = new Date(now - windowMs);
-    const [userFailures, addressFailures] = await Promise.all([
-      repo.listRecentLoginFailures(this.db, 'username', userKey, since, maxAttempts),
-      repo.listRecentLoginFailures(this.db, 'address', addressKey, since, maxAttemptsPerAddress),
+    const [failures, isKnownSource] = await Promise.all([
+      Promise.all(limits.map((l) => repo.listRecentLoginFailures(this.db, l.scope, l.key, since, l.max))),
+      repo.isKnownLoginSource(this.db, keys.knownSource, new Date(now - KNOWN_SOURCE_MS)),
     ]);
-    const retryAtMs = Math.max(
-      blockedUntil(userFailures, maxAttempts - inFlight(userKey), windowMs, now),
-      blockedUntil(addressFailures, maxAttemptsPerAddress - inFlight(addressKey), windowMs, now),
-    );
+    // Failures elsewhere do not hold the account where it logged in before.
+    const applies = limits.map((l) => l.scope !== 'account' || !isKnownSource);
+    const retryAtMs = Math.max(...limits.map((l, i) => (applies[i] ? blockedUntil(failures[i]!, l.max - inFlight(l.key), windowMs, now) : 0)));
     if (retryAtMs > now) {
       const retryAfterSeconds = Math.max(1, Math.ceil((retryAtMs - now) / 1000));
       await this.audit.record({ action: 'login', result: 'denied', sourceIp: ip, details: { reason: 'rate limited', retryAfterSeconds } });
       throw new AppError('RATE_LIMITED', `too many failed logins; try again in ${retryAfterSeconds} s`, 'user', { retryAfterSeconds });
     }
 
-    for (const k of [userKey, addressKey]) this.loginsInFlight.set(k, inFlight(k) + 1);
+    for (const l of limits) this.loginsInFlight.set(l.key, inFlight(l.key) + 1);
     try {
-      const account = await repo.findAccountByUsername(this.db, username);
-      const ok = await verifyPassword(password, account?.password_hash ?? DUMMY_PASSWORD_HASH);
+      const account = await repo.findAccountByUsername(this.db, tenant, username);
+      const ok = await verifyPassword(input.password, account?.password_hash ?? DUMMY_PASSWORD_HASH);
       if (!account || !account.password_hash || !ok) {
         const at = new Date();
-        await repo.insertLoginFailure(this.db, 'username', userKey, at);
-        await repo.insertLoginFailure(this.db, 'address', addressKey, at);
+        for (const l of limits) await repo.insertLoginFailure(this.db, l.scope, l.key, at);
         // A username nobody has is not recorded: people type passwords into the username field.
-        await this.audit.record({
-          action: 'login',
-          result: 'failure',
-          sourceIp: ip,
-          actor: account ? { accountId: account.id, username: account.username, tenantId: account.tenant_id } : undefined,
-          details: { reason: 'invalid username or password' },
-        });
+        const actor = account ? { accountId: account.id, username: account.username, tenantId: account.tenant_id } : undefined;
+        await this.audit.record({ action: 'login', result: 'failure', sourceIp: ip, actor, details: { reason: 'invalid username or password' } });
+        // The failure that reaches a limit locks: say so once, with what it holds and how long.
+        for (const [i, l] of limits.entries()) {
+          if (!applies[i] || failures[i]!.length >= l.max || failures[i]!.length + 1 < l.max) continue;
+          await this.audit.record({
+            action: 'login.locked',
+            result: 'denied',
+            sourceIp: ip,
+            actor: l.scope === 'source' ? undefined : actor,
+            details: { scope: LOCK_SCOPE_NAMES[l.scope], failures: l.max, lockedForSeconds: Math.ceil(windowMs / 1000) },
+          });
+        }
         throw new AppError('UNAUTHENTICATED', 'invalid username or password');
       }
       const token = newToken();
@@ -258,8 +283,10 @@ export class IamService {
       const tokenId = randomUUID();
       await this.db.transaction(async (tx) => {
         await repo.insertToken(tx, { id: tokenId, accountId: account.id, tokenHash: hashToken(token), kind: 'session', description: null, permissions: null, expiresAt });
-        // Only the username's count is cleared: one good password must not unlock guessing others from the same address.
-        await repo.deleteLoginFailures(tx, 'username', userKey);
+        // Only this account's count from this source is cleared: one good password must neither
+        // unlock guessing other accounts from here nor reset the guessing from elsewhere.
+        await repo.deleteLoginFailures(tx, 'account_source', keys.accountSource);
+        await repo.recordLoginSource(tx, keys.knownSource, new Date());
         await this.audit.record(
           {
             action: 'login',
@@ -273,10 +300,10 @@ export class IamService {
       });
       return { token, expiresAt };
     } finally {
-      for (const k of [userKey, addressKey]) {
-        const n = inFlight(k) - 1;
-        if (n > 0) this.loginsInFlight.set(k, n);
-        else this.loginsInFlight.delete(k);
+      for (const l of limits) {
+        const n = inFlight(l.key) - 1;
+        if (n > 0) this.loginsInFlight.set(l.key, n);
+        else this.loginsInFlight.delete(l.key);
       }
     }
   }
@@ -509,7 +536,7 @@ export class IamService {
       }
       return r;
     });
-    if (!row) throw new AppError('ALREADY_EXISTS', `username ${body.username} is taken`);
+    if (!row) throw new AppError('ALREADY_EXISTS', `username ${body.username} is taken in tenant ${tenantId}`);
     return toUser(row);
   }
 
@@ -646,21 +673,11 @@ export class IamService {
 
   // ---------------------------------------------------------------- housekeeping
 
-  /** Drops login failures older than the window and tokens dead for a day. */
+  /** Drops login failures older than the window, sources not used for 30 days, and tokens dead for a day. */
   async purgeExpired(): Promise<void> {
     const now = Date.now();
     await repo.deleteLoginFailuresBefore(this.db, new Date(now - this.config.iam.login.windowMs));
+    await repo.deleteLoginSourcesBefore(this.db, new Date(now - KNOWN_SOURCE_MS));
     await repo.deleteDeadTokens(this.db, new Date(now - 86_400_000));
   }
-}
-
-/**
- * When a key with these failures (newest first, at most `max`) may try again: never blocked
- * below `max` failures; else when the oldest of the newest `max` leaves the window.
- */
-export function blockedUntil(failures: readonly Date[], max: number, windowMs: number, now: number): number {
-  if (max <= 0) return now + 1000;
-  if (failures.length < max) return 0;
-  const oldestCounted = failures[max - 1]!;
-  return oldestCounted.getTime() + windowMs;
 }

@@ -12,7 +12,7 @@
  * on notice, and on a timer that also heartbeats its placements.
  */
 import { randomUUID } from 'node:crypto';
-import { FLOW_EVENTS, stepQueueName, type Flow, type FlowFailedPayload, type FlowStartedPayload, type StepJob } from '../../contracts/flows.js';
+import { FLOW_EVENTS, stepQueueName, withoutClearWebhookSecret, type Flow, type FlowFailedPayload, type FlowStartedPayload, type StepJob } from '../../contracts/flows.js';
 import type { Bus, BusEvent, Consumer } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
@@ -143,7 +143,8 @@ export class OrchestratorService {
   // ---- lifecycle events ----
 
   private async onStarting(event: BusEvent<Flow>): Promise<void> {
-    const flow = event.payload;
+    // The engine never needs a webhook signing secret; one in an event from an older hub is not kept.
+    const flow = withoutClearWebhookSecret(event.payload);
     const log = this.logger.child({ flowId: flow.id });
     try {
       await this.flows.prepare(flow);

@@ -7,6 +7,8 @@ export interface SecretRow {
   tenant_id: string;
   name: string;
   type: SecretType;
+  /** What the secret belongs to (`flow:<id>`), deleted with it; null for secrets made through the API. */
+  owner: string | null;
   key_id: string;
   ciphertext: string;
   version: number;
@@ -30,14 +32,36 @@ function containsPattern(search: string): string {
 
 export async function insertSecret(
   db: Queryable,
-  s: { id: string; tenantId: string; name: string; type: SecretType; keyId: string; ciphertext: string; createdBy: string; tokenExpiresAt: Date | null },
+  s: {
+    id: string;
+    tenantId: string;
+    name: string;
+    type: SecretType;
+    keyId: string;
+    ciphertext: string;
+    createdBy: string | null;
+    tokenExpiresAt: Date | null;
+    owner?: string | undefined;
+  },
 ): Promise<SecretRow | undefined> {
   const res = await db.query<SecretRow>(
-    `INSERT INTO secrets (id, tenant_id, name, type, key_id, ciphertext, created_by, token_expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, name) DO NOTHING RETURNING *`,
-    [s.id, s.tenantId, s.name, s.type, s.keyId, s.ciphertext, s.createdBy, s.tokenExpiresAt],
+    `INSERT INTO secrets (id, tenant_id, name, type, key_id, ciphertext, created_by, token_expires_at, owner)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, name) DO NOTHING RETURNING *`,
+    [s.id, s.tenantId, s.name, s.type, s.keyId, s.ciphertext, s.createdBy, s.tokenExpiresAt, s.owner ?? null],
   );
   return res.rows[0];
+}
+
+/** The secrets `owner` holds in `tenantId`, oldest first. */
+export async function listOwnedSecrets(db: Queryable, tenantId: string, owner: string): Promise<SecretRow[]> {
+  const res = await db.query<SecretRow>('SELECT * FROM secrets WHERE tenant_id = $1 AND owner = $2 ORDER BY created_at, id', [tenantId, owner]);
+  return res.rows;
+}
+
+/** Deletes the secrets `owner` holds in `tenantId`; returns them. */
+export async function deleteOwnedSecrets(db: Queryable, tenantId: string, owner: string): Promise<SecretRow[]> {
+  const res = await db.query<SecretRow>('DELETE FROM secrets WHERE tenant_id = $1 AND owner = $2 RETURNING *', [tenantId, owner]);
+  return res.rows;
 }
 
 /** The secret `id` of `tenantId`; another tenant's secret is as absent as a missing one. */

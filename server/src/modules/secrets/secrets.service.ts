@@ -14,6 +14,7 @@ import type { Logger } from '../../platform/logger.js';
 import { listMeta, parseSort, type ListMeta } from '../../contracts/list.js';
 import {
   MASK,
+  MIN_SIGNING_SECRET_LENGTH,
   SECRET_VALUE_SCHEMAS,
   SENSITIVE_FIELDS,
   type OAuth2Value,
@@ -39,6 +40,21 @@ const OAUTH2_GRANT_FIELDS = ['grantType', 'tokenUrl', 'clientId', 'clientSecret'
 export interface CallContext {
   principal: Principal;
   ip: string;
+}
+
+/** A secret another module keeps for something it owns (see `storeOwned`). */
+export interface OwnedSecretInput {
+  tenantId: string;
+  /** What the secret belongs to, e.g. `flow:<id>`. */
+  owner: string;
+  /** The name it gets in the tenant's secrets list. */
+  name: string;
+  /** The signing key. */
+  value: string;
+  /** The secret the owner refers to now: re-sealed in place when the owner holds it. */
+  replaceId?: string | undefined;
+  /** Who asked (for the audit record); none for start-up migrations. */
+  actor?: Principal | undefined;
 }
 
 function aad(tenantId: string, id: string): string {
@@ -93,6 +109,7 @@ export class SecretsService implements SecretResolver {
       type: row.type,
       value,
       createdBy: row.created_by,
+      owner: row.owner,
       createdAt: row.created_at.toISOString(),
       updatedAt: row.updated_at.toISOString(),
       tokenExpiresAt: row.token_expires_at?.toISOString() ?? null,
@@ -103,7 +120,7 @@ export class SecretsService implements SecretResolver {
 
   /** Audits an action on a secret; with `tx`, as part of the caller's transaction. */
   private record(
-    ctx: CallContext | undefined,
+    ctx: { principal: Principal; ip?: string | undefined } | undefined,
     action: string,
     tenantId: string,
     input: Omit<AuditRecordInput, 'action' | 'actor' | 'sourceIp' | 'tenantId'>,
@@ -213,6 +230,56 @@ export class SecretsService implements SecretResolver {
     if (row.type !== 'oauth2') throw AppError.conflict(`secret ${id} is of type ${row.type}; only oauth2 secrets refresh`);
     const { value, row: after } = await this.current(row, true);
     return this.toSecret(after, maskValue(value));
+  }
+
+  // ---------------------------------------------------------------- secrets other modules own
+
+  /**
+   * Seals `value` as an `apiKey` secret owned by `owner` (a flow's webhook signing secret) and
+   * returns its id, inside the caller's transaction: `replaceId` re-sealed in place when
+   * `owner` holds it; else the one `owner` already holds with this value; else a new one.
+   */
+  async storeOwned(tx: Queryable, input: OwnedSecretInput): Promise<string> {
+    const { tenantId, owner } = input;
+    const value: SecretValue = { type: 'apiKey', value: { key: input.value } };
+    const details = { type: 'apiKey', owner, fields: ['key'] };
+    const ctx = input.actor ? { principal: input.actor } : undefined;
+    const replacing = input.replaceId ? await repo.findSecret(tx, tenantId, input.replaceId) : undefined;
+    if (replacing && replacing.owner === owner) {
+      const r = await repo.updateSecret(tx, tenantId, replacing.id, this.seal(tenantId, replacing.id, value));
+      await this.record(ctx, 'secret.updated', tenantId, { result: 'success', target: { type: 'secret', id: replacing.id, name: r?.name }, details }, tx);
+      return replacing.id;
+    }
+    for (const row of await repo.listOwnedSecrets(tx, tenantId, owner)) {
+      const held = this.open(row);
+      if (held.type === 'apiKey' && held.value.key === input.value) return row.id;
+    }
+    const id = randomUUID();
+    const sealed = this.seal(tenantId, id, value);
+    const base = { id, tenantId, type: 'apiKey' as const, ...sealed, createdBy: input.actor?.accountId ?? null, tokenExpiresAt: null, owner };
+    // Names are unique per tenant; one the tenant took already gets the id's start appended.
+    const row = (await repo.insertSecret(tx, { ...base, name: input.name })) ?? (await repo.insertSecret(tx, { ...base, name: `${input.name} (${id.slice(0, 8)})` }));
+    if (!row) throw new AppError('ALREADY_EXISTS', `a secret named ${input.name} already exists`);
+    await this.record(ctx, 'secret.created', tenantId, { result: 'success', target: { type: 'secret', id, name: row.name }, details }, tx);
+    return id;
+  }
+
+  /** Deletes the secrets `owner` holds (its flow is deleted), inside the caller's transaction. */
+  async deleteOwned(tx: Queryable, tenantId: string, owner: string, actor?: Principal): Promise<void> {
+    const ctx = actor ? { principal: actor } : undefined;
+    for (const r of await repo.deleteOwnedSecrets(tx, tenantId, owner)) {
+      await this.record(ctx, 'secret.deleted', tenantId, { result: 'success', target: { type: 'secret', id: r.id, name: r.name }, details: { owner } }, tx);
+    }
+  }
+
+  /** Why secret `id` of `tenantId` cannot sign webhooks, or undefined when it can. */
+  async signingSecretProblem(tenantId: string, id: string): Promise<string | undefined> {
+    const row = await repo.findSecret(this.db, tenantId, id);
+    if (!row) return `no secret ${id}`;
+    const v = this.open(row);
+    if (v.type !== 'apiKey') return `secret ${id} is of type ${v.type}; a signing secret is an apiKey secret (its key signs)`;
+    if (v.value.key.length < MIN_SIGNING_SECRET_LENGTH) return `the key of secret ${id} is shorter than ${MIN_SIGNING_SECRET_LENGTH} characters`;
+    return undefined;
   }
 
   // ---------------------------------------------------------------- the engine's view

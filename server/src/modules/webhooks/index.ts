@@ -9,9 +9,9 @@ import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { subscribeToLifecycle } from './webhooks.events.js';
 import { webhooksRoutes } from './webhooks.routes.js';
-import { WebhooksService } from './webhooks.service.js';
+import { WebhooksService, type WebhookSecrets } from './webhooks.service.js';
 
-export { WebhooksService, REQUEST_KEY_TTL_MS, type HookTarget } from './webhooks.service.js';
+export { WebhooksService, REQUEST_KEY_TTL_MS, type HookTarget, type WebhookSecrets } from './webhooks.service.js';
 export { WEBHOOKS_GROUP, type WebhooksAuditAction } from './webhooks.events.js';
 export { sign as signWebhook, SIGNATURE_TOLERANCE_MS } from './webhooks.signature.js';
 
@@ -30,11 +30,13 @@ export interface WebhooksModuleDeps {
   replyWaiter?: ReplyWaiter | undefined;
   /** In-process delivery of accepted calls to the flow's first step, from the execution engine. */
   handoff?: StepHandoff | undefined;
+  /** Signing secrets of `auth: hmac` flows (the secrets module's service). */
+  secrets?: WebhookSecrets | undefined;
 }
 
 export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<WebhooksModule> {
   const audit = createAuditPublisher(deps.bus, 'webhooks', deps.logger);
-  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger, deps.handoff);
+  const service = new WebhooksService(deps.db, deps.bus, audit, deps.logger, deps.handoff, deps.secrets);
   let consumer: Consumer | undefined;
   return {
     name: 'webhooks',

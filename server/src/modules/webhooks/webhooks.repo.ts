@@ -75,6 +75,21 @@ export async function deleteExpiredRequestKeys(db: Queryable, ttlMs: number): Pr
   return res.rowCount;
 }
 
+/** Locks the next `limit` records (by flow id, after `afterId`) whose settings hold a clear signing secret. */
+export async function lockWebhookFlowsWithClearSecrets(db: Queryable, afterId: string, limit: number): Promise<WebhookFlowRow[]> {
+  const res = await db.query<WebhookFlowRow>(
+    `SELECT flow_id, tenant_id, start_node, flow_version, settings, accepting FROM webhook_flows
+      WHERE flow_id > $1 AND settings ? 'secret' ORDER BY flow_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    [afterId, limit],
+  );
+  return res.rows;
+}
+
+/** Replaces a record's settings, keeping whether it accepts calls. */
+export async function setWebhookFlowSettings(db: Queryable, flowId: string, settings: Record<string, unknown>): Promise<void> {
+  await db.query('UPDATE webhook_flows SET settings = $2::jsonb, updated_at = now() WHERE flow_id = $1', [flowId, JSON.stringify(settings)]);
+}
+
 /** The NOTIFY channel changes of webhook_flows are announced on (see 0021_webhooks.sql). */
 export async function webhooksChannel(db: Queryable): Promise<string> {
   const res = await db.query<{ channel: string }>('SELECT webhooks_channel(current_schema()) AS channel');

@@ -40,8 +40,37 @@ const HookParams = z.object({ flowId: z.string(), '*': z.string().optional() });
 const Accepted = z.object({ data: z.object({ requestId: z.string(), executionId: z.string() }) });
 const EMPTY = Buffer.alloc(0);
 const MAX_KEY_LENGTH = 200;
-/** Never forwarded from a sync reply: the connection's own business. */
-const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate']);
+/**
+ * Headers a sync reply may not set. Hop-by-hop ones are the connection's business. The rest
+ * act on the hub's whole origin — the cockpit's and the API's — which is the operator's, not a
+ * flow author's: cookies (`set-cookie`; `clear-site-data` would log cockpit users out), HSTS,
+ * CORS grants (`access-control-*` would let another site read answers from this origin), a
+ * credentials prompt in the hub's name (`www-authenticate`), and the security headers the hub
+ * sets itself (CSP, nosniff, framing, cross-origin isolation, x-execution-id), which a reply must
+ * not loosen or fake.
+ */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-connection']);
+const RESERVED_HEADERS = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'clear-site-data',
+  'strict-transport-security',
+  'www-authenticate',
+  'content-security-policy',
+  'content-security-policy-report-only',
+  'x-content-type-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+  'origin-agent-cluster',
+  'x-execution-id',
+]);
+const RESERVED_HEADER_PREFIXES = ['access-control-', 'cross-origin-'];
+
+/** Whether a flow's sync reply may set this (lower-case) header. */
+export function isForwardableReplyHeader(name: string): boolean {
+  return !HOP_HEADERS.has(name) && !RESERVED_HEADERS.has(name) && !RESERVED_HEADER_PREFIXES.some((p) => name.startsWith(p));
+}
 
 export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   const { service } = deps;
@@ -59,12 +88,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   };
 
   const authorize = async (req: HookRequest, target: HookTarget, raw: Buffer): Promise<void> => {
-    const { auth, secret } = target.settings;
+    const { auth } = target.settings;
     if (auth === 'none') return;
     if (auth === 'hmac') {
-      const problem = secret
-        ? signatureProblem(secret, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
-        : 'the flow has no signing secret';
+      const key = target.signingKey;
+      const problem = key
+        ? signatureProblem(key, { id: header(req, 'webhook-id'), timestamp: header(req, 'webhook-timestamp'), signature: header(req, 'webhook-signature') }, raw)
+        : (target.signingKeyProblem ?? 'the flow has no signing secret');
       if (problem) await deny(req, target, new AppError('INVALID_SIGNATURE', problem));
       return;
     }
@@ -129,6 +159,13 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+    // What /hook answers is a tenant's content served from the hub's origin: a browser opening
+    // it runs no script, submits no form and reaches no storage of this origin (a unique
+    // opaque origin), and never takes it for another type than it says.
+    app.addHook('onSend', async (_req, reply, payload) => {
+      void reply.header('content-security-policy', 'sandbox').header('x-content-type-options', 'nosniff').removeHeader('set-cookie');
+      return payload;
+    });
 
     const tags = ['webhooks'];
     for (const url of ['/hook/:flowId', '/hook/:flowId/*']) {
@@ -180,7 +217,7 @@ function sendReply(reply: FastifyReply, answer: WebhookReply, executionId: strin
   let hasType = false;
   for (const [k, v] of Object.entries(answer.headers ?? {})) {
     const name = k.toLowerCase();
-    if (HOP_HEADERS.has(name)) continue;
+    if (!isForwardableReplyHeader(name)) continue;
     if (name === 'content-type') hasType = true;
     void reply.header(name, v);
   }

@@ -7,10 +7,12 @@
  * is stored in the same transaction as its job.
  */
 import { randomUUID } from 'node:crypto';
-import { startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepHandoff, type StepJob } from '../../contracts/flows.js';
+import { signingSecretOwner, startNodeOf, stepQueueName, WebhookSettings, type Flow, type StepHandoff, type StepJob } from '../../contracts/flows.js';
+import { signingKeyOf, type SecretResolver } from '../../contracts/secrets.js';
 import type { AuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
-import type { Db } from '../../platform/db/index.js';
+import type { Db, Queryable } from '../../platform/db/index.js';
+import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import * as repo from './webhooks.repo.js';
 
@@ -22,6 +24,18 @@ export interface HookTarget {
   flowVersion: number;
   settings: WebhookSettings;
   accepting: boolean;
+  /** `auth: hmac`: the key signatures are checked with (read from the secrets module, kept in memory only). */
+  signingKey?: string | undefined;
+  /** `auth: hmac` without a usable key: why, for the refusal. */
+  signingKeyProblem?: string | undefined;
+}
+
+/**
+ * What the webhooks module asks of the secrets module: the flow's signing secret by id (only
+ * its id is stored here), and a home for a clear one arriving from an older hub.
+ */
+export interface WebhookSecrets extends SecretResolver {
+  storeOwned(tx: Queryable, input: { tenantId: string; owner: string; name: string; value: string }): Promise<string>;
 }
 
 /** How long a call to a flow that is starting waits for it to accept calls. */
@@ -58,10 +72,13 @@ export class WebhooksService {
     readonly audit: AuditPublisher,
     private readonly log: Logger,
     private readonly handoff?: StepHandoff | undefined,
+    private readonly secrets?: WebhookSecrets | undefined,
   ) {}
 
   /** Starts listening for changes of the flows this process caches, and purging old keys. */
   async start(): Promise<void> {
+    // Records written before signing secrets moved to the secrets module hold them in clear.
+    await this.moveClearSigningSecrets().catch((err: unknown) => this.log.error({ err }, 'webhooks: could not move signing secrets to the secrets module'));
     const channel = await repo.webhooksChannel(this.db);
     this.unlisten = await this.db.listen(channel, (flowId) => this.invalidate(flowId));
     this.purgeTimer = setInterval(() => void this.purgeExpiredKeys(), 10 * 60_000);
@@ -107,12 +124,34 @@ export class WebhooksService {
   private async load(flowId: string): Promise<HookTarget | undefined> {
     const epoch = this.epoch;
     const row = await repo.findWebhookFlow(this.db, flowId);
-    const target = row ? toTarget(row) : undefined;
+    const recorded = row ? toTarget(row) : undefined;
+    const target = recorded ? await this.withSigningKey(recorded) : undefined;
     if (epoch === this.epoch) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(flowId, { target, until: Date.now() + CACHE_TTL_MS });
     }
     return target;
+  }
+
+  /**
+   * An `hmac` flow's key, from the secrets module (decrypted there, audited at most once a minute
+   * per flow). Cached with the target, so a rotated secret takes effect within the cache TTL.
+   */
+  private async withSigningKey(target: HookTarget): Promise<HookTarget> {
+    const { auth, secret, secretId } = target.settings;
+    // Only a flow that accepts calls checks signatures (a starting one is re-read until it does).
+    if (auth !== 'hmac' || !target.accepting) return target;
+    // A record from before signing secrets moved out, until start-up moves it.
+    if (secret) return { ...target, signingKey: secret };
+    if (!secretId) return { ...target, signingKeyProblem: 'the flow has no signing secret' };
+    if (!this.secrets) return { ...target, signingKeyProblem: 'signing secrets are not available on this process' };
+    try {
+      const key = signingKeyOf(await this.secrets.resolveForStep(target.tenant, secretId, { flowId: target.flowId, stepId: 'webhook signature' }));
+      return key ? { ...target, signingKey: key } : { ...target, signingKeyProblem: `the flow's signing secret ${secretId} is not an apiKey secret of 16+ characters` };
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return { ...target, signingKeyProblem: `the flow's signing secret ${secretId} no longer exists` };
+      throw err;
+    }
   }
 
   private invalidate(flowId: string): void {
@@ -190,8 +229,42 @@ export class WebhooksService {
       return;
     }
     const settings = WebhookSettings.parse(flow.flowSettings?.webhooks ?? {});
-    await repo.upsertWebhookFlow(this.db, { flowId: flow.id, tenant: flow.tenant, startNode: startNodeOf(flow.graph).id, flowVersion: flow.version, settings });
+    const record = { flowId: flow.id, tenant: flow.tenant, startNode: startNodeOf(flow.graph).id, flowVersion: flow.version };
+    await this.db.transaction(async (tx) => {
+      // An event from an older hub carries the secret in clear: it is not stored here as such.
+      await repo.upsertWebhookFlow(tx, { ...record, settings: await this.withoutClearSecret(tx, flow.tenant, flow.id, settings) });
+    });
     this.invalidate(flow.id);
+  }
+
+  /** Settings with a clear signing secret replaced by the id of a secret the flow owns. */
+  private async withoutClearSecret(tx: Queryable, tenantId: string, flowId: string, settings: WebhookSettings): Promise<WebhookSettings> {
+    const { secret, ...rest } = settings;
+    if (!secret || !this.secrets) return settings;
+    const secretId = await this.secrets.storeOwned(tx, { tenantId, owner: signingSecretOwner(flowId), name: `webhook signing secret of flow ${flowId}`, value: secret });
+    return { ...rest, secretId };
+  }
+
+  /** Start-up: every recorded flow holding a clear signing secret refers to one in the secrets module instead. */
+  async moveClearSigningSecrets(): Promise<number> {
+    if (!this.secrets) return 0;
+    let moved = 0;
+    let after = '';
+    for (;;) {
+      const batch = await this.db.transaction(async (tx) => {
+        const rows = await repo.lockWebhookFlowsWithClearSecrets(tx, after, 50);
+        for (const row of rows) {
+          after = row.flow_id;
+          const settings = WebhookSettings.safeParse(row.settings);
+          if (settings.success) await repo.setWebhookFlowSettings(tx, row.flow_id, await this.withoutClearSecret(tx, row.tenant_id, row.flow_id, settings.data));
+        }
+        return rows.length;
+      });
+      moved += batch;
+      if (batch === 0) break;
+    }
+    if (moved > 0) this.log.info({ flows: moved }, 'webhooks: signing secrets moved to the secrets module');
+    return moved;
   }
 
   /** `flow.started`: accept calls from now on. */

