@@ -16,7 +16,7 @@ function stored(over: Partial<Flow> = {}): Flow {
     },
     status: 'inactive',
     owners: [{ id: 'u1', type: 'user' }],
-    flowSettings: { webhooks: { auth: 'hmac', secret: '********', respond: 'async', timeoutMs: 30_000 } },
+    flowSettings: { webhooks: { auth: 'hmac', secretId: '0b6f5a2e-0000-4000-8000-000000000001', secret: '********', respond: 'async', timeoutMs: 30_000 } },
     version: 3,
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:00.000Z',
@@ -34,6 +34,12 @@ const file = {
 describe('comparing a flow file with the hub', () => {
   it('sees a file applied before as unchanged: defaults, masked secret, key order, owners not named', () => {
     expect(isSameFlow(file, stored())).toBe(true);
+  });
+
+  it('reads a signing secret back from the hub as the mask and its secretId, as `flows get -o yaml` gives it', () => {
+    const readBack = { ...file, flowSettings: { webhooks: { auth: 'hmac', secret: '********', secretId: '0b6f5a2e-0000-4000-8000-000000000001' } } };
+    expect(isSameFlow(readBack, stored())).toBe(true);
+    expect(isSameFlow({ ...readBack, flowSettings: { webhooks: { auth: 'hmac', secretId: 'another-secret-id' } } }, stored())).toBe(false);
   });
 
   it('sees every field a file states', () => {

@@ -175,16 +175,32 @@ export function comparableFlow(src: Record<string, unknown>, withOwners: boolean
  * the same treatment. A secret is write-only, so a change of the secret alone is not seen.
  */
 function comparableSettings(raw: unknown): unknown {
-  const parsed = FlowSettings.safeParse(raw ?? {});
+  // The secret is compared as present or not; taken out first, as the mask is no valid secret.
+  const hooks = (raw as { webhooks?: unknown } | undefined)?.webhooks;
+  const hasSecret = typeof hooks === 'object' && hooks !== null && (hooks as { secret?: unknown }).secret !== undefined;
+  const withoutSecret = hasSecret ? { ...(raw as object), webhooks: { ...(hooks as object), secret: undefined } } : raw;
+  const parsed = FlowSettings.safeParse(withoutSecret ?? {});
   if (!parsed.success) return raw;
   const settings = parsed.data;
-  if (settings.webhooks?.secret !== undefined) return { ...settings, webhooks: { ...settings.webhooks, secret: SECRET_MASK } };
-  return settings;
+  return hasSecret ? { ...settings, webhooks: { ...settings.webhooks, secret: SECRET_MASK } } : settings;
 }
 
 export function isSameFlow(body: FlowBody, current: Flow): boolean {
   const withOwners = body.owners !== undefined;
-  return JSON.stringify(comparableFlow(body, withOwners)) === JSON.stringify(comparableFlow(current, withOwners));
+  return JSON.stringify(comparableFlow(body, withOwners)) === JSON.stringify(comparableFlow(hubSide(current, body), withOwners));
+}
+
+/**
+ * The hub's flow as the file could have said it: a signing secret handed in clear is kept by
+ * the hub as a secret of its own, referred to by a `secretId` the file never states.
+ */
+function hubSide(current: Flow, body: FlowBody): Flow {
+  const fileHooks = (body.flowSettings as { webhooks?: { secret?: unknown; secretId?: unknown } } | undefined)?.webhooks;
+  const hubHooks = current.flowSettings?.webhooks;
+  if (!fileHooks || fileHooks.secret === undefined || fileHooks.secretId !== undefined) return current;
+  if (typeof hubHooks !== 'object' || hubHooks === null || !('secretId' in hubHooks)) return current;
+  const { secretId: _generated, ...rest } = hubHooks as Record<string, unknown>;
+  return { ...current, flowSettings: { ...current.flowSettings, webhooks: rest } };
 }
 
 /** Keys in the order people read a flow; the rest alphabetically. */
@@ -221,7 +237,7 @@ export function diffOf(item: PlanItem): DiffEntry {
       return { name: item.doc.name, source: item.doc.source, change: 'create', diff: patch(item.doc.name, item.doc.source, '', yaml(comparableFlow(item.doc.body, true))) };
     case 'update': {
       const withOwners = item.doc.body.owners !== undefined;
-      const before = yaml(comparableFlow(item.current, withOwners));
+      const before = yaml(comparableFlow(hubSide(item.current, item.doc.body), withOwners));
       const after = yaml(comparableFlow(item.doc.body, withOwners));
       return { name: item.doc.name, source: item.doc.source, change: 'update', id: item.current.id, diff: patch(item.doc.name, item.doc.source, before, after) };
     }

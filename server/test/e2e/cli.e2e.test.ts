@@ -35,7 +35,8 @@ graph:
       target: write
 flowSettings:
   webhooks:
-    auth: none
+    auth: hmac
+    secret: whsec_c2lnbmluZy1zZWNyZXQtb2YtdGhlLW9yZGVycw==
 `;
 
 const NIGHTLY_JSON = JSON.stringify({ name: 'nightly', cron: '0 3 * * *', graph: { nodes: [{ id: 'tick', componentId: 'log', function: 'write' }] } }, null, 2);
@@ -308,5 +309,22 @@ describe('plexus CLI against a running hub', () => {
     const after = await plexus('whoami');
     expect(after.code).toBe(1);
     expect(after.stderr).toContain('not logged in');
+  });
+  it('logs in to an account of another tenant with --tenant', async () => {
+    expect((await hub.api('POST', '/api/v1/tenants', { id: 'acme', name: 'Acme' })).status).toBe(201);
+    const created = await hub.api('POST', '/api/v1/users', { username: 'ops', password: 'ops-password-1', tenant: 'acme', permissions: ['flows.read'] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+
+    const wrongTenant = await user.run(['login', '--url', url, '--username', 'ops'], { input: 'ops-password-1\n' });
+    expect(wrongTenant.code).toBe(1);
+    expect(wrongTenant.stderr).toContain('wrong username or password');
+
+    const login = await user.run(['login', '--url', url, '--username', 'ops', '--tenant', 'acme'], { input: 'ops-password-1\n' });
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stdout).toContain('as ops (tenant acme)');
+    const me = await plexus('whoami', '-o', 'json');
+    expect(JSON.parse(me.stdout)).toMatchObject({ username: 'ops', tenant: 'acme', permissions: ['flows.read'] });
+    // Its flows are acme's: none of default's.
+    expect(JSON.parse((await plexus('flows', 'list', '-o', 'json')).stdout)).toEqual([]);
   });
 });
