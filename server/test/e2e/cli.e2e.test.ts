@@ -9,10 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliUser, type CliUser } from '../helpers/cli.js';
 import { startSink, type Sink } from '../helpers/engine.js';
+import { waitFor } from '../helpers/flows.js';
 import { createTestHub, TEST_ADMIN_PASSWORD, type TestHub } from '../helpers/hub.js';
 
 const ORDERS_YAML = `# the orders flow, as kept in git
@@ -326,5 +328,17 @@ describe('plexus CLI against a running hub', () => {
     expect(JSON.parse(me.stdout)).toMatchObject({ username: 'ops', tenant: 'acme', permissions: ['flows.read'] });
     // Its flows are acme's: none of default's.
     expect(JSON.parse((await plexus('flows', 'list', '-o', 'json')).stdout)).toEqual([]);
+  });
+  it('tells a user whose session expired to log in again', async () => {
+    const login = await user.run(['login', '--url', url], { input: `${TEST_ADMIN_PASSWORD}\n` });
+    expect(login.code, login.stderr).toBe(0);
+    const { token } = JSON.parse(fs.readFileSync(user.sessionFile, 'utf8')) as { token: string };
+    // Time passing, without the wait: the session's expiry moves into the past.
+    const hash = createHash('sha256').update(token).digest('hex');
+    await hub.testDb.db.query("UPDATE iam_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1", [hash]);
+    await waitFor('the hub to refuse the expired token', async () => (await hub.api('GET', '/api/v1/me', undefined, token)).status === 401);
+    const res = await plexus('executions', 'list');
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`your session at ${url} has expired or was revoked: run plexus login --url ${url}`);
   });
 });
