@@ -18,6 +18,7 @@ import { createOrchestratorModule } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
+import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
 export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker'] as const;
@@ -38,6 +39,7 @@ export interface Hub {
   bus: Bus;
   app: HttpApp;
   iam: IamModule;
+  limits: LimitsModule;
   lifecycle: Lifecycle;
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
@@ -79,6 +81,10 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
 
   const iam = await createIamModule({ config, db, bus, logger: logger.child({ module: 'iam' }) });
   const modules: PlexusModule[] = [iam];
+  // Every process enforces tenant limits from memory, kept current whatever its roles.
+  const limits = await createLimitsModule({ config, db, bus, logger: logger.child({ module: 'limits' }), requireTenant: async (tenant) => void (await iam.service.getTenant(tenant)) });
+  modules.push(limits);
+  lifecycle.onStop('limits', await limits.watch());
   // Each block below wires one module and pushes it; order follows their dependencies.
   const audit = await createAuditModule({ db, bus, logger: logger.child({ module: 'audit' }) });
   modules.push(audit);
@@ -93,6 +99,10 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     logger: logger.child({ module: 'orchestrator' }),
     components: components.service,
     resolveCredentials: (tenant, secretId, use) => secrets.service.resolveForStep(tenant, secretId, use),
+    limits: {
+      messagesPerExecution: (tenant) => limits.service.forTenant(tenant).messagesPerExecution,
+      concurrentExecutions: (tenant) => limits.service.forTenant(tenant).concurrentExecutions,
+    },
   });
   modules.push(orchestrator);
   const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
@@ -105,6 +115,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     authenticate: iam.authenticator,
     replyWaiter: orchestrator.replyWaiter,
     handoff: orchestrator.handoff,
+    admission: limits.ingress,
     secrets: secrets.service,
   });
   modules.push(webhooks);
@@ -153,6 +164,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     bus,
     app,
     iam,
+    limits,
     lifecycle,
     async listen() {
       if (!roles.has('gateway')) return '';

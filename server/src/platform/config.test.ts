@@ -35,6 +35,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PLEXUS_TRUST_PROXY: 'proxy.local' })).toThrow(/PLEXUS_TRUST_PROXY="proxy.local"/);
   });
 
+  it('reads the default tenant limits and the process-wide in-flight budget', () => {
+    expect(loadConfig({}).limits).toEqual({
+      defaults: {
+        webhookRequestsPerSecond: 200,
+        webhookBytesPerSecond: 20 * 1024 * 1024,
+        webhookInFlightBytes: 32 * 1024 * 1024,
+        concurrentExecutions: 100,
+        messagesPerExecution: 10_000,
+        codeSlots: 1,
+      },
+      webhookInFlightBytesTotal: 128 * 1024 * 1024,
+    });
+    const c = loadConfig({ PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: '500', PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: '4096' });
+    expect(c.limits.defaults.messagesPerExecution).toBe(500);
+    expect(c.limits.webhookInFlightBytesTotal).toBe(4096);
+    expect(() => loadConfig({ PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES: '10', PLEXUS_LIMITS_CODE_SLOTS: '0' })).toThrow(
+      /PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES="10" must be at least 1024.*PLEXUS_LIMITS_CODE_SLOTS="0" must be positive/,
+    );
+  });
+
   it('reads the login limits per user and address, per address and per user, and the old name of the first', () => {
     expect(loadConfig({}).iam.login).toEqual({ maxPerUserAddress: 5, maxPerAddress: 20, maxPerUser: 100, windowMs: 15 * 60_000 });
     expect(loadConfig({ PLEXUS_LOGIN_MAX_ATTEMPTS: '3' }).iam.login.maxPerUserAddress).toBe(3);

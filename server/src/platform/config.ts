@@ -54,6 +54,8 @@ const trustProxy = z.string().transform((v, ctx): boolean | number | string[] =>
   return entries;
 });
 
+const byteCount = positiveInt.pipe(z.number().min(1_024, 'must be at least 1024 (bytes)'));
+
 const natsUrl = z.string().refine((v) => /^(nats|tls):\/\/.+/.test(v), 'must be a nats:// URL');
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -137,6 +139,21 @@ const EnvSchema = z.object({
   PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
+  // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
+  /** Webhook calls per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: positiveInt.default(200),
+  /** Webhook body bytes per second per tenant (per webhooks process); over it → 429 with Retry-After. */
+  PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND: byteCount.default(20 * 1024 * 1024),
+  /** Webhook body bytes per tenant arriving and not yet enqueued, per process; over it → 429 (413 for a body larger than all of it). */
+  PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(32 * 1024 * 1024),
+  /** Executions of a tenant running at once per orchestrator process; more wait in their queues. */
+  PLEXUS_LIMITS_CONCURRENT_EXECUTIONS: positiveInt.default(100),
+  /** Messages one execution may produce; the step that goes past it fails with a user error. */
+  PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: positiveInt.default(10_000),
+  /** Code-step sandbox slots one tenant may hold at once. */
+  PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
+  /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
+  PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
 });
 
 export type Config = Readonly<{
@@ -159,6 +176,19 @@ export type Config = Readonly<{
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
   components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
   shutdownTimeoutMs: number;
+  limits: Readonly<{
+    /** Per-tenant defaults (PLEXUS_LIMITS_*), in the shape of contracts/limits.ts TenantLimits. */
+    defaults: Readonly<{
+      webhookRequestsPerSecond: number;
+      webhookBytesPerSecond: number;
+      webhookInFlightBytes: number;
+      concurrentExecutions: number;
+      messagesPerExecution: number;
+      codeSlots: number;
+    }>;
+    /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
+    webhookInFlightBytesTotal: number;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -212,6 +242,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
     }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
+    limits: Object.freeze({
+      defaults: Object.freeze({
+        webhookRequestsPerSecond: e.PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND,
+        webhookBytesPerSecond: e.PLEXUS_LIMITS_WEBHOOK_BYTES_PER_SECOND,
+        webhookInFlightBytes: e.PLEXUS_LIMITS_WEBHOOK_IN_FLIGHT_BYTES,
+        concurrentExecutions: e.PLEXUS_LIMITS_CONCURRENT_EXECUTIONS,
+        messagesPerExecution: e.PLEXUS_LIMITS_MESSAGES_PER_EXECUTION,
+        codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
+      }),
+      webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
   });
 }
 

@@ -16,6 +16,7 @@ export type { BootstrapCredentials, CallContext, ResolvedToken } from './iam.ser
 export { createAuthenticator, remoteTokenResolver, DEFAULT_CACHE_TTL_MS, type TokenResolver, type CachingAuthenticator } from './iam.authenticator.js';
 export { IAM_EVENTS, type UserDeletedEvent, type TenantDeletedEvent } from './iam.events.js';
 export { canGrant, canManage } from './iam.grants.js';
+export { TenantId } from './iam.schemas.js';
 
 /** How often expired login failures and dead tokens are purged. */
 const PURGE_INTERVAL_MS = 10 * 60_000;

@@ -14,6 +14,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import type { ComponentsService } from '../components/index.js';
 import { ExecutionWriter } from './orchestrator.commit.js';
+import { TenantGate } from './orchestrator.gate.js';
 import { Replies } from './orchestrator.replies.js';
 import { orchestratorRoutes } from './orchestrator.routes.js';
 import { StepRunner, type CredentialResolver } from './orchestrator.runner.js';
@@ -24,6 +25,15 @@ export { OrchestratorService, ORCHESTRATOR_GROUP } from './orchestrator.service.
 export { NodeSettings } from './orchestrator.routing.js';
 export type { CredentialResolver } from './orchestrator.runner.js';
 export { createLocalRuntime, LOCAL_RUNTIME, type Runtime, type Placement, type StepPlacement } from './orchestrator.runtime.js';
+export { TenantGate } from './orchestrator.gate.js';
+
+/** The tenant limits the engine enforces (the limits module's, wired in entrypoints/hub.ts). */
+export interface ExecutionLimits {
+  /** Messages one execution of the tenant may produce; the step that goes past it fails. */
+  messagesPerExecution(tenant: string): number;
+  /** Executions of the tenant running at once in this process; more wait in their queues. */
+  concurrentExecutions(tenant: string): number;
+}
 
 export interface OrchestratorModule extends PlexusModule {
   service: OrchestratorService;
@@ -41,6 +51,8 @@ export interface OrchestratorDeps {
   components: ComponentsService;
   /** The secrets module's resolver of a node's `credentialsId`; without it such nodes fail (transient). */
   resolveCredentials?: CredentialResolver | undefined;
+  /** Per-tenant limits; without them, none apply. */
+  limits?: ExecutionLimits | undefined;
   /** Where steps run; the embedded `local` runtime by default. */
   runtime?: Runtime;
   /** Test knobs: reconcile tick and retention pass period. */
@@ -54,7 +66,18 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
   const runtime = deps.runtime ?? createLocalRuntime(bus, logger);
   const writer = new ExecutionWriter(db, bus, logger, (c) => replies.delivered(c), runtime.handoff);
   const flows = new PreparedFlows(db, deps.components, logger);
-  const runner = new StepRunner({ db, logger, flows, writer, resolveCredentials: deps.resolveCredentials, storedBodyBytes: config.executions.storedBodyBytes });
+  const limits = deps.limits;
+  const gate = limits ? new TenantGate((tenant) => limits.concurrentExecutions(tenant)) : undefined;
+  const runner = new StepRunner({
+    db,
+    logger,
+    flows,
+    writer,
+    resolveCredentials: deps.resolveCredentials,
+    storedBodyBytes: config.executions.storedBodyBytes,
+    messageLimitFor: limits ? (tenant) => limits.messagesPerExecution(tenant) : undefined,
+    gate,
+  });
   const service = new OrchestratorService(db, bus, logger, flows, runner, runtime, {
     retentionMs: config.executions.retentionMs,
     ...(deps.tickMs !== undefined ? { tickMs: deps.tickMs } : {}),
@@ -77,6 +100,8 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     },
     async stop() {
       if (!started) return;
+      // Jobs waiting for their tenant's turn go back to their queues rather than hold the drain.
+      gate?.close();
       await service.stop();
       await writer.idle();
       await replies.stop();

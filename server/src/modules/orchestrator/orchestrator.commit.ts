@@ -10,7 +10,7 @@
  */
 import type { StepHandoff, StepHandoffTicket, StepJob, WebhookReply } from '../../contracts/flows.js';
 import type { Bus } from '../../platform/bus/index.js';
-import type { Db } from '../../platform/db/index.js';
+import type { Db, Queryable } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
 import * as repo from './orchestrator.repo.js';
 
@@ -30,7 +30,28 @@ export interface StepCommit {
   delta: { pending: number; failed: number };
   snapshot?: { flowId: string; nodeId: string; tenantId: string; json: string } | undefined;
   reply?: { executionId: string; reply: WebhookReply } | undefined;
+  /**
+   * Messages this job routed to next steps (run inline or queued), and the tenant's limit on an
+   * execution's total. An execution created by this commit is checked by the job itself; any
+   * other's total is counted here, and a commit that takes it past the limit is refused with
+   * MessageLimitExceeded (nothing of it is written).
+   */
+  messages?: { produced: number; limit: number } | undefined;
 }
+
+/** A step's commit would take its execution past the tenant's limit on messages per execution. */
+export class MessageLimitExceeded extends Error {
+  override readonly name = 'MessageLimitExceeded';
+  constructor(
+    readonly executionId: string,
+    readonly total: number,
+    readonly limit: number,
+  ) {
+    super(`execution ${executionId} would have produced ${total} messages, more than its limit of ${limit}`);
+  }
+}
+
+type CommitResult = boolean | MessageLimitExceeded;
 
 type WriteItem = { kind: 'execution'; execution: repo.NewExecution } | { kind: 'step'; commit: StepCommit };
 
@@ -68,6 +89,11 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+function settlePending(p: Pending, result: CommitResult): void {
+  if (result instanceof MessageLimitExceeded) p.reject(result);
+  else p.resolve(result);
+}
+
 const MAX_BATCH = 500;
 /** NOTIFY payloads are capped at 8000 bytes; larger replies are read back from the table. */
 const MAX_INLINE_REPLY_CHARS = 7_000;
@@ -95,7 +121,10 @@ export class ExecutionWriter {
     return this.add({ kind: 'execution', execution });
   }
 
-  /** Resolves true when the step run was recorded, false when it was a duplicate delivery. */
+  /**
+   * Resolves true when the step run was recorded, false when it was a duplicate delivery; rejects
+   * with MessageLimitExceeded when it would take its execution past its message limit.
+   */
   commitStep(commit: StepCommit): Promise<boolean> {
     return this.add({ kind: 'step', commit });
   }
@@ -128,7 +157,7 @@ export class ExecutionWriter {
   private async flushBatch(batch: Pending[]): Promise<void> {
     try {
       const { results, replies } = await this.write(batch.map((p) => p.item));
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      batch.forEach((p, i) => settlePending(p, results[i]!));
       this.onCommitted(replies);
       return;
     } catch (err) {
@@ -142,7 +171,7 @@ export class ExecutionWriter {
     for (const p of batch) {
       try {
         const { results, replies } = await this.write([p.item]);
-        p.resolve(results[0]!);
+        settlePending(p, results[0]!);
         this.onCommitted(replies);
       } catch (err) {
         p.reject(err);
@@ -150,10 +179,10 @@ export class ExecutionWriter {
     }
   }
 
-  private async write(items: WriteItem[]): Promise<{ results: boolean[]; replies: CommittedReplies }> {
+  private async write(items: WriteItem[]): Promise<{ results: CommitResult[]; replies: CommittedReplies }> {
     const replies: CommittedReplies = { replies: [], finishedWithoutReply: [] };
     const handoffs: Handoff[] = [];
-    let results: boolean[];
+    let results: CommitResult[];
     try {
       const alone = compactOnly(items);
       if (!alone) {
@@ -162,7 +191,7 @@ export class ExecutionWriter {
         // One statement, atomic by itself: no BEGIN / COMMIT around it. An execution that
         // exists already (a copy of its job ran before) is written the ordinary way after it.
         const { created } = await repo.insertCompactExecutions(this.db, alone);
-        results = items.map(() => true);
+        results = items.map((): CommitResult => true);
         const rest = items.flatMap((it, i) => (created.has((it as StepItem).commit.execution!.id) ? [] : [i]));
         if (rest.length > 0) {
           const more = await this.transact(rest.map((i) => items[i]!), replies, handoffs);
@@ -180,9 +209,9 @@ export class ExecutionWriter {
     return { results, replies };
   }
 
-  private async transact(items: WriteItem[], replies: CommittedReplies, handoffs: Handoff[]): Promise<boolean[]> {
+  private async transact(items: WriteItem[], replies: CommittedReplies, handoffs: Handoff[]): Promise<CommitResult[]> {
     return this.db.transaction(async (tx) => {
-      const results = items.map(() => true);
+      const results = items.map((): CommitResult => true);
       // Executions a trigger creates before running its step: one pending job, its own.
       const ensured = new Map<string, NewExecutionRow>();
       for (const it of items) if (it.kind === 'execution') ensured.set(it.execution.id, { ...it.execution, pending: 1, failed: 0 });
@@ -215,7 +244,15 @@ export class ExecutionWriter {
         compacted = new Set(compact.filter((s) => done.created.has(s.commit.execution!.id)).map((s) => s.key));
         ended.push(...done.awaitingReply);
       }
-      const ordinary = compacted.size > 0 ? steps.filter((s) => !compacted.has(s.key)) : steps;
+      let ordinary = compacted.size > 0 ? steps.filter((s) => !compacted.has(s.key)) : steps;
+      const refused = await this.countMessages(tx, ordinary);
+      if (refused.size > 0) {
+        ordinary = ordinary.filter((s) => !refused.has(s.key));
+        for (const s of steps) {
+          const r = refused.get(s.key);
+          if (r) results[s.index] = r;
+        }
+      }
       const applied = ordinary.length > 0 ? await repo.upsertStepRuns(tx, ordinary.flatMap((s) => s.commit.runs)) : new Set<string>();
 
       const jobs = new Map<string, JobGroup>();
@@ -224,6 +261,7 @@ export class ExecutionWriter {
       const snapshots = new Map<string, { flowId: string; nodeId: string; tenantId: string; json: string }>();
       for (const s of steps) {
         const c = s.commit;
+        if (refused.has(s.key)) continue;
         if (!compacted.has(s.key)) {
           if (!applied.has(s.key)) {
             results[s.index] = false;
@@ -259,6 +297,34 @@ export class ExecutionWriter {
       if (notices.length > 0) await repo.notify(tx, 'replies', notices);
       return results;
     });
+  }
+
+  /**
+   * Adds the messages each step produced to its execution's count (one statement per batch, and
+   * none for a batch of executions that ended within their trigger jobs); returns the steps whose
+   * execution that takes past its limit. The count keeps what refused steps produced: once past
+   * its limit, an execution's every further step that produces a message is refused too.
+   */
+  private async countMessages(tx: Queryable, steps: ReadonlyArray<{ commit: StepCommit; key: string }>): Promise<Map<string, MessageLimitExceeded>> {
+    const refused = new Map<string, MessageLimitExceeded>();
+    const byExecution = new Map<string, { id: string; messages: number; limit: number }>();
+    for (const { commit } of steps) {
+      if (!commit.messages || commit.messages.produced === 0) continue;
+      const id = commit.runs[0]!.executionId;
+      const e = byExecution.get(id) ?? { id, messages: 0, limit: commit.messages.limit };
+      e.messages += commit.messages.produced;
+      e.limit = Math.min(e.limit, commit.messages.limit);
+      byExecution.set(id, e);
+    }
+    if (byExecution.size === 0) return refused;
+    const totals = await repo.addExecutionMessages(tx, sortById([...byExecution.values()]));
+    for (const { commit, key } of steps) {
+      if (!commit.messages || commit.messages.produced === 0) continue;
+      const e = byExecution.get(commit.runs[0]!.executionId)!;
+      const total = totals.get(e.id) ?? 0;
+      if (total > e.limit) refused.set(key, new MessageLimitExceeded(e.id, total, e.limit));
+    }
+    return refused;
   }
 
   /** Groups a recorded step's next jobs by queue and adds its execution, or its change, to the write. */

@@ -299,6 +299,21 @@ export async function applyExecutionDeltas(db: Queryable, deltas: readonly Execu
   return res.rows.map((r) => r.id);
 }
 
+/**
+ * Adds messages produced to executions' counts (a row is created on first use); returns each
+ * one's new total. Ids must be distinct and sorted (rows are locked in that order).
+ */
+export async function addExecutionMessages(db: Queryable, counts: ReadonlyArray<{ id: string; messages: number }>): Promise<Map<string, number>> {
+  const res = await db.query<{ execution_id: string; messages: number }>(
+    `INSERT INTO orchestrator_execution_messages AS m (execution_id, messages)
+     SELECT id, n FROM unnest($1::text[], $2::int[]) AS c(id, n)
+     ON CONFLICT (execution_id) DO UPDATE SET messages = m.messages + EXCLUDED.messages
+     RETURNING execution_id, messages`,
+    [counts.map((c) => c.id), counts.map((c) => c.messages)],
+  );
+  return new Map(res.rows.map((r) => [r.execution_id, r.messages]));
+}
+
 // ---- snapshots ----
 
 export interface SnapshotRow {
@@ -475,20 +490,23 @@ export async function markStepRunsQueued(db: Queryable, executionId: string, key
   );
 }
 
+/** A retried execution runs again with a fresh count of messages produced (its limit counts from 0). */
 export async function reopenExecution(db: Queryable, id: string, addedJobs: number): Promise<void> {
   await db.query(
-    `UPDATE orchestrator_executions SET pending = pending + $2, failed_steps = GREATEST(0, failed_steps - $2), status = 'running', finished_at = NULL WHERE id = $1`,
+    `WITH counted AS (DELETE FROM orchestrator_execution_messages WHERE execution_id = $1)
+     UPDATE orchestrator_executions SET pending = pending + $2, failed_steps = GREATEST(0, failed_steps - $2), status = 'running', finished_at = NULL WHERE id = $1`,
     [id, addedJobs],
   );
 }
 
 // ---- retention ----
 
-/** Deletes up to `limit` executions (with their step runs) finished before `before`; returns how many. */
+/** Deletes up to `limit` executions (with their step runs and message counts) finished before `before`; returns how many. */
 export async function pruneExecutions(db: Queryable, before: Date, limit: number): Promise<number> {
   const res = await db.query<{ id: string }>(
     `WITH old AS (SELECT id FROM orchestrator_executions WHERE finished_at < $1 ORDER BY finished_at LIMIT $2),
-          runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id)
+          runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id),
+          counts AS (DELETE FROM orchestrator_execution_messages m USING old WHERE m.execution_id = old.id)
      DELETE FROM orchestrator_executions x USING old WHERE x.id = old.id RETURNING x.id`,
     [before.toISOString(), limit],
   );

@@ -23,7 +23,8 @@ import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { findUnstorable, toStorableJson, toStorableText } from '../../platform/storable.js';
 import { StepError, classifyStepError, type StepResult } from '../components/index.js';
-import type { ChildJob, ExecutionWriter } from './orchestrator.commit.js';
+import { MessageLimitExceeded, type ChildJob, type ExecutionWriter } from './orchestrator.commit.js';
+import type { TenantGate } from './orchestrator.gate.js';
 import * as repo from './orchestrator.repo.js';
 import type { NewExecution } from './orchestrator.repo.js';
 import { backoffMs, childPath, routeMessage, type PreparedFlow, type PreparedNode } from './orchestrator.routing.js';
@@ -47,6 +48,11 @@ export const MAX_DELIVERIES = CRASH_ALLOWANCE + 2;
 /** Pure steps run inline per job at most this many times, and for at most this long. */
 const MAX_INLINE_RUNS = 1_000;
 const MAX_INLINE_MS = 500;
+/**
+ * Pure steps run inline without I/O, so a long run of them would hold the main thread — and
+ * every other tenant's webhook calls and steps behind it. A job lets them in this often.
+ */
+const INLINE_SLICE_MS = 4;
 /**
  * A job handed over in process stays invisible for its step's time limit plus this margin; a
  * step run inline after it must end within what is left of that (less a second to commit).
@@ -76,10 +82,20 @@ interface InlineState {
   failed: number;
   left: number;
   until: number;
+  /** When the job next lets other work on the main thread run (INLINE_SLICE_MS). */
+  yieldAt: number;
   /** 0, or when a step with effects run inline (once per job) must have ended, in epoch ms. */
   effectUntil: number;
   snapshot: { nodeId: string; value: unknown } | undefined;
   reply: StepResult['reply'];
+  /** Messages routed to next steps by the steps of this job, and the tenant's limit per execution. */
+  produced: number;
+  messageLimit: number;
+  /**
+   * Set when a step run here went past the limit: it fails, and the messages not yet run here
+   * are dropped rather than each failing on its own (one failure per job, not one per message).
+   */
+  overLimit: boolean;
 }
 
 export interface StepRunnerDeps {
@@ -90,6 +106,20 @@ export interface StepRunnerDeps {
   resolveCredentials: CredentialResolver | undefined;
   /** Bodies are stored up to this many characters of JSON per step run. */
   storedBodyBytes: number;
+  /** Messages one execution of the tenant may produce (tenant limit); unlimited without. */
+  messageLimitFor?: ((tenant: string) => number) | undefined;
+  /** Executions of a tenant running at once in this process (tenant limit); unlimited without. */
+  gate?: TenantGate | undefined;
+}
+
+/** A held hand-off starts only while its lease still covers the step's time limit plus this (as in the runtime). */
+const HANDOFF_START_SLACK_MS = 1_000;
+
+function messageLimitError(tenant: string, limit: number): StepError {
+  return new StepError(
+    `the execution produced more than ${limit} messages, the limit of tenant ${tenant} (messagesPerExecution); a platform admin can raise it (PUT /api/v1/tenants/${tenant}/limits), or the flow can fan out less`,
+    'user',
+  );
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -110,15 +140,34 @@ export class StepRunner {
    * would otherwise stay `running` for ever, so its step run is recorded as failed first.
    */
   readonly handle = async (job: Job<StepJob>): Promise<void> => {
+    let leave: (() => void) | undefined;
     try {
+      leave = await this.enterGate(job);
       await this.run(job);
     } catch (err) {
       const settled = isAppError(err) && err.code === 'STEP_FAILED';
       const lastDelivery = (isAppError(err) && (err.kind === 'user' || err.kind === 'bug')) || job.attempt >= MAX_DELIVERIES;
       if (!settled && lastDelivery) await this.giveUp(job, err);
       throw err;
+    } finally {
+      leave?.();
     }
   };
+
+  /**
+   * Waits while the tenant has its limit of executions running in this process (TenantGate). A
+   * job handed over in process waits only while its fixed lease still covers its step.
+   */
+  private async enterGate(job: Job<StepJob>): Promise<(() => void) | undefined> {
+    const sj = job.payload;
+    if (!this.deps.gate || sj.deadLetter !== undefined) return undefined;
+    let deadline: number | undefined;
+    if (job.leaseEndsAt !== undefined) {
+      const flow = await this.deps.flows.get(sj.flowId, sj.flowVersion);
+      deadline = job.leaseEndsAt - (flow.nodes.get(sj.nodeId)?.settings.timeoutMs ?? 0) - HANDOFF_START_SLACK_MS;
+    }
+    return this.deps.gate.enter(sj.tenant, sj.executionId, sj.path === undefined, deadline);
+  }
 
   private async run(job: Job<StepJob>): Promise<void> {
     const sj = job.payload;
@@ -156,6 +205,8 @@ export class StepRunner {
     const outcome = await this.execute(flow, node, sj, path, startedAt);
     if (outcome.settlement) return this.commitSettlement(sj, outcome.settlement, execution);
     const { result } = outcome;
+    const messageLimit = this.deps.messageLimitFor?.(sj.tenant) ?? Number.MAX_SAFE_INTEGER;
+    if (outcome.children.length > messageLimit) return this.commitSettlement(sj, this.failure(sj, path, node, messageLimitError(sj.tenant, messageLimit), startedAt), execution);
     const inline: InlineState = {
       runs: [this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation })],
       queued: [],
@@ -163,12 +214,16 @@ export class StepRunner {
       failed: 0,
       left: MAX_INLINE_RUNS,
       until: Date.now() + MAX_INLINE_MS,
+      yieldAt: Date.now() + INLINE_SLICE_MS,
       // A pure step's job may also run the first step with effects it reaches (see runInline),
       // but not on a redelivery: a crash there must be counted against that step, in its own job.
       // A job handed over in process has a fixed lease (job.leaseEndsAt) that its wait may have used up.
       effectUntil: node.step.pure && !redelivery ? Math.min(startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS, job.leaseEndsAt ?? Infinity) - 1_000 : 0,
       snapshot: undefined,
       reply: undefined,
+      produced: outcome.children.length,
+      messageLimit,
+      overLimit: false,
     };
     // A pure trigger's execution is created with this commit, which a step with effects run
     // inline can hold back up to its time limit: still running after a second, the job creates
@@ -195,15 +250,22 @@ export class StepRunner {
     }
     const snapshot = result.snapshot ? { nodeId: sj.nodeId, value: result.snapshot.value } : inline.snapshot;
     const reply = result.reply ?? inline.reply;
-    await this.deps.writer.commitStep({
-      runs: inline.runs,
-      execution,
-      children: [...inline.queued, ...inline.deadLetters],
-      // Dead-letter carriers are not work left: their runs are settled in this commit.
-      delta: { pending: inline.queued.length - 1, failed: inline.failed },
-      snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
-      reply: reply ? { executionId: sj.executionId, reply } : undefined,
-    });
+    try {
+      await this.deps.writer.commitStep({
+        runs: inline.runs,
+        execution,
+        children: [...inline.queued, ...inline.deadLetters],
+        // Dead-letter carriers are not work left: their runs are settled in this commit.
+        delta: { pending: inline.queued.length - 1, failed: inline.failed },
+        snapshot: snapshot ? { flowId: sj.flowId, nodeId: snapshot.nodeId, tenantId: sj.tenant, json: JSON.stringify(snapshot.value ?? null) } : undefined,
+        reply: reply ? { executionId: sj.executionId, reply } : undefined,
+        messages: this.deps.messageLimitFor ? { produced: inline.produced, limit: messageLimit } : undefined,
+      });
+    } catch (err) {
+      // Other jobs of the execution produced the rest: this job's step is the one that went past it.
+      if (!(err instanceof MessageLimitExceeded)) throw err;
+      return this.commitSettlement(sj, this.failure(sj, path, node, messageLimitError(sj.tenant, messageLimit), startedAt), execution);
+    }
   }
 
   /**
@@ -258,6 +320,11 @@ export class StepRunner {
    */
   private async runInline(flow: PreparedFlow, children: ChildJob[], st: InlineState): Promise<void> {
     for (const child of children) {
+      if (st.overLimit) return;
+      if (Date.now() >= st.yieldAt) {
+        await new Promise((resolve) => setImmediate(resolve));
+        st.yieldAt = Date.now() + INLINE_SLICE_MS;
+      }
       const node = flow.nodes.get(child.job.nodeId);
       const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
       // A step given its own concurrency limit keeps it: only its own queue runs it.
@@ -298,6 +365,12 @@ export class StepRunner {
         st.queued.push(child);
         continue;
       }
+      if (st.produced + grandchildren.length > st.messageLimit) {
+        this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
+        st.overLimit = true;
+        return;
+      }
+      st.produced += grandchildren.length;
       st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
       await this.runInline(flow, grandchildren, st);
     }
@@ -309,21 +382,27 @@ export class StepRunner {
     const path = sj.path!;
     const startedAt = new Date();
     const outcome = await this.execute(flow, node, sj, path, startedAt);
-    if (outcome.settlement) {
-      const s = outcome.settlement;
-      st.runs.push(s.run);
-      if (s.next) st.queued.push(s.next);
-      if (s.failedFor !== undefined) {
-        st.failed++;
-        st.deadLetters.push({ queue: node.queue, delayMs: 0, job: { ...sj, generation: (sj.generation ?? 0) + 1, deadLetter: s.failedFor } });
-      }
-      return;
-    }
+    if (outcome.settlement) return this.settleInline(st, node, sj, outcome.settlement);
     const { result } = outcome;
+    if (st.produced + outcome.children.length > st.messageLimit) {
+      st.overLimit = true;
+      return this.settleInline(st, node, sj, this.failure(sj, path, node, messageLimitError(sj.tenant, st.messageLimit), startedAt));
+    }
+    st.produced += outcome.children.length;
     st.runs.push(this.succeededRun(sj, path, result, startedAt, { attempt: 1, rebounds: 0, generation: 0 }));
     if (result.snapshot) st.snapshot = { nodeId: sj.nodeId, value: result.snapshot.value };
     if (result.reply) st.reply = result.reply;
     await this.runInline(flow, outcome.children, st);
+  }
+
+  /** A step run inline failed or rebounded: its record, its retry, or a carrier of its error to the step's dead letters. */
+  private settleInline(st: InlineState, node: PreparedNode, sj: StepJob, s: Settlement): void {
+    st.runs.push(s.run);
+    if (s.next) st.queued.push(s.next);
+    if (s.failedFor !== undefined) {
+      st.failed++;
+      st.deadLetters.push({ queue: node.queue, delayMs: 0, job: { ...sj, generation: (sj.generation ?? 0) + 1, deadLetter: s.failedFor } });
+    }
   }
 
   /** Records the job's step run as failed (unless it already has a result) and settles its execution. */

@@ -7,6 +7,7 @@ import type { Db } from '../../platform/db/index.js';
 import type { Authenticator } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
+import type { WebhookAdmission } from '../limits/index.js';
 import { subscribeToLifecycle } from './webhooks.events.js';
 import { webhooksRoutes } from './webhooks.routes.js';
 import { WebhooksService, type WebhookSecrets } from './webhooks.service.js';
@@ -30,6 +31,8 @@ export interface WebhooksModuleDeps {
   replyWaiter?: ReplyWaiter | undefined;
   /** In-process delivery of accepted calls to the flow's first step, from the execution engine. */
   handoff?: StepHandoff | undefined;
+  /** Per-tenant webhook limits (the limits module's ingress). */
+  admission?: WebhookAdmission | undefined;
   /** Signing secrets of `auth: hmac` flows (the secrets module's service). */
   secrets?: WebhookSecrets | undefined;
 }
@@ -50,6 +53,7 @@ export async function createWebhooksModule(deps: WebhooksModuleDeps): Promise<We
       authenticate: deps.authenticate,
       replyWaiter: deps.replyWaiter,
       logger: deps.logger,
+      admission: deps.admission,
     }),
     async start() {
       await service.start();

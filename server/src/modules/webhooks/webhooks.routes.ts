@@ -10,6 +10,8 @@ import { AppError } from '../../platform/errors.js';
 import { hasPermission, sendError, type Authenticator, type HttpApp } from '../../platform/http/index.js';
 import type { FastifyReply, FastifyRequest } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/logger.js';
+import { findUnstorable } from '../../platform/storable.js';
+import type { Admission, WebhookAdmission } from '../limits/index.js';
 import type { WebhooksAuditAction } from './webhooks.events.js';
 import { buildMessage, parseBody, unstorablePart } from './webhooks.messages.js';
 import type { HookTarget, WebhooksService } from './webhooks.service.js';
@@ -27,6 +29,8 @@ export interface WebhooksRoutesDeps {
   /** The execution engine's, for flows with `respond: "sync"`. */
   replyWaiter: ReplyWaiter | undefined;
   logger: Logger;
+  /** Per-tenant rate and in-flight limits, checked before a body is read (the limits module's). */
+  admission?: WebhookAdmission | undefined;
 }
 
 type HookRequest = FastifyRequest;
@@ -74,6 +78,46 @@ export function isForwardableReplyHeader(name: string): boolean {
 
 export function webhooksRoutes(deps: WebhooksRoutesDeps) {
   const { service } = deps;
+  /** Each call's flow and admission, found before its body is read (preParsing). */
+  const admitted = new WeakMap<FastifyRequest, { target: HookTarget; admission: Admission | undefined }>();
+
+  /**
+   * Before the body is read: the flow (an unknown one is a 404 without reading a byte) and, by
+   * its tenant, the call's admission; a refusal is answered before the body is buffered. The
+   * admission's bytes in flight are released once the message is stored, or when the response
+   * ends, whichever comes first.
+   */
+  const admit = async (req: HookRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> => {
+    if (req.method === 'HEAD') return payload;
+    // As the HTTP layer's preValidation would, but before the flow id reaches the database here.
+    const unstorable = findUnstorable(req.params, 'params');
+    if (unstorable) {
+      const problem = `${unstorable.path}: ${unstorable.problem}`;
+      throw new AppError('VALIDATION_FAILED', problem, 'user', { problems: [problem] });
+    }
+    const { flowId } = paramsOf(req);
+    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    if (!deps.admission) {
+      admitted.set(req, { target, admission: undefined });
+      return payload;
+    }
+    const length = req.headers['content-length'];
+    const contentLength = length === undefined ? undefined : Number(length) || 0;
+    const chunked = req.method === 'POST' && req.headers['transfer-encoding'] !== undefined;
+    let admission: Admission;
+    try {
+      admission = deps.admission.admit(target.tenant, { contentLength, chunked, body: req.raw });
+    } catch (err) {
+      closeIfLarge(reply, chunked ? Infinity : (contentLength ?? 0));
+      throw err;
+    }
+    // A chunked body stopped on its way: its length is unknown, so nothing more of it is read.
+    if (chunked) admission.body.once('error', () => closeIfLarge(reply, Infinity));
+    admitted.set(req, { target, admission });
+    reply.raw.once('close', admission.release);
+    return admission.body;
+  };
 
   const deny = async (req: HookRequest, target: HookTarget, err: AppError): Promise<never> => {
     await service.audit.record({
@@ -113,7 +157,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
 
   const handle = async (req: HookRequest, reply: FastifyReply, method: 'GET' | 'POST'): Promise<void> => {
     const { flowId, suffix } = paramsOf(req);
-    const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
+    const early = admitted.get(req);
+    const target = early?.target ?? (flowId.length <= 100 ? await service.resolve(flowId) : undefined);
     if (!target) throw AppError.notFound(`flow ${flowId}`);
     const raw = method === 'POST' && Buffer.isBuffer(req.body) ? req.body : EMPTY;
     if (raw.length > 0 && !req.headers['content-type']) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'a request body needs a Content-Type header');
@@ -140,6 +185,8 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       // Registered before the job exists, so a fast reply cannot slip past the waiter.
       beforeEnqueue: sync ? (id) => (pendingReply = deps.replyWaiter!.waitForReply(id, target.settings.timeoutMs).catch(() => undefined)) : undefined,
     });
+    // Stored: the body no longer counts as in flight (a sync call's wait holds none of it).
+    early?.admission?.release();
     if (!pendingReply) {
       // Serialised by hand: the hot path skips the response schema (documented on the route).
       const answer = `{"data":{"requestId":${JSON.stringify(requestId)},"executionId":"${accepted.executionId}"}}`;
@@ -159,6 +206,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     app.setValidatorCompiler(() => (data: unknown) => ({ value: data }));
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBytes }, (_req, body, done) => done(null, body));
+    app.addHook('preParsing', admit);
     // What /hook answers is a tenant's content served from the hub's origin: a browser opening
     // it runs no script, submits no form and reaches no storage of this origin (a unique
     // opaque origin), and never takes it for another type than it says.
@@ -204,6 +252,18 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
       );
     }
   };
+}
+
+/**
+ * After a refusal answered before its body was read, Node reads the rest of the body and
+ * discards it: the caller then gets the answer (and its Retry-After) rather than a reset
+ * connection. That is worth it for small bodies only; for a large one the connection closes with
+ * the answer, so a caller sending megabytes after megabytes cannot make the hub read them all.
+ */
+const DRAIN_REFUSED_BODY_MAX_BYTES = 64 * 1024;
+
+function closeIfLarge(reply: FastifyReply, bodyBytes: number): void {
+  if (bodyBytes > DRAIN_REFUSED_BODY_MAX_BYTES) void reply.header('connection', 'close');
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
