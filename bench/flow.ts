@@ -150,6 +150,8 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
       PLEXUS_MTLS_PORT: String(await freePort()),
       PLEXUS_GRPC_PORT: String(await freePort()),
       PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      // The sink is on loopback: allowed by address, under the default (guarded) policy.
+      PLEXUS_STEPS_ALLOWED_HOSTS: '127.0.0.1',
       // The bench measures the engine, not one tenant's webhook rate limit (the check still runs).
       PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: '1000000',
       ...env,

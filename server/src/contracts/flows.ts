@@ -212,7 +212,8 @@ export interface ComponentCatalog {
   checkFunction(tenant: string, componentId: string, fn: string): Promise<string | undefined>;
   /**
    * What in a node's fields Plexus refuses to run, found without running it (a regular
-   * expression RE2 cannot run), naming the field: `fields.expression: …`. Other problems of the
+   * expression RE2 cannot run, a setting the operator's configuration forbids such as
+   * `allowPrivateNetwork: true`), naming the field: `fields.expression: …`. Other problems of the
    * fields are reported when the flow starts. Optional: a catalog without it finds nothing.
    */
   checkFields?(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined>;

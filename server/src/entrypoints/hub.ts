@@ -10,6 +10,7 @@ import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoute
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
+import { createOutbound } from '../platform/outbound/index.js';
 import { createIamModule, type IamModule } from '../modules/iam/index.js';
 import { createAuditModule } from '../modules/audit/index.js';
 import { createSecretsModule } from '../modules/secrets/index.js';
@@ -88,9 +89,12 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   // Each block below wires one module and pushes it; order follows their dependencies.
   const audit = await createAuditModule({ db, bus, logger: logger.child({ module: 'audit' }) });
   modules.push(audit);
-  const secrets = await createSecretsModule({ config, db, bus, logger: logger.child({ module: 'secrets' }) });
+  // One guard for every call out of the hub made on a tenant's behalf.
+  const outbound = createOutbound(config.outbound, { logger: logger.child({ module: 'outbound' }) });
+  lifecycle.onStop('outbound', async () => outbound.close());
+  const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, logger: logger.child({ module: 'components' }) });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }) });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,

@@ -35,6 +35,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PLEXUS_TRUST_PROXY: 'proxy.local' })).toThrow(/PLEXUS_TRUST_PROXY="proxy.local"/);
   });
 
+  it('denies private networks to steps by default; PLEXUS_STEPS_ALLOWED_HOSTS names the exceptions', () => {
+    expect(loadConfig({}).outbound).toEqual({ allowPrivateNetwork: false, allowedHosts: [] });
+    expect(loadConfig({ PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: 'true' }).outbound.allowPrivateNetwork).toBe(true);
+    expect(loadConfig({ PLEXUS_STEPS_ALLOWED_HOSTS: 'Billing.Internal, *.svc.cluster.local,10.0.0.0/8,[fd00::1]' }).outbound.allowedHosts).toEqual(['billing.internal', '*.svc.cluster.local', '10.0.0.0/8', 'fd00::1']);
+    expect(() => loadConfig({ PLEXUS_STEPS_ALLOWED_HOSTS: 'ok.internal,10.0.0.0/40' })).toThrow(/PLEXUS_STEPS_ALLOWED_HOSTS="ok.internal,10.0.0.0\/40" must be host names, IP addresses or CIDRs separated by commas \("10.0.0.0\/40" is not/);
+    expect(() => loadConfig({ PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: 'yes' })).toThrow(/PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK="yes" must be true or false/);
+  });
+
   it('reads the default tenant limits and the process-wide in-flight budget', () => {
     expect(loadConfig({}).limits).toEqual({
       defaults: {

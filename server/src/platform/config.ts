@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.js';
+import { parseAllowedHosts, type OutboundPolicy } from './outbound/index.js';
 
 const port = z.coerce
   .number({ error: 'must be a port number' })
@@ -52,6 +53,15 @@ const trustProxy = z.string().transform((v, ctx): boolean | number | string[] =>
     return z.NEVER;
   }
   return entries;
+});
+
+const allowedHosts = z.string().transform((v, ctx): string[] => {
+  const parsed = parseAllowedHosts(v);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: `must be host names, IP addresses or CIDRs separated by commas (${parsed.problem})` });
+    return z.NEVER;
+  }
+  return parsed.entries;
 });
 
 const byteCount = positiveInt.pipe(z.number().min(1_024, 'must be at least 1024 (bytes)'));
@@ -132,8 +142,15 @@ const EnvSchema = z.object({
   PLEXUS_EXECUTION_STORED_BODY_BYTES: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').default(65_536),
   /** Folders (comma-separated) from which tenants may register component directories; default <data dir>/components. */
   PLEXUS_COMPONENT_PATHS: z.string().optional(),
-  /** Default of `allowPrivateNetwork` for http-request and code steps; `false` refuses loopback and private addresses (SSRF guard). */
-  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
+  /**
+   * Whether steps (http-request, code `fetch`) and other tenant-driven calls (OAuth2 token refresh)
+   * may reach loopback, private, link-local and other non-public addresses. A ceiling: with
+   * `false` a node's `allowPrivateNetwork: true` is refused when its flow is saved. With `true` it
+   * is also what nodes that do not say get.
+   */
+  PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  /** Non-public hosts every step may reach anyway: names, `*.suffix` names, IP addresses, CIDRs, comma-separated. */
+  PLEXUS_STEPS_ALLOWED_HOSTS: allowedHosts.optional(),
   /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
   PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
@@ -174,7 +191,9 @@ export type Config = Readonly<{
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
   webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
-  components: Readonly<{ paths: readonly string[]; allowPrivateNetwork: boolean; codeWorkers: number; codeMemoryMb: number }>;
+  components: Readonly<{ paths: readonly string[]; codeWorkers: number; codeMemoryMb: number }>;
+  /** The operator's outbound network policy (platform/outbound). */
+  outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
   limits: Readonly<{
     /** Per-tenant defaults (PLEXUS_LIMITS_*), in the shape of contracts/limits.ts TenantLimits. */
@@ -237,9 +256,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       paths: Object.freeze(
         (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
       ),
-      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
+    }),
+    outbound: Object.freeze({
+      allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',
+      allowedHosts: Object.freeze(e.PLEXUS_STEPS_ALLOWED_HOSTS ?? []),
     }),
     shutdownTimeoutMs: e.PLEXUS_SHUTDOWN_TIMEOUT,
     limits: Object.freeze({

@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { status: 500, graphql: 10 },
   /** Something we called refused (e.g. an OAuth2 token endpoint rejected the credentials). */
   UPSTREAM_FAILED: { status: 502, graphql: 10 },
+  /** The operator's outbound network policy refuses the address a call would reach. */
+  DESTINATION_REFUSED: { status: 400, graphql: 22 },
   UNAVAILABLE: { status: 503, graphql: 10 },
   TIMEOUT: { status: 504, graphql: 10 },
 } as const satisfies Record<string, { status: number; graphql: number }>;

@@ -14,7 +14,7 @@ import { stepQueueName, type StepJob } from '../../src/contracts/flows.js';
 import { dbTargets, dropSchema } from '../helpers/db.js';
 import { createAndStart, createFlow, flowStatus, getExecution, startFlow, startSink, stepsOf, stopFlow, trigger, waitForExecution, type Sink } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
-import { createTestHub, type TestHub } from '../helpers/hub.js';
+import { createTestHub, TEST_ALLOWED_HOSTS, type TestHub } from '../helpers/hub.js';
 import { runPlexus, type PlexusProcess } from '../helpers/process.js';
 import { TEST_DATABASE_URL } from '../helpers/services.js';
 
@@ -530,6 +530,7 @@ describe.each(dbTargets)('durability across kill -9 on %s', (target) => {
         PLEXUS_ADMIN_PASSWORD: 'crash-admin-password',
         PLEXUS_BUS_LEASE: '2s',
         PLEXUS_LOG_LEVEL: 'error',
+        PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS,
       };
       if (target === 'postgres') {
         const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });

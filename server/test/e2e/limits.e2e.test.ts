@@ -103,8 +103,7 @@ describe('tenant limits (embedded)', () => {
         PLEXUS_LIMITS_MESSAGES_PER_EXECUTION: String(DEFAULTS.messagesPerExecution),
         PLEXUS_LIMITS_CODE_SLOTS: String(DEFAULTS.codeSlots),
         PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: String(PROCESS_IN_FLIGHT_BYTES),
-        // The slow application below listens on loopback.
-        PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: 'true',
+        // The slow application below listens on loopback: reached through the test hub's allow-list.
       },
     });
     base = await hub.listen();

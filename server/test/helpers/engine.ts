@@ -24,7 +24,7 @@ export interface Sink {
   /** The answer to the next requests: status (default 200), body, headers. */
   respond(status: number, body?: unknown, headers?: Record<string, string>): void;
   /** The answer computed from each request. */
-  respondWith(fn: (req: SinkRequest) => { status: number; body?: unknown }): void;
+  respondWith(fn: (req: SinkRequest) => { status: number; body?: unknown; headers?: Record<string, string> }): void;
   /** Answers this much later (a slow application). */
   delay(ms: number): void;
   close(): Promise<void>;
@@ -33,7 +33,7 @@ export interface Sink {
 export async function startSink(): Promise<Sink> {
   const requests: SinkRequest[] = [];
   let answer: { status: number; body: unknown; headers: Record<string, string> } = { status: 200, body: { ok: true }, headers: {} };
-  let compute: ((req: SinkRequest) => { status: number; body?: unknown }) | undefined;
+  let compute: ((req: SinkRequest) => { status: number; body?: unknown; headers?: Record<string, string> }) | undefined;
   let delayMs = 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];

@@ -14,6 +14,8 @@ import { openTestDb, type DbTarget, type TestDb } from './db.js';
 import { TEST_NATS_URL } from './services.js';
 
 export const TEST_ADMIN_PASSWORD = 'test-admin-password';
+/** The loopback sinks and token endpoints tests call, allowed through the operator's allow-list. */
+export const TEST_ALLOWED_HOSTS = '127.0.0.1';
 
 export interface TestHub extends Hub {
   adminToken: string;
@@ -41,6 +43,8 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
     PLEXUS_LOG_LEVEL: process.env.PLEXUS_TEST_LOG_LEVEL ?? 'silent',
     PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
     PLEXUS_BUS_LEASE: '2s',
+    // Tests run under the default outbound policy (no private networks); their sinks are allowed.
+    PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS,
     ...opts.env,
   });
   const logger = createLogger(config.log.level);
@@ -112,7 +116,7 @@ export async function createHubsOnOneDatabase(count: number, opts: { adminPasswo
   for (const [i, db] of dbs.entries()) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-group-'));
     dirs.push(dir);
-    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s', PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS });
     const bus = await createBus({ db, serviceName: opts.serviceName, logger, maxAttempts: 5, leaseMs: 2_000 });
     hubs.push(await createHub(config, { db, bus, logger, roles: opts.roles?.[i] }));
   }

@@ -108,6 +108,12 @@ export interface ComponentFunction {
   readonly descriptor: FunctionDescriptor;
   /** Validates `fields` and compiles what can be compiled; throws StepError(kind 'user') naming the bad field. */
   prepare(fields: Record<string, unknown>, env: PrepareEnv): Promise<PreparedStep>;
+  /**
+   * What the operator's configuration refuses in a node's `fields` (`fields.x: why`), or undefined.
+   * Asked when a flow is saved, so the author hears it at once; `prepare` refuses the same at start
+   * (the configuration may have changed since the flow was saved).
+   */
+  checkPolicy?(fields: Record<string, unknown>): string | undefined;
 }
 
 export interface Component {

@@ -3,14 +3,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
+import { createOutbound } from '../../platform/outbound/index.js';
 import { createCodeComponent } from './builtins/code.js';
 import { StepError } from './components.descriptor.js';
 import { SandboxPool } from './components.sandbox.js';
 import { bodies, context, message, runOnce } from './components.testing.js';
 
 const pool = new SandboxPool({ size: 2, memoryMb: 32 });
-const run = createCodeComponent({ pool, allowPrivateNetworkByDefault: true }).fn('run');
-const guarded = createCodeComponent({ pool, allowPrivateNetworkByDefault: false }).fn('run');
+const run = createCodeComponent({ pool, outbound: createOutbound({ allowPrivateNetwork: true, allowedHosts: [] }) }).fn('run');
+const guarded = createCodeComponent({ pool, outbound: createOutbound({ allowPrivateNetwork: false, allowedHosts: [] }) }).fn('run');
 let server: http.Server;
 let base = '';
 

@@ -78,13 +78,16 @@ export class ComponentsService implements ComponentCatalog {
   }
 
   /**
-   * Prepares a built-in function on the node's fields to find expressions Plexus refuses to run
-   * (preparing compiles them; it does no I/O). Components of tenants compile no JSONata of ours.
+   * Asks a built-in function what the operator's configuration refuses in the node's fields
+   * (`checkPolicy`), then prepares it to find expressions Plexus refuses to run (preparing
+   * compiles them; it does no I/O). Components of tenants compile no JSONata of ours.
    */
   async checkFields(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined> {
     const component = this.builtins.get(componentId);
     const f = component?.fn(fn);
     if (!f) return undefined;
+    const refused = f.checkPolicy?.(fields);
+    if (refused) return refused;
     try {
       await f.prepare(fields, { logger: this.logger });
     } catch (err) {

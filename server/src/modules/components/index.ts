@@ -9,6 +9,7 @@ import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { Outbound } from '../../platform/outbound/index.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { createCodeComponent } from './builtins/code.js';
 import { delayComponent } from './builtins/delay.js';
@@ -49,15 +50,17 @@ export interface ComponentsDeps {
   db: Db;
   bus: Bus;
   logger: Logger;
+  /** Every call out of the hub a step makes goes through it. */
+  outbound: Outbound;
 }
 
 /** The built-in components, ready to register. */
-export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sandbox: SandboxPool }): Component[] {
+export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: SandboxPool }): Component[] {
   return [
-    createHttpRequestComponent({ allowPrivateNetworkByDefault: opts.allowPrivateNetwork }),
+    createHttpRequestComponent({ outbound: opts.outbound }),
     transformComponent,
     filterComponent,
-    createCodeComponent({ pool: opts.sandbox, allowPrivateNetworkByDefault: opts.allowPrivateNetwork }),
+    createCodeComponent({ pool: opts.sandbox, outbound: opts.outbound }),
     splitComponent,
     delayComponent,
     logComponent,
@@ -66,9 +69,9 @@ export function createBuiltinComponents(opts: { allowPrivateNetwork: boolean; sa
 }
 
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
-  const { config, db, bus, logger } = deps;
+  const { config, db, bus, logger, outbound } = deps;
   const sandbox = new SandboxPool({ size: config.components.codeWorkers, memoryMb: config.components.codeMemoryMb });
-  const service = new ComponentsService(db, logger, createBuiltinComponents({ allowPrivateNetwork: config.components.allowPrivateNetwork, sandbox }), {
+  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
     allowedRoots: config.components.paths,
   });
   const audit = createAuditPublisher(bus, 'components', logger);

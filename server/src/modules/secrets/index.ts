@@ -4,6 +4,7 @@ import type { Bus } from '../../platform/bus/bus.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { Outbound } from '../../platform/outbound/index.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { loadKeyring } from './secrets.crypto.js';
 import { secretsRoutes } from './secrets.routes.js';
@@ -18,7 +19,7 @@ export interface SecretsModule extends PlexusModule {
   service: SecretsService;
 }
 
-export async function createSecretsModule(deps: { config: Config; db: Db; bus: Bus; logger: Logger }): Promise<SecretsModule> {
+export async function createSecretsModule(deps: { config: Config; db: Db; bus: Bus; logger: Logger; outbound: Outbound }): Promise<SecretsModule> {
   const keyring = loadKeyring({
     key: deps.config.secrets.key,
     previousKeys: deps.config.secrets.previousKeys,
@@ -27,7 +28,7 @@ export async function createSecretsModule(deps: { config: Config; db: Db; bus: B
     sharedDatabase: Boolean(deps.config.db.url),
     logger: deps.logger,
   });
-  const service = new SecretsService(deps.db, keyring, createAuditPublisher(deps.bus, 'secrets', deps.logger), deps.logger);
+  const service = new SecretsService(deps.db, keyring, createAuditPublisher(deps.bus, 'secrets', deps.logger), deps.logger, deps.outbound);
   let rotation: Promise<unknown> = Promise.resolve();
   return {
     name: 'secrets',

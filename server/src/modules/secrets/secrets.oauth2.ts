@@ -5,12 +5,15 @@
 import { z } from 'zod';
 import type { OAuth2Value } from '../../contracts/secrets.js';
 import { AppError } from '../../platform/errors.js';
+import type { Outbound, OutboundResponse } from '../../platform/outbound/index.js';
 
 /** Refresh this long before expiry (or at half-life for tokens that live shorter than twice this). */
 export const REFRESH_MARGIN_MS = 60_000;
 /** Assumed lifetime when the token endpoint does not say (`expires_in` is only RECOMMENDED). */
 export const DEFAULT_TOKEN_LIFETIME_MS = 3_600_000;
 const TOKEN_REQUEST_TIMEOUT_MS = 10_000;
+/** A token response is a small JSON object; anything this size is not one. */
+const TOKEN_RESPONSE_MAX_BYTES = 1024 * 1024;
 
 export function isRefreshDue(value: OAuth2Value, lastRefreshedAt: Date | null, now: number): boolean {
   if (!value.accessToken || !value.expiresAt) return true;
@@ -35,8 +38,11 @@ function basicAuth(clientId: string, clientSecret: string): string {
   return `Basic ${Buffer.from(`${enc(clientId)}:${enc(clientSecret)}`).toString('base64')}`;
 }
 
-/** Asks the token endpoint for a new access token; returns the value with the new tokens. */
-export async function requestToken(value: OAuth2Value, now: () => number = Date.now): Promise<OAuth2Value> {
+/**
+ * Asks the token endpoint for a new access token; returns the value with the new tokens. The URL
+ * is a tenant's, so the call goes through the operator's outbound policy like any step's.
+ */
+export async function requestToken(outbound: Outbound, value: OAuth2Value, now: () => number = Date.now): Promise<OAuth2Value> {
   const form = new URLSearchParams({ grant_type: value.grantType });
   if (value.grantType === 'refresh_token') form.set('refresh_token', value.refreshToken ?? '');
   if (value.scope) form.set('scope', value.scope);
@@ -49,20 +55,24 @@ export async function requestToken(value: OAuth2Value, now: () => number = Date.
     if (value.clientSecret) form.set('client_secret', value.clientSecret);
   }
 
-  let res: Response;
+  let res: OutboundResponse;
   try {
-    res = await fetch(value.tokenUrl, { method: 'POST', headers, body: form, signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS), redirect: 'error' });
+    // No redirects: a token endpoint that moves is misconfigured, and the client secret stays put.
+    res = await outbound.request({ url: value.tokenUrl, method: 'POST', headers, body: form.toString(), timeoutMs: TOKEN_REQUEST_TIMEOUT_MS, maxResponseBytes: TOKEN_RESPONSE_MAX_BYTES, maxRedirects: 0 });
   } catch (err) {
+    // A refused or malformed token URL stays refused: the secret needs fixing, not a retry.
+    if (err instanceof AppError && err.kind === 'user') throw new AppError(err.code, `token endpoint ${value.tokenUrl}: ${err.message}`, 'user', undefined, { cause: err });
     throw new AppError('UNAVAILABLE', `token endpoint ${value.tokenUrl} does not answer: ${(err as Error).message}`, 'transient', undefined, { cause: err });
   }
-  const text = await res.text().catch(() => '');
+  const text = res.body.toString('utf8');
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     body = undefined;
   }
-  if (!res.ok) {
+  const ok = res.status >= 200 && res.status < 300;
+  if (!ok) {
     const e = ErrorResponse.safeParse(body);
     const reason = e.success ? `${e.data.error}${e.data.error_description ? `: ${e.data.error_description.slice(0, 300)}` : ''}` : `HTTP ${res.status}`;
     if (res.status >= 500 || res.status === 429) throw new AppError('UNAVAILABLE', `token endpoint failed (${res.status}): ${reason}`, 'transient');

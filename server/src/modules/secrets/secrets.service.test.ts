@@ -4,6 +4,7 @@ import { createAuditPublisher } from '../../platform/audit.js';
 import { createBus, type Bus } from '../../platform/bus/index.js';
 import type { Principal } from '../../platform/http/index.js';
 import { createLogger } from '../../platform/logger.js';
+import { createOutbound } from '../../platform/outbound/index.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { startTokenServer, type TokenServer } from '../../../test/helpers/oauth2.js';
 import type { OAuth2Value } from '../../contracts/secrets.js';
@@ -14,13 +15,15 @@ const logger = createLogger('silent');
 const TENANT = 'acme';
 const principal: Principal = { accountId: 'acc-1', username: 'ann', tenantId: TENANT, homeTenantId: TENANT, permissions: ['tenant.all'], roles: [], kind: 'user', tokenId: 'tok-1' };
 const ctx: CallContext = { principal, ip: '127.0.0.1' };
+// The default policy (no private networks), with the loopback token endpoint allowed.
+const outbound = createOutbound({ allowPrivateNetwork: false, allowedHosts: ['127.0.0.1'] });
 
 describe.each(dbTargets)('secrets service on %s', (target) => {
   let t: TestDb;
   let bus: Bus;
   let tokens: TokenServer;
   const key = randomBytes(32);
-  const service = (keyring = createKeyring(key)): SecretsService => new SecretsService(t.db, keyring, createAuditPublisher(bus, 'secrets', logger), logger);
+  const service = (keyring = createKeyring(key)): SecretsService => new SecretsService(t.db, keyring, createAuditPublisher(bus, 'secrets', logger), logger, outbound);
 
   beforeAll(async () => {
     t = await openTestDb(target);

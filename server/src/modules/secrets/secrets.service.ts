@@ -11,6 +11,7 @@ import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { Outbound } from '../../platform/outbound/index.js';
 import { listMeta, parseSort, type ListMeta } from '../../contracts/list.js';
 import {
   MASK,
@@ -91,6 +92,8 @@ export class SecretsService implements SecretResolver {
     private readonly keyring: Keyring,
     private readonly audit: AuditPublisher,
     private readonly logger: Logger,
+    /** The OAuth2 token endpoint is called through it. */
+    private readonly outbound: Outbound,
   ) {}
 
   private open(row: repo.SecretRow): SecretValue {
@@ -337,7 +340,7 @@ export class SecretsService implements SecretResolver {
         }
         let refreshed: OAuth2Value;
         try {
-          refreshed = await requestToken(current.value);
+          refreshed = await requestToken(this.outbound, current.value);
         } catch (err) {
           const message = err instanceof Error ? err.message.slice(0, 500) : 'refresh failed';
           await repo.failRefresh(this.db, tenantId, id, owner, message);

@@ -9,13 +9,15 @@
 import vm from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Outbound } from '../../../platform/outbound/index.js';
 import { StepError, deriveMessage } from '../components.descriptor.js';
 import type { SandboxPool } from '../components.sandbox.js';
 import { builtinComponent, builtinFunction } from './define.js';
 
 export interface CodeComponentOptions {
   pool: SandboxPool;
-  allowPrivateNetworkByDefault: boolean;
+  /** The operator's network policy: what `allowPrivateNetwork` may ask for, and its default. */
+  outbound: Outbound;
 }
 
 /** Compiles without running, so a syntax error stops the flow from starting, with its line. */
@@ -44,9 +46,13 @@ export function createCodeComponent(options: CodeComponentOptions) {
           timeoutMs: z.number().int().min(10).max(60_000).default(5_000),
           allowPrivateNetwork: z.boolean().optional(),
         }),
+        checkPolicy(fields) {
+          const why = options.outbound.privateNetworkProblem(fields.allowPrivateNetwork);
+          return why && `fields.allowPrivateNetwork: ${why}`;
+        },
         prepare(fields) {
           checkSyntax(fields.code);
-          const allowPrivateNetwork = fields.allowPrivateNetwork ?? options.allowPrivateNetworkByDefault;
+          const allowPrivateNetwork = fields.allowPrivateNetwork ?? options.outbound.policy.allowPrivateNetwork;
           return {
             usesSnapshot: /\bsnapshot\b/.test(fields.code),
             async run(ctx) {

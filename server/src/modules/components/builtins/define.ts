@@ -13,6 +13,8 @@ interface BuiltinFunctionSpec<F extends z.ZodType> {
   inputSchema?: FunctionDescriptor['inputSchema'];
   outputSchema?: FunctionDescriptor['outputSchema'];
   prepare(fields: z.infer<F>, env: PrepareEnv): PreparedStep | Promise<PreparedStep>;
+  /** See ComponentFunction.checkPolicy; gets the fields as the node has them, before validation. */
+  checkPolicy?(fields: Record<string, unknown>): string | undefined;
 }
 
 function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
@@ -38,7 +40,10 @@ export function builtinFunction<F extends z.ZodType>(spec: BuiltinFunctionSpec<F
   return {
     kind: spec.kind ?? 'action',
     descriptor,
+    ...(spec.checkPolicy ? { checkPolicy: spec.checkPolicy } : {}),
     async prepare(fields, env) {
+      const refused = spec.checkPolicy?.(fields);
+      if (refused) throw new StepError(refused, 'user');
       const parsed = spec.fields.safeParse(fields);
       if (!parsed.success) throw new StepError(describeFieldIssues(parsed.error), 'user');
       return spec.prepare(parsed.data, env);

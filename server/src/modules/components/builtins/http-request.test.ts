@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../platform/logger.js';
+import { createOutbound } from '../../../platform/outbound/index.js';
 import { StepError } from '../components.descriptor.js';
 import { bodies, runOnce } from '../components.testing.js';
 import { createHttpRequestComponent } from './http-request.js';
@@ -39,8 +40,12 @@ async function serve(handler: (req: Seen, res: http.ServerResponse) => void): Pr
   };
 }
 
-const open = createHttpRequestComponent({ allowPrivateNetworkByDefault: true }).fn('request');
-const guarded = createHttpRequestComponent({ allowPrivateNetworkByDefault: false }).fn('request');
+// The operator allows private networks (and nodes get them unless they say no).
+const open = createHttpRequestComponent({ outbound: createOutbound({ allowPrivateNetwork: true, allowedHosts: [] }) }).fn('request');
+// The default policy, nothing allow-listed.
+const guarded = createHttpRequestComponent({ outbound: createOutbound({ allowPrivateNetwork: false, allowedHosts: [] }) }).fn('request');
+// The default policy with the loopback test servers allow-listed: how the suite reaches its sinks.
+const allowed = createHttpRequestComponent({ outbound: createOutbound({ allowPrivateNetwork: false, allowedHosts: ['127.0.0.1'] }) }).fn('request');
 
 let api: TestServer;
 let other: TestServer;
@@ -80,6 +85,13 @@ beforeAll(async () => {
         return;
       case '/away':
         res.writeHead(307, { location: `${other.base}/landing` }).end();
+        return;
+      case '/away-with-query':
+        // A careless server that repeats the request's query string in its Location.
+        res.writeHead(302, { location: `${other.base}/landing?${url.searchParams.toString()}` }).end();
+        return;
+      case '/to-metadata':
+        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
         return;
       case '/cursor':
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ next: Number(url.searchParams.get('since') ?? 0) + 10 }));
@@ -175,7 +187,7 @@ describe('http-request/request', () => {
     expect(refused.message).toContain('ECONNREFUSED');
   });
 
-  it('refuses loopback and private addresses when allowPrivateNetwork is false, by literal and by name', async () => {
+  it('refuses loopback and private addresses under the default policy, by literal and by name', async () => {
     for (const url of [`${api.base}/json`, `http://localhost:${new URL(api.base).port}/json`, 'http://[::1]:9/x', 'http://10.1.2.3/x', 'http://169.254.169.254/latest/meta-data']) {
       const before = api.seen.length;
       const err = (await runOnce(guarded, { url }, {}).catch((e: unknown) => e)) as StepError;
@@ -184,18 +196,64 @@ describe('http-request/request', () => {
       expect(err.message, url).toMatch(/non-public address/);
       expect(api.seen.length).toBe(before);
     }
-    // The node may opt back in; the hub-wide default says what nodes get when they do not.
-    expect(bodies(await runOnce(guarded, { url: `${api.base}/text`, allowPrivateNetwork: true }, {}))).toEqual([expect.objectContaining({ body: 'hello' })]);
+    // A node may opt out where the operator allows private networks...
     await expect(runOnce(open, { url: `${api.base}/text`, allowPrivateNetwork: false }, {})).rejects.toThrow(/non-public/);
+    // ...but never opt in where the operator does not: refused before anything is sent.
+    const before = api.seen.length;
+    await expect(runOnce(guarded, { url: `${api.base}/text`, allowPrivateNetwork: true }, {})).rejects.toThrow(/^fields\.allowPrivateNetwork: the operator does not allow/);
+    expect(api.seen.length).toBe(before);
+    // An allow-listed address is reached under the default policy.
+    expect(bodies(await runOnce(allowed, { url: `${api.base}/text` }, {}))).toEqual([expect.objectContaining({ body: 'hello' })]);
   });
 
-  it('follows redirects, dropping credentials when the origin changes', async () => {
-    const moved = await runOnce(open, { url: `${api.base}/moved` }, {});
+  it('tells the flows module at save time that the operator forbids allowPrivateNetwork: true', () => {
+    expect(guarded!.checkPolicy?.({ url: 'http://x', allowPrivateNetwork: true })).toMatch(/^fields\.allowPrivateNetwork: the operator does not allow steps to reach private networks/);
+    expect(guarded!.checkPolicy?.({ url: 'http://x', allowPrivateNetwork: false })).toBeUndefined();
+    expect(guarded!.checkPolicy?.({ url: 'http://x' })).toBeUndefined();
+    expect(open!.checkPolicy?.({ url: 'http://x', allowPrivateNetwork: true })).toBeUndefined();
+  });
+
+  it('follows redirects, re-checking each hop: an allowed host that redirects to a refused one is refused', async () => {
+    const moved = await runOnce(allowed, { url: `${api.base}/moved` }, {});
     expect((bodies(moved)[0] as { body: { query: unknown } }).body.query).toEqual({ moved: '1' });
-    const away = await runOnce(open, { url: `${api.base}/away` }, {}, { credentials: { username: 'u', password: 'p' }, credentialsType: 'basic' });
-    expect((bodies(away)[0] as { body: unknown }).body).toBe('landed');
-    expect(api.seen.at(-1)!.headers.authorization).toBeDefined();
-    expect(other.seen.at(-1)!.headers.authorization).toBeUndefined();
+    const err = (await runOnce(allowed, { url: `${api.base}/to-metadata` }, {}).catch((e: unknown) => e)) as StepError;
+    expect([err.kind, err.message]).toEqual(['user', expect.stringMatching(/169\.254\.169\.254 is a non-public address \(link-local/)]);
+    // followRedirects: false hands the 3xx over as it is.
+    expect(bodies(await runOnce(allowed, { url: `${api.base}/to-metadata`, followRedirects: false, failOnHttpError: false }, {}))).toEqual([expect.objectContaining({ status: 302 })]);
+  });
+
+  describe('credentials never follow a redirect to another origin', () => {
+    // `other` listens on another port of 127.0.0.1: another origin, reachable through the allow-list.
+    const cases: Array<{ name: string; credentials?: Record<string, unknown>; credentialsType?: string; headers?: Record<string, string>; header?: string; query?: string }> = [
+      { name: 'Authorization (basic)', credentials: { username: 'u', password: 'p' }, credentialsType: 'basic', header: 'authorization' },
+      { name: 'Authorization (oauth2 bearer)', credentials: { access_token: 'at-1' }, credentialsType: 'oauth2', header: 'authorization' },
+      { name: 'Proxy-Authorization', headers: { 'Proxy-Authorization': 'Basic cHJveHk6cHc=' }, header: 'proxy-authorization' },
+      { name: 'Cookie', headers: { Cookie: 'session=s3cret' }, header: 'cookie' },
+      { name: 'the apiKey header, whatever its name', credentials: { apiKey: 'k-secret', headerName: 'X-Partner-Key' }, credentialsType: 'apiKey', header: 'x-partner-key' },
+      { name: 'the apiKey query parameter', credentials: { apiKey: 'k-secret', in: 'query', name: 'partner_key' }, credentialsType: 'apiKey', query: 'partner_key' },
+    ];
+    for (const c of cases) {
+      it(`drops ${c.name} across origins and keeps it on the same origin`, async () => {
+        const extra = c.credentials ? { credentials: c.credentials, credentialsType: c.credentialsType } : {};
+        const fields = { headers: c.headers ?? {} };
+        // Same origin: /moved → /json on api.
+        await runOnce(allowed, { url: `${api.base}/moved`, ...fields }, {}, extra);
+        const same = api.seen.at(-1)!;
+        expect(same.url).toMatch(/^\/json\?/);
+        if (c.header) expect(same.headers[c.header], 'same origin keeps it').toBeDefined();
+        if (c.query) expect(new URL(same.url, 'http://x').searchParams.get(c.query), 'same origin keeps it').toBe('k-secret');
+        // Another origin: /away → other/landing, and /echo-away whose Location repeats the query.
+        for (const path of ['/away', '/away-with-query']) {
+          await runOnce(allowed, { url: `${api.base}${path}`, ...fields }, {}, extra);
+          const first = api.seen.at(-1)!;
+          if (c.header) expect(first.headers[c.header], 'the first hop had it').toBeDefined();
+          const landed = other.seen.at(-1)!;
+          if (c.header) expect(landed.headers[c.header], `${path}: another origin must not get it`).toBeUndefined();
+          expect(landed.url, `${path}: another origin must not get it`).not.toContain('k-secret');
+          expect(JSON.stringify(landed.headers)).not.toMatch(/s3cret|k-secret|at-1|cHJveHk6cHc=|dTpw/);
+        }
+      });
+    }
   });
 
   it('keeps a polling cursor: `snapshot` saves state, `$snapshot` reads it on the next run', async () => {
