@@ -41,3 +41,17 @@ const KNOWN = new Set<string>(PERMISSIONS);
 export function isKnownPermission(p: string): p is Permission {
   return KNOWN.has(p);
 }
+
+/**
+ * Permissions only a platform admin holds: tenant admins can neither use nor grant them.
+ * `metrics.read` is one: the metrics describe every tenant's traffic, not the caller's.
+ */
+export function isRestrictedPermission(permission: string): boolean {
+  return permission === 'all' || permission.startsWith('iam.') || permission === 'metrics.read';
+}
+
+/** Whether `held` grants `permission`: `all` is the platform admin; `tenant.all` holds every permission that is not restricted. */
+export function holdsPermission(held: readonly string[], permission: string): boolean {
+  if (held.includes('all') || held.includes(permission)) return true;
+  return held.includes('tenant.all') && !isRestrictedPermission(permission);
+}

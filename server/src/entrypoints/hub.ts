@@ -2,11 +2,12 @@
  * Wiring only: builds a hub process from config — storage, bus, the modules of the requested
  * roles and the HTTP origin. `plexus start` and the end-to-end tests both use it.
  */
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../platform/config.js';
 import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/index.js';
 import { createBus, type Bus, type QueueStats } from '../platform/bus/index.js';
 import { queueMetricLabel } from '../contracts/flows.js';
-import { addCollectedGauge, createHttpServer, createMetrics, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
+import { addCollectedGauge, createHttpServer, createMetrics, registerCockpitRoutes, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
@@ -20,6 +21,9 @@ import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
+
+/** The built web UI (`npm run build -w web`, run by `npm ci`). */
+const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
 export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker'] as const;
@@ -150,6 +154,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     for (const m of active) {
       if (m.routes) await registerModuleRoutes(app, m.name, (scope) => m.routes!(scope));
     }
+    await registerCockpitRoutes(app, { root: COCKPIT_DIR });
   }
   await app.ready();
   // HTTP closes first on stop (registered last): no new requests while modules drain.

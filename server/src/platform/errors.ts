@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: { status: 404, graphql: 20 },
   TENANT_NOT_FOUND: { status: 404, graphql: 25 },
   METHOD_NOT_ALLOWED: { status: 405, graphql: 27 },
+  /** The route answers in a form the caller did not ask for (an event stream without `Accept: text/event-stream`). */
+  NOT_ACCEPTABLE: { status: 406, graphql: 22 },
   CONFLICT: { status: 409, graphql: 21 },
   ALREADY_EXISTS: { status: 409, graphql: 21 },
   INVALID_STATE: { status: 409, graphql: 27 },

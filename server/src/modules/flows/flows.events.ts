@@ -2,16 +2,25 @@
  * The flow repository's side of the lifecycle (seed 002 "Starting a flow"). It publishes
  * `flow.starting` / `flow.stopping` (payload: the whole flow) and listens, in its own durable
  * group, for the orchestrator's answers: `flow.started` → active, `flow.stopped` → inactive,
- * `flow.failed` → stopping (with the reason shown on the flow), then inactive.
+ * `flow.failed` → stopping (with the reason shown on the flow), then inactive. Each status change
+ * is also told to watchers as the live event `flow.changed {id, tenant, status}`.
  */
 import { z } from 'zod';
-import { FLOW_EVENTS } from '../../contracts/flows.js';
+import { FLOW_EVENTS, type FlowStatus } from '../../contracts/flows.js';
 import type { Bus, BusEvent, Consumer } from '../../platform/bus/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { FlowsService } from './flows.service.js';
 
 /** Audit actions of the flows module (`audit.flows.<action>`). */
 export type FlowsAuditAction = 'flow.created' | 'flow.updated' | 'flow.deleted' | 'flow.start' | 'flow.stop' | 'flow.failed';
+
+/** Live event (bus.live, not stored): a flow's status changed. */
+export const FLOW_CHANGED = 'flow.changed';
+export interface FlowChanged {
+  id: string;
+  tenant: string;
+  status: FlowStatus;
+}
 
 /** The durable group the flow repository consumes lifecycle events in. */
 export const FLOWS_GROUP = 'flows';

@@ -4,7 +4,8 @@ import type { FastifyRouteSchemaDef, FastifyValidationResult } from 'fastify/typ
 import { z } from 'zod';
 import { Flow, FlowGraph, FlowStatus } from '../../contracts/flows.js';
 import { listOf, pageQuery, parseSort, searchQuery, sortQuery } from '../../contracts/list.js';
-import type { HttpApp } from '../../platform/http/index.js';
+import type { EventStreams, HttpApp } from '../../platform/http/index.js';
+import { FLOW_CHANGED, type FlowChanged } from './flows.events.js';
 import type { FlowsService } from './flows.service.js';
 import { FlowInput, FlowPatch } from './flows.validation.js';
 
@@ -35,8 +36,32 @@ function bodyCheckedByService<T>(def: FastifyRouteSchemaDef<T>): FastifyValidati
   return validatorCompiler(def as FastifyRouteSchemaDef<z.ZodType>);
 }
 
-export function flowsRoutes(service: FlowsService) {
+export function flowsRoutes(service: FlowsService, streams: EventStreams) {
   return async (app: HttpApp): Promise<void> => {
+    streams.endOnClose(app);
+
+    app.get(
+      '/api/v1/flows/live',
+      {
+        config: { permission: 'flows.read' },
+        schema: {
+          tags,
+          security,
+          summary: 'Server-sent events: `flow` {id, status} each time the status of one of the tenant’s flows changes',
+          description: 'Opens with `event: ready`; nothing is replayed.',
+          querystring: z.strictObject({ 'filter[flowId]': z.string().min(1).max(100).optional() }),
+          produces: ['text/event-stream'],
+        },
+      },
+      async (req, reply) => {
+        const tenant = req.principal.tenantId;
+        const only = req.query['filter[flowId]'];
+        return streams.serve<FlowChanged>(req, reply, FLOW_CHANGED, ({ payload: f }) =>
+          f.tenant === tenant && (only === undefined || f.id === only) ? [{ event: 'flow', data: { id: f.id, status: f.status } }] : [],
+        );
+      },
+    );
+
     app.get(
       '/api/v1/flows',
       {

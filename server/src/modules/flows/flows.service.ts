@@ -13,7 +13,7 @@ import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
-import type { FlowsAuditAction } from './flows.events.js';
+import { FLOW_CHANGED, type FlowChanged, type FlowsAuditAction } from './flows.events.js';
 import * as repo from './flows.repo.js';
 import { isCredentialName, validateFlowBody, type FlowDefinition } from './flows.validation.js';
 
@@ -159,7 +159,7 @@ export class FlowsService {
    * that is starting or active already changes nothing; one that is stopping must finish first.
    */
   async start(principal: Principal, id: string): Promise<{ id: string; status: FlowStatus }> {
-    return this.db.transaction(async (tx) => {
+    const result = await this.db.transaction(async (tx) => {
       const row = await repo.transitionFlow(tx, id, principal.tenantId, ['inactive'], 'starting', { reason: null });
       if (row) {
         await this.bus.publish(FLOW_EVENTS.starting, toFlow(row, false), { tx });
@@ -170,6 +170,8 @@ export class FlowsService {
       if (current.status === 'stopping') throw AppError.conflict(`flow ${id} is stopping; start it again once it is inactive`);
       return { id, status: current.status };
     });
+    this.announce(id, principal.tenantId, result.status);
+    return result;
   }
 
   /**
@@ -177,7 +179,7 @@ export class FlowsService {
    * stopping already publishes again, so a lost answer can be retried; nothing stays stuck.
    */
   async stop(principal: Principal, id: string): Promise<{ id: string; status: FlowStatus }> {
-    return this.db.transaction(async (tx) => {
+    const result = await this.db.transaction(async (tx) => {
       const row = await repo.transitionFlow(tx, id, principal.tenantId, ['starting', 'active', 'stopping'], 'stopping');
       if (row) {
         await this.bus.publish(FLOW_EVENTS.stopping, toFlow(row, false), { tx });
@@ -187,34 +189,48 @@ export class FlowsService {
       const current = await this.findOwn(tx, principal, id);
       return { id, status: current.status };
     });
+    this.announce(id, principal.tenantId, result.status);
+    return result;
+  }
+
+  /**
+   * Tells watchers (the cockpit's event stream) a flow's status now, after the change committed.
+   * A live event: not stored, nobody waits for it.
+   */
+  private announce(id: string, tenant: string, status: FlowStatus): void {
+    this.bus.live.publish<FlowChanged>(FLOW_CHANGED, { id, tenant, status }).catch((err: unknown) => this.log.warn({ err, flowId: id }, 'flows: live event not sent'));
   }
 
   /** `flow.started`: starting → active. Late answers for a flow stopped meanwhile are ignored. */
   async markStarted(id: string): Promise<void> {
     const row = await repo.transitionFlow(this.db, id, undefined, ['starting'], 'active');
+    if (row) this.announce(id, row.tenant_id, row.status);
     if (!row) this.log.debug({ flowId: id }, 'flows: flow.started for a flow that is not starting; ignored');
   }
 
   /** `flow.stopped`: stopping → inactive. */
   async markStopped(id: string): Promise<void> {
     const row = await repo.transitionFlow(this.db, id, undefined, ['stopping'], 'inactive');
+    if (row) this.announce(id, row.tenant_id, row.status);
     if (!row) this.log.debug({ flowId: id }, 'flows: flow.stopped for a flow that is not stopping; ignored');
   }
 
   /** `flow.failed`: starting/active → stopping with the reason, and `flow.stopping` so everyone lets go. */
   async markFailed(id: string, reason: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    const changed = await this.db.transaction(async (tx) => {
       const row = await repo.transitionFlow(tx, id, undefined, ['starting', 'active'], 'stopping', { reason: reason.slice(0, 2000) });
       if (!row) {
         await repo.setFlowStatusReason(tx, id, reason.slice(0, 2000));
-        return;
+        return undefined;
       }
       await this.bus.publish(FLOW_EVENTS.stopping, toFlow(row, false), { tx });
       await this.deps.audit.record(
         { action: 'flow.failed' satisfies FlowsAuditAction, tenantId: row.tenant_id, target: { type: 'flow', id, name: row.name }, result: 'failure', details: { reason } },
         { tx },
       );
+      return row;
     });
+    if (changed) this.announce(id, changed.tenant_id, changed.status);
     this.log.warn({ flowId: id, reason }, 'flow failed; stopping it');
   }
 

@@ -3,6 +3,7 @@ import type { ComponentCatalog } from '../../contracts/flows.js';
 import { createAuditPublisher } from '../../platform/audit.js';
 import type { Bus, Consumer } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
+import { EventStreams } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { FLOWS_GROUP, subscribeToLifecycle } from './flows.events.js';
@@ -35,7 +36,7 @@ export async function createFlowsModule(deps: FlowsModuleDeps): Promise<FlowsMod
     name: 'flows',
     role: 'flows',
     service,
-    routes: flowsRoutes(service),
+    routes: flowsRoutes(service, new EventStreams(deps.bus.live)),
     async start() {
       // Before anything runs: signing secrets still in clear move to the secrets module. A
       // failure is logged, not fatal: webhooks still verify with a clear secret until moved.

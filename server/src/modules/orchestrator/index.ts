@@ -10,6 +10,7 @@ import { createAuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
+import { EventStreams } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import type { ComponentsService } from '../components/index.js';
@@ -92,7 +93,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     service,
     replyWaiter: replies,
     handoff: runtime.handoff,
-    routes: orchestratorRoutes(service, audit),
+    routes: orchestratorRoutes(service, audit, new EventStreams(bus.live)),
     async start() {
       await replies.start();
       await service.start();

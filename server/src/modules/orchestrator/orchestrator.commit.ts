@@ -12,6 +12,7 @@ import type { StepHandoff, StepHandoffTicket, StepJob, WebhookReply } from '../.
 import type { Bus } from '../../platform/bus/index.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
+import { EXECUTIONS_CHANGED, type ExecutionChange, type ExecutionsChanged } from './orchestrator.events.js';
 import * as repo from './orchestrator.repo.js';
 
 export interface ChildJob {
@@ -21,6 +22,8 @@ export interface ChildJob {
 }
 
 export interface StepCommit {
+  /** Whose execution this is: names the live event that tells watchers about the change. */
+  scope: { tenantId: string; flowId: string };
   /** The run of the job's step first, then the runs of pure steps it ran inline; all or none are recorded. */
   runs: repo.StepRunWrite[];
   /** Created here when the trigger job did not create it before running (a pure start step). */
@@ -95,6 +98,8 @@ function settlePending(p: Pending, result: CommitResult): void {
 }
 
 const MAX_BATCH = 500;
+/** Executions named per live event: ids are ~36 characters, so 40 stay well under its size cap. */
+const LIVE_CHUNK = 40;
 /** NOTIFY payloads are capped at 8000 bytes; larger replies are read back from the table. */
 const MAX_INLINE_REPLY_CHARS = 7_000;
 
@@ -206,7 +211,26 @@ export class ExecutionWriter {
       if (h.id === undefined) h.ticket.cancel();
       else h.ticket.deliver(h.id, h.job);
     }
+    this.announce(items, results);
     return { results, replies };
+  }
+
+  /**
+   * Tells whoever watches (the cockpit) which executions changed, once committed: one live
+   * event per batch of up to LIVE_CHUNK executions. Fire and forget: a watcher that misses one
+   * reads the execution again; the engine never waits for it.
+   */
+  private announce(items: WriteItem[], results: CommitResult[]): void {
+    const changed = new Map<string, ExecutionChange>();
+    items.forEach((it, i) => {
+      if (it.kind === 'execution') changed.set(it.execution.id, { id: it.execution.id, tenant: it.execution.tenantId, flowId: it.execution.flowId });
+      else if (results[i] === true) changed.set(it.commit.runs[0]!.executionId, { id: it.commit.runs[0]!.executionId, tenant: it.commit.scope.tenantId, flowId: it.commit.scope.flowId });
+    });
+    const all = [...changed.values()];
+    for (let i = 0; i < all.length; i += LIVE_CHUNK) {
+      const executions = all.slice(i, i + LIVE_CHUNK);
+      this.bus.live.publish<ExecutionsChanged>(EXECUTIONS_CHANGED, { executions }).catch((err: unknown) => this.logger.warn({ err }, 'orchestrator: live event not sent'));
+    }
   }
 
   private async transact(items: WriteItem[], replies: CommittedReplies, handoffs: Handoff[]): Promise<CommitResult[]> {

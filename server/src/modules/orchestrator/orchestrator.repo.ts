@@ -408,24 +408,106 @@ export interface ExecutionFilter {
   tenantId: string;
   flowId?: string | undefined;
   status?: string | undefined;
+  /** Started at or after this instant. */
+  from?: Date | undefined;
+  /** Started before this instant. */
+  to?: Date | undefined;
 }
+
+const EXECUTION_FILTER = `tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)
+  AND ($4::timestamptz IS NULL OR started_at >= $4) AND ($5::timestamptz IS NULL OR started_at < $5)`;
+const filterParams = (f: ExecutionFilter): unknown[] => [f.tenantId, f.flowId ?? null, f.status ?? null, f.from ?? null, f.to ?? null];
 
 export async function listExecutions(db: Queryable, f: ExecutionFilter, desc: boolean, limit: number, offset: number): Promise<ExecutionRow[]> {
   const res = await db.query<ExecutionRow>(
     `SELECT ${EXECUTION_COLUMNS} FROM orchestrator_executions x
-      WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)
-      ORDER BY started_at ${desc ? 'DESC' : 'ASC'}, id ${desc ? 'DESC' : 'ASC'} LIMIT $4 OFFSET $5`,
-    [f.tenantId, f.flowId ?? null, f.status ?? null, limit, offset],
+      WHERE ${EXECUTION_FILTER}
+      ORDER BY started_at ${desc ? 'DESC' : 'ASC'}, id ${desc ? 'DESC' : 'ASC'} LIMIT $6 OFFSET $7`,
+    [...filterParams(f), limit, offset],
   );
   return res.rows;
 }
 
 export async function countExecutions(db: Queryable, f: ExecutionFilter): Promise<number> {
   const res = await db.query<{ n: number }>(
-    'SELECT count(*)::int8 AS n FROM orchestrator_executions WHERE tenant_id = $1 AND ($2::text IS NULL OR flow_id = $2) AND ($3::text IS NULL OR status = $3)',
-    [f.tenantId, f.flowId ?? null, f.status ?? null],
+    `SELECT count(*)::int8 AS n FROM orchestrator_executions WHERE ${EXECUTION_FILTER}`,
+    filterParams(f),
   );
   return res.rows[0]?.n ?? 0;
+}
+
+/** Executions of one tenant, flow and minute (finished in it): counts and a duration histogram. */
+export interface MinuteStatsRow {
+  flow_id: string;
+  minute: Date;
+  executions: number;
+  failures: number;
+  /** Duration bucket (1-81, orchestrator.stats.ts) → executions. */
+  histogram: Record<string, number>;
+}
+
+/**
+ * The per-minute figures of executions that finished in [from, to), for one tenant (and flow)
+ * or, with `tenantId` undefined, every tenant (the roll-up). Buckets: log scale, 1 ms – 1 h.
+ */
+const MINUTE_STATS = `
+  WITH b AS (
+    SELECT tenant_id, flow_id, date_trunc('minute', finished_at) AS minute,
+           width_bucket(ln(greatest(extract(epoch FROM finished_at - started_at) * 1000, 1)), 0, ln(3600000), 80) AS bucket,
+           count(*) AS n, count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM orchestrator_executions
+     WHERE finished_at >= $1 AND finished_at < $2
+       AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR flow_id = $4)
+     GROUP BY 1, 2, 3, 4)
+  SELECT tenant_id, flow_id, minute, sum(n)::int8 AS executions, sum(failed)::int8 AS failures, jsonb_object_agg(bucket, n) AS histogram
+    FROM b GROUP BY 1, 2, 3`;
+
+export async function liveMinuteStats(db: Queryable, tenantId: string, flowId: string | undefined, from: Date, to: Date): Promise<MinuteStatsRow[]> {
+  const res = await db.query<MinuteStatsRow>(MINUTE_STATS, [from, to, tenantId, flowId ?? null]);
+  return res.rows;
+}
+
+export async function rolledMinuteStats(db: Queryable, tenantId: string, flowId: string | undefined, from: Date, to: Date): Promise<MinuteStatsRow[]> {
+  const res = await db.query<MinuteStatsRow>(
+    `SELECT flow_id, minute, executions, failures, histogram FROM orchestrator_minute_stats
+      WHERE tenant_id = $1 AND minute >= $2 AND minute < $3 AND ($4::text IS NULL OR flow_id = $4)`,
+    [tenantId, from, to, flowId ?? null],
+  );
+  return res.rows;
+}
+
+/** Stores the figures of every tenant's minutes in [from, to); minutes stored already stay. */
+export async function rollUpMinuteStats(db: Queryable, from: Date, to: Date): Promise<number> {
+  const res = await db.query(
+    `INSERT INTO orchestrator_minute_stats (tenant_id, flow_id, minute, executions, failures, histogram)
+     ${MINUTE_STATS}
+     ON CONFLICT DO NOTHING`,
+    [from, to, null, null],
+  );
+  return res.rowCount;
+}
+
+/** The first minute not rolled up yet, locked until the caller's transaction ends; undefined before the first roll-up. */
+export async function lockStatsProgress(db: Queryable): Promise<Date | undefined> {
+  await db.query('INSERT INTO orchestrator_stats_progress (id, next_minute) VALUES (1, $1) ON CONFLICT DO NOTHING', [new Date(0)]);
+  const res = await db.query<{ next_minute: Date }>('SELECT next_minute FROM orchestrator_stats_progress WHERE id = 1 FOR UPDATE');
+  const next = res.rows[0]?.next_minute;
+  return next && next.getTime() > 0 ? next : undefined;
+}
+
+export async function readStatsProgress(db: Queryable): Promise<Date | undefined> {
+  const res = await db.query<{ next_minute: Date }>('SELECT next_minute FROM orchestrator_stats_progress WHERE id = 1');
+  const next = res.rows[0]?.next_minute;
+  return next && next.getTime() > 0 ? next : undefined;
+}
+
+export async function setStatsProgress(db: Queryable, next: Date): Promise<void> {
+  await db.query('UPDATE orchestrator_stats_progress SET next_minute = $1 WHERE id = 1', [next]);
+}
+
+export async function pruneMinuteStats(db: Queryable, before: Date): Promise<number> {
+  const res = await db.query('DELETE FROM orchestrator_minute_stats WHERE minute < $1', [before]);
+  return res.rowCount;
 }
 
 export async function findExecution(db: Queryable, tenantId: string, id: string): Promise<ExecutionRow | undefined> {

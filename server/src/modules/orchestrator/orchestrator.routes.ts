@@ -4,13 +4,25 @@ import { Execution, ExecutionStatus, ExecutionWithSteps, RetriedExecution, type 
 import { NodeId } from '../../contracts/flows.js';
 import { listMeta, listOf, pageQuery, parseSort, sortQuery } from '../../contracts/list.js';
 import type { AuditPublisher } from '../../platform/audit.js';
-import type { HttpApp } from '../../platform/http/index.js';
+import type { EventStreams, HttpApp } from '../../platform/http/index.js';
 import { ORCHESTRATOR_AUDIT } from './orchestrator.events.js';
+import { serveExecutionStream } from './orchestrator.live.js';
 import type { ExecutionRow, SnapshotRow, StepRunRow } from './orchestrator.repo.js';
 import { stepRunKey } from './orchestrator.repo.js';
 import type { OrchestratorService } from './orchestrator.service.js';
 
 const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 _ . : -');
+const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' });
+
+const StatFigures = z.object({ executions: z.number().int(), failures: z.number().int(), p99Ms: z.number().int().nullable() });
+const ExecutionStatsView = z.object({
+  from: z.string(),
+  bucketSeconds: z.number().int(),
+  total: StatFigures,
+  flows: z.array(StatFigures.extend({ flowId: z.string() })),
+  buckets: z.array(StatFigures.extend({ at: z.string() })),
+});
+
 const Snapshot = z.object({ flowId: z.string(), nodeId: z.string(), snapshot: z.unknown(), updatedAt: z.string() });
 
 function executionView(x: ExecutionRow): Execution {
@@ -51,8 +63,10 @@ function snapshotView(s: SnapshotRow): z.infer<typeof Snapshot> {
   return { flowId: s.flow_id, nodeId: s.node_id, snapshot: s.snapshot, updatedAt: s.updated_at.toISOString() };
 }
 
-export function orchestratorRoutes(service: OrchestratorService, audit: AuditPublisher) {
+export function orchestratorRoutes(service: OrchestratorService, audit: AuditPublisher, streams: EventStreams) {
   return async (app: HttpApp): Promise<void> => {
+    streams.endOnClose(app);
+
     app.get(
       '/api/v1/executions',
       {
@@ -61,16 +75,61 @@ export function orchestratorRoutes(service: OrchestratorService, audit: AuditPub
           tags: ['executions'],
           summary: 'List executions (runs of flows), newest first',
           security: [{ bearer: [] }],
-          querystring: z.strictObject({ ...pageQuery, 'filter[flowId]': Id.optional(), 'filter[status]': ExecutionStatus.optional(), sort: sortQuery(['startedAt']) }),
+          querystring: z.strictObject({
+            ...pageQuery,
+            'filter[flowId]': Id.optional(),
+            'filter[status]': ExecutionStatus.optional(),
+            'filter[from]': Instant.optional().describe('started at or after (ISO 8601)'),
+            'filter[to]': Instant.optional().describe('started before (ISO 8601)'),
+            sort: sortQuery(['startedAt']),
+          }),
           response: { 200: listOf(Execution) },
         },
       },
       async (req) => {
         const q = req.query;
         const { desc } = parseSort(q.sort, '-startedAt');
-        const { rows, total } = await service.listExecutions({ tenantId: req.principal.tenantId, flowId: q['filter[flowId]'], status: q['filter[status]'] }, desc, q['page[number]'], q['page[size]']);
+        const filter = {
+          tenantId: req.principal.tenantId,
+          flowId: q['filter[flowId]'],
+          status: q['filter[status]'],
+          from: q['filter[from]'] === undefined ? undefined : new Date(q['filter[from]']),
+          to: q['filter[to]'] === undefined ? undefined : new Date(q['filter[to]']),
+        };
+        const { rows, total } = await service.listExecutions(filter, desc, q['page[number]'], q['page[size]']);
         return { data: rows.map(executionView), meta: listMeta(total, q['page[number]'], q['page[size]']) };
       },
+    );
+
+    app.get(
+      '/api/v1/executions/live',
+      {
+        config: { permission: 'executions.read' },
+        schema: {
+          tags: ['executions'],
+          summary: 'Server-sent events: `execution` {id, flowId} each time one of the tenant’s executions changes',
+          description: 'Opens with `event: ready`. Events name the execution, not its state: read it again. Nothing is replayed; after a reconnect, read the list again.',
+          security: [{ bearer: [] }],
+          querystring: z.strictObject({ 'filter[flowId]': Id.optional(), 'filter[executionId]': Id.optional() }),
+          produces: ['text/event-stream'],
+        },
+      },
+      async (req, reply) => serveExecutionStream(streams, req, reply, { flowId: req.query['filter[flowId]'], executionId: req.query['filter[executionId]'] }),
+    );
+
+    app.get(
+      '/api/v1/executions/stats',
+      {
+        config: { permission: 'executions.read' },
+        schema: {
+          tags: ['executions'],
+          summary: 'Throughput and errors over the last minutes (default 60): executions finished, failures and p99 duration per minute, per flow and in total',
+          security: [{ bearer: [] }],
+          querystring: z.strictObject({ 'filter[flowId]': Id.optional(), minutes: z.coerce.number().int().min(1).max(1440).default(60) }),
+          response: { 200: z.object({ data: ExecutionStatsView }) },
+        },
+      },
+      async (req) => ({ data: await service.executionStats(req.principal.tenantId, req.query['filter[flowId]'], req.query.minutes) }),
     );
 
     app.get(

@@ -252,6 +252,7 @@ export class StepRunner {
     const reply = result.reply ?? inline.reply;
     try {
       await this.deps.writer.commitStep({
+        scope: { tenantId: sj.tenant, flowId: sj.flowId },
         runs: inline.runs,
         execution,
         children: [...inline.queued, ...inline.deadLetters],
@@ -416,6 +417,7 @@ export class StepRunner {
       }
       const now = new Date();
       await this.deps.writer.commitStep({
+      scope: { tenantId: sj.tenant, flowId: sj.flowId },
         runs: [{ ...this.failureRun(sj, path, 'failed', `the engine could not run this step: ${reason}`, now, now), retryMessageJson: JSON.stringify(sj.message) }],
         execution: undefined,
         children: [],
@@ -521,6 +523,7 @@ export class StepRunner {
   /** Commits the settlement of a job's own step; a failure for good then dead-letters the job. */
   private async commitSettlement(sj: StepJob, s: Settlement, execution: NewExecution | undefined): Promise<void> {
     await this.deps.writer.commitStep({
+      scope: { tenantId: sj.tenant, flowId: sj.flowId },
       runs: [s.run],
       execution,
       children: s.next ? [s.next] : [],

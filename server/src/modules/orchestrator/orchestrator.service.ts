@@ -18,7 +18,9 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ComponentsService } from '../components/index.js';
+import { EXECUTIONS_CHANGED, type ExecutionsChanged } from './orchestrator.events.js';
 import * as repo from './orchestrator.repo.js';
+import { executionStats, StatsRollup, type ExecutionStats } from './orchestrator.stats.js';
 import { HANDOFF_LEASE_MARGIN_MS, MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
 import type { Placement, Runtime } from './orchestrator.runtime.js';
@@ -92,6 +94,7 @@ export class OrchestratorService {
   private unlisten: (() => Promise<void>) | undefined;
   private tick: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private readonly statsRollup: StatsRollup;
   /** Reconciles run one at a time; a request during one runs once more after it. */
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -108,6 +111,7 @@ export class OrchestratorService {
     private readonly options: OrchestratorOptions,
   ) {
     this.tickMs = options.tickMs ?? 5_000;
+    this.statsRollup = new StatsRollup(db, logger, options.retentionMs);
   }
 
   async start(): Promise<void> {
@@ -127,12 +131,19 @@ export class OrchestratorService {
     const pruneEvery = this.options.pruneEveryMs ?? Math.min(60_000, Math.max(1_000, Math.floor(this.options.retentionMs / 4)));
     this.pruneTimer = setInterval(() => void this.prune(), pruneEvery);
     this.pruneTimer.unref();
+    this.statsRollup.start();
+  }
+
+  /** Rolls the finished minutes of execution stats up now (tests; the job does it every minute). */
+  rollUpStats(now = new Date()): Promise<void> {
+    return this.statsRollup.run(now);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
     clearInterval(this.pruneTimer);
+    await this.statsRollup.stop();
     await Promise.all(this.subscriptions.map((s) => s.stop()));
     await this.unlisten?.();
     await this.reconciling;
@@ -300,6 +311,11 @@ export class OrchestratorService {
     return { rows, total };
   }
 
+  /** Per minute, per flow and in total over the last `minutes`: executions finished, failures, p99 duration. */
+  executionStats(tenantId: string, flowId: string | undefined, minutes: number, now = new Date()): Promise<ExecutionStats> {
+    return executionStats(this.db, tenantId, flowId, minutes, now);
+  }
+
   async getExecution(tenantId: string, id: string): Promise<{ execution: repo.ExecutionRow; steps: repo.StepRunRow[] }> {
     const execution = await repo.findExecution(this.db, tenantId, id);
     if (!execution) throw AppError.notFound(`execution ${id}`);
@@ -308,7 +324,7 @@ export class OrchestratorService {
 
   /** Re-runs the failed steps of a failed execution from their stored input. */
   async retryExecution(tenantId: string, id: string): Promise<{ execution: repo.ExecutionRow; retried: number }> {
-    return this.db.transaction(async (tx) => {
+    const retried = await this.db.transaction(async (tx) => {
       const execution = await repo.lockExecution(tx, tenantId, id);
       if (!execution) throw AppError.notFound(`execution ${id}`);
       if (execution.status !== 'failed') throw AppError.conflict(`execution ${id} is ${execution.status}; only a failed execution can be retried`);
@@ -335,8 +351,11 @@ export class OrchestratorService {
       }
       await repo.markStepRunsQueued(tx, id, failed.map((r) => ({ nodeId: r.node_id, path: r.path })));
       await repo.reopenExecution(tx, id, failed.length);
-      return { execution: { ...execution, status: 'running', finished_at: null, pending: execution.pending + failed.length }, retried: failed.length };
+      return { execution: { ...execution, status: 'running' as const, finished_at: null, pending: execution.pending + failed.length }, retried: failed.length };
     });
+    const change = { id, tenant: retried.execution.tenant_id, flowId: retried.execution.flow_id };
+    this.bus.live.publish<ExecutionsChanged>(EXECUTIONS_CHANGED, { executions: [change] }).catch((err: unknown) => this.logger.warn({ err }, 'orchestrator: live event not sent'));
+    return retried;
   }
 
   // ---- snapshots API ----

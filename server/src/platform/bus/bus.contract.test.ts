@@ -17,7 +17,7 @@ import { openDb } from '../db/index.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { RetryLater, type Bus, type BusEvent, type Consumer, type Job, type QueueStats } from './bus.js';
-import { createBus, type CreateBusOptions } from './index.js';
+import { createBus, type CreateBusOptions, type LiveEvent } from './index.js';
 import { sweepPayloads } from './outbox.repo.js';
 
 /** Adapter-specific tests exist only for their adapter, so a run reports no skipped tests. */
@@ -280,6 +280,35 @@ describe.each(targets)('bus contract on $name', (target) => {
     await seen.waitFor(1);
     await sleep(300);
     expect(seen.items).toEqual(['committed']);
+  });
+
+  it('live events reach the listeners of every process subscribed now, by pattern; nothing is kept', async () => {
+    const root = unique('live');
+    // Embedded PGlite has one process by design: its live events stay in memory, in that bus.
+    const run = async (publisher: Bus, listener: Bus): Promise<void> => {
+      await publisher.live.publish(`${root}.early`, { n: 0 });
+      const heard = recorder<LiveEvent>();
+      const stop = await listener.live.subscribe(`${root}.*`, (e) => heard.push(e));
+      await publisher.live.publish('unrelated.topic', { n: -1 });
+      await publisher.live.publish(`${root}.a`, { n: 1 });
+      await publisher.live.publish(`${root}.b`, { n: 2 });
+      expect(await heard.waitFor(2)).toEqual([
+        { name: `${root}.a`, payload: { n: 1 } },
+        { name: `${root}.b`, payload: { n: 2 } },
+      ]);
+      await expect(publisher.live.publish(`${root}.big`, { text: 'x'.repeat(10_000) })).rejects.toThrow(/larger than/);
+      await stop();
+      // A later listener hears the sentinel after the event the stopped one must miss.
+      const later = recorder<LiveEvent>();
+      const stopLater = await listener.live.subscribe(`${root}.>`, (e) => later.push(e));
+      await publisher.live.publish(`${root}.c`, { n: 3 });
+      await publisher.live.publish(`${root}.sentinel`, {});
+      await later.waitFor(2);
+      await stopLater();
+      expect(heard.items).toHaveLength(2);
+    };
+    if (target.db === 'pglite' && !target.isNats) await run(bus, bus);
+    else await withOtherProcess((other) => run(bus, other));
   });
 
   it('claims, acks, nacks with a delay, dead-letters and requeues (low level)', async () => {

@@ -15,6 +15,7 @@
  *   or dead-lettered (kept with its last error) after `maxAttempts` deliveries.
  */
 import type { Queryable } from '../db/db.js';
+import type { LiveEvents } from './live.js';
 
 export interface EventHeaders {
   name: string;
@@ -147,6 +148,9 @@ export interface Bus {
   listDeadLetters<T = unknown>(queue: string, limit?: number): Promise<DeadLetter<T>[]>;
   /** Puts a dead letter back on its queue with a fresh attempt count. */
   requeueDeadLetter(id: string): Promise<void>;
+
+  /** Events for whoever listens now (UI updates): not stored, at most once, every process. See live.ts. */
+  readonly live: LiveEvents;
 
   /** Throws when the bus does not answer (readiness). */
   ping(): Promise<void>;

@@ -41,6 +41,7 @@ import * as outbox from './outbox.repo.js';
 import { assertName, assertPattern, assertUserQueue, eventQueueName, isEventQueue, shortHash } from './pattern.js';
 import * as repo from './sql.repo.js';
 import { toDeadLetter } from './sql.bus.js';
+import { createNatsLiveEvents, type LiveEvents } from './live.js';
 
 export interface NatsBusOptions {
   db: Db;
@@ -101,6 +102,7 @@ interface ConsumerTarget {
 
 class NatsBus implements Bus {
   readonly kind = 'nats' as const;
+  readonly live: LiveEvents;
   private readonly db: Db;
   private readonly log: Logger;
   private readonly defaults: BusDefaults;
@@ -134,6 +136,7 @@ class NatsBus implements Bus {
     this.jobsStream = `${this.prefix}_JOBS`;
     this.eventsStream = `${this.prefix}_EVENTS`;
     this.defaults = { leaseMs: opts.leaseMs, maxAttempts: opts.maxAttempts, drainTimeoutMs: opts.drainTimeoutMs ?? 10_000, logger: this.log };
+    this.live = createNatsLiveEvents(() => this.nc, this.prefix, this.log);
   }
 
   async start(): Promise<void> {
@@ -398,6 +401,7 @@ class NatsBus implements Bus {
     clearInterval(this.payloadSweeper);
     await Promise.all([...this.consumers].map((c) => c.stop()));
     await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'bus: unlisten failed'));
+    await this.live.close();
     await this.relay.stop();
     this.acks.flush();
     await this.publisher.close();

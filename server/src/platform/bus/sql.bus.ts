@@ -15,6 +15,7 @@ import type { Bus, ClaimOptions, ConsumeOptions, Consumer, DeadLetter, EnqueueOp
 import { checkDelayMs, closedError, consumerSettings, encodePayload, eventEnvelope, startTrackedConsumer, type BusDefaults, type JobSource } from './consumer.js';
 import { assertName, assertPattern, assertUserQueue, eventQueueName, patternToRegex } from './pattern.js';
 import * as repo from './sql.repo.js';
+import { createMemoryLiveEvents, createNotifyLiveEvents, type LiveEvents } from './live.js';
 
 export interface SqlBusOptions {
   db: Db;
@@ -50,6 +51,7 @@ interface PendingEvent {
 
 class SqlBus implements Bus {
   readonly kind = 'sql' as const;
+  readonly live: LiveEvents;
   private readonly db: Db;
   private readonly log: Logger;
   private readonly defaults: BusDefaults;
@@ -77,6 +79,7 @@ class SqlBus implements Bus {
     this.enqueues = new GroupCommit(MAX_BATCH, inFlight, (items) => this.flushEnqueues(items));
     this.publishes = new GroupCommit(MAX_BATCH, inFlight, (items) => this.flushPublishes(items));
     this.acks = new GroupCommit(MAX_BATCH, inFlight, (ids) => this.flushAcks(ids));
+    this.live = this.db.dialect === 'pglite' ? createMemoryLiveEvents(this.log) : createNotifyLiveEvents(this.db, () => repo.notifyChannel(this.db, 'live'), this.log);
   }
 
   async start(): Promise<void> {
@@ -208,6 +211,7 @@ class SqlBus implements Bus {
     await Promise.all([...this.consumers].map((c) => c.stop()));
     await Promise.all([this.enqueues.idle(), this.publishes.idle(), this.acks.idle()]);
     await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'bus: unlisten failed'));
+    await this.live.close().catch((err: unknown) => this.log.warn({ err }, 'bus: closing live events failed'));
   }
 
   // ---- internals ----

@@ -35,7 +35,7 @@ export interface DeadLetterRow {
 }
 
 /** The LISTEN channel this schema's triggers notify for `kind` ('bus' or 'outbox'). */
-export async function notifyChannel(db: Queryable, kind: 'bus' | 'outbox'): Promise<string> {
+export async function notifyChannel(db: Queryable, kind: 'bus' | 'outbox' | 'live'): Promise<string> {
   const res = await db.query<{ channel: string }>('SELECT bus_channel($1, current_schema()) AS channel', [kind]);
   return res.rows[0]!.channel;
 }

@@ -4,6 +4,7 @@
  * Authenticator and checks the permission before the handler runs.
  */
 import type { FastifyRequest } from 'fastify';
+import { holdsPermission, isRestrictedPermission } from '../../contracts/permissions.js';
 
 export interface Principal {
   accountId: string;
@@ -29,18 +30,11 @@ export type RoutePermission = 'public' | 'authenticated' | (string & {});
 
 /** `all` is the platform admin. `tenant.all` holds every permission that is not restricted. */
 export function hasPermission(principal: Pick<Principal, 'permissions'>, permission: string): boolean {
-  const held = principal.permissions;
-  if (held.includes('all') || held.includes(permission)) return true;
-  return held.includes('tenant.all') && !isRestrictedPermission(permission);
+  return holdsPermission(principal.permissions, permission);
 }
 
-/**
- * Permissions only a platform admin holds: tenant admins can neither use nor grant them.
- * `metrics.read` is one: the metrics describe every tenant's traffic, not the caller's.
- */
-export function isRestrictedPermission(permission: string): boolean {
-  return permission === 'all' || permission.startsWith('iam.') || permission === 'metrics.read';
-}
+// The rule lives with the permission list (contracts/permissions.ts), so the cockpit applies the same one.
+export { isRestrictedPermission };
 
 export function isPlatformAdmin(principal: Pick<Principal, 'permissions'>): boolean {
   return principal.permissions.includes('all');

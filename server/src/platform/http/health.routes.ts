@@ -1,7 +1,4 @@
-/** Liveness, readiness, metrics (behind `metrics.read`), OpenAPI document and the cockpit page. */
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+/** Liveness, readiness, metrics (behind `metrics.read`) and the OpenAPI document. */
 import { z } from 'zod';
 import type { HttpApp } from './server.js';
 import type { Metrics } from './metrics.js';
@@ -12,7 +9,6 @@ export interface ReadinessCheck {
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
-const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../web');
 
 async function runCheck(c: ReadinessCheck): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
@@ -80,11 +76,4 @@ export async function registerHealthRoutes(app: HttpApp, metrics: Metrics, check
   );
 
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
-
-  app.get('/', { config: { permission: 'public' }, schema: { hide: true } }, async (_req, reply) => {
-    // The cockpit: the built web UI when present, else the placeholder page.
-    const built = path.join(WEB_DIR, 'dist', 'index.html');
-    const file = fs.existsSync(built) ? built : path.join(WEB_DIR, 'public', 'index.html');
-    return reply.type('text/html; charset=utf-8').send(fs.createReadStream(file));
-  });
 }
