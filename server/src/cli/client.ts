@@ -40,6 +40,9 @@ export interface FlowListOptions extends Paging {
 export interface ExecutionListOptions extends Paging {
   flowId?: string;
   status?: ExecutionStatus;
+  /** Started at or after / before (ISO 8601 date-times). */
+  from?: string;
+  to?: string;
   sort?: 'startedAt' | '-startedAt';
 }
 
@@ -123,7 +126,9 @@ export class PlexusClient {
   // ---------------------------------------------------------------- executions
 
   listExecutions(o: ExecutionListOptions = {}): Promise<Page<Execution>> {
-    return this.request('GET', '/api/v1/executions', listOf(Execution), { query: { ...paging(o), 'filter[flowId]': o.flowId, 'filter[status]': o.status, sort: o.sort } });
+    return this.request('GET', '/api/v1/executions', listOf(Execution), {
+      query: { ...paging(o), 'filter[flowId]': o.flowId, 'filter[status]': o.status, 'filter[from]': o.from, 'filter[to]': o.to, sort: o.sort },
+    });
   }
 
   async getExecution(id: string): Promise<ExecutionWithSteps> {

@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PlexusClient } from '../../src/cli/client.js';
 import { cliUser, type CliUser } from '../helpers/cli.js';
 import { startSink, type Sink } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
@@ -232,12 +233,40 @@ describe('plexus CLI against a running hub', () => {
     const listed = await plexus('executions', 'list', '--flow', 'failing', '--status', 'failed', '-o', 'json');
     expect(listed.code, listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as Array<{ id: string }>).map((x) => x.id)).toEqual([executionId]);
+    const later = await plexus('executions', 'list', '--flow', 'failing', '--from', new Date(Date.now() + 3_600_000).toISOString(), '-o', 'json');
+    expect(later.code, later.stderr).toBe(0);
+    expect(JSON.parse(later.stdout)).toEqual([]);
+    const badTime = await plexus('executions', 'list', '--from', 'yesterday');
+    expect(badTime.code).toBe(1);
+    expect(badTime.stderr).toContain('filter[from]');
 
     sink.respond(200, { ok: true });
     const retried = await plexus('executions', 'retry', executionId, '--watch');
     expect(retried.code, retried.stderr).toBe(0);
     expect(retried.stdout).toMatch(/send\s+0\s+succeeded/);
     expect(retried.stdout).toContain(`execution ${executionId} succeeded`);
+  });
+
+  it('reads the hub’s execution event stream: an execution it names, once subscribed', async () => {
+    const { token } = JSON.parse(fs.readFileSync(user.sessionFile, 'utf8')) as { token: string };
+    const client = new PlexusClient({ url, token });
+    const flow = await flowByName('failing');
+    const abort = new AbortController();
+    try {
+      const events = await client.executionEvents({ flowId: flow.id }, abort.signal);
+      expect(events, 'the hub has no execution event stream').toBeDefined();
+      const it = events![Symbol.asyncIterator]();
+      expect((await it.next()).value).toMatchObject({ event: 'ready' });
+      const hook = await fetch(`${url}/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":2}' });
+      const { executionId } = ((await hook.json()) as { data: { executionId: string } }).data;
+      for (;;) {
+        const next = await it.next();
+        expect(next.done).toBe(false);
+        if (next.value!.event === 'execution' && (JSON.parse(next.value!.data) as { id: string }).id === executionId) break;
+      }
+    } finally {
+      abort.abort();
+    }
   });
 
   it('stores secrets from standard input and shows them masked', async () => {

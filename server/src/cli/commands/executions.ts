@@ -36,10 +36,12 @@ export function registerExecutionCommands(program: Command<[], Record<string, un
   addPagingOptions(executions.command('list').description('list executions, newest first'))
     .addOption(new Option('--flow <flow>', 'only runs of this flow (name or id)'))
     .addOption(new Option('--status <status>', 'only executions in this status').choices(ExecutionStatus.options))
+    .addOption(new Option('--from <time>', 'started at or after this ISO 8601 date-time'))
+    .addOption(new Option('--to <time>', 'started before this ISO 8601 date-time'))
     .action(async (opts) => {
       const client = ctx.client();
       const flowId = opts.flow ? (await resolveFlow(client, opts.flow)).id : undefined;
-      const page = await listPaged(opts, (p) => client.listExecutions({ ...p, flowId, status: opts.status }));
+      const page = await listPaged(opts, (p) => client.listExecutions({ ...p, flowId, status: opts.status, from: opts.from, to: opts.to }));
       printList(ctx.out(), page.data, executionColumns, page.meta, 'executions');
     });
 
