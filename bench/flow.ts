@@ -32,7 +32,7 @@ import { recordResults, type ResultTable } from './results.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SERVER_DIR = path.resolve(here, '../server');
 const PLEXUS_BIN = path.join(SERVER_DIR, 'bin', 'plexus.js');
-const ADMIN_PASSWORD = 'bench-admin-password';
+export const ADMIN_PASSWORD = 'bench-admin-password';
 
 // autocannon ships no types; the few parts used here.
 interface AutocannonRequest {
@@ -84,7 +84,7 @@ async function freePort(): Promise<number> {
 
 // ---- the sink: the application the flow calls ----
 
-interface Sink {
+export interface Sink {
   url: string;
   count(): number;
   lastAt(): number;
@@ -94,7 +94,7 @@ interface Sink {
   close(): Promise<void>;
 }
 
-async function startSink(): Promise<Sink> {
+export async function startSink(): Promise<Sink> {
   let arrivals: Array<{ sentAt: number; at: number }> = [];
   let last = 0;
   const server = http.createServer((req, res) => {
@@ -130,18 +130,19 @@ async function startSink(): Promise<Sink> {
 
 // ---- hub processes ----
 
-interface HubProcess {
+export interface HubProcess {
   url: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
 
-async function startHub(env: Record<string, string>): Promise<HubProcess> {
+/** A `plexus start` child process; `serverDir` may name another checkout's server/ (bench/code.ts compares with main). */
+export async function startHub(env: Record<string, string>, serverDir = SERVER_DIR): Promise<HubProcess> {
   const port = await freePort();
   // e.g. PLEXUS_BENCH_HUB_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the hubs under load.
   const nodeArgs = (process.env.PLEXUS_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, PLEXUS_BIN, 'start'], {
-    cwd: SERVER_DIR,
+  const child = spawn(process.execPath, [...nodeArgs, serverDir === SERVER_DIR ? PLEXUS_BIN : path.join(serverDir, 'bin', 'plexus.js'), 'start'], {
+    cwd: serverDir,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
@@ -184,7 +185,7 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
   }
 }
 
-async function api(base: string, method: string, url: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }> {
+export async function api(base: string, method: string, url: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(base + url, {
     method,
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -347,7 +348,7 @@ function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
-interface Measured {
+export interface Measured {
   label: string;
   completedPerSec: number;
   accepted: number;
@@ -363,7 +364,7 @@ interface Measured {
   cpuUsPerExecution: number;
 }
 
-async function measure(label: string, hookUrls: string[], sink: Sink, connections: number, durationMs: number, pids: Array<number | undefined>): Promise<Measured> {
+export async function measure(label: string, hookUrls: string[], sink: Sink, connections: number, durationMs: number, pids: Array<number | undefined>): Promise<Measured> {
   const serverCpuSeconds = (): number => pids.reduce<number>((sum, pid) => sum + processCpuSeconds(pid), 0);
   // Warm-up: JIT, connection pools, prepared statements.
   const warm = await load(hookUrls, 10, 2_000, 500);

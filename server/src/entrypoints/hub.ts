@@ -98,7 +98,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }) });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,

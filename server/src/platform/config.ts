@@ -151,9 +151,14 @@ const EnvSchema = z.object({
   PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   /** Non-public hosts every step may reach anyway: names, `*.suffix` names, IP addresses, CIDRs, comma-separated. */
   PLEXUS_STEPS_ALLOWED_HOSTS: allowedHosts.optional(),
-  /** Worker threads of the code-step sandbox, and each one's heap limit in MB. */
+  /** `off` switches the code component off: flows with a code node are refused when saved. */
+  PLEXUS_CODE_STEPS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  /** Child processes that run code steps, in all (spawned when needed, gone after a minute idle). */
   PLEXUS_CODE_WORKERS: positiveInt.default(2),
-  PLEXUS_CODE_MEMORY_MB: positiveInt.default(64),
+  /** Heap limit of the isolate a code step runs in, in MB (at least 8). */
+  PLEXUS_CODE_MEMORY_MB: positiveInt.pipe(z.number().min(8, 'must be at least 8')).default(64),
+  /** CPU time one code step run may use (it also stops at its node's timeoutMs of wall time). */
+  PLEXUS_CODE_CPU_TIME: duration.pipe(z.number().min(10, 'must be at least 10ms')).prefault('10s'),
   /** Upper bound for draining in-flight work on SIGTERM. */
   PLEXUS_SHUTDOWN_TIMEOUT: duration.prefault('15s'),
   // Per-tenant limits (modules/limits): the defaults; a platform admin overrides them per tenant.
@@ -191,7 +196,13 @@ export type Config = Readonly<{
   secrets: Readonly<{ key: string | undefined; previousKeys: readonly string[] }>;
   webhooks: Readonly<{ maxBytes: number; maxFields: number; maxXmlElements: number }>;
   executions: Readonly<{ retentionMs: number; storedBodyBytes: number }>;
-  components: Readonly<{ paths: readonly string[]; codeWorkers: number; codeMemoryMb: number }>;
+  components: Readonly<{
+    paths: readonly string[];
+    codeSteps: boolean;
+    codeWorkers: number;
+    codeMemoryMb: number;
+    codeCpuTimeMs: number;
+  }>;
   /** The operator's outbound network policy (platform/outbound). */
   outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
@@ -256,8 +267,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       paths: Object.freeze(
         (e.PLEXUS_COMPONENT_PATHS ?? path.join(e.PLEXUS_DATA_DIR, 'components')).split(',').map((p) => p.trim()).filter(Boolean).map((p) => path.resolve(p)),
       ),
+      codeSteps: e.PLEXUS_CODE_STEPS === 'on',
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
+      codeCpuTimeMs: e.PLEXUS_CODE_CPU_TIME,
     }),
     outbound: Object.freeze({
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',

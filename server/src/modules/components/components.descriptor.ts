@@ -119,6 +119,8 @@ export interface ComponentFunction {
 export interface Component {
   readonly descriptor: ComponentDescriptor;
   readonly source: ComponentSource;
+  /** Why the operator switched this component off; flows using it are refused. */
+  readonly disabled?: string;
   fn(name: string): ComponentFunction | undefined;
 }
 

@@ -26,6 +26,8 @@ const ComponentView = z.object({
   triggers: z.record(z.string(), FunctionView),
   actions: z.record(z.string(), FunctionView),
   builtin: z.boolean(),
+  /** Present when the operator switched the component off: why. */
+  disabled: z.string().optional(),
   source: z.object({ kind: z.enum(['builtin', 'directory', 'package']), path: z.string().optional(), name: z.string().optional() }),
   createdAt: z.string().optional(),
 });

@@ -1,301 +1,563 @@
 /**
- * The sandbox of the `code` component: tenant JavaScript in a fresh `node:vm` context per run,
- * inside a pool of worker threads with a memory limit; a run over its time limit has its worker
- * terminated and replaced. The context has no `require`, no `process`, no timers; its only way
- * out is a provided `fetch` (guarded against private addresses unless the node allows them).
+ * The sandbox of the `code` component: tenant JavaScript runs in child processes of the hub,
+ * never in the hub itself, each run in a fresh context of an isolated-vm Isolate.
  *
- * Only primitives cross between the context and the worker (JSON strings in, JSON strings out,
- * strings through the bridge), so no object of the worker's realm leaks into user code. This
- * keeps honest code honest and contains mistakes (loops, leaks, crashes); it is not a boundary
- * against a determined attacker — `node:vm` is not one. Remote workers (a later issue) are.
+ * Glossary
+ * - Runner: one child process (components.sandbox-runner.mjs), started with plain `node`, an
+ *   empty environment, cwd `/`, Node's permission model (reads of the runner files and the
+ *   isolated-vm package only; no writes, no child processes, no workers) and, when the hub runs
+ *   as root, the uid/gid of `nobody`. It holds nothing of the hub: no data directory, no database
+ *   or bus connection, no secrets. It talks to the hub over IPC only.
+ * - Binding: a runner belongs to the tenant it was started for, for its whole life. Another
+ *   tenant's run never goes to it; when no runner is free, an idle runner of another tenant is
+ *   stopped and a new one started (docs/adr/0009-code-steps-out-of-process.md says why a new
+ *   process rather than a new isolate) — right away if that tenant has nothing waiting, else once
+ *   the runner has served it for `switchAfterMs` (1 s), so tenants do not trade processes per run.
+ * - Run: one code step on one message. A runner runs one at a time, in a fresh context.
+ * - Slot: a runner busy with (or starting for) a run. `size` runners exist in all; a tenant
+ *   holds at most `slotsFor(tenant)` of them. Queued runs are served round-robin across tenants.
+ * - Limits: wall time (`timeoutMs`, a hub timer), CPU time (the runner's watchdog on the
+ *   isolate's cpuTime), memory (the isolate's memoryLimit, and a hub watchdog on the runner's
+ *   RSS). A violation kills the runner; the step fails with a user error naming the limit.
+ *   A runner that dies otherwise fails only its own run, as transient, and is replaced.
+ *
+ * Only strings cross: the run's input as JSON, the emitted bodies as JSON, log lines, and fetch
+ * requests and answers as JSON — the hub performs every fetch (platform/outbound's codeFetch),
+ * under the operator's network policy.
  */
-import { Worker } from 'node:worker_threads';
-import { StepError } from './components.descriptor.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import type { Logger } from '../../platform/logger.js';
+import type { CodeFetch } from '../../platform/outbound/index.js';
+import { StepError, classifyStepError } from './components.descriptor.js';
+
+/** A fetch made by tenant code, as it reaches the hub; platform/outbound's codeFetch performs it. */
+export type CodeFetchRequest = Parameters<CodeFetch>[0];
+export type CodeFetchResponse = Awaited<ReturnType<CodeFetch>>;
 
 export interface SandboxRun {
+  tenant: string;
   code: string;
-  /** JSON of `{body, headers, metadata, attachments, id, snapshot}`. */
+  /** JSON of `{id, body, headers, metadata, attachments, snapshot}`. */
   inputJson: string;
   timeoutMs: number;
-  allowPrivateNetwork: boolean;
+  /** Performs one fetch of this run; `deadlineMs` is when the run's time is up (Date.now() clock). */
+  fetch(request: CodeFetchRequest, deadlineMs: number): Promise<CodeFetchResponse>;
+}
+
+export interface LogLine {
+  level: string;
+  text: string;
 }
 
 export interface SandboxOutcome {
   /** JSON of the emitted bodies, in order. */
   emittedJson: string;
-  logs: Array<{ level: string; text: string }>;
+  logs: LogLine[];
+}
+
+/** What the code component needs of a sandbox. */
+export interface CodeSandbox {
+  run(run: SandboxRun): Promise<SandboxOutcome>;
 }
 
 export interface SandboxOptions {
-  /** Workers in the pool; each runs one step at a time. */
+  /** Runners (child processes) in all; each runs one step at a time. */
   size: number;
-  /** Heap limit of each worker. */
+  /** Heap limit of each runner's isolate, in MB (isolated-vm's minimum is 8). */
   memoryMb: number;
+  /** How many runners one tenant may hold at once (at least 1). */
+  slotsFor(tenant: string): number;
+  /** CPU time one run may use; a run's budget is the smaller of this and its timeoutMs. */
+  cpuTimeMs: number;
+  logger: Logger;
+  /** RSS above which the hub kills a runner; default 128 MB + 4 × memoryMb (isolated-vm lets a determined script use 2-3 × its limit). */
+  rssLimitMb?: number;
+  /** An idle runner exits after this long, so an idle hub holds none. */
+  idleMs?: number;
+  /** A runner whose tenant still has work waiting is given to another tenant only after serving it this long. */
+  switchAfterMs?: number;
+  /** Caps per run. */
+  maxOutputChars?: number;
+  maxLogLines?: number;
+  maxLogChars?: number;
+  maxFetchCalls?: number;
 }
 
-/**
- * Evaluated in each fresh context: builds `console`, `fetch` and the run's arguments from primitives
- * only, so user code never holds an object of the worker's realm.
- */
-const BOOTSTRAP_SOURCE = String.raw`(function (bridgeFetch, bridgeLog, inputJson) {
-  'use strict';
-  const fmt = (v) => typeof v === 'string' ? v : (() => { try { return JSON.stringify(v); } catch { return String(v); } })();
-  const log = (level) => (...args) => bridgeLog(level, args.map(fmt).join(' '));
-  globalThis.console = { log: log('info'), info: log('info'), debug: log('debug'), warn: log('warn'), error: log('error') };
-  globalThis.fetch = async function fetch(url, init) {
-    init = init || {};
-    const request = JSON.stringify({ url: String(url), method: init.method ? String(init.method) : 'GET', headers: init.headers && typeof init.headers === 'object' ? init.headers : {}, body: init.body === undefined || init.body === null ? undefined : String(init.body) });
-    let raw;
-    try { raw = await bridgeFetch(request); } catch (e) { const err = new Error('fetch failed: ' + String(e && e.message)); err.transient = true; throw err; }
-    const r = JSON.parse(raw);
-    if (r.error) { const err = new Error('fetch failed: ' + r.error); err.transient = !r.refused; throw err; }
-    const headers = r.headers;
-    return { status: r.status, statusText: r.statusText, ok: r.status >= 200 && r.status < 300, url: r.url,
-      headers: { get: (n) => { const v = headers[String(n).toLowerCase()]; return v === undefined ? null : v; }, has: (n) => String(n).toLowerCase() in headers, entries: () => Object.entries(headers)[Symbol.iterator]() },
-      text: async () => r.body, json: async () => JSON.parse(r.body) };
-  };
-  const input = JSON.parse(inputJson);
-  const emitted = [];
-  const emit = (value) => { emitted.push(value === undefined ? null : value); };
-  const message = { id: input.id, body: input.body, headers: input.headers, metadata: input.metadata, attachments: input.attachments };
-  return {
-    args: [input.body, input.headers, input.metadata, message, input.snapshot, emit],
-    finish: (result) => JSON.stringify(emitted.length > 0 ? emitted : result === undefined ? [] : [result]),
-  };
-})`;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RUNNER_FILE = path.join(here, 'components.sandbox-runner.mjs');
+const CONTEXT_FILE = path.join(here, 'components.sandbox-context.js');
+/** How long a runner may take to start before it counts as failed. */
+const START_TIMEOUT_MS = 30_000;
+/** How often a busy runner's RSS is read: there is no event for "memory grew", so this one timer polls. */
+const RSS_CHECK_MS = 250;
+/** The end of a runner's stderr kept for the hub log when it dies. */
+const STDERR_TAIL_CHARS = 4_000;
+const NOBODY_ID = 65_534;
+/** What V8 prints when it gives up on a heap (it then aborts the process). */
+const V8_OUT_OF_MEMORY = /is_heap_oom = 1|heap out of memory|Fatal JavaScript invalid size error|Fatal process out of memory/;
 
-/** Runs inside each worker; plain JavaScript, because workers do not go through the TS loader. */
-const WORKER_SOURCE = String.raw`
-'use strict';
-const { parentPort } = require('node:worker_threads');
-const vm = require('node:vm');
-const dns = require('node:dns');
-const net = require('node:net');
-
-const blocked = new net.BlockList();
-for (const [a, p] of [['0.0.0.0',8],['10.0.0.0',8],['100.64.0.0',10],['127.0.0.0',8],['169.254.0.0',16],['172.16.0.0',12],['192.0.0.0',24],['192.168.0.0',16],['198.18.0.0',15],['224.0.0.0',4],['240.0.0.0',4]]) blocked.addSubnet(a, p, 'ipv4');
-for (const [a, p] of [['::',128],['::1',128],['fc00::',7],['fe80::',10],['ff00::',8]]) blocked.addSubnet(a, p, 'ipv6');
-function isNonPublic(address) {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (m) return blocked.check(m[1], 'ipv4');
-  return blocked.check(address, net.isIP(address) === 6 ? 'ipv6' : 'ipv4');
+/** The folder of the isolated-vm package, and whether its addon has been built. */
+export function findIsolatedVm(): { dir: string; isBuilt: boolean } {
+  const dir = path.dirname(createRequire(import.meta.url).resolve('isolated-vm/package.json'));
+  return { dir, isBuilt: fs.existsSync(path.join(dir, 'out', 'isolated_vm.node')) };
 }
 
-const MAX_FETCH_BYTES = 10 * 1024 * 1024;
-const MAX_LOG_LINES = 100;
-const scripts = new Map();
+let nobody: { uid: number; gid: number } | undefined;
 
-function compile(code) {
-  let script = scripts.get(code);
-  if (!script) {
-    script = new vm.Script('(async function (body, headers, metadata, message, snapshot, emit) {\n' + code + '\n})', { filename: 'code.js', lineOffset: -1 });
-    if (scripts.size > 200) scripts.clear();
-    scripts.set(code, script);
-  }
-  return script;
+/** uid/gid of `nobody` when the hub runs as root (a runner must not); undefined otherwise. */
+function unprivilegedIds(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  nobody ??= lookUpNobody();
+  return nobody;
 }
 
-// Defined inside each context: wraps the bridge so user code only ever sees objects of its own realm.
-const BOOTSTRAP = new vm.Script(${JSON.stringify(BOOTSTRAP_SOURCE)}, { filename: 'plexus-bootstrap.js' });
-
-async function guardedHost(url) {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const addresses = net.isIP(host) ? [{ address: host }] : await dns.promises.lookup(host, { all: true });
-  const bad = addresses.find((a) => isNonPublic(a.address));
-  if (bad || addresses.length === 0) return host + ' resolves to non-public address ' + (bad ? bad.address : '(none)');
-  return undefined;
-}
-
-function makeBridge(allowPrivate, deadline) {
-  return async (requestJson) => {
-    const req = JSON.parse(requestJson);
-    let url;
-    try { url = new URL(req.url); } catch { return JSON.stringify({ error: 'invalid URL ' + req.url, refused: true }); }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return JSON.stringify({ error: url.protocol + ' is not http(s)', refused: true });
-    if (!allowPrivate) {
-      const why = await guardedHost(url).catch((e) => 'cannot resolve ' + url.hostname + ': ' + e.code);
-      if (why) return JSON.stringify({ error: why, refused: true });
-    }
-    try {
-      const res = await fetch(url, { method: req.method, headers: req.headers, body: req.body, redirect: allowPrivate ? 'follow' : 'manual', signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
-      const buf = Buffer.from(await res.arrayBuffer());
-      if (buf.length > MAX_FETCH_BYTES) return JSON.stringify({ error: 'response larger than ' + MAX_FETCH_BYTES + ' bytes', refused: true });
-      const headers = {};
-      res.headers.forEach((v, k) => { headers[k] = v; });
-      return JSON.stringify({ status: res.status, statusText: res.statusText, url: res.url, headers, body: buf.toString('utf8') });
-    } catch (e) {
-      return JSON.stringify({ error: (e && (e.cause && e.cause.code || e.message)) || String(e) });
-    }
-  };
-}
-
-function locate(err) {
-  const stack = err && typeof err.stack === 'string' ? err.stack : '';
-  const m = /code\.js:(\d+)(?::(\d+))?/.exec(stack);
-  return m ? { line: Number(m[1]), column: m[2] ? Number(m[2]) : undefined } : {};
-}
-
-parentPort.on('message', async (task) => {
-  const logs = [];
-  const bridgeLog = (level, text) => { if (logs.length < MAX_LOG_LINES) logs.push({ level: String(level), text: String(text).slice(0, 2000) }); };
-  let script;
+function lookUpNobody(): { uid: number; gid: number } {
   try {
-    script = compile(task.code);
-  } catch (err) {
-    parentPort.postMessage({ ok: false, error: { name: 'SyntaxError', message: String(err && err.message), ...locate(err) }, logs });
-    return;
+    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+    const [, , uid, gid] = line?.split(':') ?? [];
+    if (uid && gid && Number(uid) > 0) return { uid: Number(uid), gid: Number(gid) };
+  } catch {
+    // No /etc/passwd to read: fall back to the conventional id below.
   }
+  return { uid: NOBODY_ID, gid: NOBODY_ID };
+}
+
+/** Resident memory of a process in MB, from /proc (Linux); undefined where that cannot be read. */
+function residentMb(pid: number): number | undefined {
   try {
-    const context = vm.createContext(Object.create(null), { codeGeneration: { strings: false, wasm: false }, name: 'plexus-code' });
-    const setup = BOOTSTRAP.runInContext(context)(makeBridge(task.allowPrivateNetwork, Date.now() + task.timeoutMs), bridgeLog, task.inputJson);
-    const fn = script.runInContext(context, { timeout: task.timeoutMs });
-    const result = await fn(...setup.args);
-    parentPort.postMessage({ ok: true, emittedJson: setup.finish(result), logs });
-  } catch (err) {
-    const name = err && typeof err.name === 'string' ? err.name : 'Error';
-    const message = err && typeof err.message === 'string' ? err.message : String(err);
-    parentPort.postMessage({ ok: false, error: { name, message, transient: Boolean(err && err.transient === true), ...locate(err) }, logs });
+    const pages = Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    return Number.isFinite(pages) ? (pages * 4096) / (1024 * 1024) : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+const LogLines = z.array(z.object({ level: z.string().max(10), text: z.string() })).max(10_000);
+const RunId = z.number().int().nonnegative();
+/** What a runner may send. A runner is not trusted: anything else stops it. */
+const RunnerMessage = z.union([
+  z.object({ type: z.literal('ready') }),
+  z.object({ type: z.literal('fetch'), runId: RunId, callId: z.number().int().positive(), requestJson: z.string() }),
+  z.object({ type: z.literal('done'), runId: RunId, ok: z.literal(true), emittedJson: z.string(), logs: LogLines }),
+  z.object({
+    type: z.literal('done'),
+    runId: RunId,
+    ok: z.literal(false),
+    error: z.object({ name: z.string(), message: z.string(), line: z.number().int().optional(), column: z.number().int().optional(), transient: z.boolean() }),
+    logs: LogLines,
+  }),
+  z.object({ type: z.literal('limit'), runId: RunId, limit: z.enum(['cpu', 'memory']), logs: LogLines }),
+]);
+type RunnerMessage = z.infer<typeof RunnerMessage>;
+
+const FetchRequest = z.object({
+  url: z.string().max(8_192),
+  method: z.string().regex(/^[A-Za-z]{1,16}$/, 'must be an HTTP method'),
+  headers: z.record(z.string().max(256), z.string().max(8_192)),
+  body: z.string().optional(),
 });
-`;
-
-interface WorkerReply {
-  ok: boolean;
-  emittedJson?: string;
-  logs: Array<{ level: string; text: string }>;
-  error?: { name: string; message: string; line?: number; column?: number; transient?: boolean };
-}
 
 interface Task {
   run: SandboxRun;
-  resolve: (o: SandboxOutcome) => void;
-  reject: (e: unknown) => void;
+  id: number;
+  resolve(outcome: SandboxOutcome): void;
+  reject(err: unknown): void;
 }
 
-class PooledWorker {
-  readonly worker: Worker;
-  busy: Task | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  dead = false;
+type RunnerState = 'starting' | 'idle' | 'busy' | 'dead';
+
+/** The hub's handle on one runner process. */
+class Runner {
+  readonly child: ChildProcess;
+  state: RunnerState = 'starting';
+  task: Task | undefined;
+  readonly startedAt = Date.now();
+  lastUsedAt = Date.now();
+  private stderrTail = '';
+  private fetchCalls = 0;
+  private deadlineMs = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private rssTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    memoryMb: number,
-    private readonly onFree: (w: PooledWorker) => void,
-    private readonly onDead: (w: PooledWorker) => void,
+    readonly tenant: string,
+    private readonly pool: SandboxPool,
+    private readonly settings: Required<Omit<SandboxOptions, 'slotsFor' | 'logger'>> & { isolatedVm: string },
+    private readonly logger: Logger,
   ) {
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      // No inherited environment (it may hold secrets) and no inherited loaders or flags.
-      env: {},
-      execArgv: [],
-      stdout: true,
-      stderr: true,
-      resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.floor(memoryMb / 4)), stackSizeMb: 4 },
+    const { isolatedVm } = settings;
+    const ids = unprivilegedIds();
+    this.child = spawn(
+      process.execPath,
+      [
+        // isolated-vm needs it on Node >= 20 (the startup snapshot breaks its isolates).
+        '--no-node-snapshot',
+        '--experimental-permission',
+        '--allow-addons',
+        `--allow-fs-read=${RUNNER_FILE}`,
+        `--allow-fs-read=${CONTEXT_FILE}`,
+        `--allow-fs-read=${isolatedVm}`,
+        '--disallow-code-generation-from-strings',
+        '--no-warnings',
+        RUNNER_FILE,
+        JSON.stringify({
+          memoryMb: settings.memoryMb,
+          maxOutputChars: settings.maxOutputChars,
+          maxLogLines: settings.maxLogLines,
+          maxLogChars: settings.maxLogChars,
+          maxFetchCalls: settings.maxFetchCalls,
+          contextFile: CONTEXT_FILE,
+          isolatedVm,
+        }),
+      ],
+      { env: {}, cwd: '/', stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json', ...(ids ?? {}) },
+    );
+    // Nothing should print here (console is a host function of the isolate); keep the end of
+    // stderr for the log if the runner dies, and drop stdout, so neither pipe can fill up.
+    this.child.stdout?.resume();
+    this.child.stderr?.setEncoding('utf8');
+    this.child.stderr?.on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
     });
-    this.worker.unref();
-    this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
-    this.worker.on('error', (err: Error & { code?: string }) => {
-      const task = this.busy;
-      this.kill();
-      if (task) {
-        task.reject(
-          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? new StepError(`code: memory limit exceeded (${memoryMb} MB)`, 'user')
-            : new StepError(`code: the sandbox failed: ${err.message}`, 'transient'),
-        );
-      }
-    });
-    this.worker.on('exit', () => {
-      const task = this.busy;
-      this.kill();
-      task?.reject(new StepError('code: the sandbox exited unexpectedly', 'transient'));
+    this.child.on('message', (raw: unknown) => this.onMessage(raw));
+    this.child.on('error', (err) => this.onExit(`could not start: ${err.message}`));
+    // 'close', not 'exit': by then stderr has been read to its end, and it may say why.
+    this.child.on('close', (code, signal) => this.onExit(signal ? `signal ${signal}` : `exit code ${code}`));
+    this.after(START_TIMEOUT_MS, () => {
+      if (this.state === 'starting') this.fail(new StepError(`code: the sandbox process did not start within ${START_TIMEOUT_MS} ms`, 'transient'));
     });
   }
 
-  start(task: Task): void {
-    this.busy = task;
-    this.timer = setTimeout(() => {
-      this.busy = undefined;
-      this.kill();
-      task.reject(new StepError(`code: time limit exceeded (${task.run.timeoutMs} ms)`, 'user'));
-    }, task.run.timeoutMs + 50);
-    this.worker.postMessage(task.run);
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
-  private settle(reply: WorkerReply): void {
-    const task = this.busy;
-    if (!task) return;
-    clearTimeout(this.timer);
-    this.busy = undefined;
-    if (reply.ok) task.resolve({ emittedJson: reply.emittedJson ?? '[]', logs: reply.logs });
-    else {
-      const e = reply.error ?? { name: 'Error', message: 'unknown error' };
-      const where = e.line !== undefined ? ` at line ${e.line}${e.column !== undefined ? `:${e.column}` : ''}` : '';
-      const err = new StepError(`code: ${e.name}: ${e.message}${where}`, e.transient ? 'transient' : 'user');
-      task.reject(Object.assign(err, { logs: reply.logs }));
+  /** Takes a run: now if ready, else once the runner says it is. */
+  assign(task: Task): void {
+    this.task = task;
+    if (this.state === 'idle') this.begin();
+  }
+
+  private begin(): void {
+    const task = this.task;
+    if (!task) {
+      this.becomeIdle();
+      return;
     }
-    this.onFree(this);
+    this.clearTimers();
+    this.state = 'busy';
+    this.child.ref();
+    this.fetchCalls = 0;
+    const { run } = task;
+    this.deadlineMs = Date.now() + run.timeoutMs;
+    this.after(run.timeoutMs, () => this.fail(new StepError(`code: time limit exceeded (${run.timeoutMs} ms)`, 'user')));
+    this.watchMemory();
+    this.send({ type: 'run', runId: task.id, tenant: this.tenant, code: run.code, inputJson: run.inputJson, cpuMs: Math.min(run.timeoutMs, this.settings.cpuTimeMs) });
   }
 
-  kill(): void {
-    if (this.dead) return;
-    this.dead = true;
-    clearTimeout(this.timer);
-    void this.worker.terminate().catch(() => {});
-    this.onDead(this);
+  private onMessage(raw: unknown): void {
+    const parsed = RunnerMessage.safeParse(raw);
+    if (!parsed.success) {
+      this.fail(new StepError('code: the sandbox process sent a message it should not have', 'transient'));
+      return;
+    }
+    const msg: RunnerMessage = parsed.data;
+    if (msg.type === 'ready') {
+      if (this.state !== 'starting') return;
+      this.state = 'idle';
+      this.begin();
+      return;
+    }
+    const task = this.task;
+    if (!task || msg.runId !== task.id) {
+      // A leftover of an earlier run of this tenant kept the isolate busy past its CPU budget.
+      if (msg.type === 'limit') this.fail(new StepError('code: the sandbox was reset because an earlier run kept running after it ended', 'transient'));
+      return;
+    }
+    if (msg.type === 'fetch') {
+      this.performFetch(task, msg.callId, msg.requestJson);
+      return;
+    }
+    if (msg.type === 'limit') {
+      const what = msg.limit === 'cpu' ? `CPU time limit exceeded (${Math.min(task.run.timeoutMs, this.settings.cpuTimeMs)} ms)` : `memory limit exceeded (${this.settings.memoryMb} MB)`;
+      this.fail(Object.assign(new StepError(`code: ${what}`, 'user'), { logs: msg.logs }));
+      return;
+    }
+    this.task = undefined;
+    this.stopWatching();
+    // The runner applies these caps already; the hub does not rely on it.
+    const logs = msg.logs.slice(0, this.settings.maxLogLines).map((l) => ({ level: l.level, text: l.text.slice(0, this.settings.maxLogChars) }));
+    if (msg.ok && msg.emittedJson.length > this.settings.maxOutputChars) {
+      task.reject(Object.assign(new StepError(`code: output larger than ${this.settings.maxOutputChars} characters of JSON`, 'user'), { logs }));
+    } else if (msg.ok) {
+      task.resolve({ emittedJson: msg.emittedJson, logs });
+    } else {
+      const e = msg.error;
+      const where = e.line !== undefined ? ` at line ${e.line}${e.column !== undefined ? `:${e.column}` : ''}` : '';
+      task.reject(Object.assign(new StepError(`code: ${e.name}: ${e.message}${where}`, e.transient ? 'transient' : 'user'), { logs }));
+    }
+    this.becomeIdle();
+  }
+
+  private performFetch(task: Task, callId: number, requestJson: string): void {
+    const answer = (result: { ok: true; response: CodeFetchResponse } | { ok: false; error: string; transient: boolean }): void => {
+      if (this.task === task) this.send({ type: 'fetched', runId: task.id, callId, resultJson: JSON.stringify(result) });
+    };
+    // The runner counts too; this count is the one that holds if the runner does not.
+    if (++this.fetchCalls > this.settings.maxFetchCalls) {
+      answer({ ok: false, error: `more than ${this.settings.maxFetchCalls} fetch calls in one run`, transient: false });
+      return;
+    }
+    let request: CodeFetchRequest;
+    try {
+      const parsed = FetchRequest.safeParse(JSON.parse(requestJson));
+      if (!parsed.success) {
+        answer({ ok: false, error: `invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'} ${i.message}`).join('; ')}`, transient: false });
+        return;
+      }
+      request = { url: parsed.data.url, method: parsed.data.method.toUpperCase(), headers: parsed.data.headers, ...(parsed.data.body !== undefined ? { body: parsed.data.body } : {}) };
+    } catch {
+      answer({ ok: false, error: 'invalid request', transient: false });
+      return;
+    }
+    task.run.fetch(request, this.deadlineMs).then(
+      (response) => answer({ ok: true, response }),
+      (err: unknown) => {
+        // Refusals (a destination the policy forbids, a bad request, an answer too large) are the
+        // code's to handle; a network that failed for now is transient, as for http-request.
+        const e = classifyStepError(err);
+        answer({ ok: false, error: e.message, transient: e.kind === 'transient' });
+      },
+    );
+  }
+
+  /** The hub's own memory check, independent of the isolate's limit and of the runner's cooperation. */
+  private watchMemory(): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    this.rssTimer = setInterval(() => {
+      const mb = residentMb(pid);
+      if (mb !== undefined && mb > this.settings.rssLimitMb) {
+        this.fail(new StepError(`code: memory limit exceeded (the sandbox process used more than ${this.settings.rssLimitMb} MB)`, 'user'));
+      }
+    }, RSS_CHECK_MS);
+    this.rssTimer.unref();
+  }
+
+  private stopWatching(): void {
+    this.clearTimers();
+    clearInterval(this.rssTimer);
+    this.rssTimer = undefined;
+  }
+
+  private becomeIdle(): void {
+    this.state = 'idle';
+    this.lastUsedAt = Date.now();
+    this.child.unref();
+    this.after(this.settings.idleMs, () => {
+      if (this.state === 'idle') this.stop();
+    });
+    this.pool.onRunnerFree(this);
+  }
+
+  /** Fails the current run (if any) with `err` and kills the runner. */
+  fail(err: unknown): void {
+    const task = this.task;
+    this.task = undefined;
+    this.stop();
+    task?.reject(err);
+  }
+
+  /** Kills the runner at once: it is never reused after a limit, a crash or a tenant change. */
+  stop(): void {
+    if (this.state === 'dead') return;
+    this.state = 'dead';
+    this.stopWatching();
+    this.child.kill('SIGKILL');
+    this.pool.onRunnerGone(this);
+  }
+
+  private onExit(why: string): void {
+    if (this.state === 'dead') return;
+    // A single allocation too large for the isolate can make V8 abort the whole process rather
+    // than throw: that is the code's memory limit, not a crash to retry.
+    if (this.task && V8_OUT_OF_MEMORY.test(this.stderrTail)) {
+      this.fail(new StepError(`code: memory limit exceeded (${this.settings.memoryMb} MB)`, 'user'));
+      return;
+    }
+    if (this.task || this.state === 'starting') {
+      this.logger.warn({ tenant: this.tenant, pid: this.child.pid, why, stderr: this.stderrTail.trim() || undefined }, 'code sandbox process exited unexpectedly');
+    }
+    this.fail(new StepError(`code: the sandbox process exited unexpectedly (${why})`, 'transient'));
+  }
+
+  private send(message: object): void {
+    try {
+      this.child.send(message);
+    } catch {
+      this.fail(new StepError('code: the sandbox process cannot be reached', 'transient'));
+    }
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
   }
 }
 
-/** A small pool so a step does not pay a thread start per message. */
-export class SandboxPool {
-  private readonly idle: PooledWorker[] = [];
-  private readonly all = new Set<PooledWorker>();
-  private readonly queue: Task[] = [];
+/** The runners, their bindings, and the queue of runs waiting for one. */
+export class SandboxPool implements CodeSandbox {
+  private readonly runners = new Set<Runner>();
+  /** Waiting runs per tenant. */
+  private readonly queues = new Map<string, Task[]>();
+  /**
+   * When each tenant was last served (a counter, not a clock): among tenants that can start a
+   * run, the one served longest ago goes first. Forgotten once a tenant has nothing queued or running.
+   */
+  private readonly lastServed = new Map<string, number>();
+  private serveCount = 0;
+  private isDispatching = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private readonly settings: Required<Omit<SandboxOptions, 'slotsFor' | 'logger'>> & { isolatedVm: string };
+  private nextId = 1;
   private closed = false;
 
-  constructor(private readonly options: SandboxOptions) {}
+  constructor(private readonly options: SandboxOptions) {
+    this.settings = {
+      size: options.size,
+      memoryMb: options.memoryMb,
+      cpuTimeMs: options.cpuTimeMs,
+      rssLimitMb: options.rssLimitMb ?? 128 + 4 * options.memoryMb,
+      idleMs: options.idleMs ?? 60_000,
+      switchAfterMs: options.switchAfterMs ?? 1_000,
+      maxOutputChars: options.maxOutputChars ?? 10 * 1024 * 1024,
+      maxLogLines: options.maxLogLines ?? 100,
+      maxLogChars: options.maxLogChars ?? 2_000,
+      maxFetchCalls: options.maxFetchCalls ?? 50,
+      isolatedVm: findIsolatedVm().dir,
+    };
+  }
 
   run(run: SandboxRun): Promise<SandboxOutcome> {
     if (this.closed) return Promise.reject(new StepError('code: the sandbox is shut down', 'transient'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ run, resolve, reject });
+      const task: Task = { run, id: this.nextId++, resolve, reject };
+      const queue = this.queues.get(run.tenant);
+      if (queue) queue.push(task);
+      else this.queues.set(run.tenant, [task]);
       this.dispatch();
     });
   }
 
-  private dispatch(): void {
-    while (this.queue.length > 0) {
-      let w = this.idle.pop();
-      if (!w && this.all.size < this.options.size) w = this.spawn();
-      if (!w) return;
-      w.start(this.queue.shift()!);
-    }
-  }
-
-  private spawn(): PooledWorker {
-    const w = new PooledWorker(
-      this.options.memoryMb,
-      (free) => {
-        if (this.closed || free.dead) return;
-        this.idle.push(free);
-        this.dispatch();
-      },
-      (dead) => {
-        this.all.delete(dead);
-        const i = this.idle.indexOf(dead);
-        if (i >= 0) this.idle.splice(i, 1);
-        if (!this.closed) this.dispatch();
-      },
-    );
-    this.all.add(w);
-    return w;
+  /** The runners alive now and whom they belong to (tests, diagnostics). */
+  describe(): Array<{ pid: number | undefined; tenant: string; state: RunnerState }> {
+    return [...this.runners].map((r) => ({ pid: r.pid, tenant: r.tenant, state: r.state }));
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.queue.splice(0)) t.reject(new StepError('code: the sandbox is shut down', 'transient'));
-    await Promise.all([...this.all].map((w) => w.worker.terminate().catch(() => 0)));
-    this.all.clear();
-    this.idle.length = 0;
+    clearTimeout(this.wakeTimer);
+    for (const queue of this.queues.values()) for (const t of queue) t.reject(new StepError('code: the sandbox is shut down', 'transient'));
+    this.queues.clear();
+    const exits = [...this.runners].map((r) => {
+      // An idle runner is unref'd; waiting for its exit must keep the process alive until it comes.
+      r.child.ref();
+      return new Promise<void>((resolve) => (r.child.exitCode !== null || r.child.signalCode !== null ? resolve() : r.child.once('exit', () => resolve())));
+    });
+    for (const r of [...this.runners]) r.fail(new StepError('code: the sandbox is shut down', 'transient'));
+    await Promise.all(exits);
+  }
+
+  onRunnerFree(_runner: Runner): void {
+    this.dispatch();
+  }
+
+  onRunnerGone(runner: Runner): void {
+    this.runners.delete(runner);
+    if (!this.closed) this.dispatch();
+  }
+
+  /** Starts what can start now: per tenant in round-robin order, within its slots and the pool's size. */
+  private dispatch(): void {
+    // Stopping a runner to make room reports back here; the loop below picks that up itself.
+    if (this.isDispatching) return;
+    this.isDispatching = true;
+    try {
+      for (let pick = this.nextPick(); pick; pick = this.nextPick()) {
+        const runner = pick.runner ?? this.startRunner(pick.tenant, pick.replacing);
+        const queue = this.queues.get(pick.tenant)!;
+        const task = queue.shift()!;
+        if (queue.length === 0) this.queues.delete(pick.tenant);
+        this.lastServed.set(pick.tenant, ++this.serveCount);
+        runner.assign(task);
+      }
+    } finally {
+      this.isDispatching = false;
+    }
+    for (const tenant of this.lastServed.keys()) if (!this.queues.has(tenant) && this.slotsHeld(tenant) === 0) this.lastServed.delete(tenant);
+  }
+
+  /**
+   * Whose turn it is, and on which runner. Among tenants with a run waiting and a slot to spare,
+   * the one served longest ago goes first, on (in order of cost) an idle runner of its own, a
+   * free place in the pool, an idle runner of a tenant with nothing waiting, or an idle runner
+   * of a tenant that has work waiting too — the last only once that runner has served its tenant
+   * for `switchAfterMs`: replacing a process costs a spawn, and tenants taking runners from each
+   * other on every run would spend all the time spawning (bench/code.ts measured 4.5 runs/s).
+   */
+  private nextPick(): { tenant: string; runner?: Runner; replacing?: Runner } | undefined {
+    if (this.closed) return undefined;
+    const now = Date.now();
+    const idle = [...this.runners].filter((r) => r.state === 'idle' && !r.task).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    const candidates = [...this.queues.keys()]
+      .filter((t) => this.slotsHeld(t) < Math.max(1, this.options.slotsFor(t)))
+      .sort((a, b) => (this.lastServed.get(a) ?? 0) - (this.lastServed.get(b) ?? 0));
+    let wakeAt = Infinity;
+    for (const tenant of candidates) {
+      const own = idle.find((r) => r.tenant === tenant);
+      if (own) return { tenant, runner: own };
+      if (this.runners.size < this.settings.size) return { tenant };
+      const unwanted = idle.find((r) => !this.queues.has(r.tenant));
+      if (unwanted) return { tenant, replacing: unwanted };
+      const served = idle.find((r) => now - r.startedAt >= this.settings.switchAfterMs);
+      if (served) return { tenant, replacing: served };
+      for (const r of idle) wakeAt = Math.min(wakeAt, r.startedAt + this.settings.switchAfterMs);
+    }
+    // An idle runner whose tenant is at its slots cannot be given away yet: look again when it can.
+    if (wakeAt < Infinity) this.wakeAt(wakeAt - now);
+    return undefined;
+  }
+
+  private wakeAt(delayMs: number): void {
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.dispatch(), Math.max(1, delayMs));
+  }
+
+  private slotsHeld(tenant: string): number {
+    let held = 0;
+    for (const r of this.runners) if (r.tenant === tenant && r.task) held++;
+    return held;
+  }
+
+  /** A new runner for `tenant`, in place of `replacing` when the pool is full. */
+  private startRunner(tenant: string, replacing: Runner | undefined): Runner {
+    replacing?.stop();
+    const runner = new Runner(tenant, this, this.settings, this.options.logger);
+    this.runners.add(runner);
+    return runner;
   }
 }

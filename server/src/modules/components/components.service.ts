@@ -25,6 +25,8 @@ export interface ComponentsServiceOptions {
 export interface ComponentView extends ComponentDescriptor {
   id: string;
   builtin: boolean;
+  /** Present when the operator switched the component off: why. */
+  disabled?: string;
   source: { kind: 'builtin' } | { kind: 'directory'; path: string } | { kind: 'package'; name: string };
   createdAt?: string;
 }
@@ -39,6 +41,7 @@ function view(c: Component, createdAt?: Date): ComponentView {
     id: c.descriptor.name,
     ...c.descriptor,
     builtin: s.kind === 'builtin',
+    ...(c.disabled ? { disabled: c.disabled } : {}),
     source: s.kind === 'builtin' ? { kind: 'builtin' } : s.kind === 'directory' ? { kind: 'directory', path: s.path } : { kind: 'package', name: s.name },
     ...(createdAt ? { createdAt: createdAt.toISOString() } : {}),
   };
@@ -74,6 +77,7 @@ export class ComponentsService implements ComponentCatalog {
     const component = await this.findComponent(tenant, componentId);
     if (!component) return `unknown component ${componentId}`;
     if (!component.fn(fn)) return `component ${componentId} has no function ${fn}`;
+    if (component.disabled) return `component ${componentId} is switched off on this hub: ${component.disabled}`;
     return undefined;
   }
 

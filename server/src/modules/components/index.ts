@@ -18,10 +18,12 @@ import { createHttpRequestComponent } from './builtins/http-request.js';
 import { logComponent } from './builtins/log.js';
 import { splitComponent } from './builtins/split.js';
 import { transformComponent } from './builtins/transform.js';
+import { switchedOff } from './builtins/define.js';
 import { webhookReplyComponent } from './builtins/webhook-reply.js';
 import type { Component } from './components.descriptor.js';
 import { componentsRoutes } from './components.routes.js';
-import { SandboxPool } from './components.sandbox.js';
+import { AppError } from '../../platform/errors.js';
+import { SandboxPool, findIsolatedVm, type CodeSandbox } from './components.sandbox.js';
 import { ComponentsService } from './components.service.js';
 
 export { ComponentsService, type ComponentView, type RegisterSource } from './components.service.js';
@@ -52,15 +54,24 @@ export interface ComponentsDeps {
   logger: Logger;
   /** Every call out of the hub a step makes goes through it. */
   outbound: Outbound;
+  /** Code-step sandbox processes a tenant may hold at once (the limits module's); default: PLEXUS_LIMITS_CODE_SLOTS for all. */
+  codeSlotsFor?: (tenant: string) => number;
 }
 
-/** The built-in components, ready to register. */
-export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: SandboxPool }): Component[] {
+/** Why the code component is off when the operator says so. */
+const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
+
+/** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
+export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined }): Component[] {
+  const code = createCodeComponent({
+    sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
+    outbound: opts.outbound,
+  });
   return [
     createHttpRequestComponent({ outbound: opts.outbound }),
     transformComponent,
     filterComponent,
-    createCodeComponent({ pool: opts.sandbox, outbound: opts.outbound }),
+    opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
     splitComponent,
     delayComponent,
     logComponent,
@@ -68,9 +79,29 @@ export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: San
   ];
 }
 
+/** The code-step sandbox, when code steps are on; refuses to start without its native addon. */
+function createSandbox(config: Config, logger: Logger, slotsFor: (tenant: string) => number): SandboxPool | undefined {
+  const c = config.components;
+  if (!c.codeSteps) return undefined;
+  if (!findIsolatedVm().isBuilt) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      'code steps need the isolated-vm addon, which is not built: run `npm rebuild` (or `npm ci`) with Node.js headers available (npm_config_nodedir), or set PLEXUS_CODE_STEPS=off',
+      'user',
+    );
+  }
+  return new SandboxPool({
+    size: c.codeWorkers,
+    memoryMb: c.codeMemoryMb,
+    cpuTimeMs: c.codeCpuTimeMs,
+    slotsFor,
+    logger: logger.child({ module: 'components', part: 'sandbox' }),
+  });
+}
+
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
   const { config, db, bus, logger, outbound } = deps;
-  const sandbox = new SandboxPool({ size: config.components.codeWorkers, memoryMb: config.components.codeMemoryMb });
+  const sandbox = createSandbox(config, logger, deps.codeSlotsFor ?? (() => config.limits.defaults.codeSlots));
   const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
     allowedRoots: config.components.paths,
   });
@@ -82,7 +113,7 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
     catalog: service,
     routes: componentsRoutes(service, audit),
     async stop() {
-      await sandbox.close();
+      await sandbox?.close();
     },
   };
 }

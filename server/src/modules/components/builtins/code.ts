@@ -1,26 +1,34 @@
 /**
- * `code` / `run`: tenant JavaScript, run in the sandbox pool (components.sandbox.ts).
+ * `code` / `run`: tenant JavaScript, run out of the hub in the sandbox (components.sandbox.ts).
  *
  * The code is the body of an async function of `(body, headers, metadata, message, snapshot,
  * emit)`. It emits what it returns (one message; `undefined` emits none, like Node-RED's
  * function node), or, when it calls `emit(body)`, every emitted body in order. `fetch` is the
- * one way out; `console.*` lines are kept in the hub log. Errors name the line of the code.
+ * one way out, performed by the hub (platform/outbound's codeFetch) under the operator's network policy; `console.*`
+ * lines are kept in the hub log. Errors name the line of the code.
  */
 import vm from 'node:vm';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Outbound } from '../../../platform/outbound/index.js';
 import { StepError, deriveMessage } from '../components.descriptor.js';
-import type { SandboxPool } from '../components.sandbox.js';
+import type { CodeSandbox } from '../components.sandbox.js';
 import { builtinComponent, builtinFunction } from './define.js';
 
 export interface CodeComponentOptions {
-  pool: SandboxPool;
-  /** The operator's network policy: what `allowPrivateNetwork` may ask for, and its default. */
+  sandbox: CodeSandbox;
+  /** The operator's network policy: what `allowPrivateNetwork` may ask for, its default, and the code's fetch (`codeFetch`). */
   outbound: Outbound;
+  /** Largest response body a fetch of the code may receive. */
+  maxFetchBytes?: number;
 }
 
-/** Compiles without running, so a syntax error stops the flow from starting, with its line. */
+const DEFAULT_MAX_FETCH_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Compiles without running, so a syntax error stops the flow from starting, with its line.
+ * Parsing in the hub runs none of the code; the code itself only ever runs in the sandbox.
+ */
 function checkSyntax(code: string): void {
   try {
     new vm.Script(`(async function (body, headers, metadata, message, snapshot, emit) {\n${code}\n})`, { filename: 'code.js', lineOffset: -1 });
@@ -40,7 +48,7 @@ export function createCodeComponent(options: CodeComponentOptions) {
       run: builtinFunction({
         title: 'Run',
         description:
-          'Runs `code` as the body of `async (body, headers, metadata, message, snapshot, emit) => …` in a sandbox (fresh context, no require, no process, memory and time limits, `fetch` for HTTP). The returned value is the next body; return nothing to drop the message, or call emit(body) once per message to emit several. Errors report the line.',
+          'Runs `code` as the body of `async (body, headers, metadata, message, snapshot, emit) => …` in a sandbox out of the hub (a separate process, a fresh V8 context per run: no require, no process, no Node.js API; wall time, CPU time and memory limits; `fetch` for HTTP under the hub network policy). The returned value is the next body; return nothing to drop the message, or call emit(body) once per message to emit several. Errors report the line.',
         fields: z.strictObject({
           code: z.string().min(1).max(200_000),
           timeoutMs: z.number().int().min(10).max(60_000).default(5_000),
@@ -53,6 +61,7 @@ export function createCodeComponent(options: CodeComponentOptions) {
         prepare(fields) {
           checkSyntax(fields.code);
           const allowPrivateNetwork = fields.allowPrivateNetwork ?? options.outbound.policy.allowPrivateNetwork;
+          const maxBytes = options.maxFetchBytes ?? DEFAULT_MAX_FETCH_BYTES;
           return {
             usesSnapshot: /\bsnapshot\b/.test(fields.code),
             async run(ctx) {
@@ -60,14 +69,21 @@ export function createCodeComponent(options: CodeComponentOptions) {
               const inputJson = JSON.stringify({ id: message.id, body: message.body ?? null, headers: message.headers, metadata: message.metadata, attachments: message.attachments, snapshot: ctx.snapshot ?? null });
               let outcome;
               try {
-                outcome = await options.pool.run({ code: fields.code, inputJson, timeoutMs: fields.timeoutMs, allowPrivateNetwork });
+                outcome = await options.sandbox.run({
+                  tenant: ctx.tenant,
+                  code: fields.code,
+                  inputJson,
+                  timeoutMs: fields.timeoutMs,
+                  fetch: (request, deadlineMs) => options.outbound.codeFetch(request, { tenant: ctx.tenant, allowPrivateNetwork, deadlineMs, maxBytes }),
+                });
               } catch (err) {
                 const logs = (err as { logs?: Array<{ level: string; text: string }> }).logs;
                 for (const l of logs ?? []) ctx.logger.info({ flowId: ctx.flowId, executionId: ctx.executionId, nodeId: ctx.nodeId, console: l.level }, l.text);
                 throw err;
               }
               for (const l of outcome.logs) ctx.logger.info({ flowId: ctx.flowId, executionId: ctx.executionId, nodeId: ctx.nodeId, console: l.level }, l.text);
-              const bodies = JSON.parse(outcome.emittedJson) as unknown[];
+              const bodies: unknown = JSON.parse(outcome.emittedJson);
+              if (!Array.isArray(bodies)) throw new StepError('code: the sandbox returned something other than a list of bodies', 'transient');
               return { messages: bodies.map((body) => ({ message: deriveMessage(message, body, randomUUID()) })) };
             },
           };

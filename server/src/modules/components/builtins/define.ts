@@ -76,3 +76,24 @@ export function builtinComponent(spec: {
     fn: (name) => (Object.hasOwn(spec.functions, name) ? spec.functions[name] : undefined),
   };
 }
+
+/**
+ * The component as the catalogue still shows it, switched off: its description says why, the
+ * flows module refuses nodes that use it, and preparing one fails with the same reason.
+ */
+export function switchedOff(component: Component, reason: string): Component {
+  return {
+    descriptor: { ...component.descriptor, description: `Switched off on this hub: ${reason}. ${component.descriptor.description}` },
+    source: component.source,
+    disabled: reason,
+    fn(name) {
+      const fn = component.fn(name);
+      if (!fn) return undefined;
+      return {
+        kind: fn.kind,
+        descriptor: fn.descriptor,
+        prepare: () => Promise.reject(new StepError(`component ${component.descriptor.name} is switched off on this hub: ${reason}`, 'user')),
+      };
+    },
+  };
+}
