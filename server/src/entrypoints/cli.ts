@@ -1,23 +1,22 @@
 /**
- * The `plexus` command. `plexus start [--roles a,b]` runs the hub; more verbs come with their
- * issues (worker, agent, admin CLI).
+ * The `plexus` command: `plexus start [--roles a,b]` runs the hub; `plexus <resource> <verb>`
+ * administers one (server/src/cli). The hub's code is loaded only by `start`, so admin
+ * commands start quickly.
  */
-import { parseArgs } from 'node:util';
+import { CliError, EXIT } from '../cli/errors.js';
+import { runCli } from '../cli/program.js';
 import { loadConfig } from '../platform/config.js';
-import { isAppError } from '../platform/errors.js';
 import { createLogger } from '../platform/logger.js';
-import { ALL_ROLES, createHub, type Role } from './hub.js';
 
-const USAGE = `usage: plexus start [--roles ${ALL_ROLES.join(',')}]`;
-
-async function start(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { roles: { type: 'string' } }, strict: true });
-  const roles = values.roles?.split(',').map((r) => r.trim()).filter(Boolean);
-  const unknown = roles?.filter((r) => !(ALL_ROLES as readonly string[]).includes(r)) ?? [];
-  if (unknown.length) fail(`--roles: unknown role ${unknown.join(', ')} (known: ${ALL_ROLES.join(', ')})`);
+async function start(opts: { roles?: string[] }): Promise<void> {
+  const { ALL_ROLES, createHub } = await import('./hub.js');
+  const known: readonly string[] = ALL_ROLES;
+  const unknown = opts.roles?.filter((r) => !known.includes(r)) ?? [];
+  if (unknown.length) throw new CliError(`--roles: unknown role ${unknown.join(', ')} (known: ${ALL_ROLES.join(', ')})`, EXIT.usage);
+  const roles = opts.roles?.filter((r): r is (typeof ALL_ROLES)[number] => known.includes(r));
   const config = loadConfig();
   const logger = createLogger(config.log.level);
-  const hub = await createHub(config, { logger, roles: roles as Role[] | undefined });
+  const hub = await createHub(config, { logger, roles });
   hub.lifecycle.handleSignals(config.shutdownTimeoutMs);
   const url = await hub.listen();
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
@@ -34,32 +33,6 @@ async function start(args: string[]): Promise<void> {
   );
 }
 
-function fail(message: string): never {
-  process.stderr.write(`plexus: ${message}\n`);
-  process.exit(2);
-}
-
-async function main(): Promise<void> {
-  const [command, ...rest] = process.argv.slice(2);
-  switch (command) {
-    case 'start':
-      return start(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-      process.stdout.write(`${USAGE}\n`);
-      return;
-    default:
-      fail(`unknown command "${command}"\n${USAGE}`);
-  }
-}
-
-main().catch((err: unknown) => {
-  // One line naming the problem; the stack only for our own bugs.
-  if (isAppError(err) && err.kind !== 'bug') {
-    process.stderr.write(`plexus: ${err.message}\n`);
-  } else {
-    process.stderr.write(`plexus: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  }
-  process.exit(1);
-});
+// The exit code is set, not forced: a started hub keeps running, and an admin command's output
+// is flushed before the process ends by itself.
+process.exitCode = await runCli(process.argv.slice(2), { start });

@@ -4,6 +4,7 @@
  * A bad value stops start-up with one line naming the variable and the problem.
  */
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { AppError } from './errors.js';
@@ -303,4 +304,39 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
     }),
   });
+}
+
+// ------------------------------------------------------------ the admin CLI (`plexus <resource> <verb>`)
+
+/** The variables the admin CLI reads on the user's machine; the hub reads none of them. */
+const CliEnvSchema = z.object({
+  /** Base of the user's config directory: the session lives in `$XDG_CONFIG_HOME/plexus` (else `~/.config/plexus`). */
+  XDG_CONFIG_HOME: z.string().optional(),
+  /** The user's home, for `~/.config/plexus` when XDG_CONFIG_HOME is unset. */
+  HOME: z.string().optional(),
+  /** Hub base URL for admin commands instead of the one `plexus login` stored (scripts, CI). */
+  PLEXUS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** Bearer token for admin commands instead of the stored session, e.g. a service account's persistent token. */
+  PLEXUS_TOKEN: z.string().min(1).optional(),
+});
+
+export type CliConfig = Readonly<{
+  /** Directory of the stored session (`session.json`, mode 0600). */
+  configDir: string;
+  url: string | undefined;
+  token: string | undefined;
+}>;
+
+/** Parses the admin CLI's environment; throws one AppError listing every bad variable. */
+export function loadCliConfig(env: Record<string, string | undefined> = process.env): CliConfig {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([k, v]) => k in CliEnvSchema.shape && v !== undefined && v !== ''));
+  const parsed = CliEnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(cleaned[String(i.path[0])] ?? '')} ${i.message}`);
+    throw new AppError('CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, 'user');
+  }
+  const e = parsed.data;
+  // Relative XDG_CONFIG_HOME is invalid per the XDG spec and is ignored.
+  const base = e.XDG_CONFIG_HOME && path.isAbsolute(e.XDG_CONFIG_HOME) ? e.XDG_CONFIG_HOME : path.join(e.HOME ?? os.homedir(), '.config');
+  return Object.freeze({ configDir: path.join(base, 'plexus'), url: e.PLEXUS_URL?.replace(/\/+$/, ''), token: e.PLEXUS_TOKEN });
 }

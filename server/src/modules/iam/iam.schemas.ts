@@ -1,5 +1,6 @@
 /** The IAM API's shapes: each zod schema beside its inferred type, shared by routes and service. */
 import { z } from 'zod';
+import { AccountInfo } from '../../contracts/iam.js';
 import { isKnownPermission } from '../../contracts/permissions.js';
 import { pageQuery, searchQuery, sortQuery } from '../../contracts/list.js';
 
@@ -37,19 +38,7 @@ export const LoginBody = z.strictObject({
   tenant: TenantId.optional(),
 });
 
-export const LoginResponse = z.object({ token: z.string(), expiresAt: z.string() });
-
-/** An introspected account: who, in which tenant, with what. */
-export const AccountInfo = z.object({
-  id: z.string(),
-  username: z.string(),
-  tenant: z.string(),
-  homeTenant: z.string(),
-  kind: z.enum(['user', 'service']),
-  roles: z.array(z.string()),
-  permissions: z.array(z.string()),
-});
-export type AccountInfo = z.infer<typeof AccountInfo>;
+export { AccountInfo, LoginResponse } from '../../contracts/iam.js';
 
 export const IntrospectBody = z.strictObject({
   token: z.string().min(1).max(200),

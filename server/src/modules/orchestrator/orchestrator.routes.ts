@@ -1,5 +1,6 @@
 /** Executions and snapshots: each route declares its schema and its permission together. */
 import { z } from 'zod';
+import { Execution, ExecutionStatus, ExecutionWithSteps, RetriedExecution, type StepRun } from '../../contracts/executions.js';
 import { NodeId } from '../../contracts/flows.js';
 import { listMeta, listOf, pageQuery, parseSort, sortQuery } from '../../contracts/list.js';
 import type { AuditPublisher } from '../../platform/audit.js';
@@ -11,39 +12,6 @@ import { stepRunKey } from './orchestrator.repo.js';
 import type { OrchestratorService } from './orchestrator.service.js';
 
 const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 _ . : -');
-const ExecutionStatus = z.enum(['running', 'succeeded', 'failed']);
-
-const Execution = z.object({
-  id: z.string(),
-  flowId: z.string(),
-  flowVersion: z.number().int().nullable(),
-  trigger: z.string(),
-  status: ExecutionStatus,
-  startedAt: z.string(),
-  finishedAt: z.string().nullable(),
-  durationMs: z.number().int().nullable(),
-  /** Step jobs still queued or running. */
-  pendingSteps: z.number().int(),
-  failedSteps: z.number().int(),
-  stepRuns: z.number().int(),
-});
-
-const StepRun = z.object({
-  nodeId: z.string(),
-  path: z.string(),
-  idempotencyKey: z.string(),
-  status: z.enum(['succeeded', 'failed', 'retrying', 'rebounded', 'queued']),
-  attempt: z.number().int(),
-  rebounds: z.number().int(),
-  input: z.unknown(),
-  output: z.unknown(),
-  emitted: z.number().int(),
-  error: z.string().nullable(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  durationMs: z.number().int(),
-});
-
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time' });
 
 const StatFigures = z.object({ executions: z.number().int(), failures: z.number().int(), p99Ms: z.number().int().nullable() });
@@ -57,7 +25,7 @@ const ExecutionStatsView = z.object({
 
 const Snapshot = z.object({ flowId: z.string(), nodeId: z.string(), snapshot: z.unknown(), updatedAt: z.string() });
 
-function executionView(x: ExecutionRow): z.infer<typeof Execution> {
+function executionView(x: ExecutionRow): Execution {
   return {
     id: x.id,
     flowId: x.flow_id,
@@ -73,7 +41,7 @@ function executionView(x: ExecutionRow): z.infer<typeof Execution> {
   };
 }
 
-function stepView(r: StepRunRow): z.infer<typeof StepRun> {
+function stepView(r: StepRunRow): StepRun {
   return {
     nodeId: r.node_id,
     path: r.path,
@@ -173,7 +141,7 @@ export function orchestratorRoutes(service: OrchestratorService, audit: AuditPub
           summary: 'One execution with its step runs (input and output bodies up to the stored size)',
           security: [{ bearer: [] }],
           params: z.strictObject({ id: Id }),
-          response: { 200: z.object({ data: Execution.extend({ steps: z.array(StepRun) }) }) },
+          response: { 200: z.object({ data: ExecutionWithSteps }) },
         },
       },
       async (req) => {
@@ -191,7 +159,7 @@ export function orchestratorRoutes(service: OrchestratorService, audit: AuditPub
           summary: 'Re-run the failed steps of a failed execution from their stored input',
           security: [{ bearer: [] }],
           params: z.strictObject({ id: Id }),
-          response: { 202: z.object({ data: Execution.extend({ retriedSteps: z.number().int() }) }) },
+          response: { 202: z.object({ data: RetriedExecution }) },
         },
       },
       async (req, reply) => {
