@@ -79,6 +79,12 @@ export class PlexusClient {
     this.url = opts.url.replace(/\/+$/, '');
   }
 
+  /** The bearer token this client sends (for the Director's client, which shares it). */
+  get token(): string {
+    if (!this.opts.token) throw new CliError('not logged in');
+    return this.opts.token;
+  }
+
   // ---------------------------------------------------------------- iam
 
   login(body: LoginRequest): Promise<z.infer<typeof LoginResponse>> {

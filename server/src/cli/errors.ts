@@ -21,6 +21,22 @@ const EXIT_BY_STATUS: Readonly<Record<number, ExitCode>> = {
   409: EXIT.conflict,
 };
 
+/**
+ * GraphQL answers (the Director) carry Compass's `extensions.error_code` instead of a status:
+ * each is read as the HTTP status the REST API gives the same refusal, so both reach one exit code.
+ */
+export const STATUS_BY_GRAPHQL_CODE: Readonly<Record<number, number>> = {
+  10: 500,
+  20: 404,
+  21: 409,
+  22: 400,
+  23: 403,
+  24: 400,
+  25: 404,
+  26: 401,
+  27: 409,
+};
+
 export class CliError extends Error {
   override readonly name: string = 'CliError';
   constructor(
