@@ -210,9 +210,9 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     // What /hook answers is a tenant's content served from the hub's origin: a browser opening
     // it runs no script, submits no form and reaches no storage of this origin (a unique
     // opaque origin), and never takes it for another type than it says.
-    app.addHook('onSend', async (_req, reply, payload) => {
+    app.addHook('onSend', (_req, reply, payload, done) => {
       void reply.header('content-security-policy', 'sandbox').header('x-content-type-options', 'nosniff').removeHeader('set-cookie');
-      return payload;
+      done(null, payload);
     });
 
     const tags = ['webhooks'];
@@ -230,7 +230,11 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
             response: { 202: Accepted },
           },
         },
-        (req, reply) => handle(req, reply, 'POST'),
+        async (req, reply) => {
+          await handle(req, reply, 'POST');
+          // Resolves once the answer is written: Fastify must not send again.
+          return reply;
+        },
       );
       app.get(
         url,
@@ -239,7 +243,10 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
           exposeHeadRoute: false,
           schema: { tags, summary: `Deliver the query string as the message body${suffix}`, params: HookParams, response: { 202: Accepted } },
         },
-        (req, reply) => handle(req, reply, 'GET'),
+        async (req, reply) => {
+          await handle(req, reply, 'GET');
+          return reply;
+        },
       );
       app.head(
         url,

@@ -166,9 +166,11 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (_req, reply, payload) => {
+  // Callback style on purpose: an async onSend hook defers the write past the handler's own
+  // promise, and a handler that resolved without returning `reply` was then sent twice.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
   app.addHook('onResponse', async (req, reply) => {
