@@ -15,8 +15,10 @@
  * Protocol (IPC, JSON), hub → runner:
  *   {type:'run', runId, tenant, code, inputJson, cpuMs}
  *   {type:'fetched', runId, callId, resultJson}   resultJson: {ok:true, response} | {ok:false, error, transient}
+ *   {type:'drop', runIds}   runs sent but not started yet are skipped (each answered 'dropped')
  * runner → hub:
  *   {type:'ready'}
+ *   {type:'dropped', runId}   a run skipped after 'drop': it never ran
  *   {type:'fetch', runId, callId, requestJson}
  *   {type:'done', runId, ok:true, emittedJson, logs} | {type:'done', runId, ok:false, error, logs}
  *   {type:'limit', runId, limit:'cpu'|'memory', logs}   the hub then kills this process
@@ -31,6 +33,7 @@ import { clearTimeout, setTimeout } from 'node:timers';
  * @typedef {{ level: string; text: string }} LogLine
  * @typedef {{ type: 'run'; runId: number; tenant: string; code: string; inputJson: string; cpuMs: number }} RunMessage
  * @typedef {{ type: 'fetched'; runId: number; callId: number; resultJson: string }} FetchedMessage
+ * @typedef {{ type: 'drop'; runIds: number[] }} DropMessage
  * @typedef {{ runId: number; logs: LogLine[]; fetchCalls: number; pending: Map<number, (resultJson: string) => void>; closed: boolean; cpuExceeded: boolean }} RunState
  * @typedef {{ context: import('isolated-vm').Context; setup: import('isolated-vm').Reference }} Prepared
  */
@@ -111,8 +114,13 @@ let sandbox;
 let boundTenant;
 /** @type {RunState | undefined} */
 let current;
-/** Runs arrive one at a time; a run that arrives while the previous one is being cleaned up waits for it. */
+/** Runs queue here behind each other (the hub sends the next ones while one runs). */
 let idle = Promise.resolve();
+/** Settles once the isolate is quiet again after the last run: the next run waits for it too. */
+/** @type {Promise<void>} */
+let quiet = Promise.resolve();
+/** Runs the hub took back before they started. @type {Set<number>} */
+const dropped = new Set();
 
 /**
  * Stops the isolate when the run (or what it left running) has used `cpuMs` of CPU time. A
@@ -226,7 +234,7 @@ async function run(msg) {
       // chain that never ends) still counts against its CPU budget.
       const next = box.prepare();
       box.next = next;
-      idle = next.then(disarm, disarm);
+      quiet = next.then(disarm, disarm);
     } else {
       disarm();
     }
@@ -262,9 +270,16 @@ function describeOutcome(runId, outcome, logs) {
   return { type: 'done', runId, ok: false, error, logs };
 }
 
-process.on('message', (/** @type {RunMessage | FetchedMessage} */ msg) => {
+process.on('message', (/** @type {RunMessage | FetchedMessage | DropMessage} */ msg) => {
   if (msg.type === 'run') {
-    idle = idle.then(() => run(msg));
+    idle = idle
+      .then(() => quiet)
+      .then(() => {
+        if (dropped.delete(msg.runId)) send({ type: 'dropped', runId: msg.runId });
+        else return run(msg);
+      });
+  } else if (msg.type === 'drop') {
+    for (const id of msg.runIds) if (current?.runId !== id) dropped.add(id);
   } else if (msg.type === 'fetched') {
     if (current && current.runId === msg.runId) {
       const resolve = current.pending.get(msg.callId);

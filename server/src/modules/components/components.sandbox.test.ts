@@ -320,6 +320,44 @@ describe('tenants', () => {
     }
   });
 
+  it('send a tenant’s next runs to its process while one runs, so it never waits for the hub between runs', async () => {
+    const own = newPool({ size: 1, slotsFor: () => 1 });
+    try {
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
+      const runs = Array.from({ length: 10 }, (_, i) => runOnce(step, { code: 'return body.i * 2' }, { i }, { tenant: 'a' }));
+      let most = 0;
+      const watch = setInterval(() => (most = Math.max(most, own.describe()[0]?.runs ?? 0)), 1);
+      await Promise.all(runs).finally(() => clearInterval(watch));
+      // All ten went to the one process (starting, then running them back to back), none waited in the pool.
+      expect(most).toBe(10);
+      expect(own.describe()).toEqual([expect.objectContaining({ tenant: 'a', runs: 0 })]);
+      expect((await Promise.all(runs)).map((r) => bodies(r)[0])).toEqual(Array.from({ length: 10 }, (_, i) => i * 2));
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('take back the runs queued in a process when another tenant waits for one: it gets it after one run', async () => {
+    const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 0 });
+    try {
+      const step = createCodeComponent({ sandbox: own, outbound: open }).fn('run');
+      const order: string[] = [];
+      const busy = 'const until = Date.now() + 150; while (Date.now() < until) {} return 1';
+      const go = (tenant: string, i: number, code: string) => runOnce(step, { code }, {}, { tenant }).then(() => order.push(`${tenant}${i}`));
+      const first = [1, 2, 3, 4].map((i) => go('a', i, busy));
+      // The process is up and running a1 with a2-a4 sent to it before b asks.
+      for (const until = Date.now() + 30_000; own.describe()[0]?.state !== 'busy'; ) {
+        if (Date.now() > until) throw new Error('the runner never started');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await Promise.all([...first, go('b', 1, 'return 1')]);
+      expect(order.indexOf('b1')).toBeLessThanOrEqual(2);
+      expect(order.filter((o) => o.startsWith('a'))).toEqual(['a1', 'a2', 'a3', 'a4']);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('keep a runner for a while before another tenant with work waiting takes it (no spawn per run)', async () => {
     const own = newPool({ size: 1, slotsFor: () => 1, switchAfterMs: 60_000 });
     try {
