@@ -1,48 +1,26 @@
 /**
- * Director throughput on the embedded default (PGlite on a data directory, SQL bus), through the
- * real HTTP origin, and the CPU each request costs:
- * - registerApplication mutations/s: autocannon, 20 connections, each request a new application
- *   (unique name, labels, one API definition without a spec);
+ * Director throughput on the embedded default (`plexus start`: PGlite on a data directory, SQL
+ * bus) as a client sees it: the hub is a process of its own and wrk (Debian's package) the load
+ * generator in another, so the hub's CPU per request is its own.
+ * - registerApplication mutations/s: 20 connections, each request a new application (unique
+ *   name, labels, one API definition without a spec); counted by the applications the hub holds
+ *   afterwards, not by HTTP statuses (GraphQL answers errors with 200);
  * - applications(first: 100) queries/s with 10,000 registered applications: the store is topped up
- *   to 10,000, then the first page of 100 with `id name description providerName integrationLevel
- *   labels status pageInfo totalCount` — with the query cache (the default), and on a second hub
- *   over the same data directory without it (PLEXUS_DIRECTOR_QUERY_CACHE_MB=0);
+ *   to 10,000 through registerApplication (50 per request, not measured), then the first page of
+ *   100 with `id name description providerName integrationLevel labels status pageInfo
+ *   totalCount` — with the query cache (the default), and on a second hub over the same data
+ *   directory without it (PLEXUS_DIRECTOR_QUERY_CACHE_MB=0);
  * - the same page with each application's API definitions, event definitions and webhooks
  *   (nested lists), without the cache.
- *
- * CPU per request is process.cpuUsage() (user + system) over the run divided by the answers:
- * autocannon runs in the hub's own process, so its client work is counted too.
  *
  * `npm run bench -- director [--apps=10000] [--seconds=10] [--connections=20] [--no-record]`
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { randomUUID } from 'node:crypto';
-import { createHub, type Hub } from '../server/src/entrypoints/hub.js';
-import { insertApplication } from '../server/src/modules/director/director.repo.js';
-import { loadConfig } from '../server/src/platform/config.js';
-import { createLogger } from '../server/src/platform/logger.js';
+import { ADMIN_PASSWORD, processCpuSeconds, startHub, type HubProcess } from './flow.js';
 import { machineSummary, recordResults } from './results.js';
-
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (req: AutocannonRequest) => AutocannonRequest;
-}
-interface AutocannonResult {
-  '2xx': number;
-  non2xx: number;
-  errors: number;
-  requests: { total: number; average: number };
-  latency: { p50: number; p99: number };
-  duration: number;
-}
-type Autocannon = (opts: { url: string; connections: number; duration: number; requests: AutocannonRequest[] }) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+import { hasWrk, luaScript, runWrk, type WrkResult } from './wrk.js';
 
 const QUERY_GOAL = 2_000;
 const MUTATION_GOAL = 1_000;
@@ -60,109 +38,121 @@ const NESTED_QUERY =
   '{ applications(first: 100) { data { id name apiDefinitions { data { id name targetURL } totalCount } eventDefinitions { data { id name } totalCount } webhooks { id url } } totalCount } }';
 const REGISTER = 'mutation($in: ApplicationRegisterInput!) { registerApplication(in: $in) { id name labels status { condition } } }';
 
-function registerBody(n: number, tag: string): string {
-  return JSON.stringify({
-    query: REGISTER,
-    variables: { in: { name: `b${tag}-${n}`, providerName: 'bench', description: 'benchmark application', labels: { scenarios: ['DEFAULT'], team: 'bench' }, apiDefinitions: [{ name: 'orders', targetURL: 'http://orders.example/api' }] } },
-  });
+/** The registerApplication input besides its name, as GraphQL literal arguments. */
+const APP_FIELDS = 'providerName: "bench", description: "benchmark application", labels: {scenarios: ["DEFAULT"], team: "bench"}, apiDefinitions: [{name: "orders", targetURL: "http://orders.example/api"}]';
+
+/** A Lua request body registering a new application per request, named from the thread and its counter. */
+function registering(): string {
+  const [pre, post] = JSON.stringify({ query: `mutation { registerApplication(in: {name: "NAME", ${APP_FIELDS}}) { id name labels status { condition } } }` }).split('NAME');
+  return `return wrk.format(nil, nil, nil, [==[${pre}]==] .. 'm-' .. thread_id .. '-' .. counter .. [==[${post}]==])`;
 }
 
 interface Measured {
   rate: number;
   cpuMsPerRequest: number;
-  result: AutocannonResult;
+  result: WrkResult;
 }
 
-/** One autocannon run, with the process's CPU over it. */
-async function measure(label: string, url: string, connections: number, seconds: number, requests: AutocannonRequest[]): Promise<Measured> {
-  const cpu = process.cpuUsage();
-  const result = await autocannon({ url, connections, duration: seconds, requests });
-  const used = process.cpuUsage(cpu);
-  const rate = result['2xx'] / (result.duration || seconds);
-  const cpuMsPerRequest = (used.user + used.system) / 1000 / Math.max(1, result['2xx']);
+interface Hub {
+  process: HubProcess;
+  url: string;
+  headers: Record<string, string>;
+}
+
+async function start(dataDir: string, env: Record<string, string>): Promise<Hub> {
+  const hub = await startHub({ PLEXUS_DATA_DIR: dataDir, NODE_ENV: 'production', PLEXUS_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'), ...env });
+  const login = await fetch(`${hub.url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }) });
+  const token = ((await login.json()) as { token: string }).token;
+  return { process: hub, url: hub.url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
+}
+
+async function gql(hub: Hub, query: string): Promise<{ data?: unknown; errors?: unknown[] }> {
+  const res = await fetch(`${hub.url}/director/graphql`, { method: 'POST', headers: hub.headers, body: JSON.stringify({ query }) });
+  return (await res.json()) as { data?: unknown; errors?: unknown[] };
+}
+
+async function countApplications(hub: Hub): Promise<number> {
+  const counted = await gql(hub, '{ applications(first: 1) { totalCount } }');
+  if (!counted.data) throw new Error(`applications failed: ${JSON.stringify(counted)}`);
+  return (counted.data as { applications: { totalCount: number } }).applications.totalCount;
+}
+
+/** One wrk run against the Director, with the hub's CPU over it; `done` counts what succeeded. */
+async function measure(label: string, hub: Hub, connections: number, seconds: number, request: string, done?: () => Promise<number>): Promise<Measured> {
+  const cpu0 = processCpuSeconds(hub.process.child.pid);
+  const script = luaScript({ method: 'POST', path: '/director/graphql', headers: hub.headers, request });
+  const result = await runWrk(hub.url, { connections, seconds, script });
+  const cpu1 = processCpuSeconds(hub.process.child.pid);
+  const succeeded = done ? await done() : result.requests - result.non2xx;
+  const rate = succeeded / seconds;
+  const cpuMsPerRequest = ((cpu1 - cpu0) * 1000) / Math.max(1, succeeded);
   console.log(
-    `${label}: ${rate.toFixed(0)}/s (2xx ${result['2xx']}, non-2xx ${result.non2xx}, errors ${result.errors}), CPU ${cpuMsPerRequest.toFixed(2)} ms/request, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, load ${os.loadavg()[0]!.toFixed(1)}`,
+    `${label}: ${rate.toFixed(0)}/s (${succeeded} succeeded of ${result.requests}, non-2xx ${result.non2xx}, socket errors ${result.socketErrors}), hub CPU ${cpuMsPerRequest.toFixed(2)} ms/request, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, load ${os.loadavg()[0]!.toFixed(1)}`,
   );
   return { rate, cpuMsPerRequest, result };
 }
 
-async function startHub(dataDir: string, env: Record<string, string>): Promise<{ hub: Hub; url: string; headers: Record<string, string> }> {
-  const config = loadConfig({
-    PLEXUS_DATA_DIR: dataDir,
-    PLEXUS_HTTP_PORT: '0',
-    PLEXUS_LOG_LEVEL: 'warn',
-    PLEXUS_ADMIN_PASSWORD: PASSWORD,
-    NODE_ENV: 'production',
-    PLEXUS_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
-    ...env,
-  });
-  const hub = await createHub(config, { logger: createLogger('warn') });
-  const url = await hub.listen();
-  const login = await fetch(`${url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
-  const token = ((await login.json()) as { token: string }).token;
-  return { hub, url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
-}
-
-async function gql(url: string, headers: Record<string, string>, body: string): Promise<{ data?: unknown; errors?: unknown[] }> {
-  const res = await fetch(`${url}/director/graphql`, { method: 'POST', headers, body });
-  return (await res.json()) as { data?: unknown; errors?: unknown[] };
+/** A Lua request body sending a fixed query. */
+function fixed(query: string): string {
+  return `return wrk.format(nil, nil, nil, [==[${JSON.stringify({ query })}]==])`;
 }
 
 export async function run(args: string[]): Promise<void> {
+  if (!hasWrk()) throw new Error('this bench drives the hub with wrk: apt-get install wrk');
   const apps = arg(args, 'apps', 10_000);
   const seconds = arg(args, 'seconds', 10);
   const connections = arg(args, 'connections', 20);
   const record = !args.includes('--no-record');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-director-'));
   const loads: string[] = [os.loadavg()[0]!.toFixed(1)];
+  let hub: Hub | undefined;
   try {
     // First hub: the default configuration (query cache on).
-    let { hub, url, headers } = await startHub(dataDir, {});
-    let n = 0;
-    const first = await gql(url, headers, registerBody(n++, 'w'));
-    if (first.errors) throw new Error(`registerApplication failed: ${JSON.stringify(first.errors)}`);
-    const mutations = await measure('registerApplication', url, connections, seconds, [
-      { method: 'POST', path: '/director/graphql', headers, setupRequest: (req) => ({ ...req, body: registerBody(n++, 'm') }) },
-    ]);
+    hub = await start(dataDir, {});
+    const probe = await gql(hub, `mutation { registerApplication(in: {name: "probe", ${APP_FIELDS}}) { id } }`);
+    if (probe.errors) throw new Error(`registerApplication failed: ${JSON.stringify(probe.errors)}`);
+    const before = await countApplications(hub);
+    const first = hub;
+    const mutations = await measure(
+      'registerApplication',
+      hub,
+      connections,
+      seconds,
+      registering(),
+      async () => (await countApplications(first)) - before,
+    );
     loads.push(os.loadavg()[0]!.toFixed(1));
 
-    // Top up to `apps` applications (seeding, not measured): the same rows registerApplication
-    // writes, without its audit events. 200 per transaction: each insert raises the tenant's
-    // version row, and one transaction's versions of a row cannot be pruned before it ends.
-    const counted = await gql(url, headers, JSON.stringify({ query: '{ applications(first: 1) { totalCount } }' }));
-    if (!counted.data) throw new Error(`applications failed: ${JSON.stringify(counted)}`);
-    let count = (counted.data as { applications: { totalCount: number } }).applications.totalCount;
+    // Top up to `apps` applications (not measured): 50 registrations per request.
+    let count = await countApplications(hub);
     const topUpStart = performance.now();
-    while (count < apps) {
-      await hub.db.transaction(async (tx) => {
-        for (let i = 0; i < 200 && count < apps; i++, count++) {
-          const name = `bt-${n++}`;
-          await insertApplication(tx, { tenantId: 'default', id: randomUUID(), name, providerName: 'bench', description: 'benchmark application', integrationLevel: 'APPLICATION', healthCheckUrl: null, labels: { scenarios: ['DEFAULT'], team: 'bench', name } });
-        }
-      });
+    for (let batch = 0; count < apps; batch++) {
+      const k = Math.min(50, apps - count);
+      const fields = Array.from({ length: k }, (_, i) => `a${i}: registerApplication(in: {name: "t-${batch}-${i}", ${APP_FIELDS}}) { id }`);
+      const res = await gql(hub, `mutation { ${fields.join(' ')} }`);
+      if (res.errors) throw new Error(`top-up failed: ${JSON.stringify(res.errors).slice(0, 500)}`);
+      count += k;
     }
+    count = await countApplications(hub);
     console.log(`store: ${count} applications (top-up took ${((performance.now() - topUpStart) / 1000).toFixed(1)} s)`);
 
-    const probe = await gql(url, headers, JSON.stringify({ query: PAGE_QUERY }));
-    if (probe.errors) throw new Error(`applications failed: ${JSON.stringify(probe.errors)}`);
-    const total = (probe.data as { applications: { totalCount: number } }).applications.totalCount;
-    const page = { method: 'POST', path: '/director/graphql', headers, body: JSON.stringify({ query: PAGE_QUERY }) };
-    const cached = await measure(`applications(first: 100) of ${total}, query cache`, url, connections, seconds, [page]);
+    const pageProbe = await gql(hub, PAGE_QUERY);
+    if (pageProbe.errors) throw new Error(`applications failed: ${JSON.stringify(pageProbe.errors)}`);
+    const total = (pageProbe.data as { applications: { totalCount: number } }).applications.totalCount;
+    const cached = await measure(`applications(first: 100) of ${total}, query cache`, hub, connections, seconds, fixed(PAGE_QUERY));
     loads.push(os.loadavg()[0]!.toFixed(1));
-    await hub.stop();
+    await hub.process.stop();
 
     // Second hub on the same data: no query cache, so every request runs the query.
-    ({ hub, url, headers } = await startHub(dataDir, { PLEXUS_DIRECTOR_QUERY_CACHE_MB: '0' }));
-    const uncachedPage = { method: 'POST', path: '/director/graphql', headers, body: JSON.stringify({ query: PAGE_QUERY }) };
-    const uncached = await measure(`applications(first: 100) of ${total}, no cache`, url, connections, seconds, [uncachedPage]);
+    hub = await start(dataDir, { PLEXUS_DIRECTOR_QUERY_CACHE_MB: '0' });
+    const uncached = await measure(`applications(first: 100) of ${total}, no cache`, hub, connections, seconds, fixed(PAGE_QUERY));
     loads.push(os.loadavg()[0]!.toFixed(1));
-    const nestedProbe = await gql(url, headers, JSON.stringify({ query: NESTED_QUERY }));
+    const nestedProbe = await gql(hub, NESTED_QUERY);
     if (nestedProbe.errors) throw new Error(`nested applications failed: ${JSON.stringify(nestedProbe.errors)}`);
-    const nested = await measure('applications(first: 100) with nested lists, no cache', url, connections, seconds, [
-      { method: 'POST', path: '/director/graphql', headers, body: JSON.stringify({ query: NESTED_QUERY }) },
-    ]);
+    const nested = await measure('applications(first: 100) with nested lists, no cache', hub, connections, seconds, fixed(NESTED_QUERY));
     loads.push(os.loadavg()[0]!.toFixed(1));
-    await hub.stop();
+    await hub.process.stop();
+    hub = undefined;
 
     if (!record) return;
     const row = (op: string, m: Measured, goal: number | undefined): (string | number)[] => [
@@ -170,14 +160,14 @@ export async function run(args: string[]): Promise<void> {
       Math.round(m.rate),
       goal === undefined ? '—' : `${goal} (${m.rate >= goal ? 'yes' : 'no'})`,
       Number(m.cpuMsPerRequest.toFixed(2)),
-      m.result.latency.p50,
-      m.result.latency.p99,
+      m.result.p50Ms,
+      m.result.p99Ms,
       m.result.non2xx,
     ];
     recordResults('director', {
       tables: [
         {
-          columns: ['operation (PGlite data dir, SQL bus)', 'requests/s', 'goal/s (met)', 'CPU ms/request', 'p50 ms', 'p99 ms', 'non-2xx'],
+          columns: ['operation (PGlite data dir, SQL bus)', 'requests/s', 'goal/s (met)', 'hub CPU ms/request', 'p50 ms', 'p99 ms', 'non-2xx'],
           rows: [
             row('registerApplication (one API definition)', mutations, MUTATION_GOAL),
             row(`applications(first: 100) of ${total}, query cache (default)`, cached, QUERY_GOAL),
@@ -187,14 +177,15 @@ export async function run(args: string[]): Promise<void> {
         },
       ],
       notes: [
-        `Load average (1 min) before each phase and at the end: ${loads.join(', ')}; the machine is shared with other engineers' work while this runs, so throughput varies between runs more than CPU per request does.`,
-        `autocannon in the hub's own process, ${connections} connections, ${seconds} s per operation, over a loopback socket with an admin session token (IAM middleware included). CPU ms/request: the process's user + system CPU over the run / 2xx answers, client work included.`,
-        'registerApplication: a new application per request (name, provider, description, two labels, one API definition without a spec), audited.',
+        `Load average (1 min) before each phase and at the end: ${loads.join(', ')}.`,
+        `The hub is \`plexus start\` (embedded default, NODE_ENV=production) in a process of its own; wrk ${connections} connections, 2 threads, ${seconds} s per operation, over loopback with an admin session token (IAM included). Hub CPU ms/request: the hub process's user + system CPU over the run / requests that succeeded.`,
+        'registerApplication: a new application per request (name, provider, description, two labels, one API definition without a spec), audited; requests/s counts the applications the hub holds afterwards.',
         'applications(first: 100): 100 applications with id, name, description, providerName, integrationLevel, labels, status, plus pageInfo and totalCount. "no query cache": a second hub on the same data directory with PLEXUS_DIRECTOR_QUERY_CACHE_MB=0.',
         `Machine: ${machineSummary()}.`,
       ],
     });
   } finally {
+    await hub?.process.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
