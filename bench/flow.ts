@@ -250,7 +250,7 @@ function hookRequest(hookUrl: string): AutocannonRequest {
  * each body right before it is written (autocannon's rate limiter builds requests ahead of
  * sending them, which would count its own wait as latency).
  */
-async function openLoop(hookUrls: string[], connections: number, durationMs: number, rate: number): Promise<LoadResult> {
+export async function openLoop(hookUrls: string[], connections: number, durationMs: number, rate: number): Promise<LoadResult> {
   const agents = hookUrls.map(() => new http.Agent({ keepAlive: true, maxSockets: Math.max(1, Math.floor(connections / hookUrls.length)) }));
   let accepted = 0;
   let failed = 0;
@@ -336,7 +336,7 @@ function cpuTimes(): { busy: number; total: number } | undefined {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
-function processCpuSeconds(pid: number | undefined): number {
+export function processCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
