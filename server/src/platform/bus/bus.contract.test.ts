@@ -332,8 +332,10 @@ describe.each(targets)('bus contract on $name', (target) => {
 
   it('claims, acks, nacks with a delay, dead-letters and requeues (low level)', async () => {
     const queue = unique('low');
+    // Leases that outlast the test: a NATS claim may wait 1 s, and nothing here may expire.
+    const HELD_MS = 30_000;
     await bus.enqueueMany(queue, ['a', 'b', 'c']);
-    const claimed = await bus.claim<string>(queue, { max: 2 });
+    const claimed = await bus.claim<string>(queue, { max: 2, leaseMs: HELD_MS });
     expect(claimed.map((j) => [j.payload, j.attempt])).toEqual([
       ['a', 1],
       ['b', 1],
@@ -341,10 +343,11 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(await bus.stats(queue)).toMatchObject({ depth: 3, ready: 1, inFlight: 2 });
     const [a, b] = claimed as [Job<string>, Job<string>];
     await bus.ack(a);
-    await bus.nack(b, { delayMs: 400, error: 'not yet' });
-    const [c] = (await bus.claim<string>(queue, { max: 5 })) as [Job<string>];
+    // Longer than a NATS claim that finds nothing pending waits for a redelivery (1 s).
+    await bus.nack(b, { delayMs: 1_500, error: 'not yet' });
+    const [c] = (await bus.claim<string>(queue, { max: 5, leaseMs: HELD_MS })) as [Job<string>];
     expect(c.payload).toBe('c');
-    expect(await bus.claim(queue)).toEqual([]);
+    expect(await bus.claim(queue, { leaseMs: HELD_MS })).toEqual([]);
     await bus.deadLetter(c, 'cannot do c');
     const [dead] = await bus.listDeadLetters<string>(queue);
     expect(dead).toMatchObject({ id: c.id, queue, payload: 'c', attempts: 1, error: 'cannot do c' });
@@ -352,12 +355,12 @@ describe.each(targets)('bus contract on $name', (target) => {
     // NATS applies acks asynchronously: its stats catch up within milliseconds.
     const after = await eventually(() => bus.stats(queue), (st) => st.depth === 1);
     expect(after).toMatchObject({ depth: 1, deadLettered: 1 });
-    const again = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    const again = await eventually(() => bus.claim<string>(queue, { leaseMs: HELD_MS }), (jobs) => jobs.length > 0, 5_000);
     expect(again.map((j) => [j.payload, j.attempt])).toEqual([['b', 2]]);
     await bus.ack(again[0]!);
     await bus.requeueDeadLetter(dead!.id);
     expect(await bus.listDeadLetters(queue)).toEqual([]);
-    const requeued = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    const requeued = await eventually(() => bus.claim<string>(queue, { leaseMs: HELD_MS }), (jobs) => jobs.length > 0, 2_000);
     expect(requeued.map((j) => [j.id, j.payload, j.attempt])).toEqual([[c.id, 'c', 1]]);
     await bus.ack(requeued[0]!);
     await expectAppError(bus.requeueDeadLetter('no-such-dead-letter'), 'NOT_FOUND');
