@@ -151,7 +151,8 @@ class NatsBus implements Bus {
 
   async start(): Promise<void> {
     try {
-      this.nc = await connect({ servers: this.opts.natsUrl, name: this.opts.serviceName, maxReconnectAttempts: -1 });
+      // noAsyncTraces: the client would otherwise capture a stack trace (new Error) for every request, every PubAck included.
+      this.nc = await connect({ servers: this.opts.natsUrl, name: this.opts.serviceName, maxReconnectAttempts: -1, noAsyncTraces: true });
     } catch (err) {
       throw new AppError('CONFIG_INVALID', `PLEXUS_NATS_URL=${this.opts.natsUrl} does not answer: ${(err as Error).message}`, 'user', undefined, { cause: err });
     }
