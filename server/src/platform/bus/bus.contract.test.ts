@@ -700,6 +700,11 @@ describe.each(targets)('bus contract on $name', (target) => {
     const root = unique('bigev');
     // 1.5 MiB each, told apart by their first characters.
     const big = (tag: string): string => tag + 'x'.repeat(1_536 * 1024);
+    // Moving 1.5 MiB bodies on a loaded machine can stall the event loop past a short lease: a
+    // long one keeps every delivery single (at-least-once would allow a second), and the waits
+    // below are bounds, not expectations.
+    const held = { leaseMs: 30_000 };
+    const WAIT_MS = 60_000;
     const jobs = recorder<string>();
     let failOnce = true;
     track(
@@ -709,12 +714,12 @@ describe.each(targets)('bus contract on $name', (target) => {
           throw new AppError('VALIDATION_FAILED', 'not this one');
         }
         jobs.push(job.payload);
-      }),
+      }, held),
     );
     const a = recorder<string>();
     const b = recorder<string>();
-    track(await bus.subscribe<string>(`${root}.*`, 'biga', async (e) => a.push(e.payload)));
-    track(await bus.subscribe<string>(`${root}.*`, 'bigb', async (e) => b.push(e.payload)));
+    track(await bus.subscribe<string>(`${root}.*`, 'biga', async (e) => a.push(e.payload), held));
+    track(await bus.subscribe<string>(`${root}.*`, 'bigb', async (e) => b.push(e.payload), held));
 
     await bus.enqueue(queue, big('direct'));
     await t.db.transaction(async (tx) => bus.enqueue(queue, big('tx'), { tx }));
@@ -722,12 +727,12 @@ describe.each(targets)('bus contract on $name', (target) => {
     await bus.enqueueEach([{ queue, payload: big('each') }, { queue, payload: 'small' }]);
     await bus.enqueue(queue, big('dead'));
     await bus.publish(`${root}.happened`, big('event'));
-    await jobs.waitFor(5, 10_000);
-    const [dead] = await eventually(() => bus.listDeadLetters<string>(queue), (d) => d.length === 1);
+    await jobs.waitFor(5, WAIT_MS);
+    const [dead] = await eventually(() => bus.listDeadLetters<string>(queue), (d) => d.length === 1, WAIT_MS);
     expect(dead!.payload).toBe(big('dead'));
     await bus.requeueDeadLetter(dead!.id);
-    await jobs.waitFor(6, 10_000);
-    await Promise.all([a.waitFor(1, 10_000), b.waitFor(1, 10_000)]);
+    await jobs.waitFor(6, WAIT_MS);
+    await Promise.all([a.waitFor(1, WAIT_MS), b.waitFor(1, WAIT_MS)]);
 
     expect([...jobs.items].sort()).toEqual([big('dead'), big('direct'), big('each'), big('later'), big('tx'), 'small'].sort());
     expect(a.items).toEqual([big('event')]);
@@ -737,6 +742,7 @@ describe.each(targets)('bus contract on $name', (target) => {
       const rows = await eventually(
         () => t.db.query<{ settled: boolean }>('SELECT settled_at IS NOT NULL AS settled FROM bus_payloads'),
         (r) => r.rows.filter((x) => x.settled).length >= 6,
+        WAIT_MS,
       );
       expect(rows.rows.filter((x) => x.settled).length).toBeGreaterThanOrEqual(6);
       // The sweep takes settled bodies (here at once) and leaves the event's.
@@ -744,7 +750,7 @@ describe.each(targets)('bus contract on $name', (target) => {
       const left = await t.db.query<{ payload: string }>('SELECT payload FROM bus_payloads');
       expect(left.rows.map((r) => (JSON.parse(r.payload) as BusEvent<string>).payload)).toContain(big('event'));
     }
-  });
+  }, 240_000);
 
   onlyIf(target.isNats)('refuses a message over 64 MiB on NATS', async () => {
     const huge = 'x'.repeat(64 * 1024 * 1024 + 1);
