@@ -15,6 +15,14 @@
  * temporary directory, measured the same way in the same run.
  *
  * `npm run bench -- flow [--duration-ms=10000] [--connections=50] [--only=embedded,cluster1,cluster2,node-red,n8n]`
+ *
+ * Scale-out measured the fair way: `npm run bench -- flow --hub-cpu 0.4` holds each hub process
+ * (and its children) in a cgroup v1 cpu group of its own at that share of one core
+ * (cpu.cfs_quota_us per 100 ms period; needs root and /sys/fs/cgroup/cpu), and runs PostgreSQL +
+ * NATS with one and two processes at that share, then three at 0.3 each. One hub process nearly
+ * fills this 2-core machine otherwise, so a second one cannot show what it adds. The saturated
+ * load comes from `wrk` when it is installed (a separate process, outside the groups), else
+ * from autocannon in the bench process. Recorded in its own section (`flow-hub-cpu`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -136,12 +144,62 @@ export interface HubProcess {
   stop(): Promise<void>;
 }
 
-/** A `plexus start` child process; `serverDir` may name another checkout's server/ (bench/code.ts compares with main). */
-export async function startHub(env: Record<string, string>, serverDir = SERVER_DIR): Promise<HubProcess> {
+const CGROUP_CPU_ROOT = '/sys/fs/cgroup/cpu';
+const CFS_PERIOD_US = 100_000;
+
+/** A cgroup v1 cpu group that holds its processes to `share` of one core. */
+interface CpuGroup {
+  dir: string;
+  remove(): Promise<void>;
+}
+
+function createCpuGroup(share: number): CpuGroup {
+  const dir = path.join(CGROUP_CPU_ROOT, `plexus-bench-${process.pid}-${randomBytes(3).toString('hex')}`);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(Math.round(share * CFS_PERIOD_US)));
+  return {
+    dir,
+    async remove() {
+      // Removable once empty: the hub's children (code sandboxes) may take a moment to exit.
+      for (let i = 0; i < 100; i++) {
+        try {
+          fs.rmdirSync(dir);
+          return;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+          await sleep(100);
+        }
+      }
+      process.stdout.write(`  could not remove ${dir}: processes still in it\n`);
+    },
+  };
+}
+
+/** Whether cgroup v1 cpu groups can be made here (root, /sys/fs/cgroup/cpu mounted). */
+function canUseCpuGroups(): boolean {
+  try {
+    fs.accessSync(path.join(CGROUP_CPU_ROOT, 'cgroup.procs'), fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A `plexus start` child process; `serverDir` may name another checkout's server/ (bench/code.ts
+ * compares with main). With `cpuShare`, the process runs in a cpu group of its own at that share
+ * of one core: `sh` enters the group and execs node, so the hub and its children are in it from
+ * their first instruction, and the child's pid is the hub's.
+ */
+export async function startHub(env: Record<string, string>, serverDir = SERVER_DIR, opts: { cpuShare?: number } = {}): Promise<HubProcess> {
   const port = await freePort();
   // e.g. PLEXUS_BENCH_HUB_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the hubs under load.
   const nodeArgs = (process.env.PLEXUS_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, serverDir === SERVER_DIR ? PLEXUS_BIN : path.join(serverDir, 'bin', 'plexus.js'), 'start'], {
+  const command = [process.execPath, ...nodeArgs, serverDir === SERVER_DIR ? PLEXUS_BIN : path.join(serverDir, 'bin', 'plexus.js'), 'start'];
+  const group = opts.cpuShare !== undefined ? createCpuGroup(opts.cpuShare) : undefined;
+  const [file, ...argv] = group ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group.dir, ...command] : command;
+  const child = spawn(file!, argv, {
     cwd: serverDir,
     env: {
       PATH: process.env.PATH ?? '',
@@ -171,16 +229,25 @@ export async function startHub(env: Record<string, string>, serverDir = SERVER_D
         url: m[1]!,
         child,
         async stop() {
-          if (child.exitCode !== null) return;
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          await Promise.race([exited, sleep(20_000)]);
-          if (child.exitCode === null) child.kill('SIGKILL');
+          if (child.exitCode === null) {
+            const exited = new Promise((r) => child.once('exit', r));
+            child.kill('SIGTERM');
+            await Promise.race([exited, sleep(20_000)]);
+            if (child.exitCode === null) child.kill('SIGKILL');
+          }
+          await group?.remove();
         },
       };
     }
-    if (child.exitCode !== null) throw new Error(`hub exited ${child.exitCode}: ${err || out}`);
-    if (Date.now() - started > 60_000) throw new Error(`hub did not start: ${err || out}`);
+    if (child.exitCode !== null) {
+      await group?.remove();
+      throw new Error(`hub exited ${child.exitCode}: ${err || out}`);
+    }
+    if (Date.now() - started > 60_000) {
+      child.kill('SIGKILL');
+      await group?.remove();
+      throw new Error(`hub did not start: ${err || out}`);
+    }
     await sleep(50);
   }
 }
@@ -308,6 +375,56 @@ async function load(hookUrls: string[], connections: number, durationMs: number,
   return { accepted: results.reduce((n, r) => n + r['2xx'], 0), failed: results.reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0) };
 }
 
+/** `wrk` on PATH: a load generator in a process of its own (C, event loop per thread). */
+function hasWrk(): boolean {
+  return spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error === undefined;
+}
+
+/** Each POST carries a fresh order number; `done` prints the counts this bench needs on one line. */
+const WRK_SCRIPT = `
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"t":0,"n":' .. n .. ',"amount":21,"customer":"acme"}')
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK-RESULT %d %d %d\\n", summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+end
+`;
+
+/** The saturated load from `wrk`, one per hook URL, the connections shared out; 2xx = requests − non-2xx − socket errors. */
+async function loadWithWrk(hookUrls: string[], connections: number, durationMs: number): Promise<LoadResult> {
+  const script = path.join(os.tmpdir(), `plexus-bench-wrk-${process.pid}.lua`);
+  fs.writeFileSync(script, WRK_SCRIPT);
+  const share = Math.max(1, Math.floor(connections / hookUrls.length));
+  try {
+    const results = await Promise.all(
+      hookUrls.map(
+        (u) =>
+          new Promise<LoadResult>((resolve, reject) => {
+            const child = spawn('wrk', ['-t1', `-c${share}`, `-d${Math.round(durationMs / 1000)}s`, '--timeout', '10s', '-s', script, u], { stdio: ['ignore', 'pipe', 'pipe'] });
+            let out = '';
+            child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+            child.once('error', reject);
+            child.once('exit', () => {
+              const m = /WRK-RESULT (\d+) (\d+) (\d+)/.exec(out);
+              if (!m) return reject(new Error(`wrk gave no result: ${out.slice(-500)}`));
+              const [total, non2xx, socketErrors] = [Number(m[1]), Number(m[2]), Number(m[3])];
+              resolve({ accepted: total - non2xx, failed: non2xx + socketErrors });
+            });
+          }),
+      ),
+    );
+    return { accepted: results.reduce((n, r) => n + r.accepted, 0), failed: results.reduce((n, r) => n + r.failed, 0) };
+  } finally {
+    fs.rmSync(script, { force: true });
+  }
+}
+
 async function drain(sink: Sink, expected: number, stallMs = 30_000): Promise<void> {
   let seen = sink.count();
   let progressAt = Date.now();
@@ -364,7 +481,15 @@ export interface Measured {
   cpuUsPerExecution: number;
 }
 
-export async function measure(label: string, hookUrls: string[], sink: Sink, connections: number, durationMs: number, pids: Array<number | undefined>): Promise<Measured> {
+export async function measure(
+  label: string,
+  hookUrls: string[],
+  sink: Sink,
+  connections: number,
+  durationMs: number,
+  pids: Array<number | undefined>,
+  opts: { isWrk?: boolean } = {},
+): Promise<Measured> {
   const serverCpuSeconds = (): number => pids.reduce<number>((sum, pid) => sum + processCpuSeconds(pid), 0);
   // Warm-up: JIT, connection pools, prepared statements.
   const warm = await load(hookUrls, 10, 2_000, 500);
@@ -374,7 +499,7 @@ export async function measure(label: string, hookUrls: string[], sink: Sink, con
   const t0 = Date.now();
   const cpu0 = cpuTimes();
   const serverCpu0 = serverCpuSeconds();
-  const sat = await load(hookUrls, connections, durationMs);
+  const sat = opts.isWrk ? await loadWithWrk(hookUrls, connections, durationMs) : await load(hookUrls, connections, durationMs);
   await drain(sink, sat.accepted);
   const cpu1 = cpuTimes();
   const serverCpu1 = serverCpuSeconds();
@@ -629,6 +754,13 @@ async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }>
 export async function run(args: string[]): Promise<void> {
   const durationMs = Number(argValue(args, 'duration-ms') ?? 10_000);
   const connections = Number(argValue(args, 'connections') ?? 50);
+  const hubCpuArg = argValue(args, 'hub-cpu') ?? (args.includes('--hub-cpu') ? args[args.indexOf('--hub-cpu') + 1] : undefined);
+  if (hubCpuArg !== undefined) {
+    const share = Number(hubCpuArg);
+    if (!(share > 0 && share <= 2)) throw new Error(`--hub-cpu takes a share of one core, e.g. 0.4 (got ${hubCpuArg})`);
+    await runScaleOut(share, connections, durationMs);
+    return;
+  }
   const only = argValue(args, 'only')?.split(',');
   const wants = (k: string): boolean => !only || only.includes(k);
   const sink = await startSink();
@@ -716,5 +848,78 @@ export async function run(args: string[]): Promise<void> {
   );
   if (one && two) notes.push(`Goal scale-out: 2 processes ≥ 1.5 × 1 process: ${(two.completedPerSec / one.completedPerSec).toFixed(2)}× (${two.completedPerSec >= 1.5 * one.completedPerSec ? 'met' : 'NOT met'}).`);
   recordResults('flow', { tables: [table, chart], notes });
+  process.stdout.write(`\n${notes.join('\n')}\n`);
+}
+
+/**
+ * PostgreSQL + NATS, each hub process in a cpu group of its own: one and two processes at
+ * `share` of a core each, then three at 0.3 each (the curve). Recorded as `flow-hub-cpu`.
+ */
+async function runScaleOut(share: number, connections: number, durationMs: number): Promise<void> {
+  if (!canUseCpuGroups()) throw new Error(`--hub-cpu needs cgroup v1 cpu groups: ${CGROUP_CPU_ROOT} writable (root)`);
+  if (!hasPostgres || !hasNats) throw new Error('--hub-cpu runs on PostgreSQL + NATS: PLEXUS_TEST_DATABASE_URL and PLEXUS_TEST_NATS_URL must answer');
+  const isWrk = hasWrk();
+  const loadAvgStart = os.loadavg()[0] ?? 0;
+  const runs = [
+    { processes: 1, share },
+    { processes: 2, share },
+    { processes: 3, share: 0.3 },
+  ];
+  const sink = await startSink();
+  const results: Array<Measured & { processes: number; share: number; loadAvg: number }> = [];
+  try {
+    for (const r of runs) {
+      const database = await createDatabase();
+      const hubs: HubProcess[] = [];
+      const dataDirs: string[] = [];
+      try {
+        for (let i = 0; i < r.processes; i++) {
+          const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-flow-'));
+          dataDirs.push(dataDir);
+          hubs.push(await startHub({ PLEXUS_DATA_DIR: dataDir, PLEXUS_DATABASE_URL: database.url, PLEXUS_NATS_URL: TEST_NATS_URL }, SERVER_DIR, { cpuShare: r.share }));
+        }
+        const flowId = await setupFlow(hubs[0]!.url, sink.url);
+        const urls = hubs.map((h) => `${h.url}/hook/${flowId}`);
+        const label = `PostgreSQL + NATS, ${r.processes} process${r.processes > 1 ? 'es' : ''} × ${r.share} CPU`;
+        const loadAvg = os.loadavg()[0] ?? 0;
+        const m = await measure(label, urls, sink, connections, durationMs, hubs.map((h) => h.child.pid), { isWrk });
+        results.push({ ...m, processes: r.processes, share: r.share, loadAvg });
+      } finally {
+        await Promise.all(hubs.map((h) => h.stop()));
+        await database.drop();
+        for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await sink.close();
+  }
+  const base = results.find((r) => r.processes === 1);
+  const per = (r: Measured & { share: number }): number => r.completedPerSec / (r.share * 1);
+  const table: ResultTable = {
+    columns: ['deployment', 'CPU granted (cores)', 'accepted', 'completed', 'completed executions/s', 'vs 1 process', 'per granted core', 'server CPU per execution', 'half load (msg/s)', 'half-load p50 ms', 'half-load p99 ms', 'load average (1 min) at start'],
+    rows: results.map((r) => [
+      r.label,
+      Number((r.processes * r.share).toFixed(2)),
+      r.accepted,
+      r.completed,
+      Math.round(r.completedPerSec),
+      base ? `${(r.completedPerSec / base.completedPerSec).toFixed(2)}×` : '',
+      Math.round(per(r) / r.processes),
+      `${Math.round(r.cpuUsPerExecution)} µs`,
+      r.halfRate,
+      r.halfP50,
+      r.halfP99,
+      r.loadAvg.toFixed(2),
+    ]),
+  };
+  const two = results.find((r) => r.processes === 2);
+  const notes = [
+    `Method: each hub (\`plexus start\`, all roles, PostgreSQL + NATS) runs in a cgroup v1 cpu group of its own (${CGROUP_CPU_ROOT}/plexus-bench-…, cpu.cfs_period_us = ${CFS_PERIOD_US}, cpu.cfs_quota_us = share × period), entered by \`sh -c 'echo $$ > …/cgroup.procs && exec node …'\` so the hub and its children (code sandboxes) are held from their first instruction; the groups are removed afterwards. PostgreSQL, NATS, the load generator and the sink run outside the groups.`,
+    `Load: ${isWrk ? 'wrk (1 thread per hub, its own process)' : 'autocannon in the bench process (wrk not installed)'}, ${connections} connections shared over the hubs for ${durationMs / 1000} s, then until drained; half load: an open loop at 50 % of the measured rate. Flow: webhook → transform → filter → http-request to a local sink.`,
+    'A quota caps a hub; it does not reserve the CPU for it: on a shared, loaded machine a hub may get less than its share, which lowers every row, most of all the rows with more granted CPU.',
+    `Load average (1 min) at the start of the run: ${loadAvgStart.toFixed(2)} (per row in the table).${loadAvgStart > 2 ? ' The machine was shared and loaded: figures under load.' : ''}`,
+  ];
+  if (base && two) notes.push(`Goal: 2 processes ≥ 1.7 × 1 process at ${share} CPU each: ${(two.completedPerSec / base.completedPerSec).toFixed(2)}× (${two.completedPerSec >= 1.7 * base.completedPerSec ? 'met' : 'NOT met'}).`);
+  recordResults('flow-hub-cpu', { tables: [table], notes });
   process.stdout.write(`\n${notes.join('\n')}\n`);
 }

@@ -2,6 +2,8 @@
  * Secrets through their public HTTP surface: encrypted at rest, masked on read, raw only with
  * secrets.readRaw (and audited), oauth2 tokens refreshed against a real token endpoint on
  * loopback, tenant isolation, the permission matrix and bad input.
+ * Each test creates the secrets it needs (names unique per test), so any one runs alone or in
+ * any order (`vitest --sequence.shuffle`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbTargets } from '../helpers/db.js';
@@ -30,7 +32,19 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   /** Responses that must never hold plaintext (everything but /raw). */
   const seen: string[] = [];
   let call: Api;
-  const ids: Record<string, string> = {};
+  let seq = 0;
+  /** A name no other test uses. */
+  const unique = (name: string): string => `${name}-${++seq}`;
+
+  const createSecret = async (name: string, type: string, value: unknown): Promise<string> => {
+    const res = await call('POST', '/api/v1/secrets', { name, type, value }, writer);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.data.id as string;
+  };
+  const createBasic = (name = unique('warehouse-db')): Promise<string> => createSecret(name, 'basic', { username: PLAINTEXT.dbUser, password: PLAINTEXT.password });
+  const createApiKey = (name = unique('crm-key')): Promise<string> => createSecret(name, 'apiKey', { key: PLAINTEXT.apiKey, headerName: 'X-Api-Key' });
+  const createOauth2 = (name = unique('partner-api')): Promise<string> =>
+    createSecret(name, 'oauth2', { grantType: 'client_credentials', tokenUrl: tokens.url, clientId: 'plexus', clientSecret: PLAINTEXT.clientSecret, scope: 'orders' });
 
   const createUser = async (username: string, tenant: string, permissions: string[]): Promise<string> => {
     const res = await hub.api('POST', '/api/v1/users', { username, password: `${username}-password`, tenant, permissions });
@@ -58,36 +72,46 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
     await tokens?.close();
   });
 
+  /** No plaintext in any response of a test (the raw route aside). */
+  const expectNoPlaintext = (responses: readonly string[]): void => {
+    const all = responses.join('\n');
+    for (const p of [PLAINTEXT.password, PLAINTEXT.apiKey, PLAINTEXT.mixedToken, PLAINTEXT.clientSecret]) expect(all, p).not.toContain(p);
+    // Access tokens the test endpoint issued (access-<n>).
+    expect(all).not.toMatch(/access-\d+/);
+  };
+
   it('stores a basic secret encrypted and answers it masked', async () => {
-    const res = await call('POST', '/api/v1/secrets', { name: 'warehouse-db', type: 'basic', value: { username: PLAINTEXT.dbUser, password: PLAINTEXT.password } }, writer);
+    const name = unique('warehouse-db');
+    const res = await call('POST', '/api/v1/secrets', { name, type: 'basic', value: { username: PLAINTEXT.dbUser, password: PLAINTEXT.password } }, writer);
     expect(res.status).toBe(201);
-    expect(res.body.data).toMatchObject({ name: 'warehouse-db', type: 'basic', value: { username: PLAINTEXT.dbUser, password: '***' } });
-    ids.basic = res.body.data.id;
-    const rows = await hub.db.query('SELECT * FROM secrets WHERE id = $1', [ids.basic]);
+    expect(res.body.data).toMatchObject({ name, type: 'basic', value: { username: PLAINTEXT.dbUser, password: '***' } });
+    const id = res.body.data.id as string;
+    const rows = await hub.db.query('SELECT * FROM secrets WHERE id = $1', [id]);
     expect(rows.rows).toHaveLength(1);
     const row = JSON.stringify(rows.rows[0]);
     expect(row).not.toContain(PLAINTEXT.password);
     expect(row).not.toContain(PLAINTEXT.dbUser);
     expect(rows.rows[0]).toMatchObject({ tenant_id: 'acme', type: 'basic', key_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
-    const list = await call('GET', '/api/v1/secrets', undefined, reader);
+    const list = await call('GET', `/api/v1/secrets?search=${name}`, undefined, reader);
     expect(list.body.meta.total).toBe(1);
     expect(list.body.data[0].value).toEqual({ username: PLAINTEXT.dbUser, password: '***' });
-    expect((await call('GET', `/api/v1/secrets/${ids.basic}`, undefined, reader)).body.data.value.password).toBe('***');
+    expect((await call('GET', `/api/v1/secrets/${id}`, undefined, reader)).body.data.value.password).toBe('***');
   });
 
   it('masks apiKey and every field of mixed secrets', async () => {
-    const api = await call('POST', '/api/v1/secrets', { name: 'crm-key', type: 'apiKey', value: { key: PLAINTEXT.apiKey, headerName: 'X-Api-Key' } }, writer);
+    const keyName = unique('masking-crm-key');
+    const api = await call('POST', '/api/v1/secrets', { name: keyName, type: 'apiKey', value: { key: PLAINTEXT.apiKey, headerName: 'X-Api-Key' } }, writer);
     expect(api.body.data.value).toEqual({ key: '***', headerName: 'X-Api-Key' });
-    ids.apiKey = api.body.data.id;
-    const mixed = await call('POST', '/api/v1/secrets', { name: 'legacy', type: 'mixed', value: { token: PLAINTEXT.mixedToken, port: 8443, tls: true } }, writer);
+    const legacyName = unique('masking-legacy');
+    const mixed = await call('POST', '/api/v1/secrets', { name: legacyName, type: 'mixed', value: { token: PLAINTEXT.mixedToken, port: 8443, tls: true } }, writer);
     expect(mixed.body.data.value).toEqual({ token: '***', port: '***', tls: '***' });
-    ids.mixed = mixed.body.data.id;
-    const filtered = await call('GET', '/api/v1/secrets?filter[type]=apiKey', undefined, reader);
-    expect(filtered.body.data.map((s: { name: string }) => s.name)).toEqual(['crm-key']);
-    expect((await call('GET', '/api/v1/secrets?search=LEG&sort=-name', undefined, reader)).body.data.map((s: { name: string }) => s.name)).toEqual(['legacy']);
+    const filtered = await call('GET', '/api/v1/secrets?filter[type]=apiKey&search=masking-', undefined, reader);
+    expect(filtered.body.data.map((s: { name: string }) => s.name)).toEqual([keyName]);
+    expect((await call('GET', '/api/v1/secrets?search=MASKING-LEG&sort=-name', undefined, reader)).body.data.map((s: { name: string }) => s.name)).toEqual([legacyName]);
   });
 
   it('answers the raw value only with secrets.readRaw, and audits every raw read', async () => {
+    const ids = { basic: await createBasic() };
     expect((await call('GET', `/api/v1/secrets/${ids.basic}/raw`, undefined, reader)).status).toBe(403);
     expect((await call('GET', `/api/v1/secrets/${ids.basic}/raw`, undefined, writer)).status).toBe(403);
     const raw = await hub.api('GET', `/api/v1/secrets/${ids.basic}/raw`, undefined, acmeAdmin);
@@ -105,14 +129,18 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   });
 
   it('updates by merging fields, keeps fields sent back masked, and renames', async () => {
+    const taken = unique('crm-key');
+    const ids = { basic: await createBasic() };
+    await createApiKey(taken);
+    const renamed = unique('warehouse');
     const current = (await call('GET', `/api/v1/secrets/${ids.basic}`, undefined, writer)).body.data;
-    const res = await call('PATCH', `/api/v1/secrets/${ids.basic}`, { name: 'warehouse', value: { ...current.value, username: 'new-user' } }, writer);
+    const res = await call('PATCH', `/api/v1/secrets/${ids.basic}`, { name: renamed, value: { ...current.value, username: 'new-user' } }, writer);
     expect(res.status).toBe(200);
-    expect(res.body.data).toMatchObject({ name: 'warehouse', value: { username: 'new-user', password: '***' } });
+    expect(res.body.data).toMatchObject({ name: renamed, value: { username: 'new-user', password: '***' } });
     const raw = await hub.api('GET', `/api/v1/secrets/${ids.basic}/raw`, undefined, acmeAdmin);
     expect(raw.body.data.value).toEqual({ username: 'new-user', password: PLAINTEXT.password });
-    expect((await call('PATCH', `/api/v1/secrets/${ids.basic}`, { name: 'crm-key' }, writer)).status).toBe(409);
-    expect((await call('POST', '/api/v1/secrets', { name: 'warehouse', type: 'apiKey', value: { key: 'k' } }, writer)).status).toBe(409);
+    expect((await call('PATCH', `/api/v1/secrets/${ids.basic}`, { name: taken }, writer)).status).toBe(409);
+    expect((await call('POST', '/api/v1/secrets', { name: renamed, type: 'apiKey', value: { key: 'k' } }, writer)).status).toBe(409);
   });
 
   it('fetches and refreshes oauth2 tokens against the token endpoint', async () => {
@@ -120,16 +148,19 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
     const created = await call(
       'POST',
       '/api/v1/secrets',
-      { name: 'partner-api', type: 'oauth2', value: { grantType: 'client_credentials', tokenUrl: tokens.url, clientId: 'plexus', clientSecret: PLAINTEXT.clientSecret, scope: 'orders' } },
+      { name: unique('partner-api'), type: 'oauth2', value: { grantType: 'client_credentials', tokenUrl: tokens.url, clientId: 'plexus', clientSecret: PLAINTEXT.clientSecret, scope: 'orders' } },
       writer,
     );
     expect(created.status).toBe(201);
-    ids.oauth2 = created.body.data.id;
+    const ids = { oauth2: created.body.data.id as string };
     expect(created.body.data.value).toMatchObject({ clientSecret: '***', clientId: 'plexus' });
     expect(tokens.requests).toHaveLength(0);
     const raws = await Promise.all([1, 2, 3].map(() => hub.api('GET', `/api/v1/secrets/${ids.oauth2}/raw`, undefined, acmeAdmin)));
     expect(tokens.requests).toHaveLength(1);
-    for (const r of raws) expect(r.body.data.value).toMatchObject({ accessToken: 'access-1', clientSecret: PLAINTEXT.clientSecret });
+    // The token server numbers the tokens it issues over the whole file: this secret's first one.
+    const first = raws[0]!.body.data.value.accessToken as string;
+    expect(first).toMatch(/^access-\d+$/);
+    for (const r of raws) expect(r.body.data.value).toMatchObject({ accessToken: first, clientSecret: PLAINTEXT.clientSecret });
     const masked = await call('GET', `/api/v1/secrets/${ids.oauth2}`, undefined, reader);
     expect(masked.body.data.value.accessToken).toBe('***');
     expect(Date.parse(masked.body.data.tokenExpiresAt)).toBeGreaterThan(Date.now());
@@ -137,10 +168,13 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
     const forced = await call('POST', `/api/v1/secrets/${ids.oauth2}/refresh`, undefined, writer);
     expect(forced.status).toBe(200);
     expect(tokens.requests).toHaveLength(2);
-    expect((await hub.api('GET', `/api/v1/secrets/${ids.oauth2}/raw`, undefined, acmeAdmin)).body.data.value.accessToken).toBe('access-2');
+    const second = (await hub.api('GET', `/api/v1/secrets/${ids.oauth2}/raw`, undefined, acmeAdmin)).body.data.value.accessToken as string;
+    expect(second).toMatch(/^access-\d+$/);
+    expect(second).not.toBe(first);
   });
 
   it('reports a refused grant as 502 and records the reason on the secret', async () => {
+    const ids = { oauth2: await createOauth2(), basic: await createBasic() };
     tokens.refuseWith = 'invalid_client';
     try {
       const res = await call('POST', `/api/v1/secrets/${ids.oauth2}/refresh`, undefined, writer);
@@ -154,6 +188,7 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   });
 
   it('answers 404 for another tenant’s secret on every route, exactly as for a missing one', async () => {
+    const ids = { oauth2: await createOauth2() };
     const missing = '00000000-0000-4000-8000-000000000009';
     const routes: { method: Method; suffix: string; body?: unknown }[] = [
       { method: 'GET', suffix: '' },
@@ -176,7 +211,7 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   });
 
   it('answers 403 on every route to a caller without its permission, and 401 without a token', async () => {
-    const id = ids.apiKey!;
+    const id = await createApiKey();
     const routes: { method: Method; url: string; body?: unknown; permission: string; reader: boolean }[] = [
       { method: 'GET', url: '/api/v1/secrets', permission: 'secrets.read', reader: true },
       { method: 'GET', url: `/api/v1/secrets/${id}`, permission: 'secrets.read', reader: true },
@@ -197,6 +232,7 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   });
 
   it('answers 400 naming the field for bad input', async () => {
+    const ids = { apiKey: await createApiKey() };
     const cases: { method: Method; url: string; body?: unknown; field: string }[] = [
       { method: 'POST', url: '/api/v1/secrets', body: { name: 'a', type: 'ssh', value: {} }, field: 'body.type' },
       { method: 'POST', url: '/api/v1/secrets', body: { name: 'a', type: 'basic', value: { username: 'u' } }, field: 'body.value.password' },
@@ -235,14 +271,32 @@ describe.each(dbTargets)('secrets over HTTP on %s', (target) => {
   });
 
   it('deletes a secret', async () => {
+    const ids = { mixed: await createSecret(unique('legacy'), 'mixed', { token: PLAINTEXT.mixedToken }) };
     expect((await call('DELETE', `/api/v1/secrets/${ids.mixed}`, undefined, writer)).status).toBe(204);
     expect((await call('GET', `/api/v1/secrets/${ids.mixed}`, undefined, writer)).status).toBe(404);
     expect((await call('DELETE', `/api/v1/secrets/${ids.mixed}`, undefined, writer)).status).toBe(404);
   });
 
-  it('never shows a plaintext value outside the raw route', () => {
-    expect(seen.length).toBeGreaterThan(50);
-    const all = seen.join('\n');
-    for (const p of [PLAINTEXT.password, PLAINTEXT.apiKey, PLAINTEXT.mixedToken, PLAINTEXT.clientSecret, 'access-1', 'access-2']) expect(all, p).not.toContain(p);
+  it('never shows a plaintext value outside the raw route', async () => {
+    // Its own round of every kind through every non-raw route, checked by itself …
+    const from = seen.length;
+    tokens.refuseWith = undefined;
+    const basic = await createBasic();
+    const apiKey = await createApiKey();
+    const mixed = await createSecret(unique('legacy'), 'mixed', { token: PLAINTEXT.mixedToken, port: 8443 });
+    const oauth2 = await createOauth2();
+    // A fetched token (raw route, not checked) must not show on the others either.
+    expect((await hub.api('GET', `/api/v1/secrets/${oauth2}/raw`, undefined, acmeAdmin)).status).toBe(200);
+    for (const id of [basic, apiKey, mixed, oauth2]) {
+      await call('GET', `/api/v1/secrets/${id}`, undefined, reader);
+      await call('PATCH', `/api/v1/secrets/${id}`, { name: unique('renamed') }, writer);
+    }
+    await call('POST', `/api/v1/secrets/${oauth2}/refresh`, undefined, writer);
+    await call('GET', '/api/v1/secrets?page[size]=100', undefined, reader);
+    const mine = seen.slice(from);
+    expect(mine.length).toBeGreaterThanOrEqual(14);
+    expectNoPlaintext(mine);
+    // … and every response any test here has seen so far.
+    expectNoPlaintext(seen);
   });
 });

@@ -7,7 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
-import { GroupCommit, type Bus } from '../../platform/bus/index.js';
+import { Batcher, flushResults } from '../../platform/batcher.js';
+import type { Bus } from '../../platform/bus/index.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -186,12 +187,12 @@ export class DirectorService {
   /** Tenants whose scenarios definition this process has made sure exists. */
   private readonly scenariosEnsured = new Set<string>();
   /** Concurrent registrations, stored together (storeRegistrations). */
-  private readonly registrations: GroupCommit<Registration, RegistrationOutcome>;
+  private readonly registrations: Batcher<Registration, RegistrationOutcome>;
 
   constructor(private readonly deps: DirectorServiceDeps) {
     this.db = deps.db;
     // PGlite runs one statement at a time: one batch in flight lets the next one grow meanwhile.
-    this.registrations = new GroupCommit(64, deps.db.dialect === 'pglite' ? 1 : 3, (items) => this.storeRegistrations(items));
+    this.registrations = new Batcher({ maxBatch: 64, maxInFlight: deps.db.dialect === 'pglite' ? 1 : 3, flush: flushResults((items) => this.storeRegistrations(items)) });
   }
 
   // ---------------------------------------------------------------- access

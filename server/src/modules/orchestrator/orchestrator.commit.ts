@@ -9,6 +9,7 @@
  * possible on embedded PGlite.
  */
 import type { StepHandoff, StepHandoffTicket, StepJob, WebhookReply } from '../../contracts/flows.js';
+import { Batcher, type BatchEntry } from '../../platform/batcher.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
@@ -86,11 +87,7 @@ function sortById<T extends { id: string }>(xs: T[]): T[] {
   return xs.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-interface Pending {
-  item: WriteItem;
-  resolve: (applied: boolean) => void;
-  reject: (err: unknown) => void;
-}
+type Pending = BatchEntry<WriteItem, boolean>;
 
 function settlePending(p: Pending, result: CommitResult): void {
   if (result instanceof MessageLimitExceeded) p.reject(result);
@@ -104,10 +101,7 @@ const LIVE_CHUNK = 40;
 const MAX_INLINE_REPLY_CHARS = 7_000;
 
 export class ExecutionWriter {
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  private scheduled = false;
-  private readonly maxInFlight: number;
+  private readonly batcher: Batcher<WriteItem, boolean>;
 
   constructor(
     private readonly db: Db,
@@ -118,12 +112,12 @@ export class ExecutionWriter {
     private readonly handoff: StepHandoff | undefined,
   ) {
     // PGlite runs one statement at a time; a PostgreSQL pool commits a few batches in parallel.
-    this.maxInFlight = db.dialect === 'pglite' ? 1 : 4;
+    this.batcher = new Batcher({ maxBatch: MAX_BATCH, maxInFlight: db.dialect === 'pglite' ? 1 : 4, flush: (batch) => this.flushBatch(batch) });
   }
 
   /** Creates the execution if it does not exist yet (the trigger job may be redelivered). */
   ensureExecution(execution: repo.NewExecution): Promise<boolean> {
-    return this.add({ kind: 'execution', execution });
+    return this.batcher.add({ kind: 'execution', execution });
   }
 
   /**
@@ -131,35 +125,15 @@ export class ExecutionWriter {
    * with MessageLimitExceeded when it would take its execution past its message limit.
    */
   commitStep(commit: StepCommit): Promise<boolean> {
-    return this.add({ kind: 'step', commit });
+    return this.batcher.add({ kind: 'step', commit });
   }
 
-  private add(item: WriteItem): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // One tick lets the handlers that finish together join the same batch.
-        setImmediate(() => {
-          this.scheduled = false;
-          this.drain();
-        });
-      }
-    });
+  /** Resolves once every write handed in so far is committed (or failed). */
+  idle(): Promise<void> {
+    return this.batcher.idle();
   }
 
-  private drain(): void {
-    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      this.inFlight++;
-      void this.flushBatch(batch).finally(() => {
-        this.inFlight--;
-        this.drain();
-      });
-    }
-  }
-
-  private async flushBatch(batch: Pending[]): Promise<void> {
+  private async flushBatch(batch: ReadonlyArray<Pending>): Promise<void> {
     try {
       const { results, replies } = await this.write(batch.map((p) => p.item));
       batch.forEach((p, i) => settlePending(p, results[i]!));
@@ -377,11 +351,6 @@ export class ExecutionWriter {
       d.failed += c.delta.failed;
       deltas.set(id, d);
     }
-  }
-
-  /** Resolves once nothing is queued or being written. */
-  async idle(): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight > 0 || this.scheduled) await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -1,6 +1,8 @@
 /**
  * The scheduler against a real database and bus: several schedulers on one database never
  * fire a due time twice, downtime fires once, and every firing is a stored job.
+ * Tests wait for firings (the `onFired` hook) with generous timeouts rather than sleeping for a
+ * fixed time: on a loaded machine a pass may come late, which must not fail a test.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { stepQueueName, type Flow, type StepJob } from '../../contracts/flows.js';
@@ -39,9 +41,40 @@ const newBus = (db: Db) => createBus({ db, serviceName: 'scheduler-test', logger
 describe.each(dbTargets)('scheduler on %s', (target) => {
   let testDb: TestDb;
   const cleanup: Array<() => Promise<void>> = [];
+  /** Called after every batch of firings. */
+  const firingListeners = new Set<() => void>();
   afterEach(async () => {
+    firingListeners.clear();
     for (const c of cleanup.splice(0).reverse()) await c();
   });
+
+  /** Resolves once `condition` holds, checked after each batch of firings; fails after `timeoutMs`. */
+  const firingsUntil = (condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (condition()) return resolve();
+      const check = (): void => {
+        if (!condition()) return;
+        firingListeners.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        firingListeners.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      firingListeners.add(check);
+    });
+
+  /** Retries `fn` until it returns `expected` (a lease to expire, a row to appear). */
+  const eventually = async <T>(fn: () => Promise<T>, expected: T, timeoutMs = 15_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    let last = await fn();
+    while (last !== expected && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      last = await fn();
+    }
+    expect(last).toBe(expected);
+  };
 
   async function setUp(instances: number): Promise<{ db: Db; buses: Bus[]; schedulers: SchedulerService[]; firings: Firing[]; byInstance: number[] }> {
     testDb = await openTestDb(target);
@@ -61,6 +94,7 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
         onFired: (f) => {
           firings.push(...f);
           byInstance[i]! += f.length;
+          for (const l of [...firingListeners]) l();
         },
       });
       cleanup.push(() => s.stop());
@@ -77,16 +111,24 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
       await schedulers[0]!.recordFlow(flow(id, '* * * * * *'));
       await schedulers[0]!.scheduleFlow(id);
     }
+    const perFlow = new Map<string, number>();
+    const startedAt = Date.now();
     await Promise.all(schedulers.map((s) => s.start()));
-    await new Promise((r) => setTimeout(r, 3_300));
+    await firingsUntil(() => {
+      perFlow.clear();
+      for (const f of firings) perFlow.set(f.flowId, (perFlow.get(f.flowId) ?? 0) + 1);
+      return ids.every((id) => (perFlow.get(id) ?? 0) >= 2);
+    }, 'every flow to fire twice');
     await Promise.all(schedulers.map((s) => s.stop()));
+    const stoppedAt = Date.now();
 
     const keys = firings.map((f) => `${f.flowId}@${f.dueAt.toISOString()}`);
     expect(new Set(keys).size).toBe(keys.length);
-    const perFlow = new Map<string, number>();
+    perFlow.clear();
     for (const f of firings) perFlow.set(f.flowId, (perFlow.get(f.flowId) ?? 0) + 1);
-    for (const id of ids) expect(perFlow.get(id), id).toBeGreaterThanOrEqual(2);
-    for (const id of ids) expect(perFlow.get(id), id).toBeLessThanOrEqual(4);
+    // Once per second at most: never more firings than seconds that began while they ran.
+    const seconds = Math.ceil((stoppedAt - startedAt) / 1_000) + 1;
+    for (const id of ids) expect(perFlow.get(id), id).toBeLessThanOrEqual(seconds);
 
     let queued = 0;
     for (const id of ids) queued += (await buses[0]!.stats(stepQueueName(id, 'poll'))).depth;
@@ -104,8 +146,11 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
     if (target === 'postgres') {
       // The schedulers really competed: claims of several pools interleaved.
       expect(byInstance.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
-      const lateness = firings.map((f) => f.firedAtMs - f.dueAt.getTime());
-      expect(Math.max(...lateness)).toBeLessThan(1_000);
+      // On time as a rule (median within a second); the worst case only bounded, since a loaded
+      // machine can delay any one pass.
+      const lateness = firings.map((f) => f.firedAtMs - f.dueAt.getTime()).sort((a, b) => a - b);
+      expect(lateness[Math.floor(lateness.length / 2)]!).toBeLessThan(1_000);
+      expect(lateness.at(-1)!).toBeLessThan(15_000);
     }
   });
 
@@ -132,10 +177,12 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
     const due = new Date(Date.now() - 1_000);
     await repo.setFirstDueExecution(db, 'orphan', due);
     // Another scheduler claimed it and died before advancing it.
-    expect((await repo.claimDueFlows(db, 10, 400)).map((r) => r.flow_id)).toEqual(['orphan']);
+    const claimedAt = Date.now();
+    expect((await repo.claimDueFlows(db, 10, 2_000)).map((r) => r.flow_id)).toEqual(['orphan']);
     expect(await s.fireDue()).toBe(0);
-    await new Promise((r) => setTimeout(r, 450));
-    expect(await s.fireDue()).toBe(1);
+    // Taken over once the dead scheduler's claim expires, not before.
+    await eventually(() => s.fireDue(), 1);
+    expect(Date.now() - claimedAt).toBeGreaterThanOrEqual(1_900);
     expect(firings[0]).toMatchObject({ flowId: 'orphan', executionId: nameBasedUuid(`orphan@${due.toISOString()}`) });
     expect(firings[0]!.executionId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect((await repo.findScheduledFlow(db, 'orphan'))!.due_execution!.getTime()).toBeGreaterThan(Date.now());
@@ -149,18 +196,17 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
 
     await s.recordFlow(flow('cron', '* * * * * *'));
     expect((await repo.findScheduledFlow(db, 'cron'))!.due_execution).toBeNull();
-    await s.start();
-    await new Promise((r) => setTimeout(r, 1_200));
+    // Recorded but not started: nothing is due, however long one waits.
+    expect(await s.fireDue()).toBe(0);
     expect(firings).toEqual([]);
 
+    await s.start();
     await s.scheduleFlow('cron');
-    await new Promise((r) => setTimeout(r, 1_300));
-    expect(firings.length).toBeGreaterThanOrEqual(1);
+    await firingsUntil(() => firings.length >= 1, 'the first firing after scheduleFlow');
     await s.unscheduleFlow('cron');
-    const fired = firings.length;
-    await new Promise((r) => setTimeout(r, 1_200));
-    expect(firings.length).toBe(fired);
+    // Its row is gone, so no pass can fire it again.
     expect(await repo.findScheduledFlow(db, 'cron')).toBeUndefined();
+    expect(await s.fireDue()).toBe(0);
   });
 
   it('wakes up for a newly scheduled flow instead of sleeping the full bound', async () => {
@@ -173,8 +219,9 @@ describe.each(dbTargets)('scheduler on %s', (target) => {
     await s.recordFlow(flow('late', '* * * * * *'));
     await s.scheduleFlow('late');
     const started = Date.now();
-    while (firings.length === 0 && Date.now() - started < 3_000) await new Promise((r) => setTimeout(r, 20));
+    while (firings.length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
     expect(firings.length).toBe(1);
-    expect(firings[0]!.firedAtMs - firings[0]!.dueAt.getTime()).toBeLessThan(1_000);
+    // Woken: well before the minute it would otherwise sleep (a loaded machine may add seconds).
+    expect(firings[0]!.firedAtMs - firings[0]!.dueAt.getTime()).toBeLessThan(15_000);
   });
 });

@@ -332,8 +332,10 @@ describe.each(targets)('bus contract on $name', (target) => {
 
   it('claims, acks, nacks with a delay, dead-letters and requeues (low level)', async () => {
     const queue = unique('low');
+    // Leases that outlast the test: a NATS claim may wait 1 s, and nothing here may expire.
+    const HELD_MS = 30_000;
     await bus.enqueueMany(queue, ['a', 'b', 'c']);
-    const claimed = await bus.claim<string>(queue, { max: 2 });
+    const claimed = await bus.claim<string>(queue, { max: 2, leaseMs: HELD_MS });
     expect(claimed.map((j) => [j.payload, j.attempt])).toEqual([
       ['a', 1],
       ['b', 1],
@@ -341,10 +343,11 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(await bus.stats(queue)).toMatchObject({ depth: 3, ready: 1, inFlight: 2 });
     const [a, b] = claimed as [Job<string>, Job<string>];
     await bus.ack(a);
-    await bus.nack(b, { delayMs: 400, error: 'not yet' });
-    const [c] = (await bus.claim<string>(queue, { max: 5 })) as [Job<string>];
+    // Longer than a NATS claim that finds nothing pending waits for a redelivery (1 s).
+    await bus.nack(b, { delayMs: 1_500, error: 'not yet' });
+    const [c] = (await bus.claim<string>(queue, { max: 5, leaseMs: HELD_MS })) as [Job<string>];
     expect(c.payload).toBe('c');
-    expect(await bus.claim(queue)).toEqual([]);
+    expect(await bus.claim(queue, { leaseMs: HELD_MS })).toEqual([]);
     await bus.deadLetter(c, 'cannot do c');
     const [dead] = await bus.listDeadLetters<string>(queue);
     expect(dead).toMatchObject({ id: c.id, queue, payload: 'c', attempts: 1, error: 'cannot do c' });
@@ -352,12 +355,12 @@ describe.each(targets)('bus contract on $name', (target) => {
     // NATS applies acks asynchronously: its stats catch up within milliseconds.
     const after = await eventually(() => bus.stats(queue), (st) => st.depth === 1);
     expect(after).toMatchObject({ depth: 1, deadLettered: 1 });
-    const again = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    const again = await eventually(() => bus.claim<string>(queue, { leaseMs: HELD_MS }), (jobs) => jobs.length > 0, 5_000);
     expect(again.map((j) => [j.payload, j.attempt])).toEqual([['b', 2]]);
     await bus.ack(again[0]!);
     await bus.requeueDeadLetter(dead!.id);
     expect(await bus.listDeadLetters(queue)).toEqual([]);
-    const requeued = await eventually(() => bus.claim<string>(queue), (jobs) => jobs.length > 0, 2_000);
+    const requeued = await eventually(() => bus.claim<string>(queue, { leaseMs: HELD_MS }), (jobs) => jobs.length > 0, 2_000);
     expect(requeued.map((j) => [j.id, j.payload, j.attempt])).toEqual([[c.id, 'c', 1]]);
     await bus.ack(requeued[0]!);
     await expectAppError(bus.requeueDeadLetter('no-such-dead-letter'), 'NOT_FOUND');
@@ -697,6 +700,11 @@ describe.each(targets)('bus contract on $name', (target) => {
     const root = unique('bigev');
     // 1.5 MiB each, told apart by their first characters.
     const big = (tag: string): string => tag + 'x'.repeat(1_536 * 1024);
+    // Moving 1.5 MiB bodies on a loaded machine can stall the event loop past a short lease: a
+    // long one keeps every delivery single (at-least-once would allow a second), and the waits
+    // below are bounds, not expectations.
+    const held = { leaseMs: 30_000 };
+    const WAIT_MS = 60_000;
     const jobs = recorder<string>();
     let failOnce = true;
     track(
@@ -706,12 +714,12 @@ describe.each(targets)('bus contract on $name', (target) => {
           throw new AppError('VALIDATION_FAILED', 'not this one');
         }
         jobs.push(job.payload);
-      }),
+      }, held),
     );
     const a = recorder<string>();
     const b = recorder<string>();
-    track(await bus.subscribe<string>(`${root}.*`, 'biga', async (e) => a.push(e.payload)));
-    track(await bus.subscribe<string>(`${root}.*`, 'bigb', async (e) => b.push(e.payload)));
+    track(await bus.subscribe<string>(`${root}.*`, 'biga', async (e) => a.push(e.payload), held));
+    track(await bus.subscribe<string>(`${root}.*`, 'bigb', async (e) => b.push(e.payload), held));
 
     await bus.enqueue(queue, big('direct'));
     await t.db.transaction(async (tx) => bus.enqueue(queue, big('tx'), { tx }));
@@ -719,12 +727,12 @@ describe.each(targets)('bus contract on $name', (target) => {
     await bus.enqueueEach([{ queue, payload: big('each') }, { queue, payload: 'small' }]);
     await bus.enqueue(queue, big('dead'));
     await bus.publish(`${root}.happened`, big('event'));
-    await jobs.waitFor(5, 10_000);
-    const [dead] = await eventually(() => bus.listDeadLetters<string>(queue), (d) => d.length === 1);
+    await jobs.waitFor(5, WAIT_MS);
+    const [dead] = await eventually(() => bus.listDeadLetters<string>(queue), (d) => d.length === 1, WAIT_MS);
     expect(dead!.payload).toBe(big('dead'));
     await bus.requeueDeadLetter(dead!.id);
-    await jobs.waitFor(6, 10_000);
-    await Promise.all([a.waitFor(1, 10_000), b.waitFor(1, 10_000)]);
+    await jobs.waitFor(6, WAIT_MS);
+    await Promise.all([a.waitFor(1, WAIT_MS), b.waitFor(1, WAIT_MS)]);
 
     expect([...jobs.items].sort()).toEqual([big('dead'), big('direct'), big('each'), big('later'), big('tx'), 'small'].sort());
     expect(a.items).toEqual([big('event')]);
@@ -734,6 +742,7 @@ describe.each(targets)('bus contract on $name', (target) => {
       const rows = await eventually(
         () => t.db.query<{ settled: boolean }>('SELECT settled_at IS NOT NULL AS settled FROM bus_payloads'),
         (r) => r.rows.filter((x) => x.settled).length >= 6,
+        WAIT_MS,
       );
       expect(rows.rows.filter((x) => x.settled).length).toBeGreaterThanOrEqual(6);
       // The sweep takes settled bodies (here at once) and leaves the event's.
@@ -741,7 +750,7 @@ describe.each(targets)('bus contract on $name', (target) => {
       const left = await t.db.query<{ payload: string }>('SELECT payload FROM bus_payloads');
       expect(left.rows.map((r) => (JSON.parse(r.payload) as BusEvent<string>).payload)).toContain(big('event'));
     }
-  });
+  }, 240_000);
 
   onlyIf(target.isNats)('refuses a message over 64 MiB on NATS', async () => {
     const huge = 'x'.repeat(64 * 1024 * 1024 + 1);

@@ -21,7 +21,6 @@ export type {
   QueueStats,
 } from './bus.js';
 export { RetryLater } from './bus.js';
-export { GroupCommit } from './sql.bus.js';
 export type { LiveEvent, LiveEvents, LiveHandler } from './live.js';
 export { assertName, assertPattern, matchesPattern } from './pattern.js';
 

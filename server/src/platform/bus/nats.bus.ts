@@ -14,24 +14,31 @@
  *   listed, counted and requeued by id; requeueing goes through the outbox, atomically.
  * - Large bodies: one over max_payload is stored in `bus_payloads` and the message names it
  *   (header Plexus-Payload); the consumer reads it back before the handler runs.
- * Publishing and pulling talk the JetStream wire protocol directly (PubAcks multiplexed on one
- * inbox; pull requests sized to the free handler slots): the client's per-call machinery
- * (a timer per publish, a subscription with heartbeats per fetch) cost half the throughput.
+ * Publishing, pulling and acknowledging use the client's public JetStream API (`js.publish`,
+ * `consumer.fetch`, `JsMsg.ack/nak/working`). What the client does not do is batching across
+ * promise chains: publishes and acknowledgements made during one event-loop turn are handed to
+ * it together (platform/batcher.ts), so they leave in one socket write; a pull asks for exactly
+ * the consume loop's free handler slots.
  */
-import { connect, createInbox, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, nuid, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
+  jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type Consumer as JsConsumer,
   type ConsumerInfo,
+  type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
   type NextMsgRequest,
   type SeqMsgRequest,
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
+import { Batcher } from '../batcher.js';
 import type { Db, Queryable } from '../db/db.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -83,6 +90,8 @@ const PAYLOAD_KEEP_SETTLED_MS = 60 * 60_000;
 const PAYLOAD_MAX_AGE_MS = 30 * 24 * 3_600_000;
 /** Long poll of a pull: a new message is delivered at once; an empty pull ends and repeats. */
 const PULL_EXPIRES_MS = 5_000;
+/** How long a claim (tests, tools) finding nothing pending waits for a redelivery: the client's minimum fetch expiry. */
+const CLAIM_EXPIRES_MS = 1_000;
 const PUBLISH_TIMEOUT_MS = 5_000;
 const RELAY_BATCH = 256;
 const MAX_REMEMBERED_ERRORS = 10_000;
@@ -113,11 +122,12 @@ class NatsBus implements Bus {
   private readonly eventsStream: string;
   private nc!: NatsConnection;
   private jsm!: JetStreamManager;
+  private js!: JetStreamClient;
   private publisher!: Publisher;
   private readonly acks = new AckBatcher();
   private maxPayloadBytes = 1_048_576;
-  private readonly ensured = new Map<string, Promise<void>>();
-  private readonly deliveries = new WeakMap<Job, Delivery>();
+  private readonly ensured = new Map<string, Promise<JsConsumer>>();
+  private readonly deliveries = new WeakMap<Job, JsMsg>();
   /** Last handler error per job id, best effort and process-local: NATS has no field for it. */
   private readonly lastErrors = new Map<string, string>();
   private readonly consumers = new Set<Consumer>();
@@ -141,16 +151,18 @@ class NatsBus implements Bus {
 
   async start(): Promise<void> {
     try {
-      this.nc = await connect({ servers: this.opts.natsUrl, name: this.opts.serviceName, maxReconnectAttempts: -1 });
+      // noAsyncTraces: the client would otherwise capture a stack trace (new Error) for every request, every PubAck included.
+      this.nc = await connect({ servers: this.opts.natsUrl, name: this.opts.serviceName, maxReconnectAttempts: -1, noAsyncTraces: true });
     } catch (err) {
       throw new AppError('CONFIG_INVALID', `PLEXUS_NATS_URL=${this.opts.natsUrl} does not answer: ${(err as Error).message}`, 'user', undefined, { cause: err });
     }
     try {
       this.jsm = await jetstreamManager(this.nc);
+      this.js = jetstream(this.nc);
       this.maxPayloadBytes = this.nc.info?.max_payload ?? this.maxPayloadBytes;
       await this.ensureStream({ name: this.jobsStream, subjects: [`${this.prefix}.jobs.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
       await this.ensureStream({ name: this.eventsStream, subjects: [`${this.prefix}.events.>`], retention: RetentionPolicy.Interest, storage: StorageType.File });
-      this.publisher = new Publisher(this.nc);
+      this.publisher = new Publisher(this.js);
       this.relay = new OutboxRelay(this.db, this.publisher, this.opts.pollMs ?? 1_000, this.log);
       this.unlisten = await this.db.listen(await repo.notifyChannel(this.db, 'outbox'), () => this.relay.kick());
       this.relay.kick();
@@ -278,17 +290,24 @@ class NatsBus implements Bus {
     return seqs.map((seq) => this.directId(this.jobsStream, seq));
   }
 
-  /** A no-wait pull: the server answers at once with what is ready. */
+  /**
+   * Claims up to `max` jobs in one fetch: the jobs the consumer reports pending, at once; when it
+   * reports none, whatever becomes deliverable (a redelivery) within CLAIM_EXPIRES_MS. The client
+   * has no no-wait fetch, and a fetch is never abandoned early: the server would still deliver
+   * to its pull request, and a message sent to a closed inbox is lost until its ack_wait ends.
+   */
   async claim<T = unknown>(queue: string, opts: ClaimOptions = {}): Promise<Job<T>[]> {
     this.assertOpen();
     assertName(queue, 'queue');
-    await this.ensureConsumer(queue, opts.leaseMs ?? this.opts.leaseMs);
+    const consumer = await this.ensureConsumer(queue, opts.leaseMs ?? this.opts.leaseMs);
+    const max = Math.max(1, opts.max ?? 1);
+    const pending = (await consumer.info()).num_pending;
     const jobs: Job<T>[] = [];
     const idSuffix = this.idSuffix(queue);
     const reading: Promise<void>[] = [];
     try {
-      await pull(this.nc, this.target(queue), Math.max(1, opts.max ?? 1), { noWait: true }, undefined, this.acks, (d) => {
-        const job = this.toJob(d, queue, idSuffix);
+      await fetchInto(consumer, queue, pending > 0 ? Math.min(max, pending) : max, CLAIM_EXPIRES_MS, undefined, (msg) => {
+        const job = this.toJob(msg, queue, idSuffix);
         if (!job) return;
         if (this.storedBodies.has(job)) reading.push(this.readStoredBody(job).then((j) => void (j && jobs.push(j as Job<T>))));
         else jobs.push(job as Job<T>);
@@ -300,7 +319,7 @@ class NatsBus implements Bus {
   }
 
   async ack(job: Job): Promise<void> {
-    this.deliveryOf(job).reply('+ACK');
+    this.acks.ack(this.deliveryOf(job));
     this.lastErrors.delete(job.id);
     this.settleStoredBody(job);
   }
@@ -308,7 +327,7 @@ class NatsBus implements Bus {
   async nack(job: Job, opts: NackOptions = {}): Promise<void> {
     const delayMs = checkDelayMs(opts.delayMs);
     if (opts.error) this.rememberError(job.id, opts.error);
-    this.deliveryOf(job).reply(delayMs > 0 ? `-NAK ${JSON.stringify({ delay: delayMs * 1e6 })}` : '-NAK');
+    this.acks.nak(this.deliveryOf(job), delayMs);
   }
 
   async deadLetter(job: Job, error: string): Promise<void> {
@@ -322,7 +341,7 @@ class NatsBus implements Bus {
       error,
       enqueued_at: job.enqueuedAt,
     });
-    d.reply('+ACK');
+    this.acks.ack(d);
     this.lastErrors.delete(job.id);
     this.settleStoredBody(job);
   }
@@ -421,7 +440,7 @@ class NatsBus implements Bus {
     await this.unlisten?.().catch((err: unknown) => this.log.warn({ err }, 'bus: unlisten failed'));
     await this.live.close();
     await this.relay.stop();
-    this.acks.flush();
+    await this.acks.close();
     await this.publisher.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
@@ -434,17 +453,16 @@ class NatsBus implements Bus {
   }
 
   private source(queue: string, leaseMs: number): JobSource {
-    const target = this.target(queue);
     const idSuffix = this.idSuffix(queue);
     return {
       pull: async (max, signal, onJob) => {
         if (signal.aborted) return;
-        await this.ensureConsumer(queue, leaseMs);
+        const consumer = await this.ensureConsumer(queue, leaseMs);
         // Jobs whose body is stored (bus_payloads) reach the handler once it is read back.
         const reading: Promise<void>[] = [];
         try {
-          await pull(this.nc, target, max, { expiresMs: PULL_EXPIRES_MS }, signal, this.acks, (d) => {
-            const job = this.toJob(d, queue, idSuffix);
+          await fetchInto(consumer, queue, max, PULL_EXPIRES_MS, signal, (msg) => {
+            const job = this.toJob(msg, queue, idSuffix);
             if (!job) return;
             if (this.storedBodies.has(job)) reading.push(this.readStoredBody(job).then((j) => void (j && onJob(j))));
             else onJob(job);
@@ -462,10 +480,10 @@ class NatsBus implements Bus {
       deadLetter: (job, error) => this.deadLetter(job, error),
       release: async (jobs) => {
         // A nak counts as a delivery on NATS: a released job's next attempt number is one higher.
-        for (const job of jobs) this.deliveryOf(job).reply('-NAK');
+        for (const job of jobs) this.acks.nak(this.deliveryOf(job), 0);
       },
       extend: async (jobs) => {
-        for (const job of jobs) this.deliveryOf(job).reply('+WPI');
+        for (const job of jobs) this.acks.working(this.deliveryOf(job));
         return jobs;
       },
       lastError: (job) => this.lastErrors.get(job.id),
@@ -477,24 +495,25 @@ class NatsBus implements Bus {
     return isEventQueue(queue) ? `-${shortHash(queue, 6)}` : '';
   }
 
-  private toJob(d: Delivery, queue: string, idSuffix: string): Job | undefined {
-    const headers = d.msg.headers;
+  private toJob(msg: JsMsg, queue: string, idSuffix: string): Job | undefined {
+    const headers = msg.headers;
     const only = headers?.get(H_ONLY_QUEUE);
     if (only && only !== queue) {
       // A requeued dead event meant for another subscription.
-      d.reply('+ACK');
+      this.acks.ack(msg);
       return undefined;
     }
-    const id = (headers?.get(H_ID) || this.directId(d.stream, d.streamSeq)) + idSuffix;
-    const enqueuedAtMs = Number(headers?.get(H_ENQUEUED_AT)) || d.storedAtMs;
+    const info = msg.info;
+    const id = (headers?.get(H_ID) || this.directId(info.stream, info.streamSequence)) + idSuffix;
+    const enqueuedAtMs = Number(headers?.get(H_ENQUEUED_AT)) || Math.floor(info.timestampNanos / 1e6);
     const stored = headers?.get(H_PAYLOAD);
-    const job: Job = { id, queue, payload: stored ? null : decodeBody(d.msg.string()), attempt: d.deliveryCount, enqueuedAt: new Date(enqueuedAtMs) };
-    this.deliveries.set(job, d);
+    const job: Job = { id, queue, payload: stored ? null : decodeBody(msg.string()), attempt: info.deliveryCount, enqueuedAt: new Date(enqueuedAtMs) };
+    this.deliveries.set(job, msg);
     if (stored) this.storedBodies.set(job, stored);
     return job;
   }
 
-  private deliveryOf(job: Job): Delivery {
+  private deliveryOf(job: Job): JsMsg {
     const d = this.deliveries.get(job);
     if (!d) throw new AppError('INVALID_STATE', `job ${job.id} was not claimed through this bus`, 'bug');
     return d;
@@ -523,7 +542,7 @@ class NatsBus implements Bus {
    * The durable consumer of a queue, created (or its lease updated) idempotently, once per
    * queue and lease. Event consumers are created by `subscribe`, which knows the pattern.
    */
-  private ensureConsumer(queue: string, leaseMs: number, pattern?: string): Promise<void> {
+  private ensureConsumer(queue: string, leaseMs: number, pattern?: string): Promise<JsConsumer> {
     const key = ensuredKey(queue, leaseMs);
     let ensured = this.ensured.get(key);
     if (!ensured) {
@@ -534,16 +553,16 @@ class NatsBus implements Bus {
     return ensured;
   }
 
-  private async createConsumer(queue: string, leaseMs: number, pattern?: string): Promise<void> {
+  private async createConsumer(queue: string, leaseMs: number, pattern?: string): Promise<JsConsumer> {
     const t = this.target(queue, pattern);
     if (t.isEvent && !pattern) {
       // Subscribed before (by us or another process): keep its filter, set our lease.
-      const info = await this.jsm.consumers.info(t.stream, t.name).catch(() => null);
+      let info = await this.jsm.consumers.info(t.stream, t.name).catch(() => null);
       if (!info) throw AppError.notFound(`subscription queue ${queue}`);
-      if (info.config.ack_wait !== leaseMs * 1e6) await this.jsm.consumers.update(t.stream, t.name, { ack_wait: leaseMs * 1e6 });
-      return;
+      if (info.config.ack_wait !== leaseMs * 1e6) info = await this.jsm.consumers.update(t.stream, t.name, { ack_wait: leaseMs * 1e6 });
+      return this.js.consumers.getConsumerFromInfo(info);
     }
-    await this.jsm.consumers.add(t.stream, {
+    const info = await this.jsm.consumers.add(t.stream, {
       durable_name: t.name,
       description: queue,
       ack_policy: AckPolicy.Explicit,
@@ -555,6 +574,7 @@ class NatsBus implements Bus {
       // Deliveries out at once across all processes; the default (1000) would cap throughput.
       max_ack_pending: 20_000,
     });
+    return this.js.consumers.getConsumerFromInfo(info);
   }
 
   private async consumerInfo(queue: string): Promise<ConsumerInfo | null> {
@@ -706,36 +726,28 @@ function ensuredKey(queue: string, leaseMs: number): string {
   return `${queue} ${leaseMs}`;
 }
 
-// ---- JetStream wire protocol: just the parts the bus needs ----
+// ---- the client's JetStream API, batched per event-loop turn ----
 
-/** A delivered message, with what its reply subject says about it. */
-interface Delivery {
-  msg: Msg;
-  stream: string;
-  streamSeq: number;
-  deliveryCount: number;
-  storedAtMs: number;
-  /** Acknowledgement protocol: +ACK, -NAK [{"delay":ns}], +WPI (working: restart ack_wait). */
-  reply(ack: string): void;
-}
-
-function toDelivery(msg: Msg, acks: AckBatcher): Delivery {
-  // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (9 tokens), or the
-  // 12-token form with <domain>.<account hash> after ACK and a random token at the end.
-  const tokens = (msg.reply ?? '').split('.');
-  if (tokens.length === 9) tokens.splice(2, 0, '_', '');
-  if (tokens.length < 11 || tokens[0] !== '$JS' || tokens[1] !== 'ACK') {
-    throw new AppError('INTERNAL', `not a JetStream delivery: ${msg.subject}`, 'bug');
+/**
+ * One fetch of up to `max` messages, each passed to `onMessage` as it arrives. It ends when `max`
+ * arrived, when the server ends the pull (nothing more before `expiresMs`), or when `signal`
+ * aborts; it throws when the client reports the pull failed (consumer deleted, connection lost).
+ */
+async function fetchInto(consumer: JsConsumer, queue: string, max: number, expiresMs: number, signal: AbortSignal | undefined, onMessage: (msg: JsMsg) => void): Promise<void> {
+  if (signal?.aborted) return;
+  const messages = await consumer.fetch({ max_messages: max, expires: expiresMs });
+  const stop = (): void => messages.stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const msg of messages) onMessage(msg);
+  } catch (err) {
+    throw new AppError('UNAVAILABLE', `JetStream pull on ${queue} failed: ${(err as Error).message}`, 'transient', undefined, { cause: err });
+  } finally {
+    signal?.removeEventListener('abort', stop);
   }
-  return {
-    msg,
-    stream: tokens[4]!,
-    deliveryCount: Number(tokens[6]),
-    streamSeq: Number(tokens[7]),
-    storedAtMs: Math.floor(Number(tokens[9]) / 1e6),
-    reply: (ack) => acks.send(msg, ack),
-  };
 }
+
+type Acknowledgement = { msg: JsMsg; kind: 'ack' } | { msg: JsMsg; kind: 'nak'; delayMs: number } | { msg: JsMsg; kind: 'working' };
 
 /**
  * Sends acknowledgements in bursts. Handlers finish in separate promise chains, so each ack would
@@ -743,179 +755,89 @@ function toDelivery(msg: Msg, acks: AckBatcher): Delivery {
  * event-loop turn costs at most that turn's delay and saves most of the write syscalls.
  */
 class AckBatcher {
-  private pending: { msg: Msg; ack: string }[] = [];
-  private isScheduled = false;
-
-  send(msg: Msg, ack: string): void {
-    this.pending.push({ msg, ack });
-    if (this.isScheduled) return;
-    this.isScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  flush(): void {
-    this.isScheduled = false;
-    const batch = this.pending;
-    this.pending = [];
-    for (const { msg, ack } of batch) {
-      try {
-        msg.respond(ack);
-      } catch {
-        // Connection closed: the server redelivers after ack_wait; at-least-once holds.
+  private readonly batcher = new Batcher<Acknowledgement>({
+    maxBatch: 10_000,
+    maxInFlight: Number.POSITIVE_INFINITY,
+    flush: async (batch) => {
+      for (const { item } of batch) {
+        try {
+          if (item.kind === 'ack') item.msg.ack();
+          else if (item.kind === 'nak') item.msg.nak(item.delayMs > 0 ? item.delayMs : undefined);
+          else item.msg.working();
+        } catch {
+          // Connection closed: the server redelivers after ack_wait; at-least-once holds.
+        }
       }
-    }
+    },
+  });
+
+  ack(msg: JsMsg): void {
+    void this.batcher.add({ msg, kind: 'ack' });
+  }
+
+  nak(msg: JsMsg, delayMs: number): void {
+    void this.batcher.add({ msg, kind: 'nak', delayMs });
+  }
+
+  working(msg: JsMsg): void {
+    void this.batcher.add({ msg, kind: 'working' });
+  }
+
+  close(): Promise<void> {
+    this.batcher.flushNow();
+    return this.batcher.idle();
   }
 }
 
-/**
- * One pull request for up to `max` messages, each passed to `onDelivery` as it arrives. It ends
- * when `max` arrived, when the server says it is over (404 no messages with noWait, 408 expired,
- * 409 limits/consumer deleted), or when `signal` aborts. Unsubscribing ends it on the server too:
- * JetStream skips pull requests whose reply subject lost its interest.
- */
-function pull(
-  nc: NatsConnection,
-  target: ConsumerTarget,
-  max: number,
-  opts: { noWait?: boolean; expiresMs?: number },
-  signal: AbortSignal | undefined,
-  acks: AckBatcher,
-  onDelivery: (d: Delivery) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return resolve();
-    let received = 0;
-    let sub: Subscription | undefined;
-    const finish = (err?: unknown): void => {
-      if (!sub) return;
-      sub.unsubscribe();
-      sub = undefined;
-      clearTimeout(guard);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onAbort = (): void => finish();
-    // If the server's end-of-pull status is lost (reconnect), do not wait forever.
-    const guard = setTimeout(() => finish(), (opts.expiresMs ?? 0) + 2_000);
-    const inbox = createInbox();
-    try {
-      sub = nc.subscribe(inbox, {
-        callback: (err, msg) => {
-          if (err) return finish(err);
-          const status = msg.headers && msg.data.length === 0 ? msg.headers.code : 0;
-          if (status === 100) return; // idle heartbeat
-          if (status >= 400) {
-            if (status === 404 || status === 408) return finish();
-            return finish(new AppError('UNAVAILABLE', `JetStream refused the pull on ${target.stream}/${target.name}: ${status} ${msg.headers?.description ?? ''}`, 'transient'));
-          }
-          received++;
-          try {
-            onDelivery(toDelivery(msg, acks));
-          } catch (e) {
-            return finish(e);
-          }
-          if (received >= max) finish();
-        },
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const request = opts.noWait ? { batch: max, no_wait: true } : { batch: max, expires: (opts.expiresMs ?? PULL_EXPIRES_MS) * 1e6 };
-      nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${target.stream}.${target.name}`, JSON.stringify(request), { reply: inbox });
-    } catch (err) {
-      clearTimeout(guard);
-      if (sub) finish(err);
-      else reject(err);
-    }
-  });
+interface Publication {
+  subject: string;
+  body: string;
+  headers: Record<string, string> | undefined;
+  msgId: string | undefined;
 }
 
 /**
- * Publishes to JetStream and resolves with the stream sequence once the PubAck says it is
- * stored. All PubAcks come back on one wildcard inbox; one sweep times out the lost ones.
+ * Publishes to JetStream with `js.publish` and resolves with the stream sequence once the PubAck
+ * says it is stored. Publishes made by separate webhook calls (each its own event-loop task)
+ * are handed to the client together once per turn: the client writes what it was given within
+ * one microtask in one socket write, rather than one write syscall each.
  */
 class Publisher {
-  private readonly inbox = createInbox();
-  private readonly pending = new Map<string, { resolve: (seq: number) => void; reject: (err: unknown) => void; sentAt: number; subject: string }>();
-  private next = 0;
-  private outgoing: Array<{ token: string; subject: string; body: string; headers: Record<string, string> | undefined }> = [];
-  private isScheduled = false;
-  private readonly sub: Subscription;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly batcher: Batcher<Publication, number>;
 
-  constructor(private readonly nc: NatsConnection) {
-    this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err ? undefined : this.onPubAck(msg)) });
-    this.sweeper = setInterval(() => this.sweep(), 1_000);
-    this.sweeper.unref();
-  }
-
-  publish(subject: string, body: string, headers?: Record<string, string>): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const token = String(++this.next);
-      this.pending.set(token, { resolve, reject, sentAt: Date.now(), subject });
-      this.outgoing.push({ token, subject, body, headers });
-      if (this.isScheduled) return;
-      this.isScheduled = true;
-      setImmediate(() => this.send());
+  constructor(private readonly js: JetStreamClient) {
+    this.batcher = new Batcher({
+      maxBatch: 10_000,
+      // A batch's flush lasts until its PubAcks: the next turn's publishes must not wait for it.
+      maxInFlight: Number.POSITIVE_INFINITY,
+      flush: (batch) => Promise.all(batch.map((entry) => this.send(entry.item).then(entry.resolve, entry.reject))).then(() => undefined),
     });
   }
 
-  /**
-   * Hands this turn's publishes to the client together. The client writes what it was given
-   * within one microtask in one socket write; publishes made by separate webhook calls (each its
-   * own event-loop task) would otherwise each cost a write syscall.
-   */
-  private send(): void {
-    this.isScheduled = false;
-    const batch = this.outgoing;
-    this.outgoing = [];
-    for (const { token, subject, body, headers } of batch) {
-      try {
-        let h: MsgHdrs | undefined;
-        if (headers) {
-          h = natsHeaders();
-          for (const [k, v] of Object.entries(headers)) h.set(k, v);
-        }
-        this.nc.publish(subject, body, { reply: `${this.inbox}.${token}`, ...(h ? { headers: h } : {}) });
-      } catch (err) {
-        const p = this.pending.get(token);
-        this.pending.delete(token);
-        p?.reject(new AppError('UNAVAILABLE', `NATS did not take the message on ${subject}: ${(err as Error).message}`, 'transient', undefined, { cause: err }));
-      }
-    }
+  publish(subject: string, body: string, headers?: Record<string, string>, msgId?: string): Promise<number> {
+    return this.batcher.add({ subject, body, headers, msgId });
   }
 
-  /** Waits for the PubAcks still expected (each ends by its answer or the timeout sweep). */
-  async close(): Promise<void> {
-    while (this.pending.size > 0) await new Promise<void>((resolve) => setTimeout(resolve, 5));
-    clearInterval(this.sweeper);
-    this.sub.unsubscribe();
+  /** Waits for the PubAcks still expected (each ends by its answer or its timeout). */
+  close(): Promise<void> {
+    this.batcher.flushNow();
+    return this.batcher.idle();
   }
 
-  private onPubAck(msg: Msg): void {
-    const token = msg.subject.slice(this.inbox.length + 1);
-    const p = this.pending.get(token);
-    if (!p) return;
-    this.pending.delete(token);
-    if (msg.headers && msg.data.length === 0) {
-      // 503: no stream listens on the subject (deleted under us) — nothing was stored.
-      p.reject(new AppError('UNAVAILABLE', `no JetStream stream stored ${p.subject}: ${msg.headers.code} ${msg.headers.description}`, 'transient'));
-      return;
+  private async send(p: Publication): Promise<number> {
+    let h: MsgHdrs | undefined;
+    if (p.headers) {
+      h = natsHeaders();
+      for (const [k, v] of Object.entries(p.headers)) h.set(k, v);
     }
-    const ack = JSON.parse(msg.string()) as { seq?: number; error?: { code: number; description: string } };
-    if (ack.error || ack.seq === undefined) {
-      p.reject(new AppError('UNAVAILABLE', `JetStream did not store ${p.subject}: ${ack.error?.description ?? 'no sequence in PubAck'}`, 'transient'));
-      return;
-    }
-    p.resolve(ack.seq);
-  }
-
-  private sweep(): void {
-    const cutoff = Date.now() - PUBLISH_TIMEOUT_MS;
-    for (const [token, p] of this.pending) {
-      if (p.sentAt > cutoff) continue;
-      this.pending.delete(token);
-      // Unknown outcome: it may be stored. A retry can duplicate it; at-least-once allows that.
-      p.reject(new AppError('TIMEOUT', `no PubAck for ${p.subject} within ${PUBLISH_TIMEOUT_MS} ms`, 'transient'));
+    try {
+      const ack = await this.js.publish(p.subject, p.body, { timeout: PUBLISH_TIMEOUT_MS, ...(h ? { headers: h } : {}), ...(p.msgId ? { msgID: p.msgId } : {}) });
+      return ack.seq;
+    } catch (err) {
+      // A timeout leaves the outcome unknown (it may be stored): a retry can duplicate it, which
+      // at-least-once allows. Anything else (no stream on the subject, connection closed) stored nothing.
+      const isTimeout = (err as Error).name === 'TimeoutError';
+      throw new AppError(isTimeout ? 'TIMEOUT' : 'UNAVAILABLE', isTimeout ? `no PubAck for ${p.subject} within ${PUBLISH_TIMEOUT_MS} ms` : `JetStream did not store ${p.subject}: ${(err as Error).message}`, 'transient', undefined, { cause: err });
     }
   }
 }
@@ -981,9 +903,8 @@ class OutboxRelay {
       await Promise.all(
         rows.map((row) => {
           const headers = JSON.parse(row.headers) as Record<string, string>;
-          headers['Nats-Msg-Id'] = row.msg_id;
           headers[H_ENQUEUED_AT] ??= String(row.enqueued_at.getTime());
-          return this.publisher.publish(row.subject, row.body, headers);
+          return this.publisher.publish(row.subject, row.body, headers, row.msg_id);
         }),
       );
       return rows.length;

@@ -8,6 +8,7 @@
  * - Events: a publish copies the event into the queue of each matching subscription, so events
  *   get leases, retries and dead letters from the job machinery.
  */
+import { Batcher, flushResults } from '../batcher.js';
 import type { Db, Queryable } from '../db/db.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -59,11 +60,11 @@ class SqlBus implements Bus {
   private readonly wakeups = new Map<string, { seq: number; waiters: Set<() => void> }>();
   private readonly consumers = new Set<Consumer>();
   private readonly lastErrors = new WeakMap<Job, string>();
-  private readonly enqueues: GroupCommit<PendingJob, number>;
-  private readonly publishes: GroupCommit<PendingEvent, void>;
-  private readonly acks: GroupCommit<number, void>;
+  private readonly enqueues: Batcher<PendingJob, number>;
+  private readonly publishes: Batcher<PendingEvent>;
+  private readonly acks: Batcher<number>;
   /** PGlite only: one claim statement for all local consumers of a queue (see `claimFor`). */
-  private readonly claims = new Map<string, GroupCommit<number, repo.JobRow[]>>();
+  private readonly claims = new Map<string, Batcher<number, repo.JobRow[]>>();
   private channel = '';
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
@@ -76,9 +77,9 @@ class SqlBus implements Bus {
     // PGlite runs one statement at a time: one flush in flight lets the next batch grow while
     // it waits. A PostgreSQL pool commits a few batches in parallel.
     const inFlight = this.db.dialect === 'pglite' ? 1 : 3;
-    this.enqueues = new GroupCommit(MAX_BATCH, inFlight, (items) => this.flushEnqueues(items));
-    this.publishes = new GroupCommit(MAX_BATCH, inFlight, (items) => this.flushPublishes(items));
-    this.acks = new GroupCommit(MAX_BATCH, inFlight, (ids) => this.flushAcks(ids));
+    this.enqueues = new Batcher({ maxBatch: MAX_BATCH, maxInFlight: inFlight, flush: flushResults((items) => this.flushEnqueues(items)) });
+    this.publishes = new Batcher({ maxBatch: MAX_BATCH, maxInFlight: inFlight, flush: (batch) => this.flushPublishes(batch.map((b) => b.item)) });
+    this.acks = new Batcher({ maxBatch: MAX_BATCH, maxInFlight: inFlight, flush: (batch) => this.flushAcks(batch.map((b) => b.item)) });
     this.live = this.db.dialect === 'pglite' ? createMemoryLiveEvents(this.log) : createNotifyLiveEvents(this.db, () => repo.notifyChannel(this.db, 'live'), this.log);
   }
 
@@ -276,10 +277,14 @@ class SqlBus implements Bus {
     const key = `${queue} ${leaseMs}`;
     let batcher = this.claims.get(key);
     if (!batcher) {
-      batcher = new GroupCommit<number, repo.JobRow[]>(64, 1, async (maxes) => {
-        const rows = await repo.claimJobs(this.db, queue, maxes.reduce((a, b) => a + b, 0), leaseMs);
-        let next = 0;
-        return maxes.map((m) => rows.slice(next, (next += m)));
+      batcher = new Batcher<number, repo.JobRow[]>({
+        maxBatch: 64,
+        maxInFlight: 1,
+        flush: flushResults(async (maxes) => {
+          const rows = await repo.claimJobs(this.db, queue, maxes.reduce((a, b) => a + b, 0), leaseMs);
+          let next = 0;
+          return maxes.map((m) => rows.slice(next, (next += m)));
+        }),
       });
       this.claims.set(key, batcher);
     }
@@ -341,26 +346,24 @@ class SqlBus implements Bus {
       // Not stored with the jobs: on their own, then.
       if (acks.length > 0) {
         void this.flushAcks(acks.map((a) => a.item)).then(
-          () => acks.forEach((a) => a.resolve()),
+          () => acks.forEach((a) => a.resolve(undefined)),
           (ackErr: unknown) => acks.forEach((a) => a.reject(ackErr)),
         );
       }
       throw err;
     }
-    acks.forEach((a) => a.resolve());
+    acks.forEach((a) => a.resolve(undefined));
     for (const queue of new Set(items.filter((i) => this.isDueSoon(i.delayMs)).map((i) => i.queue))) this.wake(queue);
     return ids;
   }
 
-  private async flushPublishes(items: PendingEvent[]): Promise<void[]> {
+  private async flushPublishes(items: PendingEvent[]): Promise<void> {
     const queues = await repo.fanOutEvents(this.db, items.map((i) => i.name), items.map((i) => i.envelope));
     for (const queue of queues) this.wake(queue);
-    return [];
   }
 
-  private async flushAcks(ids: number[]): Promise<void[]> {
+  private async flushAcks(ids: number[]): Promise<void> {
     await repo.deleteJobs(this.db, ids);
-    return [];
   }
 
   private toJob<T>(row: repo.JobRow): Job<T> {
@@ -394,70 +397,4 @@ function toStats(r: repo.StatsRow): QueueStats {
 
 export function toDeadLetter<T>(r: repo.DeadLetterRow): DeadLetter<T> {
   return { id: r.id, queue: r.queue, payload: JSON.parse(r.payload) as T, attempts: r.attempts, error: r.error, failedAt: r.failed_at, enqueuedAt: r.enqueued_at };
-}
-
-/**
- * Coalesces concurrent calls into batches: a call waits for the current tick to end (or for the
- * batch to fill), then one `flush` stores the whole batch and every caller learns its result.
- * While `maxInFlight` flushes run, new calls accumulate, so batches grow with load by themselves.
- */
-export class GroupCommit<I, R> {
-  private pending: { item: I; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
-  private inFlight = 0;
-  private isScheduled = false;
-  private idleWaiters: (() => void)[] = [];
-
-  constructor(
-    private readonly maxBatch: number,
-    private readonly maxInFlight: number,
-    /** Stores a batch; returns one result per item, in order (an empty array for void). */
-    private readonly flush: (items: I[]) => Promise<R[]>,
-  ) {}
-
-  add(item: I): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
-      if (this.pending.length >= this.maxBatch) this.drain();
-      else if (!this.isScheduled) {
-        this.isScheduled = true;
-        setImmediate(() => {
-          this.isScheduled = false;
-          this.drain();
-        });
-      }
-    });
-  }
-
-  /**
-   * Takes the items waiting for a flush, for a caller that stores them in a statement of its own
-   * and settles them. (idle() then no longer covers them: the caller's own batcher does.)
-   */
-  take(): Array<{ item: I; resolve: (r: R) => void; reject: (err: unknown) => void }> {
-    const taken = this.pending.splice(0);
-    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    return taken;
-  }
-
-  /** Resolves when nothing is pending or being flushed. */
-  idle(): Promise<void> {
-    if (this.pending.length === 0 && this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private drain(): void {
-    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
-      const batch = this.pending.splice(0, this.maxBatch);
-      this.inFlight++;
-      this.flush(batch.map((b) => b.item))
-        .then(
-          (results) => batch.forEach((b, i) => b.resolve(results[i] as R)),
-          (err: unknown) => batch.forEach((b) => b.reject(err)),
-        )
-        .finally(() => {
-          this.inFlight--;
-          this.drain();
-          if (this.pending.length === 0 && this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-        });
-    }
-  }
 }

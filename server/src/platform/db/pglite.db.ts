@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite, types } from '@electric-sql/pglite';
+import { parse, PGlite, protocol, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
-import { PreparedStatements } from './pglite.statements.js';
+import { PreparedStatements, type BoundStatement } from './pglite.statements.js';
 
 const parsers = {
   [types.INT8]: (v: string) => Number(v),
@@ -18,17 +18,28 @@ interface PGliteLike {
   exec(sql: string): Promise<Array<{ rows: unknown[]; affectedRows?: number }>>;
 }
 
-function wrap(conn: PGliteLike, statements: PreparedStatements | undefined): Queryable {
+/**
+ * Runs a prepared statement with bound parameters: Bind + Describe + Execute + Sync in one trip
+ * through the engine, under PGlite's locks as its own `query` takes them (the transaction lock
+ * outside a transaction, so the statement never lands inside another caller's transaction; the
+ * statement lock always).
+ */
+function runBound(pg: PGlite, bound: BoundStatement, isInTransaction: boolean): Promise<{ rows: unknown[]; affectedRows?: number }> {
+  const s = protocol.serialize;
+  const message = Buffer.concat([s.bind({ statement: bound.name, values: bound.values }), s.describe({ type: 'P' }), s.execute({}), s.sync()]);
+  const run = async (): Promise<{ rows: unknown[]; affectedRows?: number }> => {
+    const { messages } = await pg.execProtocol(message, { syncToFs: !isInTransaction });
+    return parse.parseResults(messages, pg.parsers)[0] ?? { rows: [] };
+  };
+  return isInTransaction ? pg.runExclusive(run) : pg._runExclusiveTransaction(() => pg.runExclusive(run));
+}
+
+function wrap(conn: PGliteLike, pg: PGlite, statements: PreparedStatements | undefined, isTransaction: boolean): Queryable {
   return {
     async query<R = Row>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
-      const execute = statements?.executeSql(sql, params);
-      if (execute !== undefined) {
-        const results = await conn.exec(execute);
-        const res = results[results.length - 1]!;
-        return { rows: res.rows as R[], rowCount: res.affectedRows ?? res.rows.length };
-      }
-      const res = await conn.query<R>(sql, params as unknown[]);
-      return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+      const bound = statements?.bind(sql, params);
+      const res = bound ? await runBound(pg, bound, isTransaction) : await conn.query<R>(sql, params as unknown[]);
+      return { rows: res.rows as R[], rowCount: res.affectedRows ?? res.rows.length };
     },
     async exec(sql: string): Promise<void> {
       await conn.exec(sql);
@@ -58,15 +69,13 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     const template = readTemplate();
     pg = await PGlite.create({ parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
   }
-  // The literals of prepared statements rely on it (see pglite.statements.ts).
-  const conforming = (await pg.query<{ standard_conforming_strings: string }>('SHOW standard_conforming_strings')).rows[0]?.standard_conforming_strings === 'on';
-  const statements = conforming ? new PreparedStatements((sql) => pg.exec(sql)) : undefined;
-  const base = wrap(pg, statements);
+  const statements = new PreparedStatements((sql) => pg.exec(sql));
+  const base = wrap(pg, pg, statements, false);
   return {
     dialect: 'pglite',
     ...base,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return pg.transaction((tx) => fn(wrap(tx, statements)));
+      return pg.transaction((tx) => fn(wrap(tx, pg, statements, true)));
     },
     async ping(): Promise<void> {
       if (pg.closed) throw new AppError('UNAVAILABLE', 'embedded database is closed', 'transient');

@@ -1,55 +1,55 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite } from './pglite.db.js';
 import type { Db } from './db.js';
-import { PreparedStatements, literal } from './pglite.statements.js';
+import { PreparedStatements, textValue } from './pglite.statements.js';
 
-describe('literal', () => {
-  it('quotes text, numbers, booleans, dates and arrays as PostgreSQL input text', () => {
-    expect(literal("it's")).toBe("'it''s'");
-    expect(literal('back\\slash')).toBe("'back\\slash'");
-    expect(literal(42)).toBe("'42'");
-    expect(literal(true)).toBe("'t'");
-    expect(literal(null)).toBe('NULL');
-    expect(literal(undefined)).toBe('NULL');
-    expect(literal(new Date('2026-01-02T03:04:05.678Z'))).toBe("'2026-01-02T03:04:05.678Z'");
-    expect(literal(['a', 'b"c', 'd\\e', null, "f'g"])).toBe(`'{"a","b\\"c","d\\\\e",NULL,"f''g"}'`);
-    expect(literal([1, 2.5])).toBe("'{1,2.5}'");
-    expect(literal([])).toBe("'{}'");
+describe('textValue', () => {
+  it('gives text, numbers, booleans, dates and arrays in PostgreSQL text format, unquoted', () => {
+    expect(textValue("it's")).toBe("it's");
+    expect(textValue('back\\slash')).toBe('back\\slash');
+    expect(textValue(42)).toBe('42');
+    expect(textValue(true)).toBe('t');
+    expect(textValue(null)).toBeNull();
+    expect(textValue(undefined)).toBeNull();
+    expect(textValue(new Date('2026-01-02T03:04:05.678Z'))).toBe('2026-01-02T03:04:05.678Z');
+    expect(textValue(['a', 'b"c', 'd\\e', null, "f'g"])).toBe(`{"a","b\\"c","d\\\\e",NULL,"f'g"}`);
+    expect(textValue([1, 2.5])).toBe('{1,2.5}');
+    expect(textValue([])).toBe('{}');
   });
 
-  it('has no literal for values without one safe text form', () => {
-    expect(literal({ a: 1 })).toBeUndefined();
-    expect(literal(Buffer.from('x'))).toBeUndefined();
-    expect(literal('nul\0byte')).toBeUndefined();
-    expect(literal(['nul\0byte'])).toBeUndefined();
-    expect(literal(Number.NaN)).toBeUndefined();
-    expect(literal([[1]])).toBeUndefined();
-    expect(literal([{ a: 1 }])).toBeUndefined();
+  it('has no text for values without one text form', () => {
+    expect(textValue({ a: 1 })).toBeUndefined();
+    expect(textValue(Buffer.from('x'))).toBeUndefined();
+    expect(textValue('nul\0byte')).toBeUndefined();
+    expect(textValue(['nul\0byte'])).toBeUndefined();
+    expect(textValue(Number.NaN)).toBeUndefined();
+    expect(textValue([[1]])).toBeUndefined();
+    expect(textValue([{ a: 1 }])).toBeUndefined();
   });
 });
 
 describe('PreparedStatements', () => {
-  it('prepares a statement after its first use and runs it as EXECUTE from then on', async () => {
+  it('prepares a statement after its first use and binds its parameters from then on', async () => {
     const prepared: string[] = [];
     const s = new PreparedStatements(async (sql) => void prepared.push(sql));
     const sql = 'SELECT * FROM t WHERE id = $1';
-    expect(s.executeSql(sql, [1])).toBeUndefined();
+    expect(s.bind(sql, [1])).toBeUndefined();
     await Promise.resolve();
     expect(prepared).toEqual([`PREPARE plexus_stmt_1 AS ${sql}`]);
-    expect(s.executeSql(sql, [7])).toBe("EXECUTE plexus_stmt_1('7')");
-    // A value without a literal takes the ordinary path; the statement stays prepared.
-    expect(s.executeSql(sql, [{ x: 1 }])).toBeUndefined();
-    expect(s.executeSql('VACUUM', [])).toBeUndefined();
-    expect(s.executeSql('VACUUM', [])).toBeUndefined();
+    expect(s.bind(sql, [7])).toEqual({ name: 'plexus_stmt_1', values: ['7'] });
+    // A value without a text form takes the ordinary path; the statement stays prepared.
+    expect(s.bind(sql, [{ x: 1 }])).toBeUndefined();
+    expect(s.bind('VACUUM', [])).toBeUndefined();
+    expect(s.bind('VACUUM', [])).toBeUndefined();
     expect(prepared).toHaveLength(1);
   });
 
   it('never prepares a statement PREPARE refused', async () => {
     const s = new PreparedStatements(() => Promise.reject(new Error('syntax error')));
     const sql = 'SELECT $1';
-    s.executeSql(sql, ['a']);
+    s.bind(sql, ['a']);
     await new Promise((r) => setImmediate(r));
-    expect(s.executeSql(sql, ['a'])).toBeUndefined();
+    expect(s.bind(sql, ['a'])).toBeUndefined();
   });
 });
 
@@ -110,5 +110,25 @@ describe('prepared statements on PGlite', () => {
     ).rejects.toMatchObject({ code: '23505' });
     const rows = await db.query<{ k: string }>("SELECT k FROM kv WHERE k LIKE 't_' ORDER BY k");
     expect(rows.rows.map((r) => r.k)).toEqual(['t0', 't1']);
+  });
+
+  it('keeps values out of the SQL text: turning standard_conforming_strings off opens no injection', async () => {
+    const insert = 'INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v RETURNING v';
+    await twice(insert, ['scs0', 'warm-up']);
+    await db.exec('SET standard_conforming_strings = off');
+    try {
+      // With quoted literals and this setting off, \' would end the string and run the rest as SQL.
+      const hostile = ["\\'); DELETE FROM kv; --", "x\\", "\\\\'||(SELECT 'pwned')||'"];
+      for (const [i, v] of hostile.entries()) {
+        const rows = await twice<{ v: string }>(insert, [`scs${i + 1}`, v]);
+        expect(rows).toEqual([{ v }]);
+      }
+      const count = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM kv WHERE k LIKE 'scs%'");
+      expect(count.rows[0]!.n).toBe(hostile.length + 1);
+      const prepared = await db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements');
+      expect(prepared.rows.some((r) => r.statement.includes('INSERT INTO kv (k, v) VALUES ($1, $2) ON CONFLICT'))).toBe(true);
+    } finally {
+      await db.exec('SET standard_conforming_strings = on');
+    }
   });
 });

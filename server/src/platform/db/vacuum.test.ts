@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { createLogger } from '../logger.js';
+import type { Db } from './db.js';
 import { startAutovacuum } from './vacuum.js';
 
 describe('autovacuum on embedded PGlite', () => {
@@ -42,23 +43,67 @@ describe('autovacuum on embedded PGlite', () => {
     await churn(40);
     const withoutVacuum = await sizeBytes();
     await t.db.exec('TRUNCATE churn');
-    const vacuum = startAutovacuum(t.db, createLogger('silent'), { vacuumEveryMs: 20 });
+    // The same database, counting the VACUUM statements the timer runs, so the test waits for
+    // each pass instead of sleeping and hoping one ran.
+    let passes = 0;
+    let onPass = (): void => {};
+    const counted: Db = {
+      ...t.db,
+      exec: async (sql: string) => {
+        await t.db.exec(sql);
+        if (/^\s*VACUUM\b/i.test(sql)) {
+          passes++;
+          onPass();
+        }
+      },
+    };
+    const nextPass = (after: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (passes > after) return resolve();
+        const timer = setTimeout(() => reject(new Error(`no vacuum pass after pass ${after} within 10 s`)), 10_000);
+        onPass = () => {
+          if (passes <= after) return;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    const vacuum = startAutovacuum(counted, createLogger('silent'), { vacuumEveryMs: 20 });
     try {
       for (let i = 0; i < 40; i++) {
         await churn(1);
-        await new Promise((r) => setTimeout(r, 30));
+        await nextPass(passes);
       }
+      expect(passes).toBeGreaterThanOrEqual(40);
       expect(await sizeBytes()).toBeLessThan(withoutVacuum / 4);
     } finally {
       await vacuum.stop();
     }
-  });
+    // Stopped means stopped: no pass in 15 intervals' time.
+    const afterStop = passes;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(passes).toBe(afterStop);
+  }, 60_000);
 
   it('does nothing on a PostgreSQL server, which vacuums itself', async () => {
-    const fake = { dialect: 'postgres', exec: () => Promise.reject(new Error('must not run')) } as unknown as Parameters<typeof startAutovacuum>[0];
-    const vacuum = startAutovacuum(fake, createLogger('silent'), { vacuumEveryMs: 10 });
-    await vacuum.runOnce();
-    await new Promise((r) => setTimeout(r, 50));
-    await vacuum.stop();
+    vi.useFakeTimers();
+    try {
+      const statements: string[] = [];
+      const fake = {
+        dialect: 'postgres',
+        exec: async (sql: string) => void statements.push(sql),
+        query: async (sql: string) => {
+          statements.push(sql);
+          return { rows: [], rowCount: 0 };
+        },
+      } as unknown as Db;
+      const vacuum = startAutovacuum(fake, createLogger('silent'), { vacuumEveryMs: 10, analyzeEveryMs: 10 });
+      await vacuum.runOnce({ analyze: true });
+      await vi.advanceTimersByTimeAsync(1_000);
+      await vacuum.stop();
+      expect(statements).toEqual([]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
