@@ -182,7 +182,7 @@ export class WebhooksService {
     // When the first step runs in this process, it gets the job directly: stored invisible for
     // the ticket's lease, so no consumer claims it back (see StepHandoff).
     const ticket = this.handoff?.reserve(queue);
-    const opts = ticket ? { delayMs: ticket.leaseMs } : {};
+    const opts = ticket ? { delayMs: ticket.leaseMs, held: true } : {};
     try {
       // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
       const accepted = await this.store(input, queue, ticket ? { ...job, handoff: true } : job, opts);
@@ -197,7 +197,7 @@ export class WebhooksService {
     }
   }
 
-  private async store(input: AcceptInput, queue: string, job: StepJob, opts: { delayMs?: number }): Promise<{ executionId: string; duplicate: boolean; jobId?: string }> {
+  private async store(input: AcceptInput, queue: string, job: StepJob, opts: { delayMs?: number; held?: boolean }): Promise<{ executionId: string; duplicate: boolean; jobId?: string }> {
     const { target } = input;
     const executionId = job.executionId;
     if (!input.requestKey && !input.webhookId) {
