@@ -133,7 +133,7 @@ const EnvSchema = z.object({
    * are heartbeated once half of it is left, so this is also how soon the jobs of a process that
    * died (and stopped heartbeating) are taken over by the others: short, not the step time limit.
    */
-  PLEXUS_BUS_LEASE: duration.prefault('8s'),
+  PLEXUS_BUS_LEASE: duration.prefault('6s'),
   /** Largest accepted webhook body in bytes. */
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
   /** Most fields a form-encoded webhook body may have (413 beyond): each one costs parsing and storage. */

@@ -131,7 +131,7 @@ export async function startCrashFlow(base: string, appUrl: string): Promise<{ to
  * Calls the hook from `senders` loops until `acceptedBefore` messages were accepted, then
  * kill -9s `victim` and stops. Returns n → executionId of every accepted (202) call.
  */
-export async function sendThenKill(bases: string[], flowId: string, victim: PlexusProcess, acceptedBefore: number, senders = 8): Promise<Map<number, string>> {
+export async function sendThenKill(bases: string[], flowId: string, victim: PlexusProcess, acceptedBefore: number, senders = 8, alsoWhen: () => boolean = () => true, paceMs = 0): Promise<Map<number, string>> {
   const accepted = new Map<number, string>();
   let next = 0;
   let killed = false;
@@ -146,10 +146,11 @@ export async function sendThenKill(bases: string[], flowId: string, victim: Plex
       } catch {
         /* the hub died under this request: not accepted */
       }
-      if (accepted.size >= acceptedBefore && !killed) {
+      if (accepted.size >= acceptedBefore && !killed && alsoWhen()) {
         killed = true;
         victim.child.kill('SIGKILL');
       }
+      if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
     }
   };
   await Promise.all(Array.from({ length: senders }, (_, i) => sender(i)));
@@ -197,7 +198,7 @@ export async function measureEmbeddedRecovery(opts: { acceptedBefore?: number; a
 
 export interface Takeover {
   accepted: number;
-  /** Accepted but not yet at the application when the victim died. */
+  /** Accepted executions not yet succeeded just after the victim died. */
   missingAtKill: number;
   appDelayMs: number;
   /** kill -9 → the last accepted message at the application. */
@@ -211,7 +212,7 @@ export interface Takeover {
  */
 export async function measureTakeover(opts: { databaseUrl: string; natsUrl: string; appDelayMs?: number; acceptedBefore?: number; env?: Record<string, string> }): Promise<Takeover> {
   const pg = (await import('pg')).default;
-  const appDelayMs = opts.appDelayMs ?? 1_000;
+  const appDelayMs = opts.appDelayMs ?? 500;
   const app = await startSlowApp(appDelayMs);
   const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const schema = `takeover_${tag}`;
@@ -237,19 +238,30 @@ export async function measureTakeover(opts: { databaseUrl: string; natsUrl: stri
         ...opts.env,
       };
     };
-    // One after the other: the first applies the migrations and creates the admin.
+    // The victim runs the flow alone at first, so it surely holds jobs (running against the
+    // slow application, or fetched and waiting) when it dies; the survivor joins meanwhile.
     hubs.push(await startHubProcess(envFor()));
-    hubs.push(await startHubProcess(envFor()));
-    const { flowId } = await startCrashFlow(hubs[0]!.base, app.url);
-    // The second process hears flow.started through the bus; wait until it accepts too.
-    await until('the flow active in both processes', async () => (await fetch(`${hubs[1]!.base}/hook/${flowId}`, { method: 'HEAD' })).status < 400, 60_000, 100);
     const victim = hubs[0]!;
-    const accepted = await sendThenKill([victim.base, hubs[1]!.base], flowId, victim.proc, opts.acceptedBefore ?? 40, 4);
+    const { flowId } = await startCrashFlow(victim.base, app.url);
+    let survivorUpAt = Infinity;
+    const survivorStarting = startHubProcess(envFor()).then((h) => {
+      hubs.push(h);
+      survivorUpAt = Date.now();
+      return h;
+    });
+    const sending = sendThenKill([victim.base], flowId, victim.proc, opts.acceptedBefore ?? 40, 4, () => Date.now() > survivorUpAt + 1_000, 200);
+    await survivorStarting;
+    const accepted = await sending;
     const killedAt = Date.now();
-    const missingAtKill = [...accepted.keys()].filter((n) => !app.received.has(n)).length;
-    await until('every accepted message at the application', () => [...accepted.keys()].every((n) => app.received.has(n)), 120_000);
-    const last = Math.max(...[...accepted.keys()].map((n) => app.received.get(n)!));
-    return { accepted: accepted.size, missingAtKill, appDelayMs, takeoverMs: Math.max(0, last - killedAt) };
+    const survivor = hubs[1]!.base;
+    const token = (await call(survivor, 'POST', '/api/v1/login', { username: 'admin', password: CRASH_ADMIN_PASSWORD })).body.token as string;
+    const count = async (status: string): Promise<number> =>
+      (await call(survivor, 'GET', `/api/v1/executions?filter[flowId]=${flowId}&filter[status]=${status}&page[size]=1`, undefined, token)).body.meta.total as number;
+    // An execution the victim was running when it died ends only once its job is taken over
+    // (the application may have had the call already: the victim died before recording it).
+    const unfinishedAtKill = accepted.size - (await count('succeeded'));
+    await until('every accepted execution ended', async () => (await count('running')) === 0 && (await count('succeeded')) >= accepted.size, 120_000, 100);
+    return { accepted: accepted.size, missingAtKill: unfinishedAtKill, appDelayMs, takeoverMs: Date.now() - killedAt };
   } finally {
     for (const h of hubs) {
       if (h.proc.child.exitCode === null) {
