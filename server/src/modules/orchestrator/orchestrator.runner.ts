@@ -110,6 +110,8 @@ export interface StepRunnerDeps {
   messageLimitFor?: ((tenant: string) => number) | undefined;
   /** Executions of a tenant running at once in this process (tenant limit); unlimited without. */
   gate?: TenantGate | undefined;
+  /** Calls of a component for one message when its node sets no `retries` (PLEXUS_BUS_MAX_ATTEMPTS). Default 4. */
+  maxAttempts?: number | undefined;
 }
 
 /** A held hand-off starts only while its lease still covers the step's time limit plus this (as in the runtime). */
@@ -509,7 +511,8 @@ export class StepRunner {
     const e = classifyStepError(err);
     const finishedAt = new Date();
     const tries = (sj.retries ?? 0) + 1;
-    if (node && e.kind === 'transient' && tries <= node.settings.retries) {
+    const retries = node?.settings.retries ?? (this.deps.maxAttempts ?? 4) - 1;
+    if (node && e.kind === 'transient' && tries <= retries) {
       const delayMs = e.retryAfterMs !== undefined ? Math.min(e.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(node.settings.retryDelayMs, tries, node.settings.maxRetryDelayMs);
       return {
         run: this.failureRun(sj, path, 'retrying', e.message, startedAt, finishedAt),
