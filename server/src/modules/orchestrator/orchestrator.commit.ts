@@ -108,6 +108,8 @@ export class ExecutionWriter {
   private inFlight = 0;
   private scheduled = false;
   private readonly maxInFlight: number;
+  /** Callers of idle(), resolved when the last write in flight ends with nothing queued. */
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly db: Db,
@@ -143,6 +145,8 @@ export class ExecutionWriter {
         setImmediate(() => {
           this.scheduled = false;
           this.drain();
+          // Nothing to write after all (an add that settled synchronously): idle again.
+          this.wakeIdle();
         });
       }
     });
@@ -155,8 +159,20 @@ export class ExecutionWriter {
       void this.flushBatch(batch).finally(() => {
         this.inFlight--;
         this.drain();
+        this.wakeIdle();
       });
     }
+  }
+
+  private isIdle(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0 && !this.scheduled;
+  }
+
+  private wakeIdle(): void {
+    if (!this.isIdle() || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private async flushBatch(batch: Pending[]): Promise<void> {
@@ -380,8 +396,10 @@ export class ExecutionWriter {
   }
 
   /** Resolves once nothing is queued or being written. */
-  async idle(): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight > 0 || this.scheduled) await new Promise((r) => setTimeout(r, 5));
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    // Woken by the end of the write that leaves nothing behind, not by a timer.
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
 
