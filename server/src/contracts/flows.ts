@@ -113,6 +113,8 @@ export const Flow = z.object({
   version: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** Set by the API on its answers: the URL that triggers the flow (flows without `cron`). */
+  links: z.object({ webhook: z.string().optional() }).optional(),
 });
 export type Flow = z.infer<typeof Flow>;
 

@@ -19,11 +19,15 @@ export const BasicValue = z.strictObject({
 });
 export type BasicValue = z.infer<typeof BasicValue>;
 
-export const ApiKeyValue = z.strictObject({
-  key: field,
-  /** Where the component should put the key, e.g. `X-API-Key`; informational. */
-  headerName: z.string().min(1).max(200).optional(),
-});
+export const ApiKeyValue = z
+  .strictObject({
+    key: field,
+    /** The header the http-request step sends the key in (default `X-API-Key`). */
+    headerName: z.string().min(1).max(200).optional(),
+    /** Send the key as this query parameter instead of a header. */
+    queryName: z.string().min(1).max(200).optional(),
+  })
+  .refine((v) => !(v.headerName && v.queryName), { message: 'set headerName or queryName, not both', path: ['queryName'] });
 export type ApiKeyValue = z.infer<typeof ApiKeyValue>;
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2_000);

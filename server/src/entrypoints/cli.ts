@@ -22,10 +22,13 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';
   logger.info({ url, storage, bus }, 'Plexus is ready');
+  // pino writes asynchronously: let the log lines of the start (the listener's among them) out
+  // first, so the "listening" line comes after them, when the listener is up.
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   const bootstrap = hub.iam.bootstrapCredentials;
   // One write, so whoever reads up to the URL line (a script, a test) has the password too.
   process.stdout.write(
-    `\nPlexus is listening on ${url}  (${storage}, ${bus})\n` +
+    (url ? `\nPlexus is listening on ${url}  (${storage}, ${bus})\n` : `\nPlexus is running without an HTTP listener  (${storage}, ${bus})\n`) +
       (bootstrap
         ? `First start: created user "${bootstrap.username}" in tenant "default" with password: ${bootstrap.password}\n` +
           (bootstrap.passwordFile ? `(also written to ${bootstrap.passwordFile}; it is shown only this once)\n` : '')

@@ -78,8 +78,10 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     (await createBus({
       db,
       natsUrl: config.bus.natsUrl,
+      prefix: config.bus.natsPrefix,
       serviceName: 'plexus',
-      logger: logger.child({ module: 'bus' }),
+      // The adapters bind `module: 'bus'` themselves (a second binding repeats the key).
+      logger,
       maxAttempts: config.bus.maxAttempts,
       leaseMs: config.bus.leaseMs,
     }));

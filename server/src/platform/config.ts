@@ -128,8 +128,12 @@ const EnvSchema = z.object({
   PLEXUS_IAM_TOKEN: z.string().min(1).optional(),
   /** How many times a queued message is tried before it is dead-lettered. */
   PLEXUS_BUS_MAX_ATTEMPTS: positiveInt.default(5),
-  /** How long a consumer holds a claimed message before it is redelivered elsewhere. */
-  PLEXUS_BUS_LEASE: duration.prefault('30s'),
+  /**
+   * How long a consumer holds a claimed message before it is redelivered elsewhere. Held jobs
+   * are heartbeated once half of it is left, so this is also how soon the jobs of a process that
+   * died (and stopped heartbeating) are taken over by the others: short, not the step time limit.
+   */
+  PLEXUS_BUS_LEASE: duration.prefault('6s'),
   /** Largest accepted webhook body in bytes. */
   PLEXUS_WEBHOOK_MAX_BYTES: positiveInt.default(10 * 1024 * 1024),
   /** Most fields a form-encoded webhook body may have (413 beyond): each one costs parsing and storage. */
@@ -184,6 +188,10 @@ const EnvSchema = z.object({
   PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
   /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
   PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
+
+  // ---- operations (recovery and lifecycle)
+  /** Stream and subject prefix on NATS: two installations (or test runs) can share one NATS server. */
+  PLEXUS_NATS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 of A-Z a-z 0-9 _ -').default('PLEXUS'),
 });
 
 export type Config = Readonly<{
@@ -192,7 +200,7 @@ export type Config = Readonly<{
   http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number; trustProxy: boolean | number | readonly string[] }>;
   dataDir: string;
   db: Readonly<{ url: string | undefined; poolSize: number }>;
-  bus: Readonly<{ natsUrl: string | undefined; maxAttempts: number; leaseMs: number }>;
+  bus: Readonly<{ natsUrl: string | undefined; natsPrefix: string; maxAttempts: number; leaseMs: number }>;
   log: Readonly<{ level: z.infer<typeof logLevel> }>;
   iam: Readonly<{
     adminPassword: string | undefined;
@@ -253,7 +261,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT, trustProxy: e.PLEXUS_TRUST_PROXY }),
     dataDir: path.resolve(e.PLEXUS_DATA_DIR),
     db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
-    bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
+    bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, natsPrefix: e.PLEXUS_NATS_PREFIX, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
     log: Object.freeze({ level: e.PLEXUS_LOG_LEVEL }),
     iam: Object.freeze({
       adminPassword: e.PLEXUS_ADMIN_PASSWORD,

@@ -180,7 +180,7 @@ describe.each(dbTargets)('webhooks e2e on %s (queued messages)', (target) => {
       for (const id of ['00000000-0000-0000-0000-000000000000', stopped, scheduled, starting]) {
         const res = await post(hub, `/hook/${id}`, '{}', { 'content-type': 'application/json' });
         expect(res.status, id).toBe(404);
-        expect(res.body).toEqual({ errors: [{ code: 'NOT_FOUND', message: `flow ${id} not found` }] });
+        expect(res.body).toEqual({ errors: [{ code: 'NOT_FOUND', message: `no active flow ${id} takes calls here: check the id, and that the flow is started (status active)` }] });
         expect((await hub.app.inject({ method: 'HEAD', url: `/hook/${id}` })).statusCode).toBe(404);
         expect((await hub.app.inject({ method: 'GET', url: `/hook/${id}` })).statusCode).toBe(404);
       }

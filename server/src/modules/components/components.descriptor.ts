@@ -66,6 +66,12 @@ export interface StepContext {
   /** The node's saved state from earlier runs, when the step reads one (`usesSnapshot`). */
   snapshot: unknown;
   logger: Logger;
+  /**
+   * Aborted when the step's time limit (nodeSettings.timeoutMs) is up, with the StepError as its
+   * reason: stop the work. The engine starts no retry until the run has ended (or a short grace
+   * has passed), so a run that honours it never runs beside its retry.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export interface EmittedMessage {

@@ -27,6 +27,16 @@ export class ExpressionRefusedError extends StepError {
 }
 
 /**
+ * An expression that does not parse. Also found when it is compiled, so a flow holding one is
+ * refused when it is saved (400 naming the node and field), not when it is started.
+ */
+export class ExpressionInvalidError extends StepError {
+  constructor(message: string) {
+    super(message, 'user');
+  }
+}
+
+/**
  * JSONata checks a function's arguments against its signature with a V8 regular expression built
  * from it, `^(p1)(p2)…$`, one group per parameter: with several `+` (one or more) parameters, or
  * many optional ones, a call that does not fit backtracks exponentially (eight `x+` parameters
@@ -151,13 +161,13 @@ function describe(err: unknown): string {
   return typeof e?.position === 'number' ? `${message} (at position ${e.position})` : message;
 }
 
-/** What in `source` Plexus refuses to run, or undefined (also when it does not parse: the start reports that). */
+/** Why Plexus cannot run `source` (it does not parse, or holds what Plexus refuses), or undefined. */
 export function expressionRefusal(source: string): string | undefined {
   let ast: unknown;
   try {
     ast = jsonata(source).ast();
-  } catch {
-    return undefined;
+  } catch (err) {
+    return `invalid JSONata: ${describe(err)}`;
   }
   return astProblem(ast);
 }
@@ -171,7 +181,7 @@ export function compileExpression(source: string, where: string): CompiledExpres
   try {
     expr = jsonata(source, { ...GUARDRAILS });
   } catch (err) {
-    throw new StepError(`${where}: invalid JSONata: ${describe(err)}`, 'user');
+    throw new ExpressionInvalidError(`${where}: invalid JSONata: ${describe(err)}`);
   }
   const refused = astProblem(expr.ast());
   if (refused) throw new ExpressionRefusedError(`${where}: ${refused}`);

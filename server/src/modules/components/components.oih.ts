@@ -202,6 +202,8 @@ interface OihModule {
 interface OihThis {
   emit(event: string, payload?: unknown): Promise<void>;
   logger: Record<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal', (...args: unknown[]) => void>;
+  /** Plexus's addition: aborted when the step's time limit is up. */
+  signal?: AbortSignal;
 }
 interface OihMessage {
   id: string;
@@ -339,6 +341,14 @@ function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor,
                 }
               },
             };
+            // The step's time limit: the run ends here, and whatever the component emits later is
+            // refused (logged); a component that reads `this.signal` can stop its own work.
+            const signal = ctx.signal;
+            if (signal) {
+              if (signal.aborted) return fail(signal.reason);
+              signal.addEventListener('abort', () => fail(signal.reason), { once: true });
+              self.signal = signal;
+            }
             let returned: unknown;
             try {
               returned = mod.process.call(self, toOihMessage(ctx.message), cfg, ctx.snapshot ?? {});

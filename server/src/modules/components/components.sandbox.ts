@@ -52,6 +52,8 @@ export interface SandboxRun {
   timeoutMs: number;
   /** Performs one fetch of this run; `deadlineMs` is when the run's time is up (Date.now() clock). */
   fetch(request: CodeFetchRequest, deadlineMs: number): Promise<CodeFetchResponse>;
+  /** Aborted: the run is dropped if still queued, or its runner killed (the step's time limit). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface LogLine {
@@ -489,6 +491,10 @@ class Runner {
   }
 }
 
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason instanceof Error ? signal.reason : new StepError('code: the step was cancelled', 'transient');
+}
+
 /** The runners, their bindings, and the queue of runs waiting for one. */
 export class SandboxPool implements CodeSandbox {
   private readonly runners = new Set<Runner>();
@@ -524,13 +530,45 @@ export class SandboxPool implements CodeSandbox {
 
   run(run: SandboxRun): Promise<SandboxOutcome> {
     if (this.closed) return Promise.reject(new StepError('code: the sandbox is shut down', 'transient'));
+    if (run.signal?.aborted) return Promise.reject(abortReason(run.signal));
     return new Promise((resolve, reject) => {
-      const task: Task = { run, id: this.nextId++, resolve, reject };
+      const onAbort = (): void => this.cancel(task, abortReason(run.signal!));
+      const task: Task = {
+        run,
+        id: this.nextId++,
+        resolve: (outcome) => {
+          run.signal?.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+        reject: (err) => {
+          run.signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      run.signal?.addEventListener('abort', onAbort, { once: true });
       const queue = this.queues.get(run.tenant);
       if (queue) queue.push(task);
       else this.queues.set(run.tenant, [task]);
       this.dispatch();
     });
+  }
+
+  /** Ends a run its step gave up on: out of the queue, or its runner killed (never reused). */
+  private cancel(task: Task, err: unknown): void {
+    const queue = this.queues.get(task.run.tenant);
+    const i = queue?.indexOf(task) ?? -1;
+    if (queue && i >= 0) {
+      queue.splice(i, 1);
+      if (queue.length === 0) this.queues.delete(task.run.tenant);
+      task.reject(err);
+      return;
+    }
+    for (const r of this.runners) {
+      if (r.task === task) {
+        r.fail(err);
+        return;
+      }
+    }
   }
 
   /** The runners alive now and whom they belong to (tests, diagnostics). */

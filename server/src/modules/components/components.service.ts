@@ -11,7 +11,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { StepError, type Component, type ComponentDescriptor, type ComponentFunction } from './components.descriptor.js';
-import { ExpressionRefusedError, expressionRefusal } from './components.expressions.js';
+import { ExpressionInvalidError, ExpressionRefusedError, expressionRefusal } from './components.expressions.js';
 import { installOihDependencies, oihComponent, readOihComponent } from './components.oih.js';
 import * as repo from './components.repo.js';
 
@@ -83,8 +83,8 @@ export class ComponentsService implements ComponentCatalog {
 
   /**
    * Asks a built-in function what the operator's configuration refuses in the node's fields
-   * (`checkPolicy`), then prepares it to find expressions Plexus refuses to run (preparing
-   * compiles them; it does no I/O). Components of tenants compile no JSONata of ours.
+   * (`checkPolicy`), then prepares it to find expressions that do not parse or that Plexus
+   * refuses to run (preparing compiles them; it does no I/O). Components of tenants compile no JSONata of ours.
    */
   async checkFields(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined> {
     const component = this.builtins.get(componentId);
@@ -95,7 +95,7 @@ export class ComponentsService implements ComponentCatalog {
     try {
       await f.prepare(fields, { logger: this.logger });
     } catch (err) {
-      if (err instanceof ExpressionRefusedError) return err.message;
+      if (err instanceof ExpressionRefusedError || err instanceof ExpressionInvalidError) return err.message;
     }
     return undefined;
   }

@@ -1,5 +1,6 @@
 /** Flow repository routes (`/api/v1/flows`): each declares its schema and its permission together. */
 import { validatorCompiler } from 'fastify-type-provider-zod';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyRouteSchemaDef, FastifyValidationResult } from 'fastify/types/schema.js';
 import { z } from 'zod';
 import { Flow, FlowGraph, FlowStatus } from '../../contracts/flows.js';
@@ -7,7 +8,18 @@ import { listOf, pageQuery, parseSort, searchQuery, sortQuery } from '../../cont
 import type { EventStreams, HttpApp } from '../../platform/http/index.js';
 import { FLOW_CHANGED, type FlowChanged } from './flows.events.js';
 import type { FlowsService } from './flows.service.js';
+import { FLOW_EXAMPLES } from './flows.examples.js';
 import { FlowInput, FlowPatch } from './flows.validation.js';
+
+/**
+ * The flow as answered: with `links.webhook`, the URL its webhook takes calls at, built from the
+ * request's own origin (behind a proxy: PLEXUS_TRUST_PROXY makes that the public one). A cron
+ * flow has none.
+ */
+function withLinks(req: FastifyRequest, flow: Flow): Flow {
+  if (flow.cron) return flow;
+  return { ...flow, links: { webhook: `${req.protocol}://${req.host}/hook/${encodeURIComponent(flow.id)}` } };
+}
 
 const IdParams = z.strictObject({ id: z.string().min(1).max(100) });
 const StatusAnswer = z.object({ data: z.object({ id: z.string(), status: FlowStatus }) });
@@ -79,14 +91,16 @@ export function flowsRoutes(service: FlowsService, streams: EventStreams) {
           response: { 200: listOf(Flow) },
         },
       },
-      async (req) =>
-        service.list(req.principal, {
+      async (req) => {
+        const page = await service.list(req.principal, {
           page: req.query['page[number]'],
           perPage: req.query['page[size]'],
           status: req.query['filter[status]'],
           search: req.query.search,
           sort: parseSort(req.query.sort, '-createdAt'),
-        }),
+        });
+        return { ...page, data: page.data.map((f) => withLinks(req, f)) };
+      },
     );
 
     app.post(
@@ -94,15 +108,23 @@ export function flowsRoutes(service: FlowsService, streams: EventStreams) {
       {
         config: { permission: 'flows.write' },
         validatorCompiler: bodyCheckedByService,
-        schema: { tags, security, summary: 'Create a flow (inactive)', body: FlowInput, response: { 201: z.object({ data: Flow }) } },
+        schema: {
+          tags,
+          security,
+          summary: 'Create a flow (inactive)',
+          description:
+            'Examples: webhook → transform → http-request; a cron flow; a flow whose http-request step uses a credential (a secret by id). The answer carries `links.webhook`, the URL that triggers a flow without `cron`.',
+          body: FlowInput.meta({ examples: [...FLOW_EXAMPLES] }),
+          response: { 201: z.object({ data: Flow }) },
+        },
       },
-      async (req, reply) => reply.code(201).send({ data: await service.create(req.principal, req.body as unknown) }),
+      async (req, reply) => reply.code(201).send({ data: withLinks(req, await service.create(req.principal, req.body as unknown)) }),
     );
 
     app.get(
       '/api/v1/flows/:id',
       { config: { permission: 'flows.read' }, schema: { tags, security, summary: 'One flow', params: IdParams, response: { 200: z.object({ data: Flow }) } } },
-      async (req) => ({ data: await service.get(req.principal, req.params.id) }),
+      async (req) => ({ data: withLinks(req, await service.get(req.principal, req.params.id)) }),
     );
 
     app.patch(
@@ -119,7 +141,7 @@ export function flowsRoutes(service: FlowsService, streams: EventStreams) {
           response: { 200: z.object({ data: Flow }) },
         },
       },
-      async (req) => ({ data: await service.update(req.principal, req.params.id, req.body as unknown) }),
+      async (req) => ({ data: withLinks(req, await service.update(req.principal, req.params.id, req.body as unknown)) }),
     );
 
     app.delete(

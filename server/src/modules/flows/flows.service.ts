@@ -215,15 +215,24 @@ export class FlowsService {
     if (!row) this.log.debug({ flowId: id }, 'flows: flow.stopped for a flow that is not stopping; ignored');
   }
 
-  /** `flow.failed`: starting/active → stopping with the reason, and `flow.stopping` so everyone lets go. */
+  /**
+   * `flow.failed`: a start that failed ends `inactive` at once with the reason — nothing was
+   * placed, and webhooks and the scheduler drop the flow on `flow.failed` themselves — so it can
+   * be fixed (PATCH) and started again right away. An active flow that fails goes through
+   * `stopping` and `flow.stopping`, so everyone lets go of it.
+   */
   async markFailed(id: string, reason: string): Promise<void> {
+    const why = reason.slice(0, 2000);
     const changed = await this.db.transaction(async (tx) => {
-      const row = await repo.transitionFlow(tx, id, undefined, ['starting', 'active'], 'stopping', { reason: reason.slice(0, 2000) });
+      let row = await repo.transitionFlow(tx, id, undefined, ['starting'], 'inactive', { reason: why });
       if (!row) {
-        await repo.setFlowStatusReason(tx, id, reason.slice(0, 2000));
-        return undefined;
+        row = await repo.transitionFlow(tx, id, undefined, ['active'], 'stopping', { reason: why });
+        if (!row) {
+          await repo.setFlowStatusReason(tx, id, why);
+          return undefined;
+        }
+        await this.bus.publish(FLOW_EVENTS.stopping, toFlow(row, false), { tx });
       }
-      await this.bus.publish(FLOW_EVENTS.stopping, toFlow(row, false), { tx });
       await this.deps.audit.record(
         { action: 'flow.failed' satisfies FlowsAuditAction, tenantId: row.tenant_id, target: { type: 'flow', id, name: row.name }, result: 'failure', details: { reason } },
         { tx },
@@ -231,7 +240,7 @@ export class FlowsService {
       return row;
     });
     if (changed) this.announce(id, changed.tenant_id, changed.status);
-    this.log.warn({ flowId: id, reason }, 'flow failed; stopping it');
+    this.log.warn({ flowId: id, reason }, 'flow failed');
   }
 
   /**

@@ -78,6 +78,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     storedBodyBytes: config.executions.storedBodyBytes,
     messageLimitFor: limits ? (tenant) => limits.messagesPerExecution(tenant) : undefined,
     gate,
+    maxAttempts: config.bus.maxAttempts,
   });
   const service = new OrchestratorService(db, bus, logger, flows, runner, runtime, {
     retentionMs: config.executions.retentionMs,

@@ -271,7 +271,7 @@ export class ExecutionWriter {
         if (c.reply) replies.replies.push(c.reply);
       }
       for (const g of jobs.values()) {
-        const ids = await this.bus.enqueueMany(g.queue, g.jobs, { tx, ...(g.delayMs > 0 ? { delayMs: g.delayMs } : {}) });
+        const ids = await this.bus.enqueueMany(g.queue, g.jobs, { tx, ...(g.delayMs > 0 ? { delayMs: g.delayMs } : {}), ...(g.handoffs.length > 0 ? { held: true } : {}) });
         // Hand-offs get their job ids in the order of the group's jobs.
         g.handoffs.forEach((h, i) => {
           h.id = ids[i];

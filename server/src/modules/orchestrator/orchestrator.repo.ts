@@ -62,26 +62,40 @@ export async function upsertPlacement(db: Queryable, instanceId: string, flowId:
   );
 }
 
+/** Deletes the placement and tells every process (NOTIFY 'placements' with the flow id): a stop may wait for it. */
 export async function deletePlacement(db: Queryable, instanceId: string, flowId: string): Promise<void> {
-  await db.query('DELETE FROM orchestrator_placements WHERE instance_id = $1 AND flow_id = $2', [instanceId, flowId]);
+  await db.query(
+    `WITH gone AS (DELETE FROM orchestrator_placements WHERE instance_id = $1 AND flow_id = $2 RETURNING flow_id)
+     SELECT pg_notify(orchestrator_channel('placements'), flow_id) FROM gone`,
+    [instanceId, flowId],
+  );
 }
 
 export async function deleteInstancePlacements(db: Queryable, instanceId: string): Promise<void> {
-  await db.query('DELETE FROM orchestrator_placements WHERE instance_id = $1', [instanceId]);
+  await db.query(
+    `WITH gone AS (DELETE FROM orchestrator_placements WHERE instance_id = $1 RETURNING flow_id)
+     SELECT pg_notify(orchestrator_channel('placements'), flow_id) FROM gone`,
+    [instanceId],
+  );
 }
 
 export async function heartbeatPlacements(db: Queryable, instanceId: string): Promise<void> {
   await db.query('UPDATE orchestrator_placements SET heartbeat_at = now() WHERE instance_id = $1', [instanceId]);
 }
 
-/** Other live processes still consuming the flow's steps (heartbeat within `freshMs`). */
-export async function countLivePlacements(db: Queryable, flowId: string, exceptInstance: string, freshMs: number): Promise<number> {
-  const res = await db.query<{ n: number }>(
-    `SELECT count(*)::int8 AS n FROM orchestrator_placements
+/**
+ * Other live processes still consuming the flow's steps (heartbeat within `freshMs`), and in
+ * how many ms the freshest of them goes stale (its process stopped heartbeating: dead).
+ */
+export async function livePlacements(db: Queryable, flowId: string, exceptInstance: string, freshMs: number): Promise<{ count: number; staleInMs: number }> {
+  const res = await db.query<{ n: number; stale_in_ms: number | null }>(
+    `SELECT count(*)::int8 AS n,
+            (extract(epoch FROM max(heartbeat_at) + ($3::int8 * interval '1 millisecond') - now()) * 1000)::float8 AS stale_in_ms
+       FROM orchestrator_placements
       WHERE flow_id = $1 AND instance_id <> $2 AND heartbeat_at > now() - ($3::int8 * interval '1 millisecond')`,
     [flowId, exceptInstance, freshMs],
   );
-  return res.rows[0]?.n ?? 0;
+  return { count: res.rows[0]?.n ?? 0, staleInMs: Math.max(0, res.rows[0]?.stale_in_ms ?? 0) };
 }
 
 // ---- executions and step runs (the engine's hot path) ----

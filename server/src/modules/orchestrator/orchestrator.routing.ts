@@ -10,8 +10,11 @@ import { StepError, compileExpression, isTruthy, type CompiledExpression, type C
 
 /** Per-node failure handling and throughput (`node.nodeSettings`); unknown keys are kept for other modules. */
 export const NodeSettings = z.looseObject({
-  /** Retries of a transient failure after the first try. */
-  retries: z.number().int().min(0).max(100).default(3),
+  /**
+   * Retries of a transient failure after the first try. Unset: PLEXUS_BUS_MAX_ATTEMPTS − 1, so
+   * that setting is the number of times a component is called (5 by default).
+   */
+  retries: z.number().int().min(0).max(100).optional(),
   /** First retry delay; doubles per retry up to maxRetryDelayMs. A remote Retry-After wins. */
   retryDelayMs: z.number().int().min(0).max(3_600_000).default(1_000),
   maxRetryDelayMs: z.number().int().min(0).max(86_400_000).default(300_000),

@@ -110,6 +110,8 @@ export interface StepRunnerDeps {
   messageLimitFor?: ((tenant: string) => number) | undefined;
   /** Executions of a tenant running at once in this process (tenant limit); unlimited without. */
   gate?: TenantGate | undefined;
+  /** Calls of a component for one message when its node sets no `retries` (PLEXUS_BUS_MAX_ATTEMPTS). Default 4. */
+  maxAttempts?: number | undefined;
 }
 
 /** A held hand-off starts only while its lease still covers the step's time limit plus this (as in the runtime). */
@@ -122,12 +124,36 @@ function messageLimitError(tenant: string, limit: number): StepError {
   );
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+/** How long a step that was told to stop (its time limit is up) may take to end before its failure is recorded anyway. */
+const ABORT_GRACE_MS = 5_000;
+
+/**
+ * Runs a step within its time limit. When the limit is up, the step's signal is aborted and the
+ * failure (which schedules the retry) is returned only once the run has ended — a code step's
+ * sandbox process is killed, an OIH component's run is settled — or after ABORT_GRACE_MS for
+ * work that ignores the signal (logged), so a timed-out run is not left running beside its retry.
+ */
+async function runWithin<T>(start: (signal: AbortSignal) => Promise<T>, ms: number, logger: Logger, where: Record<string, unknown>): Promise<T> {
+  const controller = new AbortController();
+  const work = start(controller.signal).then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StepError(`the step did not finish within ${ms} ms (nodeSettings.timeoutMs)`, 'transient')), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  const first = await Promise.race([work, timedOut]);
+  clearTimeout(timer);
+  if (first !== 'timeout') {
+    if (first.ok) return first.value;
+    throw first.error;
+  }
+  const err = new StepError(`the step did not finish within ${ms} ms (nodeSettings.timeoutMs)`, 'transient');
+  controller.abort(err);
+  let grace: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([work.then(() => true), new Promise<false>((resolve) => (grace = setTimeout(() => resolve(false), ABORT_GRACE_MS)))]);
+  clearTimeout(grace);
+  if (!ended) logger.warn({ ...where, graceMs: ABORT_GRACE_MS }, 'step still running after its time limit and abort; its retry may overlap it');
+  throw err;
 }
 
 export class StepRunner {
@@ -284,8 +310,9 @@ export class StepRunner {
     try {
       const credential = node.node.credentialsId ? await this.credentials(sj, node.node.credentialsId) : undefined;
       const snapshot = node.step.usesSnapshot ? await repo.findSnapshot(this.deps.db, sj.flowId, sj.nodeId) : undefined;
-      result = await withTimeout(
-        node.step.run({
+      result = await runWithin(
+        (signal) =>
+          node.step.run({
           tenant: sj.tenant,
           flowId: sj.flowId,
           nodeId: sj.nodeId,
@@ -297,8 +324,11 @@ export class StepRunner {
           credentialsType: credential?.type,
           snapshot,
           logger: this.deps.logger,
+          signal,
         }),
         node.settings.timeoutMs,
+        this.deps.logger,
+        { flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId },
       );
       if (result.rebound) return { settlement: this.rebound(sj, path, node, result.rebound.reason, startedAt) };
       assertStorable(result);
@@ -509,7 +539,8 @@ export class StepRunner {
     const e = classifyStepError(err);
     const finishedAt = new Date();
     const tries = (sj.retries ?? 0) + 1;
-    if (node && e.kind === 'transient' && tries <= node.settings.retries) {
+    const retries = node?.settings.retries ?? (this.deps.maxAttempts ?? 4) - 1;
+    if (node && e.kind === 'transient' && tries <= retries) {
       const delayMs = e.retryAfterMs !== undefined ? Math.min(e.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(node.settings.retryDelayMs, tries, node.settings.maxRetryDelayMs);
       return {
         run: this.failureRun(sj, path, 'retrying', e.message, startedAt, finishedAt),

@@ -28,6 +28,8 @@ import type { Placement, Runtime } from './orchestrator.runtime.js';
 export const ORCHESTRATOR_GROUP = 'orchestrator';
 /** Steps with a longer time limit are not handed off in-process (see the local runtime). */
 const MAX_HANDOFF_STEP_MS = 120_000;
+/** `flow.stopping` events handled at once by one process (each may wait for others to drain). */
+const STOPS_AT_ONCE = 16;
 
 export interface OrchestratorOptions {
   /** Reconcile and heartbeat period. */
@@ -92,6 +94,9 @@ export class OrchestratorService {
   private readonly local = new Map<string, LocalFlow>();
   private subscriptions: Consumer[] = [];
   private unlisten: (() => Promise<void>) | undefined;
+  private unlistenPlacements: (() => Promise<void>) | undefined;
+  /** Stops waiting for other processes to let go of a flow, woken by NOTIFY 'placements'. */
+  private readonly placementWaiters = new Map<string, Set<() => void>>();
   private tick: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly statsRollup: StatsRollup;
@@ -117,10 +122,13 @@ export class OrchestratorService {
   async start(): Promise<void> {
     const channel = await repo.channelName(this.db, 'flows');
     this.unlisten = await this.db.listen(channel, () => void this.reconcile());
+    const placements = await repo.channelName(this.db, 'placements');
+    this.unlistenPlacements = await this.db.listen(placements, (flowId) => this.wakePlacementWaiters(flowId));
     await this.reconcile();
     this.subscriptions = [
       await this.bus.subscribe<Flow>(FLOW_EVENTS.starting, ORCHESTRATOR_GROUP, (e) => this.onStarting(e)),
-      await this.bus.subscribe<Flow>(FLOW_EVENTS.stopping, ORCHESTRATOR_GROUP, (e) => this.onStopping(e)),
+      // Stops wait for other processes to let go: several run at once, none queues behind another.
+      await this.bus.subscribe<Flow>(FLOW_EVENTS.stopping, ORCHESTRATOR_GROUP, (e) => this.onStopping(e), { concurrency: STOPS_AT_ONCE }),
     ];
     this.tick = setInterval(() => {
       void repo.heartbeatPlacements(this.db, this.instanceId).catch((err: unknown) => this.logger.warn({ err }, 'orchestrator: heartbeat failed'));
@@ -146,6 +154,9 @@ export class OrchestratorService {
     await this.statsRollup.stop();
     await Promise.all(this.subscriptions.map((s) => s.stop()));
     await this.unlisten?.();
+    await this.unlistenPlacements?.();
+    for (const set of this.placementWaiters.values()) for (const wake of set) wake();
+    this.placementWaiters.clear();
     await this.reconciling;
     await Promise.all([...this.local.keys()].map((id) => this.unplace(id)));
     await repo.deleteInstancePlacements(this.db, this.instanceId).catch(() => {});
@@ -188,13 +199,55 @@ export class OrchestratorService {
       if (await repo.setFlowStatus(tx, flowId, 'stopped')) await repo.notify(tx, 'flows', [flowId]);
     });
     await this.reconcile();
-    // Other processes stop on the notice; wait until none of them still takes this flow's messages.
+    // Other processes stop on the notice; wait until none of them still takes this flow's
+    // messages: woken when one deletes its placement (NOTIFY 'placements'), or when the last
+    // live one's heartbeat goes stale (its process died), never later than the deadline.
     const deadline = Date.now() + (this.options.stopWaitMs ?? 30_000);
-    while (Date.now() < deadline && (await repo.countLivePlacements(this.db, flowId, this.instanceId, this.tickMs * 3)) > 0) {
-      await new Promise((r) => setTimeout(r, 100));
+    for (;;) {
+      const change = this.nextPlacementChange(flowId);
+      const live = await repo.livePlacements(this.db, flowId, this.instanceId, this.tickMs * 3);
+      const left = deadline - Date.now();
+      if (live.count === 0 || left <= 0) {
+        change.cancel();
+        break;
+      }
+      await change.wait(Math.min(left, live.staleInMs + 1));
     }
     await this.bus.publish<FlowStartedPayload>(FLOW_EVENTS.stopped, { id: flowId });
     this.logger.info({ flowId }, 'flow stopped');
+  }
+
+  /** Resolves at the next NOTIFY 'placements' for the flow, or after `ms`. */
+  private nextPlacementChange(flowId: string): { wait(ms: number): Promise<void>; cancel(): void } {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    let set = this.placementWaiters.get(flowId);
+    if (!set) this.placementWaiters.set(flowId, (set = new Set()));
+    set.add(wake);
+    const cancel = (): void => {
+      const s = this.placementWaiters.get(flowId);
+      s?.delete(wake);
+      if (s?.size === 0) this.placementWaiters.delete(flowId);
+    };
+    return {
+      cancel,
+      wait: async (ms) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))]);
+        } finally {
+          clearTimeout(timer);
+          cancel();
+        }
+      },
+    };
+  }
+
+  private wakePlacementWaiters(flowId: string): void {
+    const set = this.placementWaiters.get(flowId);
+    if (!set) return;
+    this.placementWaiters.delete(flowId);
+    for (const wake of set) wake();
   }
 
   // ---- placement ----

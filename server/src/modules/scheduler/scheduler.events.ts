@@ -27,6 +27,8 @@ export async function subscribeToLifecycle(bus: Bus, service: SchedulerService, 
         if (p.success) await service.scheduleFlow(p.data.id);
         return;
       }
+      // A flow that could not start is not scheduled (its flow.starting recorded it).
+      case FLOW_EVENTS.failed:
       case FLOW_EVENTS.stopping: {
         const p = IdPayload.safeParse(event.payload);
         if (p.success) await service.unscheduleFlow(p.data.id);

@@ -53,6 +53,14 @@ const MAX_KEY_LENGTH = 200;
  * sets itself (CSP, nosniff, framing, cross-origin isolation, x-execution-id), which a reply must
  * not loosen or fake.
  */
+/**
+ * The same answer for an unknown id, another tenant's flow and a flow that is not active: a
+ * caller learns only that nothing takes calls here, and what to check.
+ */
+function noActiveFlow(flowId: string): AppError {
+  return new AppError('NOT_FOUND', `no active flow ${flowId.slice(0, 100)} takes calls here: check the id, and that the flow is started (status active)`);
+}
+
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-connection']);
 const RESERVED_HEADERS = new Set([
   'set-cookie',
@@ -97,7 +105,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     }
     const { flowId } = paramsOf(req);
     const target = flowId.length <= 100 ? await service.resolve(flowId) : undefined;
-    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    if (!target) throw noActiveFlow(flowId);
     if (!deps.admission) {
       admitted.set(req, { target, admission: undefined });
       return payload;
@@ -159,7 +167,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
     const { flowId, suffix } = paramsOf(req);
     const early = admitted.get(req);
     const target = early?.target ?? (flowId.length <= 100 ? await service.resolve(flowId) : undefined);
-    if (!target) throw AppError.notFound(`flow ${flowId}`);
+    if (!target) throw noActiveFlow(flowId);
     const raw = method === 'POST' && Buffer.isBuffer(req.body) ? req.body : EMPTY;
     if (raw.length > 0 && !req.headers['content-type']) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'a request body needs a Content-Type header');
     await authorize(req, target, raw);
@@ -253,7 +261,7 @@ export function webhooksRoutes(deps: WebhooksRoutesDeps) {
         { config: { permission: 'public' }, schema: { tags, summary: '200 when the flow accepts calls, 404 otherwise', params: HookParams } },
         async (req, reply) => {
           const { flowId } = paramsOf(req);
-          if (flowId.length > 100 || !(await service.resolve(flowId))) throw AppError.notFound(`flow ${flowId}`);
+          if (flowId.length > 100 || !(await service.resolve(flowId))) throw noActiveFlow(flowId);
           return reply.code(200).send();
         },
       );

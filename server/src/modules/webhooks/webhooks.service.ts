@@ -61,6 +61,8 @@ export interface AcceptInput {
 export class WebhooksService {
   private readonly cache = new Map<string, { target: HookTarget | undefined; until: number }>();
   private readonly loading = new Map<string, Promise<HookTarget | undefined>>();
+  /** Calls waiting for a starting flow to accept, woken by its next change. */
+  private readonly changeWaiters = new Map<string, Set<() => void>>();
   /** Bumped by every invalidation, so a read that raced with one is not cached. */
   private epoch = 0;
   private unlisten: (() => Promise<void>) | undefined;
@@ -99,15 +101,50 @@ export class WebhooksService {
    * should be served rather than get a 404 for a few milliseconds.
    */
   async resolve(flowId: string): Promise<HookTarget | undefined> {
-    let target = await this.lookup(flowId);
     const deadline = Date.now() + STARTING_WAIT_MS;
-    while (target && !target.accepting && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      // acceptFlow (here, or by NOTIFY from another process) drops the entry; re-read anyway.
-      this.cache.delete(flowId);
-      target = await this.lookup(flowId);
+    for (let last = false; ; ) {
+      // Registered before the read, so a change landing between the two is not missed.
+      const change = this.nextChange(flowId);
+      const target = await this.lookup(flowId);
+      if (!target || target.accepting || last) {
+        change.cancel();
+        return target?.accepting ? target : undefined;
+      }
+      // Woken by acceptFlow / forgetFlow here or their NOTIFY from another process.
+      const changed = await change.wait(deadline - Date.now());
+      if (!changed) {
+        // Deadline: one fresh read, in case a notification was lost.
+        last = true;
+        this.cache.delete(flowId);
+      }
     }
-    return target?.accepting ? target : undefined;
+  }
+
+  /** Resolves true at the next change of the flow (invalidate), false after `ms`. */
+  private nextChange(flowId: string): { wait(ms: number): Promise<boolean>; cancel(): void } {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    let set = this.changeWaiters.get(flowId);
+    if (!set) this.changeWaiters.set(flowId, (set = new Set()));
+    set.add(wake);
+    const cancel = (): void => {
+      const s = this.changeWaiters.get(flowId);
+      s?.delete(wake);
+      if (s?.size === 0) this.changeWaiters.delete(flowId);
+    };
+    return {
+      cancel,
+      wait: async (ms) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+        try {
+          return await Promise.race([woken.then(() => true as const), timedOut]);
+        } finally {
+          clearTimeout(timer);
+          cancel();
+        }
+      },
+    };
   }
 
   private async lookup(flowId: string): Promise<HookTarget | undefined> {
@@ -158,6 +195,11 @@ export class WebhooksService {
     this.epoch++;
     this.cache.delete(flowId);
     this.loading.delete(flowId);
+    const waiters = this.changeWaiters.get(flowId);
+    if (waiters) {
+      this.changeWaiters.delete(flowId);
+      for (const wake of waiters) wake();
+    }
   }
 
   /**
@@ -182,7 +224,7 @@ export class WebhooksService {
     // When the first step runs in this process, it gets the job directly: stored invisible for
     // the ticket's lease, so no consumer claims it back (see StepHandoff).
     const ticket = this.handoff?.reserve(queue);
-    const opts = ticket ? { delayMs: ticket.leaseMs } : {};
+    const opts = ticket ? { delayMs: ticket.leaseMs, held: true } : {};
     try {
       // Stored marked: a copy claimed from the queue later is a redelivery (StepJob.handoff).
       const accepted = await this.store(input, queue, ticket ? { ...job, handoff: true } : job, opts);
@@ -197,7 +239,7 @@ export class WebhooksService {
     }
   }
 
-  private async store(input: AcceptInput, queue: string, job: StepJob, opts: { delayMs?: number }): Promise<{ executionId: string; duplicate: boolean; jobId?: string }> {
+  private async store(input: AcceptInput, queue: string, job: StepJob, opts: { delayMs?: number; held?: boolean }): Promise<{ executionId: string; duplicate: boolean; jobId?: string }> {
     const { target } = input;
     const executionId = job.executionId;
     if (!input.requestKey && !input.webhookId) {

@@ -51,6 +51,13 @@ export interface EnqueueOptions {
    * an outbox row and relays it after commit.
    */
   tx?: Queryable;
+  /**
+   * The caller runs the job itself (an in-process hand-off) and holds it for `delayMs`, like a
+   * lease: stored in flight, so it is ack'd, nack'd or dead-lettered like a claimed job, and a
+   * restart on a database no other process can open (embedded) makes it claimable at once
+   * instead of after the delay. The SQL adapter only; NATS ignores it.
+   */
+  held?: boolean;
 }
 
 export interface ClaimOptions {

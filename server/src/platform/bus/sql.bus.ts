@@ -43,6 +43,7 @@ interface PendingJob {
   queue: string;
   payload: string;
   delayMs: number;
+  held: boolean;
 }
 
 interface PendingEvent {
@@ -84,6 +85,12 @@ class SqlBus implements Bus {
   }
 
   async start(): Promise<void> {
+    if (this.db.exclusive) {
+      // Before any consumer claims: jobs the last process held (claimed or handed off in
+      // process) would otherwise wait out their leases, up to a step's time limit.
+      const released = await repo.releaseAllLeases(this.db);
+      if (released > 0) this.log.info({ released }, 'released the leases a stopped process held');
+    }
     this.channel = await repo.notifyChannel(this.db, 'bus');
     this.unlisten = await this.db.listen(this.channel, (payload) => {
       if (payload === '*') for (const queue of this.wakeups.keys()) this.wake(queue);
@@ -129,9 +136,9 @@ class SqlBus implements Bus {
   async enqueue<T>(queue: string, payload: T, opts: EnqueueOptions = {}): Promise<string> {
     this.assertOpen();
     assertUserQueue(queue);
-    const item = { queue, payload: encodePayload(payload), delayMs: checkDelayMs(opts.delayMs) };
+    const item = { queue, payload: encodePayload(payload), delayMs: checkDelayMs(opts.delayMs), held: opts.held === true };
     if (opts.tx) {
-      const [id] = await repo.insertJobs(opts.tx, [queue], [item.payload], [item.delayMs]);
+      const [id] = await repo.insertJobs(opts.tx, [queue], [item.payload], [item.delayMs], [], [item.held]);
       return String(id);
     }
     return String(await this.enqueues.add(item));
@@ -144,7 +151,7 @@ class SqlBus implements Bus {
     const delayMs = checkDelayMs(opts.delayMs);
     const encoded = payloads.map((p) => encodePayload(p));
     // One statement, so the whole batch is stored or none of it.
-    const ids = await repo.insertJobs(opts.tx ?? this.db, encoded.map(() => queue), encoded, encoded.map(() => delayMs));
+    const ids = await repo.insertJobs(opts.tx ?? this.db, encoded.map(() => queue), encoded, encoded.map(() => delayMs), [], encoded.map(() => opts.held === true));
     if (!opts.tx && this.isDueSoon(delayMs)) this.wake(queue);
     return ids.map(String);
   }
@@ -156,7 +163,7 @@ class SqlBus implements Bus {
     const delayMs = checkDelayMs(opts.delayMs);
     const encoded = items.map((i) => encodePayload(i.payload));
     // One statement, so the whole batch is stored or none of it.
-    const ids = await repo.insertJobs(opts.tx ?? this.db, items.map((i) => i.queue), encoded, encoded.map(() => delayMs));
+    const ids = await repo.insertJobs(opts.tx ?? this.db, items.map((i) => i.queue), encoded, encoded.map(() => delayMs), [], encoded.map(() => opts.held === true));
     if (!opts.tx && this.isDueSoon(delayMs)) for (const queue of new Set(items.map((i) => i.queue))) this.wake(queue);
     return ids.map(String);
   }
@@ -341,7 +348,7 @@ class SqlBus implements Bus {
     const acks = this.acks.take();
     let ids: number[];
     try {
-      ids = await repo.insertJobs(this.db, items.map((i) => i.queue), items.map((i) => i.payload), items.map((i) => i.delayMs), acks.map((a) => a.item));
+      ids = await repo.insertJobs(this.db, items.map((i) => i.queue), items.map((i) => i.payload), items.map((i) => i.delayMs), acks.map((a) => a.item), items.map((i) => i.held));
     } catch (err) {
       // Not stored with the jobs: on their own, then.
       if (acks.length > 0) {

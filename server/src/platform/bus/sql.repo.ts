@@ -48,20 +48,31 @@ const WAKE_WITHIN_MS = 1_000;
  * travel as one JSON array, not a text[]: an array literal would escape every quote of every
  * payload, and PostgreSQL would unescape them again. A `json` value keeps its text as given.
  */
-export async function insertJobs(db: Queryable, queues: readonly string[], payloads: readonly string[], delaysMs: readonly number[], ackIds: readonly number[] = []): Promise<number[]> {
+export async function insertJobs(
+  db: Queryable,
+  queues: readonly string[],
+  payloads: readonly string[],
+  delaysMs: readonly number[],
+  ackIds: readonly number[] = [],
+  held?: readonly boolean[],
+): Promise<number[]> {
   // Consumers are woken for the queues with a job due within a second (migration 0003).
   const due = new Set<string>();
   queues.forEach((q, i) => {
     if (delaysMs[i]! <= WAKE_WITHIN_MS) due.add(q);
   });
+  const anyHeld = held?.some(Boolean) ?? false;
   const params: unknown[] = [queues, `[${payloads.join(',')}]`, delaysMs, due.size > 0 ? [...due].join(',') : null];
   if (ackIds.length > 0) params.push(ackIds);
+  if (anyHeld) params.push(held);
+  const heldParam = `$${params.length}`;
   const res = await db.query<{ id: number }>(
     // Acks waiting to be stored ride along (see SqlBus.flushEnqueues): one statement less.
+    // A held job (EnqueueOptions.held) is stored leased: in flight until its delay ends.
     `WITH ${ackIds.length > 0 ? 'acked AS (DELETE FROM bus_jobs WHERE id = ANY($5::bigint[])),' : ''}
      ins AS (
-       INSERT INTO bus_jobs (queue, payload, visible_at)
-       SELECT ($1::text[])[p.n], p.payload::text, now() + ($3::float8[])[p.n] * interval '1 millisecond'
+       INSERT INTO bus_jobs (queue, payload, visible_at${anyHeld ? ', in_flight' : ''})
+       SELECT ($1::text[])[p.n], p.payload::text, now() + ($3::float8[])[p.n] * interval '1 millisecond'${anyHeld ? `, (${heldParam}::boolean[])[p.n]` : ''}
        FROM json_array_elements($2::json) WITH ORDINALITY AS p(payload, n)
        ORDER BY p.n
        RETURNING id)
@@ -164,6 +175,17 @@ export async function releaseJobs(db: Queryable, ids: readonly number[], attempt
      SELECT pg_notify($3, q) FROM (SELECT string_agg(DISTINCT queue, ',') AS q FROM released) s WHERE q IS NOT NULL`,
     [ids, attempts, channel],
   );
+}
+
+/**
+ * Gives back every lease in the database: for a database only this process can open (embedded
+ * PGlite under the data-directory lock), whoever held them is gone. Claimed deliveries keep
+ * their attempt (the crash may have been theirs); held hand-offs become plain ready jobs.
+ * Returns how many jobs became claimable.
+ */
+export async function releaseAllLeases(db: Queryable): Promise<number> {
+  const res = await db.query(`UPDATE bus_jobs SET in_flight = false, visible_at = now() WHERE in_flight`);
+  return res.rowCount;
 }
 
 /** Heartbeat: pushes the leases of deliveries still held further out; returns the ids extended. */

@@ -21,6 +21,12 @@ export type Dialect = 'pglite' | 'postgres';
 
 export interface Db extends Queryable {
   readonly dialect: Dialect;
+  /**
+   * True when no other process can have this database open (embedded PGlite under the
+   * data-directory lock): anything a process left leased in it belongs to a process that is
+   * gone, and is released at start (platform/bus).
+   */
+  readonly exclusive?: boolean;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Throws when the database does not answer. */

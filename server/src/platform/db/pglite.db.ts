@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, PGlite, protocol, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
+import { lockDataDir } from './datadir.lock.js';
 import { PreparedStatements, type BoundStatement } from './pglite.statements.js';
 
 const parsers = {
@@ -49,7 +50,8 @@ function wrap(conn: PGliteLike, pg: PGlite, statements: PreparedStatements | und
 
 /**
  * Opens PGlite in `dataDir`, or in memory when `dataDir` is undefined (tests).
- * PGlite cannot share a directory between processes, so a lock file guards it.
+ * PGlite cannot share a directory between processes, so a lock file guards it (datadir.lock.ts),
+ * which also makes the database `exclusive`.
  */
 export async function openPglite(dataDir: string | undefined): Promise<Db> {
   let releaseLock = (): void => {};
@@ -73,6 +75,7 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
   const base = wrap(pg, pg, statements, false);
   return {
     dialect: 'pglite',
+    exclusive: dataDir !== undefined,
     ...base,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return pg.transaction((tx) => fn(wrap(tx, pg, statements, true)));
@@ -92,35 +95,6 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
       releaseLock();
     },
   };
-}
-
-function lockDataDir(dataDir: string): () => void {
-  const lockPath = path.join(dataDir, 'plexus.lock');
-  try {
-    const holder = Number(fs.readFileSync(lockPath, 'utf8').trim());
-    if (holder && holder !== process.pid && isAlive(holder)) {
-      throw new AppError('CONFIG_INVALID', `PLEXUS_DATA_DIR=${dataDir} is in use by another Plexus process (pid ${holder}); use PLEXUS_DATABASE_URL to run several processes`, 'user');
-    }
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-  }
-  fs.writeFileSync(lockPath, String(process.pid), { mode: 0o600 });
-  return () => {
-    try {
-      if (fs.readFileSync(lockPath, 'utf8').trim() === String(process.pid)) fs.unlinkSync(lockPath);
-    } catch {
-      /* already gone */
-    }
-  };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { AppError, ERROR_CODES, fromDatabaseInputError, type ErrorCode } from '../errors.js';
 import { findUnstorable } from '../storable.js';
 import type { Logger } from '../logger.js';
@@ -126,10 +127,15 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
       info: { title: 'Plexus', version: '0.1.0', description: 'Integration hub: management plane, flows, execution.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
-    transform: jsonSchemaTransform,
+    transform: withBodyExamples,
     hideUntagged: false,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  // The page carries Plexus's name and mark, not the framework's.
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    theme: { title: 'Plexus API reference', favicon: [{ filename: 'plexus.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(PLEXUS_MARK_SVG) }] },
+    logo: { type: 'image/svg+xml', content: Buffer.from(PLEXUS_LOGO_SVG), href: '/docs', target: '_self' },
+  });
 
   app.addHook('onRequest', async (req) => {
     const permission = req.routeOptions.config.permission;
@@ -158,6 +164,8 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<HttpApp
       const problem = `${found.path}: ${found.problem}`;
       throw new AppError('VALIDATION_FAILED', problem, 'user', { problems: [problem] });
     }
+    const misplaced = misplacedFilter(req);
+    if (misplaced) throw new AppError('VALIDATION_FAILED', misplaced, 'user', { problems: [misplaced] });
   });
 
   // While closing, answer in-flight requests with `connection: close` so keep-alive sockets end
@@ -203,6 +211,39 @@ export function sendError(reply: FastifyReply, err: AppError): FastifyReply {
   const retryAfter = err.details?.retryAfterSeconds;
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(Math.ceil(retryAfter)));
   return reply.code(err.status).type('application/json').send(body);
+}
+
+const PLEXUS_MARK_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="14" fill="#1f6feb"/><path d="M9 22V10h8a4 4 0 0 1 0 8h-8" fill="none" stroke="#fff" stroke-width="3"/></svg>';
+const PLEXUS_LOGO_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="150" height="32" viewBox="0 0 150 32"><circle cx="16" cy="16" r="14" fill="#1f6feb"/><path d="M9 22V10h8a4 4 0 0 1 0 8h-8" fill="none" stroke="#fff" stroke-width="3"/><text x="38" y="23" font-family="sans-serif" font-size="20" font-weight="700" fill="#fff">Plexus API</text></svg>';
+
+/**
+ * jsonSchemaTransform, keeping the `examples` a route's body schema declares with
+ * `.meta({examples})` (the conversion drops the root's metadata): @fastify/swagger shows them as
+ * the request's worked examples at /docs.
+ */
+const withBodyExamples: typeof jsonSchemaTransform = (document) => {
+  const out = jsonSchemaTransform(document);
+  const body = document.schema?.body;
+  const examples = body instanceof z.ZodType ? z.globalRegistry.get(body)?.examples : undefined;
+  if (Array.isArray(examples) && out.schema?.body && typeof out.schema.body === 'object') {
+    out.schema.body = { ...(out.schema.body as Record<string, unknown>), examples };
+  }
+  return out;
+};
+
+/**
+ * `?flowId=` where the route filters with `filter[flowId]=` (REST conventions, DESIGN.md): a
+ * problem that names the parameter to use, rather than "unrecognized key".
+ */
+function misplacedFilter(req: FastifyRequest): string | undefined {
+  const schema = req.routeOptions.schema?.querystring as { shape?: Record<string, unknown> } | undefined;
+  const shape = schema?.shape;
+  if (!shape || typeof req.query !== 'object' || req.query === null) return undefined;
+  const wrong = Object.keys(req.query).filter((k) => !(k in shape) && `filter[${k}]` in shape);
+  if (wrong.length === 0) return undefined;
+  return wrong.map((k) => `querystring.${k}: not a parameter of this list; filter with filter[${k}]=…`).join('; ');
 }
 
 /** Fastify's own 4xx errors mapped to our stable codes; unknown errors become a generic 500. */

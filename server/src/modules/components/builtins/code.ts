@@ -75,6 +75,7 @@ export function createCodeComponent(options: CodeComponentOptions) {
                   inputJson,
                   timeoutMs: fields.timeoutMs,
                   fetch: (request, deadlineMs) => options.outbound.codeFetch(request, { tenant: ctx.tenant, allowPrivateNetwork, deadlineMs, maxBytes }),
+                  signal: ctx.signal,
                 });
               } catch (err) {
                 const logs = (err as { logs?: Array<{ level: string; text: string }> }).logs;

@@ -107,8 +107,9 @@ function applyCredentials(credentials: Record<string, unknown>, declaredType: st
   }
   if (type === 'apikey' || (!type && apiKey)) {
     if (!apiKey) throw new StepError('credentials: the apiKey credential has no key', 'user');
-    const where = str('in', 'location')?.toLowerCase() ?? 'header';
-    const name = str('headerName', 'queryName', 'name', 'paramName') ?? (where === 'query' ? 'api_key' : 'x-api-key');
+    // The secrets API's fields (headerName | queryName); older free-form names still work.
+    const where = str('in', 'location')?.toLowerCase() ?? (str('queryName') ? 'query' : 'header');
+    const name = (where === 'query' ? str('queryName', 'name', 'paramName') : str('headerName', 'name')) ?? (where === 'query' ? 'api_key' : 'x-api-key');
     if (where === 'query') {
       url.searchParams.set(name, apiKey);
       return { query: { [name]: apiKey } };
@@ -221,7 +222,9 @@ export function createHttpRequestComponent(options: HttpRequestOptions) {
     description: 'Calls an HTTP API; emits {status, headers, body}.',
     credentials: {
       type: 'object',
-      description: 'basic {username, password}; apiKey {apiKey, in: header|query, name}; oauth2 {access_token}',
+      // The secrets API's field names (contracts/secrets.ts), so a secret made there fits as is.
+      description:
+        'A secret (credentialsId) of type basic {username, password}; apiKey {key, headerName (default X-API-Key) | queryName}; or oauth2 {grantType, tokenUrl, clientId, clientSecret | refreshToken, scope?, audience?}, whose access token the hub obtains and refreshes and sends as Bearer.',
     },
     functions: {
       request: builtinFunction({

@@ -1,0 +1,14 @@
+import fs from 'node:fs'; import os from 'node:os'; import path from 'node:path';
+import { ADMIN_PASSWORD, api, startHub, startSink } from './flow.js';
+const sink = await startSink();
+const hub = await startHub({ PLEXUS_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'p-')), PLEXUS_LOG_LEVEL: 'info' });
+const token = ((await api(hub.url, 'POST', '/api/v1/login', { username: 'admin', password: ADMIN_PASSWORD })).body as any).token;
+const created = await api(hub.url, 'POST', '/api/v1/flows', { name: 'p', flowSettings: { webhooks: { auth: 'none', respond: 'async' } }, graph: { nodes: [{ id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: sink.url } }], edges: [] } }, token);
+const id = (created.body as any).data.id;
+await api(hub.url, 'POST', `/api/v1/flows/${id}/start`, undefined, token);
+await new Promise((r) => setTimeout(r, 1500));
+const res = await fetch(`${hub.url}/hook/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+console.log(res.status, [...res.headers], await res.text());
+await new Promise((r) => setTimeout(r, 500));
+let out=''; hub.child.stdout!.on('data',(d)=>out+=d); hub.child.stderr!.on('data',(d)=>out+=d); await fetch(`${hub.url}/hook/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":2}' }); await new Promise((r) => setTimeout(r, 500)); console.log(out.slice(0,3000));
+await hub.stop(); await sink.close();

@@ -1,0 +1,12 @@
+import { createCodeComponent } from '/tmp/ab/server/src/modules/components/builtins/code.js';
+import { SandboxPool } from '/tmp/ab/server/src/modules/components/components.sandbox.js';
+import { context, message } from '/tmp/ab/server/src/modules/components/components.testing.js';
+import { createLogger } from '/tmp/ab/server/src/platform/logger.js';
+import { createOutbound } from '/tmp/ab/server/src/platform/outbound/index.js';
+const logger = createLogger('warn');
+const pool = new SandboxPool({ size: 2, memoryMb: 64, cpuTimeMs: 10_000, slotsFor: () => 1, logger });
+const step = await createCodeComponent({ sandbox: pool, outbound: createOutbound({ allowPrivateNetwork: false, allowedHosts: [] }) }).fn('run')!.prepare({ code: 'return { n: body.n + 1 };' }, { logger });
+let done = 0; const end = Date.now() + 3000;
+await Promise.all(Array.from({ length: 32 }, async (_, w) => { while (Date.now() < end) { const out = await step.run(context(message({ n: w }), { tenant: 'acme' })); if ((out.messages[0]?.message.body as any).n !== w + 1) throw new Error('bad'); done++; } }));
+console.log('runs/s', done / 3, pool.describe());
+await pool.close();

@@ -1,0 +1,19 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ADMIN_PASSWORD, api, measure, startHub, startSink } from './flow.js';
+const kind = process.argv[2] ?? 'code';
+const sink = await startSink();
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-prof-'));
+const hub = await startHub({ PLEXUS_DATA_DIR: dataDir });
+const login = await api(hub.url, 'POST', '/api/v1/login', { username: 'admin', password: ADMIN_PASSWORD });
+const token = (login.body as { token: string }).token;
+const first = kind === 'code'
+  ? { id: 'code', componentId: 'code', function: 'run', fields: { code: 'return { t: body.t, order: body.n, total: body.amount * 2 };' } }
+  : { id: 'code', componentId: 'transform', function: 'jsonata', fields: { expression: '{"t": t, "order": n, "total": amount * 2}' } };
+const created = await api(hub.url, 'POST', '/api/v1/flows', { name: 'p', flowSettings: { webhooks: { auth: 'none', respond: 'async' } }, graph: { nodes: [first, { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: sink.url } }], edges: [{ source: 'code', target: 'send' }] } }, token);
+const id = (created.body as { data: { id: string } }).data.id;
+await api(hub.url, 'POST', `/api/v1/flows/${id}/start`, undefined, token);
+for (;;) { const f = await api(hub.url, 'GET', `/api/v1/flows/${id}`, undefined, token); if ((f.body as any).data.status === 'active') break; await new Promise((r) => setTimeout(r, 50)); }
+console.log(await measure(kind, [`${hub.url}/hook/${id}`], sink, 50, 4000, [hub.child.pid]));
+await hub.stop(); await sink.close();
