@@ -184,6 +184,14 @@ const EnvSchema = z.object({
   PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
   /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
   PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
+  /**
+   * Embedded PGlite's buffer cache (PostgreSQL `shared_buffers`), in bytes. PostgreSQL's 128 MB
+   * default is touched at start and was 40 % of an idle hub's memory; 16 MB holds a small hub's
+   * working set (docs/adr/0010-compiled-at-install.md). Raise it for large embedded databases.
+   */
+  /** Set by npm for `npm start` / `npx plexus`: the hub then stops when npm's shell goes away (platform/lifecycle.ts). */
+  npm_command: z.string().optional(),
+  PLEXUS_EMBEDDED_DB_BUFFER_BYTES: byteCount.pipe(z.number().min(1024 * 1024, 'must be at least 1048576 (1 MB)')).default(16 * 1024 * 1024),
 });
 
 export type Config = Readonly<{
@@ -192,6 +200,10 @@ export type Config = Readonly<{
   http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number; trustProxy: boolean | number | readonly string[] }>;
   dataDir: string;
   db: Readonly<{ url: string | undefined; poolSize: number }>;
+  /** Started by npm (`npm start`, `npx plexus`): stop when npm goes away. */
+  launchedByNpm: boolean;
+  /** Embedded PGlite only (no PLEXUS_DATABASE_URL). */
+  embeddedDb: Readonly<{ sharedBufferBytes: number }>;
   bus: Readonly<{ natsUrl: string | undefined; maxAttempts: number; leaseMs: number }>;
   log: Readonly<{ level: z.infer<typeof logLevel> }>;
   iam: Readonly<{
@@ -253,6 +265,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT, trustProxy: e.PLEXUS_TRUST_PROXY }),
     dataDir: path.resolve(e.PLEXUS_DATA_DIR),
     db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
+    embeddedDb: Object.freeze({ sharedBufferBytes: e.PLEXUS_EMBEDDED_DB_BUFFER_BYTES }),
+    launchedByNpm: e.npm_command !== undefined,
     bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
     log: Object.freeze({ level: e.PLEXUS_LOG_LEVEL }),
     iam: Object.freeze({
