@@ -17,13 +17,15 @@ export interface OpenDbOptions {
   schema?: string | undefined;
   /** Embedded PGlite's `shared_buffers`, in bytes (default: PGlite's own, 16 MB here). */
   sharedBufferBytes?: number | undefined;
+  /** Embedded PGlite: let V8 optimize its WASM (see pglite.db.ts). */
+  optimizeWasm?: boolean | undefined;
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   // Each driver is loaded only when used: a hub holds one of them in memory, not both.
   const db = opts.url
     ? await (await import('./postgres.db.js')).openPostgres({ url: opts.url, poolSize: opts.poolSize ?? 10, schema: opts.schema })
-    : await (await import('./pglite.db.js')).openPglite(opts.dataDir, { sharedBufferBytes: opts.sharedBufferBytes });
+    : await (await import('./pglite.db.js')).openPglite(opts.dataDir, { sharedBufferBytes: opts.sharedBufferBytes, optimizeWasm: opts.optimizeWasm });
   try {
     await migrate(db);
   } catch (err) {
@@ -34,5 +36,5 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
 }
 
 export function dbOptionsFrom(config: Config): OpenDbOptions {
-  return { url: config.db.url, poolSize: config.db.poolSize, dataDir: config.db.url ? undefined : config.dataDir, sharedBufferBytes: config.embeddedDb.sharedBufferBytes };
+  return { url: config.db.url, poolSize: config.db.poolSize, dataDir: config.db.url ? undefined : config.dataDir, sharedBufferBytes: config.embeddedDb.sharedBufferBytes, optimizeWasm: config.embeddedDb.optimizeWasm };
 }

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { PGlite, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
@@ -39,6 +40,13 @@ function wrap(conn: PGliteLike, statements: PreparedStatements | undefined): Que
 export interface PgliteOptions {
   /** PostgreSQL `shared_buffers`, in bytes; PGlite's default (128 MB) when undefined. */
   sharedBufferBytes?: number | undefined;
+  /**
+   * false: V8 runs PGlite's WASM with its baseline compiler only (`--liftoff-only`), for the whole
+   * process. V8's default recompiles hot functions with its optimizing compiler, which held
+   * ~40–60 MB of a hub's memory for no speed measured on the engine's short statements
+   * (docs/adr/0010-compiled-at-install.md). Undefined: V8's default.
+   */
+  optimizeWasm?: boolean | undefined;
 }
 
 /** PGlite's own start parameters, plus the buffer cache size (whole kB, as PostgreSQL takes it). */
@@ -55,6 +63,8 @@ export async function openPglite(dataDir: string | undefined, opts: PgliteOption
   let releaseLock = (): void => {};
   let pg: PGlite;
   const startParams = startParamsFor(opts);
+  // Before the module is compiled (on the first create): V8 reads the flag at compile time.
+  if (opts.optimizeWasm === false) v8.setFlagsFromString('--liftoff-only');
   if (dataDir) {
     fs.mkdirSync(dataDir, { recursive: true });
     releaseLock = lockDataDir(dataDir);
