@@ -263,7 +263,7 @@ export async function api(base: string, method: string, url: string, body?: unkn
 }
 
 /** Creates and starts the benchmark flow; returns its id once the hub accepts its webhook. */
-async function setupFlow(base: string, sinkUrl: string): Promise<string> {
+export async function setupFlow(base: string, sinkUrl: string): Promise<string> {
   const login = await api(base, 'POST', '/api/v1/login', { username: 'admin', password: ADMIN_PASSWORD });
   const token = (login.body as { token: string }).token;
   const created = await api(
@@ -538,7 +538,7 @@ export async function measure(
 
 // ---- peers (PLEXUS_BENCH_PEERS=1): the same flow in Node-RED 4 and n8n 1.x ----
 
-const PEERS_DIR = path.join(os.tmpdir(), 'plexus-bench-peers');
+export const PEERS_DIR = path.join(os.tmpdir(), 'plexus-bench-peers');
 
 function npmInstall(dir: string, pkg: Record<string, unknown>): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -552,7 +552,7 @@ function npmInstall(dir: string, pkg: Record<string, unknown>): void {
   if (res.status !== 0) throw new Error(`npm install in ${dir} failed (${res.status})`);
 }
 
-interface PeerProcess {
+export interface PeerProcess {
   hookUrl: string;
   pid: number | undefined;
   stop(): Promise<void>;
@@ -599,7 +599,7 @@ function runningPeer(child: ChildProcess, hookUrl: string, userDir: string): Pee
 }
 
 /** Node-RED 4: http in → (http response 202) + change (JSONata) → switch → http request. */
-async function startNodeRed(sinkUrl: string): Promise<PeerProcess> {
+export async function startNodeRed(sinkUrl: string): Promise<PeerProcess> {
   const dir = path.join(PEERS_DIR, 'node-red');
   npmInstall(dir, { name: 'plexus-bench-node-red', private: true, dependencies: { 'node-red': '~4.1.0' } });
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-nr-'));
@@ -639,7 +639,7 @@ async function startNodeRed(sinkUrl: string): Promise<PeerProcess> {
  * execution data saved. npm overrides as the issue says: xlsx from the registry (the default
  * fetches a CDN tarball) and an isolated-vm that builds on Node 20.
  */
-async function startN8n(sinkUrl: string): Promise<PeerProcess> {
+export async function startN8n(sinkUrl: string): Promise<PeerProcess> {
   const dir = path.join(PEERS_DIR, 'n8n');
   npmInstall(dir, { name: 'plexus-bench-n8n', private: true, dependencies: { n8n: '1.123.0' }, overrides: { xlsx: '0.18.5', 'isolated-vm': '5.0.4' } });
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-n8n-'));
@@ -732,7 +732,7 @@ db.run('INSERT INTO workflow_history (versionId, workflowId, authors, nodes, con
   return runningPeer(child, hookUrl, userDir);
 }
 
-async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `plexus_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await admin.connect();

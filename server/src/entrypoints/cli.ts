@@ -17,7 +17,7 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.log.level);
   const hub = await createHub(config, { logger, roles });
-  hub.lifecycle.handleSignals(config.shutdownTimeoutMs);
+  hub.lifecycle.handleSignals(config.shutdownTimeoutMs, { stopWhenOrphaned: config.launchedByNpm });
   const url = await hub.listen();
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';

@@ -2,6 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 
 describe('loadConfig', () => {
+  it('sizes the embedded database for a small hub unless told otherwise, and knows when npm started it', () => {
+    expect(loadConfig({}).embeddedDb).toEqual({ sharedBufferBytes: 16 * 1024 * 1024, optimizeWasm: false });
+    expect(loadConfig({ PLEXUS_EMBEDDED_DB_BUFFER_BYTES: '67108864', PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: 'true' }).embeddedDb).toEqual({ sharedBufferBytes: 64 * 1024 * 1024, optimizeWasm: true });
+    expect(() => loadConfig({ PLEXUS_EMBEDDED_DB_BUFFER_BYTES: '4096' })).toThrow(/PLEXUS_EMBEDDED_DB_BUFFER_BYTES="4096" must be at least 1048576/);
+    expect(() => loadConfig({ PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: 'yes' })).toThrow(/PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE="yes" must be true or false/);
+    expect(loadConfig({}).launchedByNpm).toBe(false);
+    expect(loadConfig({ npm_command: 'start' }).launchedByNpm).toBe(true);
+  });
+
   it('gives the documented defaults', () => {
     const c = loadConfig({});
     expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, mtlsPort: 8443, grpcPort: 9090, trustProxy: false });

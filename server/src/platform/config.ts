@@ -192,6 +192,19 @@ const EnvSchema = z.object({
   // ---- operations (recovery and lifecycle)
   /** Stream and subject prefix on NATS: two installations (or test runs) can share one NATS server. */
   PLEXUS_NATS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 of A-Z a-z 0-9 _ -').default('PLEXUS'),
+  /** Set by npm for `npm start` / `npx plexus`: the hub then stops when npm's shell goes away (platform/lifecycle.ts). */
+  npm_command: z.string().optional(),
+  /**
+   * Embedded PGlite's buffer cache (PostgreSQL `shared_buffers`), in bytes. PostgreSQL's 128 MB
+   * default is touched at start and was 40 % of an idle hub's memory; 16 MB holds a small hub's
+   * working set (docs/adr/0010-compiled-at-install.md). Raise it for large embedded databases.
+   */
+  PLEXUS_EMBEDDED_DB_BUFFER_BYTES: byteCount.pipe(z.number().min(1024 * 1024, 'must be at least 1048576 (1 MB)')).default(16 * 1024 * 1024),
+  /**
+   * `true`: V8 also recompiles embedded PGlite's hot WASM functions with its optimizing compiler
+   * (~40–60 MB more memory). Off by default: no speed difference measured on the engine's work.
+   */
+  PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
 });
 
 export type Config = Readonly<{
@@ -200,6 +213,10 @@ export type Config = Readonly<{
   http: Readonly<{ host: string; port: number; mtlsPort: number; grpcPort: number; trustProxy: boolean | number | readonly string[] }>;
   dataDir: string;
   db: Readonly<{ url: string | undefined; poolSize: number }>;
+  /** Started by npm (`npm start`, `npx plexus`): stop when npm goes away. */
+  launchedByNpm: boolean;
+  /** Embedded PGlite only (no PLEXUS_DATABASE_URL). */
+  embeddedDb: Readonly<{ sharedBufferBytes: number; optimizeWasm: boolean }>;
   bus: Readonly<{ natsUrl: string | undefined; natsPrefix: string; maxAttempts: number; leaseMs: number }>;
   log: Readonly<{ level: z.infer<typeof logLevel> }>;
   iam: Readonly<{
@@ -261,6 +278,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: Object.freeze({ host: e.PLEXUS_HOST, port: e.PLEXUS_HTTP_PORT, mtlsPort: e.PLEXUS_MTLS_PORT, grpcPort: e.PLEXUS_GRPC_PORT, trustProxy: e.PLEXUS_TRUST_PROXY }),
     dataDir: path.resolve(e.PLEXUS_DATA_DIR),
     db: Object.freeze({ url: e.PLEXUS_DATABASE_URL, poolSize: e.PLEXUS_DATABASE_POOL_SIZE }),
+    embeddedDb: Object.freeze({ sharedBufferBytes: e.PLEXUS_EMBEDDED_DB_BUFFER_BYTES, optimizeWasm: e.PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE === 'true' }),
+    launchedByNpm: e.npm_command !== undefined,
     bus: Object.freeze({ natsUrl: e.PLEXUS_NATS_URL, natsPrefix: e.PLEXUS_NATS_PREFIX, maxAttempts: e.PLEXUS_BUS_MAX_ATTEMPTS, leaseMs: e.PLEXUS_BUS_LEASE }),
     log: Object.freeze({ level: e.PLEXUS_LOG_LEVEL }),
     iam: Object.freeze({

@@ -34,15 +34,22 @@ export class Lifecycle {
     return this.stopping;
   }
 
-  /** Exits the process cleanly on SIGTERM/SIGINT. */
-  handleSignals(timeoutMs: number): void {
+  /**
+   * Exits the process cleanly on SIGTERM/SIGINT. With `stopWhenOrphaned`, also when the parent
+   * process goes away: `npx plexus start` runs us under npm through `sh -c`, and a SIGTERM to npm
+   * ends that shell without passing the signal on, which would leave the hub running, orphaned,
+   * holding its port and data directory. Node has no parent-death event, so the parent's pid is
+   * compared once a second (`npm start` execs node directly and needs none of this).
+   */
+  handleSignals(timeoutMs: number, opts: { stopWhenOrphaned?: boolean; orphanCheckMs?: number } = {}): void {
     let signalled = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
+    const onSignal = (signal: NodeJS.Signals | 'parent exited'): void => {
       if (signalled) {
         this.logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
       signalled = true;
+      clearInterval(orphanWatch);
       this.logger.info({ signal }, 'draining');
       const timer = setTimeout(() => {
         this.logger.error({ timeoutMs }, 'drain timed out; exiting');
@@ -56,5 +63,11 @@ export class Lifecycle {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    const parent = process.ppid;
+    const orphanWatch = opts.stopWhenOrphaned
+      ? setInterval(() => {
+          if (process.ppid !== parent) onSignal('parent exited');
+        }, opts.orphanCheckMs ?? 1000).unref()
+      : undefined;
   }
 }

@@ -4,7 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const SERVER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const PLEXUS_BIN = path.join(SERVER_DIR, 'bin', 'plexus.js');
+/** `plexus` from the sources (tests run what they sit beside; bin/plexus.js runs the build). */
+export const PLEXUS_BIN = path.join(SERVER_DIR, 'test', 'helpers', 'plexus-from-sources.mjs');
+/** The installed command: the compiled hub in server/dist. */
+export const PLEXUS_BUILT_BIN = path.join(SERVER_DIR, 'bin', 'plexus.js');
 
 export interface PlexusProcess {
   child: ChildProcess;

@@ -1,11 +1,14 @@
-// Entry of the spec validation worker thread (director.specs.ts): loads the TypeScript sources
-// through tsx, as the main thread does (docs/adr/0001-tsx-at-runtime.md), then validates one
-// document per message.
-import { parentPort } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
+// Entry of the spec validation worker thread (director.specs.ts), then validates one document
+// per message. In the compiled hub (server/dist) its sibling is plain JavaScript; run from the
+// sources (tests, `tsx`), the parent says so and the worker loads them through tsx
+// (docs/adr/0010-compiled-at-install.md).
+import { parentPort, workerData } from 'node:worker_threads';
 
-register();
-const { validateSpecHere } = await import('./director.specs.ts');
+if (workerData?.fromSources) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+const { validateSpecHere } = await import('./director.specs.js');
 parentPort.on('message', async (spec) => {
   try {
     parentPort.postMessage(await validateSpecHere(spec));

@@ -186,7 +186,9 @@ export class SpecValidator {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./director.spec-worker.mjs', import.meta.url), { execArgv: [] });
+    // Run from the sources (tests, tsx) this file is `.ts`, and so is the worker's sibling.
+    const fromSources = import.meta.url.endsWith('.ts');
+    const worker = new Worker(new URL('./director.spec-worker.mjs', import.meta.url), { execArgv: [], workerData: { fromSources } });
     worker.unref();
     worker.on('message', (result: SpecValidation) => this.finish(result, true));
     worker.on('error', (err) => {

@@ -2,7 +2,6 @@
 import type { Db } from '../db/db.js';
 import type { Logger } from '../logger.js';
 import type { Bus } from './bus.js';
-import { createNatsBus } from './nats.bus.js';
 import { createSqlBus } from './sql.bus.js';
 
 export type {
@@ -53,6 +52,8 @@ export async function createBus(opts: CreateBusOptions): Promise<Bus> {
     ...(opts.drainTimeoutMs !== undefined ? { drainTimeoutMs: opts.drainTimeoutMs } : {}),
   };
   if (opts.natsUrl) {
+    // Loaded only when used: the NATS client libraries are ~15 MB of an embedded hub's memory.
+    const { createNatsBus } = await import('./nats.bus.js');
     return createNatsBus({ ...common, natsUrl: opts.natsUrl, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}) });
   }
   return createSqlBus(common);

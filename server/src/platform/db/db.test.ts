@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { waitFor } from '../../../test/helpers/flows.js';
-import { openDb, openPostgres } from './index.js';
+import { openDb } from './index.js';
+import { openPostgres } from './postgres.db.js';
 import { migrate, type Migration } from './migrate.js';
 
 describe.each(dbTargets)('Db on %s', (target) => {

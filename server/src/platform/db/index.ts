@@ -2,13 +2,11 @@
 import type { Config } from '../config.js';
 import type { Db } from './db.js';
 import { migrate } from './migrate.js';
-import { openPglite } from './pglite.db.js';
-import { openPostgres } from './postgres.db.js';
 
 export type { Db, Queryable, QueryResult, Row, Dialect } from './db.js';
 export { migrate, readMigrations } from './migrate.js';
-export { openPglite } from './pglite.db.js';
-export { openPostgres } from './postgres.db.js';
+// openPglite / openPostgres: import them from their own files, so that loading this one loads
+// neither driver (openDb picks one).
 export { startAutovacuum, type Autovacuum } from './vacuum.js';
 
 export interface OpenDbOptions {
@@ -17,12 +15,17 @@ export interface OpenDbOptions {
   /** Directory for embedded PGlite; in memory when undefined and no url. */
   dataDir?: string | undefined;
   schema?: string | undefined;
+  /** Embedded PGlite's `shared_buffers`, in bytes (default: PGlite's own, 16 MB here). */
+  sharedBufferBytes?: number | undefined;
+  /** Embedded PGlite: let V8 optimize its WASM (see pglite.db.ts). */
+  optimizeWasm?: boolean | undefined;
 }
 
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
+  // Each driver is loaded only when used: a hub holds one of them in memory, not both.
   const db = opts.url
-    ? await openPostgres({ url: opts.url, poolSize: opts.poolSize ?? 10, schema: opts.schema })
-    : await openPglite(opts.dataDir);
+    ? await (await import('./postgres.db.js')).openPostgres({ url: opts.url, poolSize: opts.poolSize ?? 10, schema: opts.schema })
+    : await (await import('./pglite.db.js')).openPglite(opts.dataDir, { sharedBufferBytes: opts.sharedBufferBytes, optimizeWasm: opts.optimizeWasm });
   try {
     await migrate(db);
   } catch (err) {
@@ -33,5 +36,5 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
 }
 
 export function dbOptionsFrom(config: Config): OpenDbOptions {
-  return { url: config.db.url, poolSize: config.db.poolSize, dataDir: config.db.url ? undefined : config.dataDir };
+  return { url: config.db.url, poolSize: config.db.poolSize, dataDir: config.db.url ? undefined : config.dataDir, sharedBufferBytes: config.embeddedDb.sharedBufferBytes, optimizeWasm: config.embeddedDb.optimizeWasm };
 }

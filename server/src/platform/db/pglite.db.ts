@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { parse, PGlite, protocol, types } from '@electric-sql/pglite';
 import { AppError } from '../errors.js';
@@ -48,28 +49,54 @@ function wrap(conn: PGliteLike, pg: PGlite, statements: PreparedStatements | und
   };
 }
 
+export interface PgliteOptions {
+  /** PostgreSQL `shared_buffers`, in bytes; PGlite's default (128 MB) when undefined. */
+  sharedBufferBytes?: number | undefined;
+  /**
+   * false: V8 runs PGlite's WASM with its baseline compiler only (`--liftoff-only`), for the whole
+   * process. V8's default recompiles hot functions with its optimizing compiler, which held
+   * ~40–60 MB of a hub's memory for no speed measured on the engine's short statements
+   * (docs/adr/0010-compiled-at-install.md). Undefined: V8's default.
+   */
+  optimizeWasm?: boolean | undefined;
+}
+
+/** PGlite's own start parameters, plus the buffer cache size (whole kB, as PostgreSQL takes it). */
+function startParamsFor(opts: PgliteOptions): string[] | undefined {
+  if (opts.sharedBufferBytes === undefined) return undefined;
+  return [...PGlite.defaultStartParams, '-c', `shared_buffers=${Math.max(128, Math.floor(opts.sharedBufferBytes / 1024))}kB`];
+}
+
 /**
  * Opens PGlite in `dataDir`, or in memory when `dataDir` is undefined (tests).
  * PGlite cannot share a directory between processes, so a lock file guards it (datadir.lock.ts),
  * which also makes the database `exclusive`.
  */
-export async function openPglite(dataDir: string | undefined): Promise<Db> {
+export async function openPglite(dataDir: string | undefined, opts: PgliteOptions = {}): Promise<Db> {
   let releaseLock = (): void => {};
   let pg: PGlite;
+  const startParams = startParamsFor(opts);
+  // Before the module is compiled (on the first create): V8 reads the flag at compile time.
+  if (opts.optimizeWasm === false) v8.setFlagsFromString('--liftoff-only');
   if (dataDir) {
     fs.mkdirSync(dataDir, { recursive: true });
     releaseLock = lockDataDir(dataDir);
     try {
       const pgdata = path.join(dataDir, 'pgdata');
       const template = fs.existsSync(pgdata) ? undefined : readTemplate();
-      pg = await PGlite.create(pgdata, { parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
+      if (template) {
+        // PGlite keeps ~40 MB of the loaded tarball reachable for the life of the instance:
+        // load it into the directory, close, and reopen the directory (~0.5 s, first start only).
+        await (await PGlite.create(pgdata, { startParams, loadDataDir: new Blob([template]) })).close();
+      }
+      pg = await PGlite.create(pgdata, { parsers, startParams });
     } catch (err) {
       releaseLock();
       throw new AppError('UNAVAILABLE', `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`, 'transient', undefined, { cause: err });
     }
   } else {
     const template = readTemplate();
-    pg = await PGlite.create({ parsers, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
+    pg = await PGlite.create({ parsers, startParams, ...(template ? { loadDataDir: new Blob([template]) } : {}) });
   }
   const statements = new PreparedStatements((sql) => pg.exec(sql));
   const base = wrap(pg, pg, statements, false);
