@@ -22,12 +22,13 @@ import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createDirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
+import { createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
 
 /** The built web UI (`npm run build -w web`, run by `npm ci`). */
 const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
-export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director'] as const;
+export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director', 'connector'] as const;
 export type Role = (typeof ALL_ROLES)[number];
 
 export interface HubOptions {
@@ -49,6 +50,10 @@ export interface Hub {
   lifecycle: Lifecycle;
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
+  /** The connector (tokens, certificates, the mTLS listener). */
+  connector: ConnectorModule;
+  /** Base URL of the mTLS listener (bound by `listen()` with the connector role). */
+  mtlsUrl(): string;
   stop(): Promise<void>;
 }
 
@@ -130,6 +135,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
   modules.push(scheduler);
+  // The connector's service (tokens, CA, certificates) is the Director's pairing port.
+  const connectorCore = await createConnectorService({ config, db, bus, logger: logger.child({ module: 'connector' }) });
   const director = await createDirectorModule({
     config,
     db,
@@ -139,8 +146,11 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     iam: iam.service,
     secrets: secrets.service,
     outbound,
+    pairing: connectorCore.service,
   });
   modules.push(director);
+  const connector = createConnectorModule({ config, bus, logger: logger.child({ module: 'connector' }), ...connectorCore, director });
+  modules.push(connector);
 
   const app = await createHttpServer({
     logger,
@@ -187,12 +197,16 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     iam,
     limits,
     lifecycle,
+    connector,
+    mtlsUrl: () => connectorCore.urls.mtlsUrl,
     async listen() {
       if (!roles.has('gateway')) return '';
       await app.listen({ host: config.http.host, port: config.http.port });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+      if (!config.connector.publicUrl) connectorCore.urls.publicUrl = `http://${host}:${port}`;
+      if (roles.has('connector')) await connector.listenMtls();
       return `http://${host}:${port}`;
     },
     stop: () => lifecycle.stop(),

@@ -1,0 +1,160 @@
+/** SQL of the Connector. One operation per function, parameterised. */
+import type { Queryable } from '../../platform/db/index.js';
+
+export type ObjectType = 'application' | 'runtime';
+export type TokenPurpose = 'pairing' | 'csr';
+
+export interface TokenRow {
+  token_hash: string;
+  tenant_id: string;
+  object_type: ObjectType;
+  object_id: string;
+  system_auth_id: string;
+  purpose: TokenPurpose;
+  created_by: string | null;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  invalidated_at: Date | null;
+}
+
+export interface CaRow {
+  certificate_pem: string;
+  key_id: string;
+  key_ciphertext: string;
+}
+
+export interface CertificateRow {
+  fingerprint: string;
+  serial: string;
+  tenant_id: string;
+  system_auth_id: string;
+  object_type: ObjectType;
+  object_id: string;
+  subject: string;
+  not_before: Date;
+  not_after: Date;
+  issued_at: Date;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+const TOKEN_COLUMNS = 'token_hash, tenant_id, object_type, object_id, system_auth_id, purpose, created_by, created_at, expires_at, used_at, invalidated_at';
+const CERT_COLUMNS = 'fingerprint, serial, tenant_id, system_auth_id, object_type, object_id, subject, not_before, not_after, issued_at, revoked_at, revoked_reason';
+
+// ---------------------------------------------------------------- one-time tokens
+
+/** Every token of the object still redeemable is invalidated (a new request replaces them). */
+export async function invalidateTokensOf(db: Queryable, tenant: string, objectType: ObjectType, objectId: string): Promise<number> {
+  const res = await db.query(
+    `UPDATE connector_one_time_tokens SET invalidated_at = now()
+      WHERE tenant_id = $1 AND object_type = $2 AND object_id = $3 AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()`,
+    [tenant, objectType, objectId],
+  );
+  return res.rowCount ?? 0;
+}
+
+export async function insertToken(
+  db: Queryable,
+  t: { tokenHash: string; tenantId: string; objectType: ObjectType; objectId: string; systemAuthId: string; purpose: TokenPurpose; createdBy: string | null; ttlMs: number },
+): Promise<TokenRow> {
+  const res = await db.query<TokenRow>(
+    `INSERT INTO connector_one_time_tokens (token_hash, tenant_id, object_type, object_id, system_auth_id, purpose, created_by, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + ($8::bigint * interval '1 millisecond'))
+     RETURNING ${TOKEN_COLUMNS}`,
+    [t.tokenHash, t.tenantId, t.objectType, t.objectId, t.systemAuthId, t.purpose, t.createdBy, t.ttlMs],
+  );
+  return res.rows[0]!;
+}
+
+/** Marks the token used if it is still good; only one of concurrent callers gets the row. */
+export async function redeemToken(db: Queryable, tokenHash: string, purpose: TokenPurpose): Promise<TokenRow | undefined> {
+  const res = await db.query<TokenRow>(
+    `UPDATE connector_one_time_tokens SET used_at = now()
+      WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()
+      RETURNING ${TOKEN_COLUMNS}`,
+    [tokenHash, purpose],
+  );
+  return res.rows[0];
+}
+
+export async function findToken(db: Queryable, tokenHash: string): Promise<TokenRow | undefined> {
+  const res = await db.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM connector_one_time_tokens WHERE token_hash = $1`, [tokenHash]);
+  return res.rows[0];
+}
+
+/** The newest pairing token of an object (its status is what the requester sees). */
+export async function latestPairingToken(db: Queryable, tenant: string, objectType: ObjectType, objectId: string): Promise<TokenRow | undefined> {
+  const res = await db.query<TokenRow>(
+    `SELECT ${TOKEN_COLUMNS} FROM connector_one_time_tokens
+      WHERE tenant_id = $1 AND object_type = $2 AND object_id = $3 AND purpose = 'pairing'
+      ORDER BY created_at DESC LIMIT 1`,
+    [tenant, objectType, objectId],
+  );
+  return res.rows[0];
+}
+
+/** Tokens past their expiry for more than a day are of no use to anyone. */
+export async function purgeTokens(db: Queryable): Promise<number> {
+  const res = await db.query(`DELETE FROM connector_one_time_tokens WHERE expires_at < now() - interval '1 day'`);
+  return res.rowCount ?? 0;
+}
+
+// ---------------------------------------------------------------- certificate authority
+
+export async function findCa(db: Queryable): Promise<CaRow | undefined> {
+  const res = await db.query<CaRow>(`SELECT certificate_pem, key_id, key_ciphertext FROM connector_ca WHERE id = 'default'`);
+  return res.rows[0];
+}
+
+/** Stores the CA unless another process stored one first; the caller reads the winner back. */
+export async function insertCaIfAbsent(db: Queryable, ca: CaRow): Promise<void> {
+  await db.query(
+    `INSERT INTO connector_ca (id, certificate_pem, key_id, key_ciphertext) VALUES ('default', $1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+    [ca.certificate_pem, ca.key_id, ca.key_ciphertext],
+  );
+}
+
+// ---------------------------------------------------------------- certificates
+
+export async function insertCertificate(db: Queryable, c: Omit<CertificateRow, 'issued_at' | 'revoked_at' | 'revoked_reason'>): Promise<void> {
+  await db.query(
+    `INSERT INTO connector_certificates (fingerprint, serial, tenant_id, system_auth_id, object_type, object_id, subject, not_before, not_after)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [c.fingerprint, c.serial, c.tenant_id, c.system_auth_id, c.object_type, c.object_id, c.subject, c.not_before, c.not_after],
+  );
+}
+
+export async function findCertificate(db: Queryable, fingerprint: string): Promise<CertificateRow | undefined> {
+  const res = await db.query<CertificateRow>(`SELECT ${CERT_COLUMNS} FROM connector_certificates WHERE fingerprint = $1`, [fingerprint]);
+  return res.rows[0];
+}
+
+export async function revokeCertificate(db: Queryable, fingerprint: string, reason: string): Promise<CertificateRow | undefined> {
+  const res = await db.query<CertificateRow>(
+    `UPDATE connector_certificates SET revoked_at = now(), revoked_reason = $2 WHERE fingerprint = $1 AND revoked_at IS NULL RETURNING ${CERT_COLUMNS}`,
+    [fingerprint, reason],
+  );
+  return res.rows[0];
+}
+
+/** Revokes every live certificate standing for these system auths. */
+export async function revokeCertificatesOfSystemAuths(db: Queryable, tenant: string, systemAuthIds: readonly string[], reason: string): Promise<CertificateRow[]> {
+  if (systemAuthIds.length === 0) return [];
+  const res = await db.query<CertificateRow>(
+    `UPDATE connector_certificates SET revoked_at = now(), revoked_reason = $3
+      WHERE tenant_id = $1 AND system_auth_id = ANY($2::text[]) AND revoked_at IS NULL RETURNING ${CERT_COLUMNS}`,
+    [tenant, systemAuthIds, reason],
+  );
+  return res.rows;
+}
+
+/** Revokes every live certificate of an application or runtime. */
+export async function revokeCertificatesOfObject(db: Queryable, tenant: string, objectType: ObjectType, objectId: string, reason: string): Promise<CertificateRow[]> {
+  const res = await db.query<CertificateRow>(
+    `UPDATE connector_certificates SET revoked_at = now(), revoked_reason = $4
+      WHERE tenant_id = $1 AND object_type = $2 AND object_id = $3 AND revoked_at IS NULL RETURNING ${CERT_COLUMNS}`,
+    [tenant, objectType, objectId, reason],
+  );
+  return res.rows;
+}
