@@ -50,12 +50,12 @@ async function pair(hub: TestHub, type: 'Application' | 'Runtime', id: string): 
   return { key: await keyPem(keys), cert: unb64(signed.data.result.clientCertificate), ca: unb64(signed.data.result.caCertificate), subject, systemAuthId: subject.split('CN=')[1]! };
 }
 
-describe('connector: pairing and mTLS', () => {
+describe.each(['pglite', 'postgres'] as const)('connector: pairing and mTLS on %s', (target) => {
   let hub: TestHub;
   let mtls: string;
 
   beforeAll(async () => {
-    hub = await createTestHub({ env: { PLEXUS_MTLS_PORT: '0', PLEXUS_CONNECTOR_RUNTIME_TOKEN_TTL: '1500ms' } });
+    hub = await createTestHub({ target, env: { PLEXUS_MTLS_PORT: '0', PLEXUS_CONNECTOR_RUNTIME_TOKEN_TTL: '1500ms' } });
     await hub.listen();
     mtls = hub.mtlsUrl();
   });
