@@ -149,7 +149,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     pairing: connectorCore.service,
   });
   modules.push(director);
-  const connector = createConnectorModule({ config, bus, logger: logger.child({ module: 'connector' }), ...connectorCore, director });
+  const connector = createConnectorModule({ config, db, bus, logger: logger.child({ module: 'connector' }), ...connectorCore, director });
   modules.push(connector);
 
   const app = await createHttpServer({

@@ -158,3 +158,22 @@ export async function revokeCertificatesOfObject(db: Queryable, tenant: string, 
   );
   return res.rows;
 }
+
+// ---------------------------------------------------------------- application events
+
+/** Records a CloudEvent's (source, id); false when it was seen in the last 24 h. */
+export async function recordEventId(db: Queryable, tenant: string, applicationId: string, source: string, eventId: string): Promise<boolean> {
+  const res = await db.query(
+    `INSERT INTO connector_event_ids (tenant_id, application_id, source, event_id) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, application_id, source, event_id) DO UPDATE SET received_at = now()
+       WHERE connector_event_ids.received_at < now() - interval '24 hours'
+     RETURNING 1`,
+    [tenant, applicationId, source, eventId],
+  );
+  return (res.rowCount ?? 0) > 0;
+}
+
+export async function purgeEventIds(db: Queryable): Promise<number> {
+  const res = await db.query(`DELETE FROM connector_event_ids WHERE received_at < now() - interval '24 hours'`);
+  return res.rowCount ?? 0;
+}

@@ -358,8 +358,9 @@ export class ConnectorService implements Pairing {
     return { identity: { certificate: cert, caller }, refusal: undefined };
   }
 
-  /** Expired tokens are deleted a day after they end. */
+  /** Expired tokens are deleted a day after they end; event ids after 24 h. */
   async purge(): Promise<void> {
     await repo.purgeTokens(this.deps.db);
+    await repo.purgeEventIds(this.deps.db);
   }
 }

@@ -10,12 +10,14 @@ import type { DirectorModule } from '../director/index.js';
 import { loadKeyring } from '../secrets/index.js';
 import { loadCertificateAuthority } from './connector.ca.js';
 import { createMtlsServer, type MtlsApp, type MtlsDeps } from './connector.mtls.js';
+import { eventRoutes } from './connector.events.js';
 import { connectorRoutes } from './connector.routes.js';
 import { ConnectorService, REVOKED_EVENT, type ConnectorUrls } from './connector.service.js';
 
 export { ConnectorService, REVOKED_EVENT } from './connector.service.js';
 export type { CertificateIdentity } from './connector.service.js';
 export type { MtlsApp } from './connector.mtls.js';
+export { eventTopic, APP_EVENT_PREFIX, type ApplicationEvent } from './connector.events.js';
 
 const PURGE_INTERVAL_MS = 60 * 60_000;
 
@@ -65,12 +67,13 @@ export async function createConnectorService(deps: { config: Config; db: Db; bus
 
 export interface ConnectorModuleDeps {
   config: Config;
+  db: Db;
   bus: Bus;
   logger: Logger;
   service: ConnectorService;
   urls: ConnectorUrls;
   director: DirectorModule;
-  /** Further routes on the mTLS listener (application events). */
+  /** Further routes on the mTLS listener. */
   extraMtlsRoutes?: MtlsDeps['extraRoutes'];
 }
 
@@ -88,7 +91,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
     async start() {
       // Revocations on any process reach this one at once.
       unlisten = await deps.bus.live.subscribe(REVOKED_EVENT, () => service.onRevoked());
-      purgeTimer = setInterval(() => void service.purge().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge one-time tokens')), PURGE_INTERVAL_MS);
+      purgeTimer = setInterval(() => void service.purge().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge one-time tokens and event ids')), PURGE_INTERVAL_MS);
       purgeTimer.unref();
     },
     async listenMtls() {
@@ -100,7 +103,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
         logger: deps.logger,
         tls,
         directorRoutes: deps.director.routesWith,
-        extraRoutes: deps.extraMtlsRoutes,
+        extraRoutes: [eventRoutes({ db: deps.db, bus: deps.bus, director: deps.director.service, logger: deps.logger, maxBytes: config.webhooks.maxBytes }), ...(deps.extraMtlsRoutes ?? [])],
       });
       await mtls.listen({ host: config.http.host, port: config.http.mtlsPort });
       const port = (mtls.server.address() as AddressInfo).port;

@@ -1252,6 +1252,23 @@ export class DirectorService {
     return (await this.deps.pairing.oneTimeTokenStatus(caller.principal.tenantId, type, id)) ?? null;
   }
 
+  /** Plexus: the event definitions of an application (events it may send through the hub; flows triggered by them). */
+  async eventDefinitionsOf(tenantId: string, applicationId: string): Promise<Array<{ id: string; name: string; specData: string | null; specType: string | null; version: number }>> {
+    const rows = await repo.listDefinitionsOfApplications(this.db, tenantId, [applicationId], 'event', null, '', 1000);
+    const version = await this.tenantVersion(tenantId);
+    return rows.map((r) => ({ id: r.id, name: r.name, specData: r.spec_data, specType: r.spec?.type ?? null, version }));
+  }
+
+  /** Plexus: whether the tenant has the application (by id or name) with the event definition (flows check their event triggers). */
+  async findEventDefinition(tenantId: string, application: string, event: string): Promise<{ applicationId: string; eventDefinitionId: string } | { problem: string }> {
+    const app = (await repo.findApplication(this.db, tenantId, application)) ?? (await repo.findApplicationByName(this.db, tenantId, application));
+    if (!app) return { problem: `application ${JSON.stringify(application)} is not registered in this tenant` };
+    const defs = await repo.listDefinitionsOfApplications(this.db, tenantId, [app.id], 'event', null, '', 1000);
+    const def = defs.find((d) => d.name === event || d.id === event);
+    if (!def) return { problem: `application ${app.name} has no event definition ${JSON.stringify(event)}${defs.length ? ` (it has: ${defs.map((d) => d.name).join(', ')})` : ' (it has none)'}` };
+    return { applicationId: app.id, eventDefinitionId: def.id };
+  }
+
   /** `revokeApplicationCertificates` / `revokeRuntimeCertificates`: an administrator's revocation. */
   async revokeCertificates(caller: Caller, type: 'application' | 'runtime', id: string): Promise<number> {
     if (caller.object) await this.deny(caller, `${type}.certificates.revoked`, 'applications and runtimes revoke their own certificate with the connector\'s revokeCertificate', { type, id });
