@@ -161,16 +161,17 @@ export async function revokeCertificatesOfObject(db: Queryable, tenant: string, 
 
 // ---------------------------------------------------------------- application events
 
-/** Records a CloudEvent's (source, id); false when it was seen in the last 24 h. */
-export async function recordEventId(db: Queryable, tenant: string, applicationId: string, source: string, eventId: string): Promise<boolean> {
-  const res = await db.query(
-    `INSERT INTO connector_event_ids (tenant_id, application_id, source, event_id) VALUES ($1, $2, $3, $4)
+/** Records many (source, id)s at once (distinct keys); resolves to the keys that were new. */
+export async function recordEventIds(db: Queryable, rows: ReadonlyArray<{ tenant: string; applicationId: string; source: string; eventId: string }>): Promise<Set<string>> {
+  const res = await db.query<{ k: string }>(
+    `INSERT INTO connector_event_ids (tenant_id, application_id, source, event_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
      ON CONFLICT (tenant_id, application_id, source, event_id) DO UPDATE SET received_at = now()
        WHERE connector_event_ids.received_at < now() - interval '24 hours'
-     RETURNING 1`,
-    [tenant, applicationId, source, eventId],
+     RETURNING tenant_id || chr(10) || application_id || chr(10) || source || chr(10) || event_id AS k`,
+    [rows.map((r) => r.tenant), rows.map((r) => r.applicationId), rows.map((r) => r.source), rows.map((r) => r.eventId)],
   );
-  return (res.rowCount ?? 0) > 0;
+  return new Set(res.rows.map((r) => r.k));
 }
 
 export async function purgeEventIds(db: Queryable): Promise<number> {

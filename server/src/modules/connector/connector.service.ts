@@ -25,7 +25,7 @@ export const REVOKED_EVENT = 'connector.certificates.revoked';
  * How long a process trusts what it read about a certificate. The live event clears it at once;
  * this bound holds even if that event were lost (it is at most once).
  */
-const IDENTITY_CACHE_MS = 500;
+const IDENTITY_CACHE_MS = 900;
 const IDENTITY_CACHE_MAX = 10_000;
 
 export interface ConnectorUrls {

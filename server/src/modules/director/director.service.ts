@@ -1285,7 +1285,12 @@ export class DirectorService {
   async certificateCaller(tenantId: string, systemAuthId: string, ip: string, certificateId: string): Promise<Caller | undefined> {
     const row = await repo.findSystemAuth(this.db, tenantId, systemAuthId);
     if (!row || row.kind !== CERTIFICATE_AUTH_KIND) return undefined;
-    if (row.object_type === 'application') await repo.setApplicationStatus(this.db, tenantId, row.object_id, 'CONNECTED');
+    if (row.object_type === 'application') {
+      // Read first: the identity is looked up again every half second per certificate.
+      const app = await repo.findApplication(this.db, tenantId, row.object_id);
+      if (!app) return undefined;
+      if (app.status_condition !== 'CONNECTED') await repo.setApplicationStatus(this.db, tenantId, row.object_id, 'CONNECTED');
+    }
     return {
       principal: {
         accountId: `system-auth:${row.id}`,
