@@ -20,7 +20,7 @@ import { createOrchestratorModule } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
-import { createDirectorModule } from '../modules/director/index.js';
+import { createDirectorModule, type DirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
 import { createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
 
@@ -119,7 +119,20 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     },
   });
   modules.push(orchestrator);
-  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
+  // Event triggers are checked against the Director, wired below (the flows module comes first).
+  const late: { director?: DirectorModule } = {};
+  const flows = await createFlowsModule({
+    db,
+    bus,
+    logger: logger.child({ module: 'flows' }),
+    catalog: components.catalog,
+    secrets: secrets.service,
+    eventTriggerProblem: async (tenant, trigger) => {
+      if (!late.director) return 'the Director is not available';
+      const found = await late.director.service.findEventDefinition(tenant, trigger.application, trigger.event);
+      return 'problem' in found ? found.problem : undefined;
+    },
+  });
   modules.push(flows);
   const webhooks = await createWebhooksModule({
     config,
@@ -149,6 +162,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     pairing: connectorCore.service,
   });
   modules.push(director);
+  late.director = director;
   const connector = createConnectorModule({ config, db, bus, logger: logger.child({ module: 'connector' }), ...connectorCore, director });
   modules.push(connector);
 

@@ -5,7 +5,7 @@
  * PLEXUS_CA_KEY_FILE. Certificates and requests are built and parsed by that library only.
  */
 import 'reflect-metadata';
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import fs from 'node:fs';
 import * as x509 from '@peculiar/x509';
 import type { Db } from '../../platform/db/index.js';
@@ -54,13 +54,16 @@ function signingAlgorithmOf(cert: x509.X509Certificate): Algorithm & { hash: str
   throw new AppError('CONFIG_INVALID', `the CA certificate's key is ${alg.name}; use an RSA or EC (P-256 / P-384) key`, 'user');
 }
 
-function fingerprintOf(pem: string): string {
-  return new NodeX509Certificate(pem).fingerprint256;
+/** SHA-256 of the DER, written as Node's TLS writes a peer's `fingerprint256` (`AA:BB:…`). */
+function fingerprintOf(der: ArrayBuffer): string {
+  return createHash('sha256').update(Buffer.from(der)).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:');
 }
 
 export class CertificateAuthority {
   readonly pem: string;
   private readonly signingAlgorithm: Algorithm;
+  /** The same for every certificate this CA signs: made once (it hashes the CA's key). */
+  private authorityKeyId: Promise<x509.AuthorityKeyIdentifierExtension> | undefined;
 
   constructor(
     readonly certificate: x509.X509Certificate,
@@ -89,11 +92,10 @@ export class CertificateAuthority {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        await x509.AuthorityKeyIdentifierExtension.create(this.certificate, false),
+        await (this.authorityKeyId ??= x509.AuthorityKeyIdentifierExtension.create(this.certificate, false)),
       ],
     });
-    const pem = cert.toString('pem');
-    return { pem, fingerprint: fingerprintOf(pem), serial, subject: cert.subject, notBefore, notAfter };
+    return { pem: cert.toString('pem'), fingerprint: fingerprintOf(cert.rawData), serial, subject: csr.subject, notBefore, notAfter };
   }
 
   /** A fresh key and server certificate for the mTLS listener (per process, never stored). */

@@ -178,3 +178,57 @@ export async function purgeEventIds(db: Queryable): Promise<number> {
   const res = await db.query(`DELETE FROM connector_event_ids WHERE received_at < now() - interval '24 hours'`);
   return res.rowCount ?? 0;
 }
+
+// ---------------------------------------------------------------- flows started by events
+
+export interface EventFlowRow {
+  flow_id: string;
+  tenant_id: string;
+  application_id: string;
+  event: string;
+  start_node: string;
+  flow_version: number;
+  accepting: boolean;
+}
+
+export async function upsertEventFlow(db: Queryable, f: Omit<EventFlowRow, 'accepting'>): Promise<void> {
+  await db.query(
+    `INSERT INTO connector_event_flows (flow_id, tenant_id, application_id, event, start_node, flow_version, accepting)
+     VALUES ($1, $2, $3, $4, $5, $6, false)
+     ON CONFLICT (flow_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, application_id = EXCLUDED.application_id, event = EXCLUDED.event,
+       start_node = EXCLUDED.start_node, flow_version = EXCLUDED.flow_version, accepting = false`,
+    [f.flow_id, f.tenant_id, f.application_id, f.event, f.start_node, f.flow_version],
+  );
+}
+
+export async function acceptEventFlow(db: Queryable, flowId: string): Promise<void> {
+  await db.query(`UPDATE connector_event_flows SET accepting = true WHERE flow_id = $1`, [flowId]);
+}
+
+export async function deleteEventFlow(db: Queryable, flowId: string): Promise<void> {
+  await db.query(`DELETE FROM connector_event_flows WHERE flow_id = $1`, [flowId]);
+}
+
+export async function eventFlowsFor(db: Queryable, tenant: string, applicationId: string, event: string): Promise<EventFlowRow[]> {
+  const res = await db.query<EventFlowRow>(
+    `SELECT flow_id, tenant_id, application_id, event, start_node, flow_version, accepting FROM connector_event_flows
+      WHERE tenant_id = $1 AND application_id = $2 AND event = $3 AND accepting`,
+    [tenant, applicationId, event],
+  );
+  return res.rows;
+}
+
+/** Claims (flow, source, id) for a new execution; false when an execution exists already. */
+export async function claimEventExecution(db: Queryable, flowId: string, source: string, eventId: string, executionId: string): Promise<boolean> {
+  const res = await db.query(
+    `INSERT INTO connector_event_executions (flow_id, source, event_id, execution_id) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (flow_id, source, event_id) DO NOTHING RETURNING 1`,
+    [flowId, source, eventId, executionId],
+  );
+  return (res.rowCount ?? 0) > 0;
+}
+
+export async function purgeEventExecutions(db: Queryable): Promise<number> {
+  const res = await db.query(`DELETE FROM connector_event_executions WHERE created_at < now() - interval '24 hours'`);
+  return res.rowCount ?? 0;
+}

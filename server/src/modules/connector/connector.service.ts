@@ -362,5 +362,6 @@ export class ConnectorService implements Pairing {
   async purge(): Promise<void> {
     await repo.purgeTokens(this.deps.db);
     await repo.purgeEventIds(this.deps.db);
+    await repo.purgeEventExecutions(this.deps.db);
   }
 }

@@ -1,7 +1,7 @@
 /** Connector: one-time tokens, client certificates and the mTLS listener (see README.md). */
 import type { AddressInfo } from 'node:net';
 import { createAuditPublisher } from '../../platform/audit.js';
-import type { Bus } from '../../platform/bus/index.js';
+import type { Bus, Consumer } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
@@ -11,6 +11,7 @@ import { loadKeyring } from '../secrets/index.js';
 import { loadCertificateAuthority } from './connector.ca.js';
 import { createMtlsServer, type MtlsApp, type MtlsDeps } from './connector.mtls.js';
 import { eventRoutes } from './connector.events.js';
+import { startEventTriggers } from './connector.triggers.js';
 import { connectorRoutes } from './connector.routes.js';
 import { ConnectorService, REVOKED_EVENT, type ConnectorUrls } from './connector.service.js';
 
@@ -83,6 +84,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
   let mtls: MtlsApp | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
+  let triggers: Consumer[] = [];
   return {
     name: 'connector',
     role: 'connector',
@@ -91,6 +93,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
     async start() {
       // Revocations on any process reach this one at once.
       unlisten = await deps.bus.live.subscribe(REVOKED_EVENT, () => service.onRevoked());
+      triggers = await startEventTriggers({ db: deps.db, bus: deps.bus, logger: deps.logger, director: deps.director.service });
       purgeTimer = setInterval(() => void service.purge().catch((err: unknown) => deps.logger.warn({ err }, 'could not purge one-time tokens and event ids')), PURGE_INTERVAL_MS);
       purgeTimer.unref();
     },
@@ -113,6 +116,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
     async stop() {
       clearInterval(purgeTimer);
       await unlisten?.();
+      for (const c of triggers) await c.stop();
       await mtls?.close();
     },
   };
