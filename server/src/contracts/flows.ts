@@ -93,6 +93,14 @@ export function withoutClearWebhookSecret(flow: Flow): Flow {
   return { ...flow, flowSettings: { ...flow.flowSettings, webhooks: rest } };
 }
 
+/** A flow started by an application's event (issue 12): `application` by id or name, `event` its event definition's name. */
+export const EventTrigger = z.strictObject({
+  type: z.literal('event'),
+  application: z.string().min(1).max(200),
+  event: z.string().min(1).max(200),
+});
+export type EventTrigger = z.infer<typeof EventTrigger>;
+
 export const FlowStatus = z.enum(['inactive', 'starting', 'active', 'stopping']);
 export type FlowStatus = z.infer<typeof FlowStatus>;
 
@@ -104,6 +112,8 @@ export const Flow = z.object({
   description: z.string().optional(),
   cron: z.string().optional(),
   timezone: z.string().optional(),
+  /** Without it: webhook (no cron) or schedule (cron). */
+  trigger: EventTrigger.optional(),
   graph: FlowGraph,
   status: FlowStatus,
   /** Why the last start failed (from `flow.failed`), until the next start. */
@@ -128,7 +138,7 @@ export const FlowMessage = z.object({
 });
 export type FlowMessage = z.infer<typeof FlowMessage>;
 
-export type TriggerKind = 'webhook' | 'schedule' | 'retry' | 'manual';
+export type TriggerKind = 'webhook' | 'schedule' | 'retry' | 'manual' | 'event';
 
 /** A job on a step queue. Triggers create the first one with a fresh executionId. */
 export interface StepJob {

@@ -20,14 +20,15 @@ import { createOrchestratorModule } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
-import { createDirectorModule } from '../modules/director/index.js';
+import { createDirectorModule, type DirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
+import { createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
 
 /** The built web UI (`npm run build -w web`, run by `npm ci`). */
 const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
-export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director'] as const;
+export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director', 'connector'] as const;
 export type Role = (typeof ALL_ROLES)[number];
 
 export interface HubOptions {
@@ -49,6 +50,10 @@ export interface Hub {
   lifecycle: Lifecycle;
   /** Binds the HTTP port (gateway role); resolves to the base URL. */
   listen(): Promise<string>;
+  /** The connector (tokens, certificates, the mTLS listener). */
+  connector: ConnectorModule;
+  /** Base URL of the mTLS listener (bound by `listen()` with the connector role). */
+  mtlsUrl(): string;
   stop(): Promise<void>;
 }
 
@@ -116,7 +121,20 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     },
   });
   modules.push(orchestrator);
-  const flows = await createFlowsModule({ db, bus, logger: logger.child({ module: 'flows' }), catalog: components.catalog, secrets: secrets.service });
+  // Event triggers are checked against the Director, wired below (the flows module comes first).
+  const late: { director?: DirectorModule } = {};
+  const flows = await createFlowsModule({
+    db,
+    bus,
+    logger: logger.child({ module: 'flows' }),
+    catalog: components.catalog,
+    secrets: secrets.service,
+    eventTriggerProblem: async (tenant, trigger) => {
+      if (!late.director) return 'the Director is not available';
+      const found = await late.director.service.findEventDefinition(tenant, trigger.application, trigger.event);
+      return 'problem' in found ? found.problem : undefined;
+    },
+  });
   modules.push(flows);
   const webhooks = await createWebhooksModule({
     config,
@@ -132,6 +150,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   modules.push(webhooks);
   const scheduler = await createSchedulerModule({ db, bus, logger: logger.child({ module: 'scheduler' }) });
   modules.push(scheduler);
+  // The connector's service (tokens, CA, certificates) is the Director's pairing port.
+  const connectorCore = await createConnectorService({ config, db, bus, logger: logger.child({ module: 'connector' }) });
   const director = await createDirectorModule({
     config,
     db,
@@ -141,8 +161,12 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     iam: iam.service,
     secrets: secrets.service,
     outbound,
+    pairing: connectorCore.service,
   });
   modules.push(director);
+  late.director = director;
+  const connector = createConnectorModule({ config, db, bus, logger: logger.child({ module: 'connector' }), ...connectorCore, director });
+  modules.push(connector);
 
   const app = await createHttpServer({
     logger,
@@ -189,12 +213,16 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     iam,
     limits,
     lifecycle,
+    connector,
+    mtlsUrl: () => connectorCore.urls.mtlsUrl,
     async listen() {
       if (!roles.has('gateway')) return '';
       await app.listen({ host: config.http.host, port: config.http.port });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+      if (!config.connector.publicUrl) connectorCore.urls.publicUrl = `http://${host}:${port}`;
+      if (roles.has('connector')) await connector.listenMtls();
       return `http://${host}:${port}`;
     },
     stop: () => lifecycle.stop(),

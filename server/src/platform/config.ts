@@ -205,6 +205,26 @@ const EnvSchema = z.object({
    * (~40–60 MB more memory). Off by default: no speed difference measured on the engine's work.
    */
   PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  // ---- connector (issue 12): one-time tokens, client certificates, the mTLS listener
+  /** How long an application's one-time token may wait to be redeemed. */
+  PLEXUS_CONNECTOR_APP_TOKEN_TTL: duration.default(5 * 60_000),
+  /** How long a runtime's one-time token may wait to be redeemed (an agent is often set up by hand). */
+  PLEXUS_CONNECTOR_RUNTIME_TOKEN_TTL: duration.default(60 * 60_000),
+  /** Validity of an issued client certificate; renew before it ends. */
+  PLEXUS_CONNECTOR_CERT_VALIDITY: duration.default(90 * 86_400_000),
+  /** The subject constants of issued certificates; `CN=<system auth id>` is added. */
+  PLEXUS_CONNECTOR_SUBJECT: z
+    .string()
+    .regex(/^(O|OU|L|ST|C)=[^,=+"\\<>;#]+(,(O|OU|L|ST|C)=[^,=+"\\<>;#]+)*$/, 'must be attributes O=…,OU=…,L=…,ST=…,C=… separated by commas (no CN: it is the system auth id)')
+    .default('O=Plexus,OU=Connector,L=Local,ST=Local,C=DE'),
+  /** The CA certificate (PEM) to sign client certificates with, instead of the one generated into the database; with PLEXUS_CA_KEY_FILE. */
+  PLEXUS_CA_CERT_FILE: z.string().min(1).optional(),
+  /** The CA's private key (PEM: PKCS#8, PKCS#1 or SEC1), with PLEXUS_CA_CERT_FILE. */
+  PLEXUS_CA_KEY_FILE: z.string().min(1).optional(),
+  /** Base URL of the HTTP port as clients reach it (connectorURL, directorURL); default http://<PLEXUS_HOST>:<port>. */
+  PLEXUS_PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** Base URL of the mTLS port as clients reach it (certificateSecuredConnectorURL, event URLs); default https://<PLEXUS_HOST>:<mtls port>. */
+  PLEXUS_MTLS_PUBLIC_URL: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
 });
 
 export type Config = Readonly<{
@@ -237,6 +257,16 @@ export type Config = Readonly<{
     codeCpuTimeMs: number;
   }>;
   director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number; queryCacheBytes: number }>;
+  connector: Readonly<{
+    appTokenTtlMs: number;
+    runtimeTokenTtlMs: number;
+    certValidityMs: number;
+    subject: string;
+    caCertFile: string | undefined;
+    caKeyFile: string | undefined;
+    publicUrl: string | undefined;
+    mtlsPublicUrl: string | undefined;
+  }>;
   /** The operator's outbound network policy (platform/outbound). */
   outbound: Readonly<OutboundPolicy>;
   shutdownTimeoutMs: number;
@@ -268,6 +298,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const isProduction = e.NODE_ENV === 'production';
   if (isProduction && !e.PLEXUS_SECRET_KEY) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_SECRET_KEY is required when NODE_ENV=production', 'user');
+  }
+  if (Boolean(e.PLEXUS_CA_CERT_FILE) !== Boolean(e.PLEXUS_CA_KEY_FILE)) {
+    throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_CA_CERT_FILE and PLEXUS_CA_KEY_FILE must be set together', 'user');
   }
   if (Boolean(e.PLEXUS_IAM_URL) !== Boolean(e.PLEXUS_IAM_TOKEN)) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_IAM_URL and PLEXUS_IAM_TOKEN must be set together', 'user');
@@ -313,6 +346,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookFirstRetryMs: e.PLEXUS_DIRECTOR_WEBHOOK_FIRST_RETRY,
       webhookRetryWindowMs: e.PLEXUS_DIRECTOR_WEBHOOK_RETRY_WINDOW,
       queryCacheBytes: e.PLEXUS_DIRECTOR_QUERY_CACHE_MB * 1024 * 1024,
+    }),
+    connector: Object.freeze({
+      appTokenTtlMs: e.PLEXUS_CONNECTOR_APP_TOKEN_TTL,
+      runtimeTokenTtlMs: e.PLEXUS_CONNECTOR_RUNTIME_TOKEN_TTL,
+      certValidityMs: e.PLEXUS_CONNECTOR_CERT_VALIDITY,
+      subject: e.PLEXUS_CONNECTOR_SUBJECT,
+      caCertFile: e.PLEXUS_CA_CERT_FILE,
+      caKeyFile: e.PLEXUS_CA_KEY_FILE,
+      publicUrl: e.PLEXUS_PUBLIC_URL?.replace(/\/+$/, ''),
+      mtlsPublicUrl: e.PLEXUS_MTLS_PUBLIC_URL?.replace(/\/+$/, ''),
     }),
     outbound: Object.freeze({
       allowPrivateNetwork: e.PLEXUS_STEPS_ALLOW_PRIVATE_NETWORK === 'true',

@@ -23,7 +23,8 @@ import { Kind, OperationTypeNode, parse, visit, type DocumentNode } from 'graphq
 import type { Caller } from './director.ports.js';
 
 /** Fields whose answer depends on more than the tenant's Director rows and the caller. */
-const UNCACHEABLE_FIELDS = new Set(['tenants', 'auth', 'auths', 'defaultAuth']);
+// oneTimeToken: kept in the Connector's tables, which do not raise the Director's tenant version.
+const UNCACHEABLE_FIELDS = new Set(['tenants', 'auth', 'auths', 'defaultAuth', 'oneTimeToken']);
 /** Root fields that read no Director rows: answering them costs less than reading the version. */
 const ROOT_FIELDS_WITHOUT_ROWS = new Set(['viewer', 'healthChecks', '__typename']);
 /** Query texts whose cacheability is remembered; longer texts are parsed again when they come. */

@@ -53,3 +53,44 @@ export interface IdentityIssuer {
 
 /** Tenants the caller may act in (the `tenants` query). */
 export type TenantLister = (principal: Principal) => Promise<Array<{ id: string; name: string | null }>>;
+
+/** Plexus: the status of an object's newest one-time token (never the token itself). */
+export interface OneTimeTokenStatus {
+  createdAt: Date;
+  expiresAt: Date;
+  used: boolean;
+  usedAt: Date | null;
+  /** Replaced by a newer token before it was used. */
+  invalidated: boolean;
+}
+
+/** What `requestOneTimeTokenFor…` answers: the token is shown once, here. */
+export interface IssuedOneTimeToken {
+  token: string;
+  connectorURL: string;
+  expiresAt: Date;
+  used: boolean;
+}
+
+export interface PairingTarget {
+  type: 'application' | 'runtime';
+  id: string;
+  tenantId: string;
+  /** The system auth the certificate will stand for (its CN). */
+  systemAuthId: string;
+}
+
+/**
+ * Pairing through the Connector (issue 12): one-time tokens and the client certificates they
+ * lead to. The Director keeps the system auths; the Connector keeps tokens and certificates.
+ * Absent on processes without the Connector: the pairing mutations then answer 27.
+ */
+export interface Pairing {
+  /** A new single-use token for the object; earlier unused ones stop working. */
+  issueOneTimeToken(caller: Caller, target: PairingTarget): Promise<IssuedOneTimeToken>;
+  oneTimeTokenStatus(tenantId: string, type: 'application' | 'runtime', id: string): Promise<OneTimeTokenStatus | undefined>;
+  /** Revokes the live certificates of these system auths, or of the object; resolves to how many. */
+  revokeCertificates(caller: Caller, tenantId: string, target: { systemAuthIds: readonly string[] } | { type: 'application' | 'runtime'; id: string }, reason: string): Promise<number>;
+  /** `https://<host>:<mtls>/events/<runtimeId>`: where applications send events for a runtime. */
+  runtimeEventsUrl(runtimeId: string): string;
+}

@@ -254,6 +254,11 @@ export async function findApplication(db: Queryable, tenant: string, id: string)
   return res.rows[0];
 }
 
+export async function findApplicationByName(db: Queryable, tenant: string, name: string): Promise<ApplicationRow | undefined> {
+  const res = await db.query<ApplicationRow>(`SELECT ${APP_COLUMNS} FROM director_applications WHERE tenant_id = $1 AND name = $2`, [tenant, name]);
+  return res.rows[0];
+}
+
 /**
  * A page of applications in id order (keyset: after `afterId`). The page comes back as one JSON
  * text rather than rows: decoding 100 rows of 12 columns field by field cost PGlite 1.6 ms of

@@ -7,7 +7,7 @@ import { GraphQLScalarType, Kind, valueFromASTUntyped, type ValueNode } from 'gr
 import { AppError } from '../../platform/errors.js';
 import { hasPermission } from '../../platform/http/index.js';
 import type { AuthView } from './director.auths.js';
-import type { Caller, TenantLister } from './director.ports.js';
+import type { Caller, IssuedOneTimeToken, OneTimeTokenStatus, TenantLister } from './director.ports.js';
 import type * as repo from './director.repo.js';
 import { OPERATION_SCOPES } from './director.scopes.js';
 import type { DirectorService, Page } from './director.service.js';
@@ -21,6 +21,22 @@ export interface DirectorContext {
 }
 
 type Args = Record<string, unknown>;
+
+function oneTimeTokenView(t: IssuedOneTimeToken): Record<string, unknown> {
+  return { token: t.token, connectorURL: t.connectorURL, expiresAt: t.expiresAt.toISOString(), used: t.used };
+}
+
+function tokenStatusView(t: OneTimeTokenStatus | null): Record<string, unknown> | null {
+  if (!t) return null;
+  return {
+    createdAt: t.createdAt.toISOString(),
+    expiresAt: t.expiresAt.toISOString(),
+    used: t.used,
+    usedAt: t.usedAt?.toISOString() ?? null,
+    invalidated: t.invalidated,
+    expired: !t.used && t.expiresAt.getTime() <= Date.now(),
+  };
+}
 type Resolver<P = unknown> = (parent: P, args: Args, ctx: DirectorContext) => unknown;
 
 const str = (v: unknown): string => v as string;
@@ -252,6 +268,10 @@ export function createResolvers(service: DirectorService, listTenants: TenantLis
     },
     deleteSystemAuthForApplication: async (_p, a, c) => ({ id: (await service.deleteSystemAuth(c.caller, 'application', str(a.authID))).id, auth: null }),
     deleteSystemAuthForRuntime: async (_p, a, c) => ({ id: (await service.deleteSystemAuth(c.caller, 'runtime', str(a.authID))).id, auth: null }),
+    requestOneTimeTokenForApplication: async (_p, a, c) => oneTimeTokenView(await service.requestOneTimeToken(c.caller, 'application', str(a.id))),
+    requestOneTimeTokenForRuntime: async (_p, a, c) => oneTimeTokenView(await service.requestOneTimeToken(c.caller, 'runtime', str(a.id))),
+    revokeApplicationCertificates: (_p, a, c) => service.revokeCertificates(c.caller, 'application', str(a.id)),
+    revokeRuntimeCertificates: (_p, a, c) => service.revokeCertificates(c.caller, 'runtime', str(a.id)),
   };
 
   const pageType = { totalCount: (p: Page<unknown>) => p.totalCount() };
@@ -293,6 +313,7 @@ export function createResolvers(service: DirectorService, listTenants: TenantLis
       eventDefinition: (r: repo.ApplicationRow, a: Args, c: DirectorContext) => service.definitionOfApplication(c.caller, r, 'event', str(a.id)),
       auths: async (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => (await service.systemAuths(c.caller, 'application', r.id)).map((s) => ({ id: s.id, auth: null })),
       eventingConfiguration: async (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => ({ defaultURL: await service.applicationEventingUrl(c.caller.principal.tenantId, r) }),
+      oneTimeToken: async (r: repo.ApplicationRow, _a: Args, c: DirectorContext) => tokenStatusView(await service.oneTimeTokenStatus(c.caller, 'application', r.id)),
     },
     APIDefinition: {
       applicationID: (r: repo.DefinitionRow) => r.application_id,
@@ -336,6 +357,7 @@ export function createResolvers(service: DirectorService, listTenants: TenantLis
       auths: async (r: repo.RuntimeRow, _a: Args, c: DirectorContext) => (await service.systemAuths(c.caller, 'runtime', r.id)).map((s) => ({ id: s.id, auth: null })),
       eventingConfiguration: async (r: repo.RuntimeRow) => ({ defaultURL: await service.runtimeEventingUrl(r) }),
       applicationsWaitingForCredentials: (r: repo.RuntimeRow, _a: Args, c: DirectorContext) => service.applicationsWaitingForCredentials(c.caller, r),
+      oneTimeToken: async (r: repo.RuntimeRow, _a: Args, c: DirectorContext) => tokenStatusView(await service.oneTimeTokenStatus(c.caller, 'runtime', r.id)),
     },
   };
 }

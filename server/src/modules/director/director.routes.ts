@@ -13,7 +13,8 @@ import { GraphQLError, Kind, type ASTVisitor, type SelectionSetNode, type Valida
 import mercurius from 'mercurius';
 import { z } from 'zod';
 import { AppError, toAppError } from '../../platform/errors.js';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Caller } from './director.ports.js';
 import type { Authenticator, HttpApp } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { QueryCache } from './director.cache.js';
@@ -112,6 +113,11 @@ export interface DirectorRoutesDeps {
   graphiql: boolean;
   /** Answers of cacheable queries (director.cache.ts); undefined: none kept. */
   cache: QueryCache | undefined;
+  /**
+   * Resolves the caller another way than `authenticate` (the Connector's mTLS listener: the client
+   * certificate names the application or runtime). Throws AppError UNAUTHENTICATED to refuse.
+   */
+  resolveCaller?: (req: FastifyRequest) => Promise<Caller>;
 }
 
 export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Promise<void> {
@@ -140,18 +146,23 @@ export function directorRoutes(deps: DirectorRoutesDeps): (app: HttpApp) => Prom
     });
 
     app.post('/director/graphql', { config: { permission: 'public' }, bodyLimit: MAX_BODY_BYTES }, async (req, reply) => {
-      let principal;
+      let caller: Caller;
       try {
-        principal = await deps.authenticate(req);
+        if (deps.resolveCaller) {
+          caller = await deps.resolveCaller(req);
+        } else {
+          const principal = await deps.authenticate(req);
+          const object = principal.kind === 'service' ? await deps.service.callerObject(principal.accountId, principal.tenantId) : undefined;
+          caller = { principal, ip: req.ip, object };
+        }
       } catch (err) {
         return sendAppError(reply, toAppError(err));
       }
+      const principal = caller.principal;
       const parsed = GraphqlRequest.safeParse(req.body);
       if (!parsed.success) {
         return sendAppError(reply, AppError.invalid(parsed.error.issues.map((i) => i.message).join('; ')));
       }
-      const object = principal.kind === 'service' ? await deps.service.callerObject(principal.accountId, principal.tenantId) : undefined;
-      const caller = { principal, ip: req.ip, object };
       const context: DirectorContext = { caller, loaders: new RequestLoaders(deps.service, caller), signingSecrets: new Map() };
       const { query, variables, operationName } = parsed.data;
       const cacheKey = deps.cache?.keyOf(context.caller, query, variables, operationName);

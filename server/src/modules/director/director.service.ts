@@ -41,7 +41,7 @@ import {
   scenariosSchema,
   scenariosOf,
 } from './director.labels.js';
-import type { Caller, CredentialStore, IdentityIssuer } from './director.ports.js';
+import type { Caller, CredentialStore, IdentityIssuer, IssuedOneTimeToken, OneTimeTokenStatus, Pairing } from './director.ports.js';
 import * as repo from './director.repo.js';
 import type { SpecValidation, SpecValidator } from './director.specs.js';
 
@@ -171,6 +171,8 @@ export interface DirectorServiceDeps {
   logger: Logger;
   credentials: CredentialStore;
   identities: IdentityIssuer;
+  /** One-time tokens and client certificates (the Connector); undefined: not on this process. */
+  pairing?: Pairing | undefined;
   specs: SpecValidator;
   config: DirectorConfig;
 }
@@ -461,6 +463,7 @@ export class DirectorService {
       return removed;
     });
     for (const a of auths) if (a.account_id) await this.deps.identities.revoke(caller, a.account_id).catch((err: unknown) => this.deps.logger.warn({ err }, 'could not revoke an application credential'));
+    await this.revokeCertificatesOf(caller, tenant, auths, 'application unregistered');
     await this.removeSecrets(caller, secretIds);
     return current;
   }
@@ -706,6 +709,7 @@ export class DirectorService {
       return removed;
     });
     for (const a of auths) if (a.account_id) await this.deps.identities.revoke(caller, a.account_id).catch((err: unknown) => this.deps.logger.warn({ err }, 'could not revoke a runtime credential'));
+    await this.revokeCertificatesOf(caller, tenant, auths, 'runtime unregistered');
     await this.removeSecrets(caller, secretIds);
     return current;
   }
@@ -1106,9 +1110,11 @@ export class DirectorService {
 
   // ---------------------------------------------------------------- eventing and configuration
 
+  /** The runtime's own eventing label, else (with the Connector) the hub's mTLS events URL for it. */
   async runtimeEventingUrl(rt: repo.RuntimeRow): Promise<string> {
     const v = rt.labels[EVENTING_URL_LABEL];
-    return typeof v === 'string' ? v : '';
+    if (typeof v === 'string') return v;
+    return this.deps.pairing?.runtimeEventsUrl(rt.id) ?? '';
   }
 
   /** Compass: the runtime chosen with setDefaultEventingForApplication, else the oldest sharing a scenario. */
@@ -1197,7 +1203,109 @@ export class DirectorService {
       await this.record(tx, caller, `${type}.credentials.revoked`, { type, id: current.object_id }, 'success', { systemAuthId: authId });
     });
     if (current.account_id) await this.deps.identities.revoke(caller, current.account_id);
+    await this.revokeCertificatesOf(caller, tenant, [current], 'system auth deleted');
     return current;
+  }
+
+  // ---------------------------------------------------------------- pairing (Connector)
+
+  private pairing(): Pairing {
+    if (!this.deps.pairing) throw new AppError('INVALID_STATE', 'pairing with one-time tokens needs the connector, which this process does not run');
+    return this.deps.pairing;
+  }
+
+  /** Certificates of removed system auths stop working at once (they would anyway: their CN names nothing). */
+  private async revokeCertificatesOf(caller: Caller, tenant: string, auths: readonly repo.SystemAuthRow[], reason: string): Promise<void> {
+    const ids = auths.filter((a) => a.kind === CERTIFICATE_AUTH_KIND).map((a) => a.id);
+    if (ids.length === 0 || !this.deps.pairing) return;
+    await this.deps.pairing.revokeCertificates(caller, tenant, { systemAuthIds: ids }, reason).catch((err: unknown) => this.deps.logger.error({ err }, 'could not revoke certificates'));
+  }
+
+  /**
+   * `requestOneTimeTokenFor…`: a single-use token the application or runtime redeems at the
+   * Connector. Its certificates will stand for the object's one certificate system auth
+   * (created with the first token), so renewals keep the same CN.
+   */
+  async requestOneTimeToken(caller: Caller, type: 'application' | 'runtime', id: string): Promise<IssuedOneTimeToken> {
+    if (caller.object) await this.deny(caller, `${type}.one-time-token.issued`, 'applications and runtimes may not issue one-time tokens', { type, id });
+    const obj = type === 'application' ? await this.application(caller, id) : await this.runtime(caller, id);
+    if (type === 'application' && (obj as repo.ApplicationRow).integration_level === 'BASIC') {
+      throw new AppError('INVALID_STATE', `application ${obj.name} is BASIC: it is registered with static metadata and is not paired; change its integrationLevel first`);
+    }
+    const pairing = this.pairing();
+    const tenant = caller.principal.tenantId;
+    const existing = (await repo.listSystemAuths(this.db, tenant, type, id)).find((a) => a.kind === CERTIFICATE_AUTH_KIND);
+    const systemAuthId = existing?.id ?? randomUUID();
+    if (!existing) {
+      await this.db.transaction(async (tx) => {
+        await repo.insertSystemAuth(tx, { tenantId: tenant, id: systemAuthId, objectType: type, objectId: id, kind: CERTIFICATE_AUTH_KIND, accountId: null });
+        await this.record(tx, caller, `${type}.credentials.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, kind: CERTIFICATE_AUTH_KIND });
+      });
+    }
+    const issued = await pairing.issueOneTimeToken(caller, { type, id, tenantId: tenant, systemAuthId });
+    await this.record(undefined, caller, `${type}.one-time-token.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, expiresAt: issued.expiresAt.toISOString() });
+    return issued;
+  }
+
+  /** The status of the object's newest one-time token (expiry, use), for whoever may see the object. */
+  async oneTimeTokenStatus(caller: Caller, type: 'application' | 'runtime', id: string): Promise<OneTimeTokenStatus | null> {
+    if (caller.object || !this.deps.pairing) return null;
+    return (await this.deps.pairing.oneTimeTokenStatus(caller.principal.tenantId, type, id)) ?? null;
+  }
+
+  /** Plexus: the event definitions of an application (events it may send through the hub; flows triggered by them). */
+  async eventDefinitionsOf(tenantId: string, applicationId: string): Promise<Array<{ id: string; name: string; specData: string | null; specType: string | null; version: number }>> {
+    const rows = await repo.listDefinitionsOfApplications(this.db, tenantId, [applicationId], 'event', null, '', 1000);
+    const version = await this.tenantVersion(tenantId);
+    return rows.map((r) => ({ id: r.id, name: r.name, specData: r.spec_data, specType: r.spec?.type ?? null, version }));
+  }
+
+  /** Plexus: whether the tenant has the application (by id or name) with the event definition (flows check their event triggers). */
+  async findEventDefinition(tenantId: string, application: string, event: string): Promise<{ applicationId: string; eventDefinitionId: string } | { problem: string }> {
+    const app = (await repo.findApplication(this.db, tenantId, application)) ?? (await repo.findApplicationByName(this.db, tenantId, application));
+    if (!app) return { problem: `application ${JSON.stringify(application)} is not registered in this tenant` };
+    const defs = await repo.listDefinitionsOfApplications(this.db, tenantId, [app.id], 'event', null, '', 1000);
+    const def = defs.find((d) => d.name === event || d.id === event);
+    if (!def) return { problem: `application ${app.name} has no event definition ${JSON.stringify(event)}${defs.length ? ` (it has: ${defs.map((d) => d.name).join(', ')})` : ' (it has none)'}` };
+    return { applicationId: app.id, eventDefinitionId: def.id };
+  }
+
+  /** `revokeApplicationCertificates` / `revokeRuntimeCertificates`: an administrator's revocation. */
+  async revokeCertificates(caller: Caller, type: 'application' | 'runtime', id: string): Promise<number> {
+    if (caller.object) await this.deny(caller, `${type}.certificates.revoked`, 'applications and runtimes revoke their own certificate with the connector\'s revokeCertificate', { type, id });
+    const obj = type === 'application' ? await this.application(caller, id) : await this.runtime(caller, id);
+    const n = await this.pairing().revokeCertificates(caller, caller.principal.tenantId, { type, id }, 'revoked by an administrator');
+    await this.record(undefined, caller, `${type}.certificates.revoked`, { type, id, name: obj.name }, 'success', { certificates: n });
+    return n;
+  }
+
+  /**
+   * The caller a client certificate stands for: its CN names a certificate system auth of the
+   * tenant. Undefined when that system auth is gone. An application's first call marks it CONNECTED.
+   */
+  async certificateCaller(tenantId: string, systemAuthId: string, ip: string, certificateId: string): Promise<Caller | undefined> {
+    const row = await repo.findSystemAuth(this.db, tenantId, systemAuthId);
+    if (!row || row.kind !== CERTIFICATE_AUTH_KIND) return undefined;
+    if (row.object_type === 'application') {
+      // Read first: the identity is looked up again every half second per certificate.
+      const app = await repo.findApplication(this.db, tenantId, row.object_id);
+      if (!app) return undefined;
+      if (app.status_condition !== 'CONNECTED') await repo.setApplicationStatus(this.db, tenantId, row.object_id, 'CONNECTED');
+    }
+    return {
+      principal: {
+        accountId: `system-auth:${row.id}`,
+        username: `${row.object_type}:${row.object_id}`,
+        tenantId,
+        homeTenantId: tenantId,
+        permissions: OBJECT_PERMISSIONS[row.object_type],
+        roles: [],
+        kind: 'service',
+        tokenId: `certificate:${certificateId}`,
+      },
+      ip,
+      object: { type: row.object_type, id: row.object_id },
+    };
   }
 
   /** The object a caller's account stands for; the first call of a paired application marks it CONNECTED. */
@@ -1304,6 +1412,8 @@ function auditRecord(
 }
 
 export const EVENTING_URL_LABEL = 'runtime/event_service_url';
+/** System auths whose client certificates (CN = the system auth's id) the Connector issues. */
+export const CERTIFICATE_AUTH_KIND = 'certificate';
 
 /** Compass: `<runtime eventing URL>/<application name>/v1/events`; '' without one. */
 export function applicationEventUrl(runtimeUrl: string, appName: string): string {

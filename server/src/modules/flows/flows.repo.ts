@@ -1,5 +1,5 @@
 /** SQL of the flow repository. One operation per function, parameterised. */
-import type { FlowGraph, FlowStatus } from '../../contracts/flows.js';
+import type { EventTrigger, FlowGraph, FlowStatus } from '../../contracts/flows.js';
 import type { Queryable } from '../../platform/db/index.js';
 import type { FlowDefinition } from './flows.validation.js';
 
@@ -10,6 +10,7 @@ export interface FlowRow {
   description: string | null;
   cron: string | null;
   timezone: string | null;
+  trigger: EventTrigger | null;
   graph: FlowGraph;
   status: FlowStatus;
   status_reason: string | null;
@@ -27,6 +28,7 @@ export interface FlowVersionRow {
   description: string | null;
   cron: string | null;
   timezone: string | null;
+  trigger: EventTrigger | null;
   graph: FlowGraph;
   flow_settings: Record<string, unknown>;
   created_by: string | null;
@@ -41,7 +43,7 @@ export interface FlowFilter {
 export const FLOW_SORT_COLUMNS = { name: 'name', createdAt: 'created_at', updatedAt: 'updated_at', status: 'status' } as const;
 export type FlowSortField = keyof typeof FLOW_SORT_COLUMNS;
 
-const COLUMNS = 'id, tenant_id, name, description, cron, timezone, graph, status, status_reason, owners, flow_settings, version, created_at, updated_at';
+const COLUMNS = 'id, tenant_id, name, description, cron, timezone, trigger, graph, status, status_reason, owners, flow_settings, version, created_at, updated_at';
 
 /** `search` as a LIKE pattern that matches it literally. */
 function containsPattern(search: string): string {
@@ -65,10 +67,10 @@ function filterClause(tenant: string, filter: FlowFilter): { where: string; para
 
 export async function insertFlow(db: Queryable, id: string, tenant: string, def: FlowDefinition): Promise<FlowRow> {
   const res = await db.query<FlowRow>(
-    `INSERT INTO flows (id, tenant_id, name, description, cron, timezone, graph, owners, flow_settings)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb)
+    `INSERT INTO flows (id, tenant_id, name, description, cron, timezone, graph, owners, flow_settings, trigger)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb)
      RETURNING ${COLUMNS}`,
-    [id, tenant, def.name, def.description, def.cron, def.timezone, JSON.stringify(def.graph), JSON.stringify(def.owners), JSON.stringify(def.flowSettings)],
+    [id, tenant, def.name, def.description, def.cron, def.timezone, JSON.stringify(def.graph), JSON.stringify(def.owners), JSON.stringify(def.flowSettings), def.trigger ? JSON.stringify(def.trigger) : null],
   );
   return res.rows[0]!;
 }
@@ -76,9 +78,9 @@ export async function insertFlow(db: Queryable, id: string, tenant: string, def:
 /** Records the flow's current definition as its version `row.version`. */
 export async function insertFlowVersion(db: Queryable, row: FlowRow, createdBy: string | undefined): Promise<void> {
   await db.query(
-    `INSERT INTO flow_versions (flow_id, version, name, description, cron, timezone, graph, flow_settings, created_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)`,
-    [row.id, row.version, row.name, row.description, row.cron, row.timezone, JSON.stringify(row.graph), JSON.stringify(row.flow_settings), createdBy ?? null],
+    `INSERT INTO flow_versions (flow_id, version, name, description, cron, timezone, graph, flow_settings, created_by, trigger)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10::jsonb)`,
+    [row.id, row.version, row.name, row.description, row.cron, row.timezone, JSON.stringify(row.graph), JSON.stringify(row.flow_settings), createdBy ?? null, row.trigger ? JSON.stringify(row.trigger) : null],
   );
 }
 
@@ -119,10 +121,10 @@ export async function listFlows(
 export async function updateInactiveFlow(db: Queryable, tenant: string, id: string, expectedVersion: number, def: FlowDefinition): Promise<FlowRow | undefined> {
   const res = await db.query<FlowRow>(
     `UPDATE flows SET name = $4, description = $5, cron = $6, timezone = $7, graph = $8::jsonb, owners = $9::jsonb,
-            flow_settings = $10::jsonb, version = version + 1, updated_at = now()
+            flow_settings = $10::jsonb, trigger = $11::jsonb, version = version + 1, updated_at = now()
      WHERE id = $1 AND tenant_id = $2 AND version = $3 AND status = 'inactive'
      RETURNING ${COLUMNS}`,
-    [id, tenant, expectedVersion, def.name, def.description, def.cron, def.timezone, JSON.stringify(def.graph), JSON.stringify(def.owners), JSON.stringify(def.flowSettings)],
+    [id, tenant, expectedVersion, def.name, def.description, def.cron, def.timezone, JSON.stringify(def.graph), JSON.stringify(def.owners), JSON.stringify(def.flowSettings), def.trigger ? JSON.stringify(def.trigger) : null],
   );
   return res.rows[0];
 }
@@ -168,7 +170,7 @@ export async function countFlowVersions(db: Queryable, flowId: string): Promise<
 /** Newest first. */
 export async function listFlowVersions(db: Queryable, flowId: string, page: { limit: number; offset: number }): Promise<FlowVersionRow[]> {
   const res = await db.query<FlowVersionRow>(
-    `SELECT flow_id, version, name, description, cron, timezone, graph, flow_settings, created_by, created_at
+    `SELECT flow_id, version, name, description, cron, timezone, trigger, graph, flow_settings, created_by, created_at
      FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT $2 OFFSET $3`,
     [flowId, page.limit, page.offset],
   );

@@ -15,7 +15,7 @@ import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import { FLOW_CHANGED, type FlowChanged, type FlowsAuditAction } from './flows.events.js';
 import * as repo from './flows.repo.js';
-import { isCredentialName, validateFlowBody, type FlowDefinition } from './flows.validation.js';
+import { isCredentialName, validateFlowBody, type EventTriggerCheck, type FlowDefinition } from './flows.validation.js';
 
 export interface FlowListQuery {
   page: number;
@@ -59,6 +59,8 @@ export interface FlowsServiceDeps {
   secrets: FlowSecrets;
   audit: AuditPublisher;
   logger: Logger;
+  /** Event triggers: whether the tenant has the application and event definition (the Director); undefined: none accepted. */
+  eventTriggerProblem?: EventTriggerCheck | undefined;
 }
 
 
@@ -146,6 +148,7 @@ export class FlowsService {
       description: v.description ?? undefined,
       cron: v.cron ?? undefined,
       timezone: v.timezone ?? undefined,
+      ...(v.trigger ? { trigger: v.trigger } : {}),
       graph: v.graph,
       flowSettings: maskSettings(v.flow_settings),
       createdBy: v.created_by ?? undefined,
@@ -294,7 +297,7 @@ export class FlowsService {
   }
 
   private async validate(principal: Principal, body: unknown, base: FlowDefinition | undefined): Promise<FlowDefinition> {
-    const result = await validateFlowBody(principal.tenantId, body, base, this.deps.catalog, (tenant, id) => this.deps.secrets.signingSecretProblem(tenant, id));
+    const result = await validateFlowBody(principal.tenantId, body, base, this.deps.catalog, (tenant, id) => this.deps.secrets.signingSecretProblem(tenant, id), this.deps.eventTriggerProblem);
     if (!result.ok) {
       throw new AppError('INVALID_FLOW', `the flow is invalid: ${result.problems.join('; ')}`, 'user', { problems: result.problems });
     }
@@ -323,6 +326,7 @@ function definitionOf(row: repo.FlowRow): FlowDefinition {
     description: row.description,
     cron: row.cron,
     timezone: row.timezone,
+    trigger: row.trigger,
     graph: row.graph,
     flowSettings: row.flow_settings,
     owners: row.owners,
@@ -378,6 +382,7 @@ export function toFlow(row: repo.FlowRow, masked: boolean): Flow {
     ...(row.description !== null ? { description: row.description } : {}),
     ...(row.cron !== null ? { cron: row.cron } : {}),
     ...(row.timezone !== null ? { timezone: row.timezone } : {}),
+    ...(row.trigger ? { trigger: row.trigger } : {}),
     graph: row.graph,
     status: row.status,
     ...(row.status_reason !== null ? { statusReason: row.status_reason } : {}),

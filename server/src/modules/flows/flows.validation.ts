@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { cronProblem } from '../../contracts/cron.js';
-import { FlowGraph, FlowSettings, type ComponentCatalog } from '../../contracts/flows.js';
+import { EventTrigger, FlowGraph, FlowSettings, type ComponentCatalog } from '../../contracts/flows.js';
 
 export const FlowOwner = z.strictObject({ id: z.string().min(1).max(200), type: z.string().min(1).max(50) });
 
@@ -15,6 +15,7 @@ export const FlowInput = z.strictObject({
   description: z.string().max(2000).optional(),
   cron: z.string().max(200).optional(),
   timezone: z.string().max(100).optional(),
+  trigger: EventTrigger.optional(),
   graph: FlowGraph,
   flowSettings: FlowSettings.optional(),
   owners: z.array(FlowOwner).max(50).optional(),
@@ -27,6 +28,7 @@ export const FlowPatch = z.strictObject({
   description: z.string().max(2000).nullable().optional(),
   cron: z.string().max(200).nullable().optional(),
   timezone: z.string().max(100).nullable().optional(),
+  trigger: EventTrigger.nullable().optional(),
   graph: FlowGraph.optional(),
   flowSettings: FlowSettings.nullable().optional(),
   owners: z.array(FlowOwner).max(50).optional(),
@@ -45,10 +47,14 @@ export interface FlowDefinition {
   description: string | null;
   cron: string | null;
   timezone: string | null;
+  trigger: EventTrigger | null;
   graph: FlowGraph;
   flowSettings: FlowSettings;
   owners: Array<{ id: string; type: string }>;
 }
+
+/** Whether the tenant has the application and event definition an event trigger names; the problem if not. */
+export type EventTriggerCheck = (tenant: string, trigger: EventTrigger) => Promise<string | undefined>;
 
 export type ValidationResult = { ok: true; value: FlowDefinition } | { ok: false; problems: string[] };
 
@@ -63,6 +69,7 @@ export async function validateFlowBody(
   base: FlowDefinition | undefined,
   catalog: ComponentCatalog,
   signingSecretProblem?: SigningSecretCheck,
+  eventTriggerProblem?: EventTriggerCheck,
 ): Promise<ValidationResult> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, problems: ['body: must be a JSON object'] };
@@ -91,11 +98,17 @@ export async function validateFlowBody(
   } else if (rawCron === null && typeof rawTimezone === 'string') {
     problems.push('timezone: only used with cron; set cron or remove timezone');
   }
+  const rawTrigger = pick('trigger', base?.trigger ?? null);
+  if (rawTrigger !== null && rawTrigger !== undefined && typeof rawCron === 'string') problems.push('trigger: a flow started by events has no cron; remove one of them');
   if (!parsed.success || problems.length > 0) return { ok: false, problems: dedupe(problems) };
 
   const def = mergeDefinition(parsed.data, base);
   problems.push(...settingsProblems(def));
   const hooks = def.flowSettings.webhooks;
+  if (def.trigger) {
+    const why = eventTriggerProblem ? await eventTriggerProblem(tenant, def.trigger) : 'event triggers need the Director, which this process does not run';
+    if (why) problems.push(`trigger: ${why}`);
+  }
   if (hooks?.secretId && !hooks.secret && signingSecretProblem) {
     const why = await signingSecretProblem(tenant, hooks.secretId);
     if (why) problems.push(`flowSettings.webhooks.secretId: ${why}`);
@@ -111,6 +124,7 @@ function mergeDefinition(input: FlowInput | FlowPatch, base: FlowDefinition | un
     description: orNull(input.description, base?.description ?? null),
     cron: orNull(input.cron, base?.cron ?? null),
     timezone: orNull(input.timezone, base?.timezone ?? null),
+    trigger: orNull(input.trigger, base?.trigger ?? null),
     graph: input.graph ?? base!.graph,
     flowSettings: orNull(input.flowSettings, base?.flowSettings ?? null) ?? {},
     owners: input.owners ?? base?.owners ?? [],

@@ -18,6 +18,8 @@ export interface FlowsModule extends PlexusModule {
   service: FlowsService;
 }
 
+import type { EventTriggerCheck } from './flows.validation.js';
+
 export interface FlowsModuleDeps {
   db: Db;
   bus: Bus;
@@ -26,11 +28,13 @@ export interface FlowsModuleDeps {
   catalog: ComponentCatalog;
   /** Where webhook signing secrets are kept (the secrets module's service). */
   secrets: FlowSecrets;
+  /** Checks a flow's event trigger against the tenant's applications (the Director); without it event triggers are refused. */
+  eventTriggerProblem?: EventTriggerCheck;
 }
 
 export async function createFlowsModule(deps: FlowsModuleDeps): Promise<FlowsModule> {
   const audit = createAuditPublisher(deps.bus, 'flows', deps.logger);
-  const service = new FlowsService({ db: deps.db, bus: deps.bus, catalog: deps.catalog, secrets: deps.secrets, audit, logger: deps.logger });
+  const service = new FlowsService({ db: deps.db, bus: deps.bus, catalog: deps.catalog, secrets: deps.secrets, audit, logger: deps.logger, eventTriggerProblem: deps.eventTriggerProblem });
   let consumer: Consumer | undefined;
   return {
     name: 'flows',

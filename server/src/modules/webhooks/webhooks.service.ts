@@ -266,7 +266,8 @@ export class WebhooksService {
 
   /** `flow.starting`: record a flow without cron, not accepting yet; a scheduled one is not ours. */
   async recordFlow(flow: Flow): Promise<void> {
-    if (flow.cron) {
+    // Scheduled and event-triggered flows are not started by calls.
+    if (flow.cron || flow.trigger) {
       await repo.deleteWebhookFlow(this.db, flow.id);
       return;
     }

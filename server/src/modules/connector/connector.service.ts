@@ -1,0 +1,367 @@
+/**
+ * The Connector's service: one-time tokens (issued for the Director, redeemed here), the
+ * certificate signing that pairing ends with, and the client-certificate identities the mTLS
+ * listener serves, with revocation that takes effect on every process at once.
+ *
+ * Glossary: a *pairing* token comes from the Director (`requestOneTimeTokenFor…`) and is redeemed
+ * by `configuration`, which hands out a *csr* token redeemed by `signCertificateSigningRequest`.
+ * Both are single use. A certificate's CN is the id of a Director system auth of kind
+ * `certificate`; the certificate row keeps the tenant and the object it stands for.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { AuditPublisher } from '../../platform/audit.js';
+import type { Bus } from '../../platform/bus/index.js';
+import type { Config } from '../../platform/config.js';
+import type { Db } from '../../platform/db/index.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Caller, IssuedOneTimeToken, OneTimeTokenStatus, Pairing, PairingTarget } from '../director/index.js';
+import { checkCsr, type CertificateAuthority } from './connector.ca.js';
+import * as repo from './connector.repo.js';
+
+/** Live event (every process) telling that certificates were revoked. */
+export const REVOKED_EVENT = 'connector.certificates.revoked';
+/**
+ * How long a process trusts what it read about a certificate. The live event clears it at once;
+ * this bound holds even if that event were lost (it is at most once).
+ */
+const IDENTITY_CACHE_MS = 900;
+const IDENTITY_CACHE_MAX = 10_000;
+
+export interface ConnectorUrls {
+  /** Base of the HTTP port (connectorURL, directorURL). */
+  publicUrl: string;
+  /** Base of the mTLS port (certificateSecuredConnectorURL, events). */
+  mtlsUrl: string;
+}
+
+/** A caller of the mTLS listener: the certificate it presented and whom it stands for. */
+export interface CertificateIdentity {
+  certificate: repo.CertificateRow;
+  caller: Caller;
+}
+
+export interface ConfigurationResult {
+  token: { token: string };
+  certificateSigningRequestInfo: { subject: string; keyAlgorithm: string };
+  managementPlaneInfo: { directorURL: string; certificateSecuredConnectorURL: string };
+}
+
+export interface CertificationResult {
+  certificateChain: string;
+  caCertificate: string;
+  clientCertificate: string;
+}
+
+/** The one-time token as the client holds it: 256 random bits, base64url. */
+function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+const b64 = (pem: string): string => Buffer.from(pem, 'utf8').toString('base64');
+
+export interface ConnectorServiceDeps {
+  db: Db;
+  bus: Bus;
+  audit: AuditPublisher;
+  logger: Logger;
+  ca: CertificateAuthority;
+  config: Config['connector'];
+  urls: () => ConnectorUrls;
+}
+
+/** What the Connector asks of the Director: the caller a certificate's system auth stands for. */
+export type CertificateCallerResolver = (tenantId: string, systemAuthId: string, ip: string, certificateId: string) => Promise<Caller | undefined>;
+
+export class ConnectorService implements Pairing {
+  private readonly identities = new Map<string, { identity: CertificateIdentity | undefined; refusal: string | undefined; until: number }>();
+  private resolveCaller: CertificateCallerResolver | undefined;
+
+  constructor(private readonly deps: ConnectorServiceDeps) {}
+
+  /** Wired by the module once the Director exists (the Director also holds this service as its Pairing port). */
+  bindDirector(resolve: CertificateCallerResolver): void {
+    this.resolveCaller = resolve;
+  }
+
+  get caPem(): string {
+    return this.deps.ca.pem;
+  }
+
+  /** A fresh server key and certificate for this process's mTLS listener, and the CA clients must trust. */
+  async serverCertificate(hosts: readonly string[]): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+    return { ...(await this.deps.ca.issueServerCertificate(hosts)), caPem: this.deps.ca.pem };
+  }
+
+  subjectFor(systemAuthId: string): string {
+    return `${this.deps.config.subject},CN=${systemAuthId}`;
+  }
+
+  // ---------------------------------------------------------------- Pairing (the Director's port)
+
+  async issueOneTimeToken(caller: Caller, target: PairingTarget): Promise<IssuedOneTimeToken> {
+    const token = newToken();
+    const ttlMs = target.type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
+    const row = await this.deps.db.transaction(async (tx) => {
+      await repo.invalidateTokensOf(tx, target.tenantId, target.type, target.id);
+      const inserted = await repo.insertToken(tx, {
+        tokenHash: hashToken(token),
+        tenantId: target.tenantId,
+        objectType: target.type,
+        objectId: target.id,
+        systemAuthId: target.systemAuthId,
+        purpose: 'pairing',
+        createdBy: caller.principal.accountId,
+        ttlMs,
+      });
+      await this.deps.audit.record(
+        {
+          action: 'token.issued',
+          actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId: target.tenantId },
+          target: { type: target.type, id: target.id },
+          result: 'success',
+          sourceIp: caller.ip,
+          details: { purpose: 'pairing', systemAuthId: target.systemAuthId, expiresAt: inserted.expires_at.toISOString() },
+        },
+        { tx },
+      );
+      return inserted;
+    });
+    return { token, connectorURL: `${this.deps.urls().publicUrl}/connector/graphql`, expiresAt: row.expires_at, used: false };
+  }
+
+  async oneTimeTokenStatus(tenantId: string, type: 'application' | 'runtime', id: string): Promise<OneTimeTokenStatus | undefined> {
+    const row = await repo.latestPairingToken(this.deps.db, tenantId, type, id);
+    if (!row) return undefined;
+    return { createdAt: row.created_at, expiresAt: row.expires_at, used: row.used_at !== null, usedAt: row.used_at, invalidated: row.invalidated_at !== null };
+  }
+
+  async revokeCertificates(caller: Caller, tenantId: string, target: { systemAuthIds: readonly string[] } | { type: 'application' | 'runtime'; id: string }, reason: string): Promise<number> {
+    const rows = await this.deps.db.transaction(async (tx) => {
+      const revoked =
+        'systemAuthIds' in target
+          ? await repo.revokeCertificatesOfSystemAuths(tx, tenantId, target.systemAuthIds, reason)
+          : await repo.revokeCertificatesOfObject(tx, tenantId, target.type, target.id, reason);
+      if (revoked.length > 0) {
+        await this.deps.audit.recordMany(
+          revoked.map((c) => ({
+            action: 'certificate.revoked',
+            actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId },
+            target: { type: c.object_type, id: c.object_id },
+            result: 'success' as const,
+            sourceIp: caller.ip,
+            details: { serial: c.serial, fingerprint: c.fingerprint, systemAuthId: c.system_auth_id, reason },
+          })),
+          { tx },
+        );
+      }
+      return revoked;
+    });
+    if (rows.length > 0) await this.announceRevocation(rows);
+    return rows.length;
+  }
+
+  runtimeEventsUrl(runtimeId: string): string {
+    return `${this.deps.urls().mtlsUrl}/events/${encodeURIComponent(runtimeId)}`;
+  }
+
+  // ---------------------------------------------------------------- tokens at the Connector
+
+  /** Redeems a token of `purpose` or throws 401 saying why it cannot be used. */
+  private async redeem(token: string | undefined, purpose: repo.TokenPurpose, ip: string): Promise<repo.TokenRow> {
+    if (!token) throw new AppError('UNAUTHENTICATED', 'send the one-time token in the Connector-Token header (or call the mTLS port with your client certificate)');
+    const hash = hashToken(token);
+    const row = await repo.redeemToken(this.deps.db, hash, purpose);
+    if (row) {
+      await this.deps.audit.record({
+        action: 'token.used',
+        actor: { accountId: `system-auth:${row.system_auth_id}`, username: `${row.object_type}:${row.object_id}`, tenantId: row.tenant_id },
+        target: { type: row.object_type, id: row.object_id },
+        result: 'success',
+        sourceIp: ip,
+        details: { purpose, systemAuthId: row.system_auth_id },
+      });
+      return row;
+    }
+    const found = await repo.findToken(this.deps.db, hash);
+    let reason: string;
+    if (!found) reason = 'the one-time token is not known: it was never issued, or was mistyped';
+    else if (found.purpose !== purpose) {
+      reason =
+        purpose === 'pairing'
+          ? 'this token is for signCertificateSigningRequest (the token configuration answered), not for configuration'
+          : 'this token is for configuration; call configuration first and sign with the token it answers';
+    } else if (found.used_at) reason = `the one-time token was already used at ${found.used_at.toISOString()}; request a new one`;
+    else if (found.invalidated_at) reason = `the one-time token was replaced by a newer one at ${found.invalidated_at.toISOString()}; use the newest`;
+    else reason = `the one-time token expired at ${found.expires_at.toISOString()}; request a new one`;
+    if (found) {
+      await this.deps.audit.record({
+        action: 'token.refused',
+        actor: { accountId: `system-auth:${found.system_auth_id}`, username: `${found.object_type}:${found.object_id}`, tenantId: found.tenant_id },
+        target: { type: found.object_type, id: found.object_id },
+        result: 'denied',
+        sourceIp: ip,
+        details: { purpose, reason },
+      });
+    }
+    throw new AppError('UNAUTHENTICATED', reason);
+  }
+
+  private async issueCsrToken(tenantId: string, objectType: repo.ObjectType, objectId: string, systemAuthId: string): Promise<string> {
+    const token = newToken();
+    const ttlMs = objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
+    await repo.insertToken(this.deps.db, { tokenHash: hashToken(token), tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    return token;
+  }
+
+  /** `configuration` with a one-time token (pairing) or a client certificate (renewal). */
+  async configuration(auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<ConfigurationResult> {
+    let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
+    if (auth.identity) {
+      const c = auth.identity.certificate;
+      who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
+    } else {
+      const row = await this.redeem(auth.token, 'pairing', auth.ip);
+      who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
+    }
+    const token = await this.issueCsrToken(who.tenantId, who.objectType, who.objectId, who.systemAuthId);
+    const urls = this.deps.urls();
+    return {
+      token: { token },
+      certificateSigningRequestInfo: { subject: this.subjectFor(who.systemAuthId), keyAlgorithm: 'rsa2048' },
+      managementPlaneInfo: { directorURL: `${urls.mtlsUrl}/director/graphql`, certificateSecuredConnectorURL: `${urls.mtlsUrl}/connector/graphql` },
+    };
+  }
+
+  /**
+   * `signCertificateSigningRequest`: with the token `configuration` answered, or over mTLS with
+   * the current certificate (renewal; the old certificate keeps working until it ends).
+   */
+  async signCsr(csrText: string, auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<CertificationResult> {
+    let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
+    // A token, when sent, is what the client means to use, also over mTLS.
+    if (auth.token || !auth.identity) {
+      const row = await this.redeem(auth.token, 'csr', auth.ip);
+      who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
+    } else {
+      const c = auth.identity.certificate;
+      who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
+    }
+    const subject = this.subjectFor(who.systemAuthId);
+    let csr;
+    try {
+      csr = await checkCsr(csrText, subject);
+    } catch (err) {
+      await this.deps.audit.record({
+        action: 'certificate.refused',
+        actor: { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId },
+        target: { type: who.objectType, id: who.objectId },
+        result: 'denied',
+        sourceIp: auth.ip,
+        details: { reason: (err as Error).message },
+      });
+      throw err;
+    }
+    const signed = await this.deps.ca.signClientCertificate(csr, this.deps.config.certValidityMs);
+    await this.deps.db.transaction(async (tx) => {
+      await repo.insertCertificate(tx, {
+        fingerprint: signed.fingerprint,
+        serial: signed.serial,
+        tenant_id: who.tenantId,
+        system_auth_id: who.systemAuthId,
+        object_type: who.objectType,
+        object_id: who.objectId,
+        subject: signed.subject,
+        not_before: signed.notBefore,
+        not_after: signed.notAfter,
+      });
+      await this.deps.audit.record(
+        {
+          action: 'certificate.issued',
+          actor: { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId },
+          target: { type: who.objectType, id: who.objectId },
+          result: 'success',
+          sourceIp: auth.ip,
+          details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: Boolean(auth.identity && !auth.token) },
+        },
+        { tx },
+      );
+    });
+    return {
+      certificateChain: b64(signed.pem + this.deps.ca.pem),
+      caCertificate: b64(this.deps.ca.pem),
+      clientCertificate: b64(signed.pem),
+    };
+  }
+
+  /** `revokeCertificate` over mTLS: the holder gives up the certificate it called with. */
+  async revokeOwn(identity: CertificateIdentity): Promise<boolean> {
+    const row = await repo.revokeCertificate(this.deps.db, identity.certificate.fingerprint, 'revoked by its holder');
+    if (!row) return false;
+    await this.deps.audit.record({
+      action: 'certificate.revoked',
+      actor: { accountId: identity.caller.principal.accountId, username: identity.caller.principal.username, tenantId: row.tenant_id },
+      target: { type: row.object_type, id: row.object_id },
+      result: 'success',
+      sourceIp: identity.caller.ip,
+      details: { serial: row.serial, fingerprint: row.fingerprint, reason: 'revoked by its holder' },
+    });
+    await this.announceRevocation([row]);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- identities on the mTLS listener
+
+  /** This process forgets what it knew; every other process hears the live event. */
+  private async announceRevocation(rows: readonly repo.CertificateRow[]): Promise<void> {
+    this.identities.clear();
+    try {
+      await this.deps.bus.live.publish(REVOKED_EVENT, { fingerprints: rows.slice(0, 50).map((r) => r.fingerprint) });
+    } catch (err) {
+      // Others still stop trusting it within IDENTITY_CACHE_MS (they read the row again).
+      this.deps.logger.warn({ err }, 'could not announce a certificate revocation');
+    }
+  }
+
+  /** Heard from any process: what this one knew about certificates may be stale. */
+  onRevoked(): void {
+    this.identities.clear();
+  }
+
+  /**
+   * The identity a verified client certificate (by its fingerprint) stands for, or 401 saying why
+   * not: unknown to this hub, revoked, or its system auth removed.
+   */
+  async identityOf(fingerprint: string, ip: string): Promise<CertificateIdentity> {
+    const now = Date.now();
+    let entry = this.identities.get(fingerprint);
+    if (!entry || entry.until <= now) {
+      entry = { ...(await this.lookupIdentity(fingerprint, ip)), until: now + IDENTITY_CACHE_MS };
+      if (this.identities.size >= IDENTITY_CACHE_MAX) this.identities.clear();
+      this.identities.set(fingerprint, entry);
+    }
+    if (!entry.identity) throw new AppError('UNAUTHENTICATED', entry.refusal ?? 'the client certificate is not accepted');
+    return entry.identity.caller.ip === ip ? entry.identity : { ...entry.identity, caller: { ...entry.identity.caller, ip } };
+  }
+
+  private async lookupIdentity(fingerprint: string, ip: string): Promise<{ identity: CertificateIdentity | undefined; refusal: string | undefined }> {
+    const cert = await repo.findCertificate(this.deps.db, fingerprint);
+    if (!cert) return { identity: undefined, refusal: 'the client certificate was not issued by this hub' };
+    if (cert.revoked_at) return { identity: undefined, refusal: `the client certificate was revoked at ${cert.revoked_at.toISOString()} (${cert.revoked_reason ?? 'revoked'})` };
+    if (cert.not_after.getTime() <= Date.now()) return { identity: undefined, refusal: `the client certificate expired at ${cert.not_after.toISOString()}` };
+    const caller = await this.resolveCaller?.(cert.tenant_id, cert.system_auth_id, ip, cert.serial);
+    if (!caller) return { identity: undefined, refusal: `the ${cert.object_type} this certificate stood for is no longer registered` };
+    return { identity: { certificate: cert, caller }, refusal: undefined };
+  }
+
+  /** Expired tokens are deleted a day after they end; event ids after 24 h. */
+  async purge(): Promise<void> {
+    await repo.purgeTokens(this.deps.db);
+    await repo.purgeEventIds(this.deps.db);
+    await repo.purgeEventExecutions(this.deps.db);
+  }
+}

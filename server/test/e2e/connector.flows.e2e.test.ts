@@ -1,0 +1,103 @@
+/**
+ * Flows started by application events (issue 12): a flow with `trigger: {type: "event",
+ * application, event}` runs once per event the paired application sends over mTLS — the
+ * CloudEvent's data as the body, its attributes as headers — and a repeated event id runs
+ * nothing new. The flows module refuses a trigger naming an application or event definition the
+ * tenant does not have; such a flow takes no /hook calls.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, registerApp, registerRuntime } from '../helpers/director.js';
+import { startSink, startFlow, waitForExecution, type Sink } from '../helpers/engine.js';
+import { waitFor } from '../helpers/flows.js';
+import { createTestHub, type TestHub } from '../helpers/hub.js';
+import { b64, csrPem, generateKeys, keyPem, tlsRequest, unb64, type TlsIdentity } from '../helpers/connector.js';
+
+async function pair(hub: TestHub, appId: string): Promise<TlsIdentity> {
+  const { result } = await ok(hub, `mutation { result: requestOneTimeTokenForApplication(id: "${appId}") { token } }`);
+  const call = async (query: string, token: string, variables?: unknown) => (await hub.api('POST', '/connector/graphql', { query, variables }, null, { 'connector-token': token })).body.data;
+  const cfg = (await call('{ configuration { token { token } certificateSigningRequestInfo { subject } } }', result.token)).configuration;
+  const keys = await generateKeys();
+  const signed = await call('mutation($csr: String!) { r: signCertificateSigningRequest(csr: $csr) { clientCertificate caCertificate } }', cfg.token.token, {
+    csr: b64(await csrPem(cfg.certificateSigningRequestInfo.subject, keys)),
+  });
+  return { key: await keyPem(keys), cert: unb64(signed.r.clientCertificate), ca: unb64(signed.r.caCertificate) };
+}
+
+describe.each(['pglite', 'postgres'] as const)('connector: flows triggered by application events on %s', (target) => {
+  let hub: TestHub;
+  let sink: Sink;
+  let app: { id: string };
+  let id: TlsIdentity;
+  let eventsUrl: string;
+
+  beforeAll(async () => {
+    hub = await createTestHub({ target, env: { PLEXUS_MTLS_PORT: '0' } });
+    await hub.listen();
+    sink = await startSink();
+    app = await registerApp(hub, '{ name: "shop" }');
+    await ok(hub, `mutation { addEventDefinition(applicationID: "${app.id}", in: { name: "order.created" }) { id } }`);
+    const rt = await registerRuntime(hub, '{ name: "edge" }');
+    eventsUrl = (await ok(hub, `{ runtime(id: "${rt.id}") { eventingConfiguration { defaultURL } } }`)).runtime.eventingConfiguration.defaultURL;
+    id = await pair(hub, app.id);
+  }, 60_000);
+  afterAll(async () => {
+    await hub?.close();
+    await sink?.close();
+  });
+
+  const graph = (url: string) => ({
+    nodes: [
+      { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"order": orderId, "total": total}' } },
+      { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url } },
+    ],
+    edges: [{ source: 'shape', target: 'send' }],
+  });
+
+  it('refuses a trigger naming an unknown application or event definition, or beside a cron', async () => {
+    const create = (trigger: unknown, extra: Record<string, unknown> = {}) => hub.api('POST', '/api/v1/flows', { name: 'bad trigger', trigger, graph: graph(sink.url), ...extra });
+    const noApp = await create({ type: 'event', application: 'nope', event: 'order.created' });
+    expect(noApp.status).toBe(400);
+    expect(JSON.stringify(noApp.body)).toContain('trigger: application \\"nope\\" is not registered in this tenant');
+    const noEvent = await create({ type: 'event', application: 'shop', event: 'order.shipped' });
+    expect(noEvent.status).toBe(400);
+    expect(JSON.stringify(noEvent.body)).toContain('has no event definition \\"order.shipped\\" (it has: order.created)');
+    const withCron = await create({ type: 'event', application: app.id, event: 'order.created' }, { cron: '*/5 * * * *' });
+    expect(withCron.status).toBe(400);
+    expect(JSON.stringify(withCron.body)).toContain('has no cron');
+    const wrongShape = await create({ type: 'event', app: 'shop' });
+    expect(wrongShape.status).toBe(400);
+  });
+
+  it('an event sent over mTLS starts the flow with its data as the body; a repeated id runs nothing new', async () => {
+    const created = await hub.api('POST', '/api/v1/flows', { name: 'on order', trigger: { type: 'event', application: 'shop', event: 'order.created' }, graph: graph(sink.url) });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const flowId = created.body.data.id as string;
+    expect(created.body.data.trigger).toEqual({ type: 'event', application: 'shop', event: 'order.created' });
+    await startFlow(hub, flowId);
+    // Started by events only: no webhook.
+    expect((await hub.api('POST', `/hook/${flowId}`, { orderId: 'x' }, null)).status).toBe(404);
+    // The connector opens the flow when it hears flow.started (its own subscription).
+    await waitFor('the event flow to open', async () => (await hub.db.query(`SELECT 1 FROM connector_event_flows WHERE flow_id = $1 AND accepting`, [flowId])).rows.length > 0, 30_000);
+
+    const send = (eventId: string, orderId: string) =>
+      tlsRequest(eventsUrl, id, { body: { specversion: '1.0', id: eventId, source: '/shop', type: 'order.created', subject: 'orders', data: { orderId, total: 42 } }, headers: { 'content-type': 'application/cloudevents+json' } });
+    expect((await send('ev-1', 'A-1')).status).toBe(202);
+    const executionId = await waitFor('an execution of the flow', async () => {
+      const list = await hub.api('GET', `/api/v1/executions?filter[flowId]=${flowId}`);
+      return (list.body.data as Array<{ id: string }> | undefined)?.[0]?.id;
+    }, 30_000);
+    const x = await waitForExecution(hub, executionId, 30_000);
+    expect(x).toMatchObject({ status: 'succeeded', trigger: 'event' });
+    const shape = x.steps.find((s) => s.nodeId === 'shape')!;
+    expect(shape.input).toEqual({ orderId: 'A-1', total: 42 });
+    await waitFor('the sink call', async () => sink.requests.some((r) => JSON.stringify(r.body) === JSON.stringify({ order: 'A-1', total: 42 })), 30_000);
+
+    // The same id again: accepted, but no second execution; a new id runs again.
+    expect((await send('ev-1', 'A-1')).body.data.duplicate).toBe(true);
+    expect((await send('ev-2', 'A-2')).status).toBe(202);
+    await waitFor('the second order at the sink', async () => sink.requests.some((r) => JSON.stringify(r.body) === JSON.stringify({ order: 'A-2', total: 42 })), 30_000);
+    // The execution is recorded when its step run commits, a moment after the sink's call.
+    await waitFor('two executions of the flow', async () => (await hub.api('GET', `/api/v1/executions?filter[flowId]=${flowId}`)).body.meta.total === 2, 30_000);
+    expect(sink.requests.filter((r) => JSON.stringify(r.body) === JSON.stringify({ order: 'A-1', total: 42 }))).toHaveLength(1);
+  });
+});
