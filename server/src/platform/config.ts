@@ -184,6 +184,18 @@ const EnvSchema = z.object({
   PLEXUS_LIMITS_CODE_SLOTS: positiveInt.default(1),
   /** Webhook body bytes of all tenants arriving and not yet enqueued, per process; over it → 503 with Retry-After. */
   PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: byteCount.default(128 * 1024 * 1024),
+  // Router (modules/router): gRPC workers on PLEXUS_GRPC_PORT.
+  /** Logical name shared by every aggregator instance (router role) of one deployment. */
+  PLEXUS_AGGREGATOR_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 characters of A-Z a-z 0-9 _ . -').default('plexus'),
+  /** Largest gRPC message a worker may send or receive; a larger one ends that stream only. */
+  PLEXUS_GRPC_MAX_MESSAGE_BYTES: byteCount.default(4 * 1024 * 1024),
+  /** A worker silent (no heartbeat) for this long is taken for dead; its deliveries go to another worker. */
+  PLEXUS_WORKER_LEASE: duration.pipe(z.number().min(200, 'must be at least 200ms').max(600_000, 'must be at most 10m')).prefault('10s'),
+  /** A stream that has not sent its `hello` by then is closed. */
+  PLEXUS_GRPC_HELLO_TIMEOUT: duration.pipe(z.number().min(100, 'must be at least 100ms')).prefault('10s'),
+  /** PEM certificate and key files: the gRPC port serves TLS (then step credentials may reach workers). */
+  PLEXUS_GRPC_TLS_CERT: z.string().optional(),
+  PLEXUS_GRPC_TLS_KEY: z.string().optional(),
 });
 
 export type Config = Readonly<{
@@ -228,6 +240,13 @@ export type Config = Readonly<{
     /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
     webhookInFlightBytesTotal: number;
   }>;
+  router: Readonly<{
+    aggregatorName: string;
+    maxMessageBytes: number;
+    workerLeaseMs: number;
+    helloTimeoutMs: number;
+    tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -243,6 +262,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const isProduction = e.NODE_ENV === 'production';
   if (isProduction && !e.PLEXUS_SECRET_KEY) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_SECRET_KEY is required when NODE_ENV=production', 'user');
+  }
+  if (Boolean(e.PLEXUS_GRPC_TLS_CERT) !== Boolean(e.PLEXUS_GRPC_TLS_KEY)) {
+    throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_GRPC_TLS_CERT and PLEXUS_GRPC_TLS_KEY must be set together', 'user');
   }
   if (Boolean(e.PLEXUS_IAM_URL) !== Boolean(e.PLEXUS_IAM_TOKEN)) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_IAM_URL and PLEXUS_IAM_TOKEN must be set together', 'user');
@@ -302,6 +324,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
       }),
       webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
+    router: Object.freeze({
+      aggregatorName: e.PLEXUS_AGGREGATOR_NAME,
+      maxMessageBytes: e.PLEXUS_GRPC_MAX_MESSAGE_BYTES,
+      workerLeaseMs: e.PLEXUS_WORKER_LEASE,
+      helloTimeoutMs: e.PLEXUS_GRPC_HELLO_TIMEOUT,
+      tls: e.PLEXUS_GRPC_TLS_CERT && e.PLEXUS_GRPC_TLS_KEY ? Object.freeze({ certFile: path.resolve(e.PLEXUS_GRPC_TLS_CERT), keyFile: path.resolve(e.PLEXUS_GRPC_TLS_KEY) }) : undefined,
     }),
   });
 }
