@@ -68,6 +68,7 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
     addCollectedGauge(deps.metrics, 'plexus_router_worker_in_flight', 'Deliveries held per attached worker (this aggregator instance)', ['tenant', 'worker'], async () =>
       dispatcher.list().map((s) => ({ labels: { tenant: s.tenant, worker: s.workerId }, value: s.inFlight })),
     );
+    addCollectedGauge(deps.metrics, 'plexus_router_open_streams', 'gRPC Attach streams open on this aggregator instance, attached or not', [], async () => [{ labels: {}, value: grpc.openStreams }]);
     addCollectedGauge(deps.metrics, 'plexus_router_waiting_calls', 'Step calls waiting for a free compatible worker (this aggregator instance)', [], async () => [{ labels: {}, value: dispatcher.stats().waiting }]);
   }
   let started = false;
