@@ -2,7 +2,8 @@
  * Flow steps on gRPC workers, end to end with real processes: a hub (router + orchestrator +
  * webhooks), `plexus worker` child processes serving an OIH-format component, flows whose middle
  * step has `runtime: workers`, messages sent to `/hook/:flowId`, executions read back from the
- * API. A worker kill -9'd mid-step: another one completes the step.
+ * API. A worker kill -9'd mid-step: another one completes the step. A flow with one step on a
+ * `plexus worker` (OIH component) and the next on the Python example worker (grpcio).
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { createAndStart, getExecution, trigger, waitForExecution } from '../help
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 import type { PlexusProcess } from '../helpers/process.js';
-import { enrol, OIH_WORKER_COMPONENT, startWorkerProcess, tempDir } from '../helpers/workers.js';
+import { enrol, OIH_WORKER_COMPONENT, startPythonWorker, startWorkerProcess, tempDir } from '../helpers/workers.js';
 
 const flowSpec = (extra: Record<string, unknown> = {}) => ({
   nodes: [
@@ -94,4 +95,33 @@ describe('flow steps on plexus worker processes', () => {
     procs.push(again);
     await waitFor('w1 back', async () => ((await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>).some((w) => w.workerId === 'w1'), 20_000);
   }, 60_000);
+
+  it('a webhook flow with one step on a plexus worker (OIH) and the next on the Python worker', async () => {
+    const py = await startPythonWorker(`127.0.0.1:${port}`, { secret: await enrol(hub, ['py-text']), credentialFile: path.join(dir, 'py.cred'), id: 'py-1' });
+    try {
+      const listed = (await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string; components: unknown }>;
+      expect(listed.find((w) => w.workerId === 'py-1')?.components).toEqual([{ name: 'py-text', version: '1.0.0', functions: ['shout'] }]);
+      const admin = await hub.api('POST', '/api/v1/workers/py-1/admin', { command: 'admin.list' });
+      expect(admin.body.data).toMatchObject({ event: 'SUCCEEDED', payload: { workerId: 'py-1' } });
+      const flowId = await createAndStart(hub, {
+        nodes: [
+          { id: 'receive', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } },
+          { id: 'stamp', componentId: 'oih-worker', function: 'stamp', fields: { label: 'oih' }, nodeSettings: { runtime: 'workers', timeoutMs: 20_000 } },
+          { id: 'shout', componentId: 'py-text', function: 'shout', fields: { suffix: '!' }, nodeSettings: { runtime: 'workers', timeoutMs: 20_000 } },
+        ],
+        edges: [
+          { source: 'receive', target: 'stamp' },
+          { source: 'stamp', target: 'shout' },
+        ],
+      });
+      const ids = await Promise.all(Array.from({ length: 5 }, (_, i) => trigger(hub, flowId, { text: `hello ${i}` })));
+      for (const [i, id] of ids.entries()) {
+        const x = await waitForExecution(hub, id, 30_000);
+        expect(x.status, JSON.stringify(x.steps)).toBe('succeeded');
+        expect(x.steps.find((s) => s.nodeId === 'shout')!.output).toEqual([{ text: `HELLO ${i}`, stampedBy: expect.stringMatching(/^w\d$/), label: 'oih', shoutedBy: 'python', suffix: '!' }]);
+      }
+    } finally {
+      py.child.kill('SIGTERM');
+    }
+  }, 120_000);
 });

@@ -1,4 +1,5 @@
 /** Helpers for router / worker tests: enrolment secrets, `plexus worker` processes, SDK workers. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,4 +38,25 @@ export async function startSdkWorker(routers: string[], components: WorkerCompon
   const worker = new Worker({ routers, components, connectTimeoutMs: 20_000, ...opts });
   await worker.start();
   return worker;
+}
+
+/** Debian's Python, where python3-grpcio / python3-protobuf / python3-grpc-tools are installed (.ci/run). */
+export const PYTHON = process.env.PLEXUS_TEST_PYTHON ?? '/usr/bin/python3';
+export const PYTHON_WORKER = path.join(SERVER_DIR, '..', 'examples', 'python-worker', 'worker.py');
+
+/** Starts the Python example worker; resolves once it printed that it is attached. */
+export async function startPythonWorker(router: string, opts: { secret?: string; credentialFile: string; id: string }): Promise<{ child: ChildProcess; output: () => string }> {
+  const args = [PYTHON_WORKER, '--router', router, '--credential-file', opts.credentialFile, '--id', opts.id];
+  if (opts.secret) args.push('--secret', opts.secret);
+  const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const until = Date.now() + 60_000;
+  while (!/python worker attached/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`the python worker exited ${child.exitCode}: ${out}`);
+    if (Date.now() > until) throw new Error(`the python worker did not attach within 60 s: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, output: () => out };
 }
