@@ -131,10 +131,50 @@ export class Commands implements MessageSink, AdminCommands {
       replySession: session.sessionId,
     };
     this.origins.set(c.header.uuid, { instance: this.instanceId, session: session.sessionId, at: Date.now() });
-    void this.bus.enqueue(COMMAND_QUEUE, queued).catch((err: unknown) => {
-      this.logger.warn({ err }, 'router: queueing a command failed');
-      fail('the router could not queue the command; try again');
+    const enqueue = () =>
+      void this.bus.enqueue(COMMAND_QUEUE, queued).catch((err: unknown) => {
+        this.logger.warn({ err }, 'router: queueing a command failed');
+        fail('the router could not queue the command; try again');
+      });
+    // A worker serving the target is attached here: hand it over at once. Its Receipt ends the
+    // router's responsibility exactly as an ack of the queued job would; without one in time the
+    // command takes the durable queue, where any instance's worker may take it.
+    const local = this.handOver(queued);
+    if (!local) return enqueue();
+    void local.then((received) => {
+      if (!received) enqueue();
     });
+  }
+
+  /** Sends the command to one worker here serving its target; resolves whether it sent a Receipt in time. Undefined: none here. */
+  private handOver(c: QueuedCommand): Promise<boolean> | undefined {
+    const candidates = [...this.sessions.values()].filter(
+      (s) => s.tenant === c.tenant && !this.dispatcher.isDraining(s.sessionId) && s.offers.some((o) => o.name === c.target && (c.major === 0 || parseVersion(o.version)[0] === c.major)),
+    );
+    const chosen = candidates[Math.floor(Math.random() * candidates.length)];
+    if (!chosen) return undefined;
+    const received = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.receipts.delete(c.uuid);
+        resolve(false);
+      }, RECEIPT_TIMEOUT_MS);
+      this.receipts.set(c.uuid, () => {
+        clearTimeout(timer);
+        this.receipts.delete(c.uuid);
+        resolve(true);
+      });
+    });
+    this.origins.set(c.uuid, { instance: c.replyInstance, session: c.replySession, at: Date.now() });
+    chosen.send({
+      command: {
+        header: { uuid: c.uuid, tenant: c.tenant, timestamp_unix_ms: c.timestamp, timeout_ms: c.timeoutMs, major: c.major, minor: c.minor },
+        target: c.target,
+        command: c.command,
+        context_json: Buffer.from(c.context, 'utf8'),
+        payload_json: Buffer.from(c.payload, 'utf8'),
+      },
+    });
+    return received;
   }
 
   event(session: AttachedSession, e: z.infer<typeof EventIn>): void {
@@ -227,31 +267,9 @@ export class Commands implements MessageSink, AdminCommands {
       this.reply(c.replyInstance, c.replySession, this.commandEvent(c.tenant, c.uuid, 'FAILED', { error: `no worker serving ${c.target} took the command within ${c.timeoutMs} ms` }));
       return;
     }
-    const candidates = [...this.sessions.values()].filter(
-      (s) => s.tenant === c.tenant && !this.dispatcher.isDraining(s.sessionId) && s.offers.some((o) => o.name === c.target && (c.major === 0 || parseVersion(o.version)[0] === c.major)),
-    );
-    const chosen = candidates[Math.floor(Math.random() * candidates.length)];
-    if (!chosen) throw new RetryLater(NOT_HERE_DELAY_MS, `no worker serving ${c.target} attached to this instance`);
-    const received = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), RECEIPT_TIMEOUT_MS);
-      this.receipts.set(c.uuid, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    this.origins.set(c.uuid, { instance: c.replyInstance, session: c.replySession, at: Date.now() });
-    chosen.send({
-      command: {
-        header: { uuid: c.uuid, tenant: c.tenant, timestamp_unix_ms: c.timestamp, timeout_ms: c.timeoutMs, major: c.major, minor: c.minor },
-        target: c.target,
-        command: c.command,
-        context_json: Buffer.from(c.context, 'utf8'),
-        payload_json: Buffer.from(c.payload, 'utf8'),
-      },
-    });
-    const ok = await received;
-    this.receipts.delete(c.uuid);
-    if (!ok) throw new RetryLater(0, `worker ${chosen.workerId} sent no receipt within ${RECEIPT_TIMEOUT_MS} ms`);
+    const received = this.handOver(c);
+    if (!received) throw new RetryLater(NOT_HERE_DELAY_MS, `no worker serving ${c.target} attached to this instance`);
+    if (!(await received)) throw new RetryLater(0, `the worker chosen for ${c.uuid} sent no receipt within ${RECEIPT_TIMEOUT_MS} ms`);
   }
 
   /** A command's result event: to the admin waiter or the sender, wherever it is attached. */
