@@ -322,7 +322,7 @@ export async function run(args: string[]): Promise<void> {
     });
   }
   notes.push(`Durations: ${durationMs / 1000} s saturated, then ${durationMs / 1000} s at half the measured rate (open loop). Latency = call or command sent → answer received, in the sending process.`);
-  notes.push('Calls: the router’s Dispatcher (what a remote flow step calls) → gRPC Delivery → SDK worker → StepOutcome; no engine, no database in the path. Commands: an SDK worker → router (ajv schema check; the target worker is attached to the same instance, so the command is handed over directly and its Receipt ends the router's part; the durable queue `router.commands` is used only when no worker here serves the target) → worker → result Event → sender.');
+  notes.push('Calls: the router’s Dispatcher (what a remote flow step calls) → gRPC Delivery → SDK worker → StepOutcome; no engine, no database in the path. Commands: an SDK worker → router (ajv schema check; the target worker is attached to the same instance, so the command is handed over directly and its Receipt ends the router’s part; the durable queue `router.commands` is used only when no worker here serves the target) → worker → result Event → sender.');
   const calls = rows.find((r) => String(r[0]).startsWith('step component calls'));
   if (calls) notes.push(`Goal ≥ 5,000 step messages/s through one TypeScript worker: ${Number(calls[1]) >= 5_000 ? 'met' : 'NOT met'} (${calls[1]}/s, component calls alone).`);
   const cmd = rows.find((r) => String(r[0]).startsWith('command'));

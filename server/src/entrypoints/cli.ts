@@ -45,7 +45,11 @@ async function worker(opts: WorkerHookOptions): Promise<void> {
   };
   const secret = opts.secret ?? (opts.secretFile ? read(opts.secretFile, '--secret-file').toString('utf8').trim() : undefined);
   const logger = createLogger('info');
-  const { worker: w } = await runWorker({ ...opts, secret, ca: opts.ca ? read(opts.ca, '--ca') : undefined }, logger);
+  const { WorkerRefusedError } = await import('../worker-sdk/index.js');
+  const { worker: w } = await runWorker({ ...opts, secret, ca: opts.ca ? read(opts.ca, '--ca') : undefined }, logger).catch((err: unknown) => {
+    if (err instanceof WorkerRefusedError) throw new CliError(`the router refused the worker (${err.code}): ${err.message}`, EXIT.error);
+    throw new CliError(`the worker could not start: ${err instanceof Error ? err.message : String(err)}`, EXIT.error);
+  });
   process.stdout.write(`Plexus worker attached to ${w.attachedTo().join(', ')}\n`);
 }
 

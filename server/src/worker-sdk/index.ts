@@ -108,6 +108,8 @@ export interface WorkerOptions {
   reconnectMs?: number;
   /** How long `start` waits for the first welcome. */
   connectTimeoutMs?: number;
+  /** Called when a router refuses the worker for good after it started (credential revoked, …). */
+  onRefused?: (err: WorkerRefusedError) => void;
 }
 
 /** The answer to a command: its result event. */
@@ -236,6 +238,7 @@ interface Running {
 export class Worker {
   stopped = false;
   draining = false;
+  private started = false;
   private readonly connections: Connection[];
   private readonly running = new Map<string, Running>();
   private readonly stoppedComponents = new Set<string>();
@@ -264,12 +267,19 @@ export class Worker {
   async start(): Promise<void> {
     const timeoutMs = this.opts.connectTimeoutMs ?? 30_000;
     const [first, ...rest] = this.connections;
-    first!.open();
-    await withTimeout(first!.waitWelcome(), timeoutMs, `no welcome from ${first!.address} within ${timeoutMs} ms`);
-    for (const c of rest) c.open();
-    // The others are best effort: one that is down now is retried in the background.
-    await Promise.allSettled(rest.map((c) => withTimeout(c.waitWelcome(), timeoutMs, 'timeout')));
-    if (this.fatal) throw this.fatal;
+    try {
+      first!.open();
+      await withTimeout(first!.waitWelcome(), timeoutMs, `no welcome from ${first!.address} within ${timeoutMs} ms`);
+      for (const c of rest) c.open();
+      // The others are best effort: one that is down now is retried in the background.
+      await Promise.allSettled(rest.map((c) => withTimeout(c.waitWelcome(), timeoutMs, 'timeout')));
+      if (this.fatal) throw this.fatal;
+    } catch (err) {
+      // Nothing may keep the process alive after a failed start.
+      await this.stop();
+      throw err;
+    }
+    this.started = true;
   }
 
   /** Stops: with `drain`, finishes the deliveries it holds first (they are not cancelled). */
@@ -373,6 +383,7 @@ export class Worker {
   onFatal(err: WorkerRefusedError): void {
     this.fatal = err;
     this.log.error({ code: err.code, reason: err.message }, 'worker: refused by the router');
+    if (this.started) this.opts.onRefused?.(err);
   }
 
   heldBy(c: Connection): string[] {

@@ -35,6 +35,12 @@ export async function runWorker(opts: WorkerCommandOptions, logger: Logger): Pro
     concurrency: opts.concurrency,
     tls: opts.ca ? { ca: opts.ca } : opts.tls,
     logger,
+    // Refused for good later (credential revoked, component no longer allowed): nothing to serve.
+    onRefused: (err) => {
+      logger.error({ code: err.code, reason: err.message }, 'plexus worker: refused by a router; exiting');
+      process.exitCode = 3;
+      void worker.stop().then(() => process.exit(3));
+    },
   });
   await worker.start();
   let stopping: Promise<void> | undefined;

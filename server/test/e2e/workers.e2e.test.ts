@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndStart, getExecution, trigger, waitForExecution } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
-import type { PlexusProcess } from '../helpers/process.js';
+import { runPlexus, type PlexusProcess } from '../helpers/process.js';
 import { enrol, OIH_WORKER_COMPONENT, startPythonWorker, startWorkerProcess, tempDir } from '../helpers/workers.js';
 
 const flowSpec = (extra: Record<string, unknown> = {}) => ({
@@ -89,6 +89,20 @@ describe('flow steps on plexus worker processes', () => {
     const workers = (await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>;
     expect(workers.map((w) => w.workerId)).toEqual(['w2']);
   }, 180_000);
+
+  it('plexus worker with a wrong or reused secret is refused and exits, saying why', async () => {
+    const secret = await enrol(hub, ['oih-worker']);
+    const wrong = runPlexus(['worker', '--router', `127.0.0.1:${port}`, '--component', OIH_WORKER_COMPONENT, '--secret', `${secret}x`, '--id', 'wrong', '--credential-file', path.join(dir, 'wrong.cred')], {});
+    expect(await wrong.exited).not.toBe(0);
+    expect(wrong.stderr()).toContain('unknown enrolment secret');
+    const once = await startWorkerProcess([`127.0.0.1:${port}`], { secret, credentialFile: path.join(dir, 'once.cred'), id: 'once' });
+    once.child.kill('SIGKILL');
+    const reused = runPlexus(['worker', '--router', `127.0.0.1:${port}`, '--component', OIH_WORKER_COMPONENT, '--secret', secret, '--id', 'again', '--credential-file', path.join(dir, 'again.cred')], {});
+    expect(await reused.exited).not.toBe(0);
+    expect(reused.stderr()).toContain('the enrolment secret was used already');
+    const used = (await hub.api('GET', '/api/v1/workers/enrolments')).body.data.find((e: { workerId: string | null }) => e.workerId === 'once');
+    expect(used.usedAt).not.toBeNull();
+  }, 60_000);
 
   it('a worker restarted with its stored credential attaches again without a secret', async () => {
     const again = await startWorkerProcess([`127.0.0.1:${port}`], { credentialFile: path.join(dir, 'w1.cred'), id: 'w1', components: [OIH_WORKER_COMPONENT] });
