@@ -31,6 +31,21 @@ export interface CliContext {
 export interface CliHooks {
   /** `plexus start`: runs the hub in this process (it checks the role names). */
   start(opts: { roles?: string[] }): Promise<void>;
+  /** `plexus worker`: runs a worker process serving components to the routers. */
+  worker(opts: WorkerHookOptions): Promise<void>;
+}
+
+export interface WorkerHookOptions {
+  routers: string[];
+  components: string[];
+  secret?: string | undefined;
+  secretFile?: string | undefined;
+  credentialFile?: string | undefined;
+  id?: string | undefined;
+  concurrency: number;
+  tls?: boolean | undefined;
+  ca?: string | undefined;
+  configDir: string;
 }
 
 export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: () => Target | undefined } {
@@ -57,6 +72,37 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
     .description('run the hub: every role in one process, embedded storage unless configured otherwise')
     .addOption(new Option('--roles <roles>', 'comma-separated roles to run (default: all): gateway, iam, flows, orchestrator, …').argParser(splitList))
     .action(async (opts) => hooks.start({ roles: opts.roles }));
+
+  program
+    .command('worker')
+    .description('run a worker: serve OIH-format components (a directory or npm package) or built-ins (builtin:<name>) to the hub routers over gRPC')
+    .requiredOption('--router <addresses>', 'host:port of every aggregator instance, comma-separated', splitList)
+    .requiredOption('--component <spec...>', 'component directory, npm package, or builtin:<name> (repeatable)')
+    .addOption(new Option('--secret <secret>', 'enrolment secret (first start only; POST /api/v1/workers/enrolments)'))
+    .addOption(new Option('--secret-file <file>', 'read the enrolment secret from this file'))
+    .addOption(new Option('--credential-file <file>', 'where the per-worker credential is kept, 0600 (default: the config directory)'))
+    .addOption(new Option('--id <workerId>', 'worker name (default: the host name)'))
+    .addOption(new Option('--concurrency <n>', 'deliveries at once per router').argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new CommanderError(EXIT.usage, 'plexus.usage', '--concurrency must be a whole number from 1 to 10000');
+      return n;
+    }).default(16))
+    .addOption(new Option('--tls', 'connect with TLS (system roots)'))
+    .addOption(new Option('--ca <file>', 'connect with TLS, trusting this CA (PEM)'))
+    .action(async (opts) =>
+      hooks.worker({
+        routers: opts.router,
+        components: opts.component,
+        secret: opts.secret,
+        secretFile: opts.secretFile,
+        credentialFile: opts.credentialFile,
+        id: opts.id,
+        concurrency: opts.concurrency,
+        tls: opts.tls,
+        ca: opts.ca,
+        configDir: ctx.config().configDir,
+      }),
+    );
 
   registerAuthCommands(program, ctx);
   registerFlowCommands(program, ctx);

@@ -27,6 +27,8 @@ export const PERMISSIONS = [
   'secrets.write',
   'secrets.readRaw',
   'audit.read',
+  'workers.read',
+  'workers.write',
   'application:read',
   'application:write',
   'runtime:read',

@@ -4,7 +4,8 @@
  * commands start quickly.
  */
 import { CliError, EXIT } from '../cli/errors.js';
-import { runCli } from '../cli/program.js';
+import fs from 'node:fs';
+import { runCli, type WorkerHookOptions } from '../cli/program.js';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 
@@ -21,7 +22,7 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   const url = await hub.listen();
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';
-  logger.info({ url, storage, bus }, 'Plexus is ready');
+  logger.info({ url, storage, bus, grpcPort: hub.grpcPort() || undefined }, 'Plexus is ready');
   // pino writes asynchronously: let the log lines of the start (the listener's among them) out
   // first, so the "listening" line comes after them, when the listener is up.
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
@@ -36,6 +37,25 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   );
 }
 
+async function worker(opts: WorkerHookOptions): Promise<void> {
+  const { runWorker } = await import('../worker-sdk/run.js');
+  const read = (file: string, what: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new CliError(`${what} ${file}: ${(err as Error).message}`, EXIT.usage);
+    }
+  };
+  const secret = opts.secret ?? (opts.secretFile ? read(opts.secretFile, '--secret-file').toString('utf8').trim() : undefined);
+  const logger = createLogger('info');
+  const { WorkerRefusedError } = await import('../worker-sdk/index.js');
+  const { worker: w } = await runWorker({ ...opts, secret, ca: opts.ca ? read(opts.ca, '--ca') : undefined }, logger).catch((err: unknown) => {
+    if (err instanceof WorkerRefusedError) throw new CliError(`the router refused the worker (${err.code}): ${err.message}`, EXIT.error);
+    throw new CliError(`the worker could not start: ${err instanceof Error ? err.message : String(err)}`, EXIT.error);
+  });
+  process.stdout.write(`Plexus worker attached to ${w.attachedTo().join(', ')}\n`);
+}
+
 // The exit code is set, not forced: a started hub keeps running, and an admin command's output
 // is flushed before the process ends by itself.
-process.exitCode = await runCli(process.argv.slice(2), { start });
+process.exitCode = await runCli(process.argv.slice(2), { start, worker });

@@ -23,12 +23,13 @@ import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createDirectorModule, type DirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
 import { createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
+import { createRouterModule } from '../modules/router/index.js';
 
 /** The built web UI (`npm run build -w web`, run by `npm ci`). */
 const COCKPIT_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Every role; `plexus start` runs them all unless `--roles` names some. */
-export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director', 'connector'] as const;
+export const ALL_ROLES = ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'orchestrator', 'worker', 'director', 'connector', 'router'] as const;
 export type Role = (typeof ALL_ROLES)[number];
 
 export interface HubOptions {
@@ -54,6 +55,8 @@ export interface Hub {
   connector: ConnectorModule;
   /** Base URL of the mTLS listener (bound by `listen()` with the connector role). */
   mtlsUrl(): string;
+  /** The gRPC port workers attach to (router role, after start); 0 without it. */
+  grpcPort(): number;
   stop(): Promise<void>;
 }
 
@@ -108,7 +111,11 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   modules.push(secrets);
   const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor });
   modules.push(components);
+  // An aggregator instance: gRPC workers attach here; flow steps on the `workers` runtime run on them.
+  const router = createRouterModule({ config, db, bus, logger: logger.child({ module: 'router' }), metrics });
+  modules.push(router);
   const orchestrator = await createOrchestratorModule({
+    workers: roles.has('router') ? router.runtime : undefined,
     config,
     db,
     bus,
@@ -215,6 +222,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     lifecycle,
     connector,
     mtlsUrl: () => connectorCore.urls.mtlsUrl,
+    grpcPort: () => (roles.has('router') ? router.port() : 0),
     async listen() {
       if (!roles.has('gateway')) return '';
       await app.listen({ host: config.http.host, port: config.http.port });

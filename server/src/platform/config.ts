@@ -225,6 +225,18 @@ const EnvSchema = z.object({
   PLEXUS_PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   /** Base URL of the mTLS port as clients reach it (certificateSecuredConnectorURL, event URLs); default https://<PLEXUS_HOST>:<mtls port>. */
   PLEXUS_MTLS_PUBLIC_URL: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
+  // Router (modules/router): gRPC workers on PLEXUS_GRPC_PORT.
+  /** Logical name shared by every aggregator instance (router role) of one deployment. */
+  PLEXUS_AGGREGATOR_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 characters of A-Z a-z 0-9 _ . -').default('plexus'),
+  /** Largest gRPC message a worker may send or receive; a larger one ends that stream only. */
+  PLEXUS_GRPC_MAX_MESSAGE_BYTES: byteCount.default(4 * 1024 * 1024),
+  /** A worker silent (no heartbeat) for this long is taken for dead; its deliveries go to another worker. */
+  PLEXUS_WORKER_LEASE: duration.pipe(z.number().min(200, 'must be at least 200ms').max(600_000, 'must be at most 10m')).prefault('10s'),
+  /** A stream that has not sent its `hello` by then is closed. */
+  PLEXUS_GRPC_HELLO_TIMEOUT: duration.pipe(z.number().min(100, 'must be at least 100ms')).prefault('10s'),
+  /** PEM certificate and key files: the gRPC port serves TLS (then step credentials may reach workers). */
+  PLEXUS_GRPC_TLS_CERT: z.string().optional(),
+  PLEXUS_GRPC_TLS_KEY: z.string().optional(),
 });
 
 export type Config = Readonly<{
@@ -283,6 +295,13 @@ export type Config = Readonly<{
     /** PLEXUS_WEBHOOK_IN_FLIGHT_BYTES: all tenants together, per process. */
     webhookInFlightBytesTotal: number;
   }>;
+  router: Readonly<{
+    aggregatorName: string;
+    maxMessageBytes: number;
+    workerLeaseMs: number;
+    helloTimeoutMs: number;
+    tls: Readonly<{ certFile: string; keyFile: string }> | undefined;
+  }>;
 }>;
 
 /** Parses the environment; throws one AppError listing every bad variable. */
@@ -301,6 +320,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (Boolean(e.PLEXUS_CA_CERT_FILE) !== Boolean(e.PLEXUS_CA_KEY_FILE)) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_CA_CERT_FILE and PLEXUS_CA_KEY_FILE must be set together', 'user');
+  }
+  if (Boolean(e.PLEXUS_GRPC_TLS_CERT) !== Boolean(e.PLEXUS_GRPC_TLS_KEY)) {
+    throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_GRPC_TLS_CERT and PLEXUS_GRPC_TLS_KEY must be set together', 'user');
   }
   if (Boolean(e.PLEXUS_IAM_URL) !== Boolean(e.PLEXUS_IAM_TOKEN)) {
     throw new AppError('CONFIG_INVALID', 'invalid configuration: PLEXUS_IAM_URL and PLEXUS_IAM_TOKEN must be set together', 'user');
@@ -372,6 +394,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         codeSlots: e.PLEXUS_LIMITS_CODE_SLOTS,
       }),
       webhookInFlightBytesTotal: e.PLEXUS_WEBHOOK_IN_FLIGHT_BYTES,
+    }),
+    router: Object.freeze({
+      aggregatorName: e.PLEXUS_AGGREGATOR_NAME,
+      maxMessageBytes: e.PLEXUS_GRPC_MAX_MESSAGE_BYTES,
+      workerLeaseMs: e.PLEXUS_WORKER_LEASE,
+      helloTimeoutMs: e.PLEXUS_GRPC_HELLO_TIMEOUT,
+      tls: e.PLEXUS_GRPC_TLS_CERT && e.PLEXUS_GRPC_TLS_KEY ? Object.freeze({ certFile: path.resolve(e.PLEXUS_GRPC_TLS_CERT), keyFile: path.resolve(e.PLEXUS_GRPC_TLS_KEY) }) : undefined,
     }),
   });
 }

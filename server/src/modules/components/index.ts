@@ -40,6 +40,8 @@ export {
   type StepResult,
 } from './components.descriptor.js';
 export { compileExpression, isTruthy, type CompiledExpression } from './components.expressions.js';
+// For `plexus worker --component <dir>` (worker-sdk): OIH components run out of process.
+export { readOihComponent, oihComponent, installOihDependencies } from './components.oih.js';
 
 export interface ComponentsModule extends PlexusModule {
   service: ComponentsService;

@@ -91,7 +91,9 @@ export async function validateFlowBody(
   const rawCron = pick('cron', base?.cron ?? null);
   const rawTimezone = pick('timezone', base?.timezone ?? null);
   problems.push(...graphStructureProblems(rawGraph));
-  problems.push(...(await componentProblems(tenant, rawGraph, catalog)));
+  const rawSettings = pick('flowSettings', base?.flowSettings);
+  const flowRuntime = typeof rawSettings === 'object' && rawSettings !== null ? (rawSettings as { runtime?: unknown }).runtime : undefined;
+  problems.push(...(await componentProblems(tenant, rawGraph, catalog, flowRuntime === 'workers')));
   if (typeof rawCron === 'string') {
     const why = cronProblem(rawCron, typeof rawTimezone === 'string' ? rawTimezone : undefined);
     if (why) problems.push(`cron: ${JSON.stringify(rawCron)} ${why}`);
@@ -135,14 +137,18 @@ function mergeDefinition(input: FlowInput | FlowPatch, base: FlowDefinition | un
  * Unknown components or functions, asked of the registry for every readable node, and what in
  * the nodes' fields and the edges' expressions the registry refuses to run.
  */
-async function componentProblems(tenant: string, graph: unknown, catalog: ComponentCatalog): Promise<string[]> {
+async function componentProblems(tenant: string, graph: unknown, catalog: ComponentCatalog, flowOnWorkers: boolean): Promise<string[]> {
   const g = typeof graph === 'object' && graph !== null ? (graph as { nodes?: unknown; edges?: unknown }) : {};
   const nodes = Array.isArray(g.nodes) ? g.nodes : [];
   const checks = await Promise.all(
     nodes.slice(0, 500).map(async (n: unknown, i) => {
       if (typeof n !== 'object' || n === null) return undefined;
-      const { id, componentId, function: fn, fields } = n as { id?: unknown; componentId?: unknown; function?: unknown; fields?: unknown };
+      const { id, componentId, function: fn, fields, nodeSettings } = n as { id?: unknown; componentId?: unknown; function?: unknown; fields?: unknown; nodeSettings?: unknown };
       if (typeof componentId !== 'string' || typeof fn !== 'string' || !componentId || !fn) return undefined;
+      // A step on the `workers` runtime names a component its workers announce, not one of the
+      // hub's registry: the router checks it against the attached workers when it runs.
+      const nodeRuntime = typeof nodeSettings === 'object' && nodeSettings !== null ? (nodeSettings as { runtime?: unknown }).runtime : undefined;
+      if (nodeRuntime === 'workers' || (flowOnWorkers && nodeRuntime !== 'local')) return undefined;
       const where = `graph.nodes[${i}]${typeof id === 'string' ? ` (${JSON.stringify(id)})` : ''}`;
       const why = await catalog.checkFunction(tenant, componentId, fn);
       if (why) return `${where}: ${why}`;

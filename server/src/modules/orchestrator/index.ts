@@ -19,13 +19,13 @@ import { TenantGate } from './orchestrator.gate.js';
 import { Replies } from './orchestrator.replies.js';
 import { orchestratorRoutes } from './orchestrator.routes.js';
 import { StepRunner, type CredentialResolver } from './orchestrator.runner.js';
-import { createLocalRuntime, type Runtime } from './orchestrator.runtime.js';
+import { createLocalRuntime, type RemoteRuntime, type Runtime } from './orchestrator.runtime.js';
 import { OrchestratorService, PreparedFlows } from './orchestrator.service.js';
 
 export { OrchestratorService, ORCHESTRATOR_GROUP } from './orchestrator.service.js';
 export { NodeSettings } from './orchestrator.routing.js';
 export type { CredentialResolver } from './orchestrator.runner.js';
-export { createLocalRuntime, LOCAL_RUNTIME, type Runtime, type Placement, type StepPlacement } from './orchestrator.runtime.js';
+export { createLocalRuntime, LOCAL_RUNTIME, WORKERS_RUNTIME, type Runtime, type RemoteRuntime, type RemoteTarget, type Placement, type StepPlacement } from './orchestrator.runtime.js';
 export { TenantGate } from './orchestrator.gate.js';
 
 /** The tenant limits the engine enforces (the limits module's, wired in entrypoints/hub.ts). */
@@ -56,6 +56,8 @@ export interface OrchestratorDeps {
   limits?: ExecutionLimits | undefined;
   /** Where steps run; the embedded `local` runtime by default. */
   runtime?: Runtime;
+  /** The `workers` runtime (the router's gRPC workers), for nodes and flows that name it. */
+  workers?: RemoteRuntime | undefined;
   /** Test knobs: reconcile tick and retention pass period. */
   tickMs?: number;
   pruneEveryMs?: number;
@@ -66,7 +68,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
   const replies = new Replies(db, logger);
   const runtime = deps.runtime ?? createLocalRuntime(bus, logger);
   const writer = new ExecutionWriter(db, bus, logger, (c) => replies.delivered(c), runtime.handoff);
-  const flows = new PreparedFlows(db, deps.components, logger);
+  const flows = new PreparedFlows(db, deps.components, logger, deps.workers);
   const limits = deps.limits;
   const gate = limits ? new TenantGate((tenant) => limits.concurrentExecutions(tenant)) : undefined;
   const runner = new StepRunner({
@@ -85,7 +87,7 @@ export async function createOrchestratorModule(deps: OrchestratorDeps): Promise<
     ...(deps.tickMs !== undefined ? { tickMs: deps.tickMs } : {}),
     ...(deps.pruneEveryMs !== undefined ? { pruneEveryMs: deps.pruneEveryMs } : {}),
     stopWaitMs: Math.min(30_000, config.shutdownTimeoutMs),
-  });
+  }, deps.workers);
   const audit = createAuditPublisher(bus, 'orchestrator', logger);
   let started = false;
   return {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { stepQueueName, type Flow, type FlowNode } from '../../contracts/flows.js';
 import type { Logger } from '../../platform/logger.js';
+import type { RemoteRuntime, RemoteTarget } from './orchestrator.runtime.js';
 import { StepError, compileExpression, isTruthy, type CompiledExpression, type ComponentsService, type PreparedStep } from '../components/index.js';
 
 /** Per-node failure handling and throughput (`node.nodeSettings`); unknown keys are kept for other modules. */
@@ -26,6 +27,10 @@ export const NodeSettings = z.looseObject({
   timeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
   /** Messages of this step handled at once in each orchestrator process. */
   concurrency: z.number().int().min(1).max(1_000).default(64),
+  /** Where the step runs: `local` (in the hub) or `workers` (the router's gRPC workers); default: the flow's `flowSettings.runtime`, else local. */
+  runtime: z.enum(['local', 'workers']).optional(),
+  /** For `runtime: workers`: the component version the step needs (`2` = major 2, `2.1`, `2.1.3`). */
+  version: z.string().regex(/^\d+(\.\d+){0,2}$/, 'must be a version such as 2, 2.1 or 2.1.3').optional(),
 });
 export type NodeSettings = z.infer<typeof NodeSettings>;
 
@@ -45,6 +50,8 @@ export interface PreparedNode {
   step: PreparedStep;
   settings: NodeSettings;
   edges: PreparedEdge[];
+  /** Set when the step runs on the remote runtime: never inline, never handed off. */
+  remote?: RemoteTarget | undefined;
 }
 
 export interface PreparedFlow {
@@ -63,7 +70,7 @@ function describeSettingsIssues(nodeId: string, error: z.ZodError): string {
 }
 
 /** Binds every node to its component and compiles the edges; throws FlowPreparationError with every reason. */
-export async function prepareFlow(flow: Flow, components: ComponentsService, logger: Logger): Promise<PreparedFlow> {
+export async function prepareFlow(flow: Flow, components: ComponentsService, logger: Logger, workers?: RemoteRuntime): Promise<PreparedFlow> {
   const problems: string[] = [];
   const nodes = new Map<string, PreparedNode>();
   const incoming = new Map<string, number>();
@@ -80,6 +87,22 @@ export async function prepareFlow(flow: Flow, components: ComponentsService, log
     const settings = NodeSettings.safeParse(node.nodeSettings ?? {});
     if (!settings.success) {
       problems.push(describeSettingsIssues(node.id, settings.error));
+      continue;
+    }
+    const flowRuntime = (flow.flowSettings as { runtime?: unknown } | undefined)?.runtime;
+    const runtime = settings.data.runtime ?? flowRuntime ?? 'local';
+    if (runtime !== 'local' && runtime !== 'workers') {
+      problems.push(`flowSettings.runtime: must be local or workers, got ${JSON.stringify(runtime)}`);
+      continue;
+    }
+    if (runtime === 'workers') {
+      if (!workers) {
+        problems.push(`node ${node.id}: runtime workers needs the router role in the orchestrator's process (plexus start --roles …,router)`);
+        continue;
+      }
+      const remote: RemoteTarget = { tenant: flow.tenant, component: node.componentId, function: node.function, version: settings.data.version };
+      const step = workers.prepareStep(remote, node.fields ?? {}, settings.data.timeoutMs);
+      nodes.set(node.id, { node, queue: stepQueueName(flow.id, node.id), step, settings: settings.data, edges: [], remote });
       continue;
     }
     try {

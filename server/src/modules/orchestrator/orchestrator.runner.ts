@@ -360,7 +360,8 @@ export class StepRunner {
       const inBudget = child.delayMs === 0 && st.left > 0 && Date.now() <= st.until;
       // A step given its own concurrency limit keeps it: only its own queue runs it.
       const ownLimit = node?.node.nodeSettings?.concurrency !== undefined;
-      if (node && inBudget && !node.step.pure && !ownLimit && Date.now() + node.settings.timeoutMs <= st.effectUntil) {
+      // A remote step runs only where its workers take it from its queue.
+      if (node && inBudget && !node.step.pure && !ownLimit && !node.remote && Date.now() + node.settings.timeoutMs <= st.effectUntil) {
         st.effectUntil = 0;
         st.left--;
         await this.runEffectInline(flow, node, child, st);

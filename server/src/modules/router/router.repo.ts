@@ -1,0 +1,88 @@
+/** SQL of the router module: enrolments, enrolled workers, logical configurations. One operation per function. */
+import type { Queryable } from '../../platform/db/index.js';
+
+export interface EnrolmentRow {
+  id: string;
+  tenant_id: string;
+  secret_hash: string;
+  components: string[];
+  created_by: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  worker_id: string | null;
+}
+
+export interface WorkerRow {
+  id: string;
+  tenant_id: string;
+  worker_id: string;
+  credential_hash: string;
+  components: string[];
+  enrolment_id: string;
+  created_at: Date;
+  last_seen_at: Date;
+  revoked_at: Date | null;
+}
+
+export async function insertEnrolment(db: Queryable, e: { id: string; tenantId: string; secretHash: string; components: string[]; createdBy: string; expiresAt: Date }): Promise<EnrolmentRow> {
+  const res = await db.query<EnrolmentRow>(
+    `INSERT INTO router_enrolments (id, tenant_id, secret_hash, components, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+    [e.id, e.tenantId, e.secretHash, JSON.stringify(e.components), e.createdBy, e.expiresAt],
+  );
+  return res.rows[0]!;
+}
+
+export async function findEnrolment(db: Queryable, id: string): Promise<EnrolmentRow | undefined> {
+  const res = await db.query<EnrolmentRow>('SELECT * FROM router_enrolments WHERE id = $1', [id]);
+  return res.rows[0];
+}
+
+/** Marks the enrolment used by `workerId`; false when it was used already (a concurrent connect won). */
+export async function useEnrolment(db: Queryable, id: string, workerId: string): Promise<boolean> {
+  const res = await db.query('UPDATE router_enrolments SET used_at = now(), worker_id = $2 WHERE id = $1 AND used_at IS NULL', [id, workerId]);
+  return (res.rowCount ?? 0) === 1;
+}
+
+export async function listEnrolments(db: Queryable, tenantId: string): Promise<EnrolmentRow[]> {
+  const res = await db.query<EnrolmentRow>('SELECT * FROM router_enrolments WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 500', [tenantId]);
+  return res.rows;
+}
+
+/** Binds a worker name to a fresh credential; a worker enrolling again under its name replaces the old one. */
+export async function upsertWorker(db: Queryable, w: { id: string; tenantId: string; workerId: string; credentialHash: string; components: string[]; enrolmentId: string }): Promise<void> {
+  await db.query(
+    `INSERT INTO router_workers (id, tenant_id, worker_id, credential_hash, components, enrolment_id) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (tenant_id, worker_id) DO UPDATE SET id = EXCLUDED.id, credential_hash = EXCLUDED.credential_hash, components = EXCLUDED.components,
+       enrolment_id = EXCLUDED.enrolment_id, created_at = now(), last_seen_at = now(), revoked_at = NULL`,
+    [w.id, w.tenantId, w.workerId, w.credentialHash, JSON.stringify(w.components), w.enrolmentId],
+  );
+}
+
+export async function findWorker(db: Queryable, id: string): Promise<WorkerRow | undefined> {
+  const res = await db.query<WorkerRow>('SELECT * FROM router_workers WHERE id = $1', [id]);
+  return res.rows[0];
+}
+
+export async function touchWorker(db: Queryable, id: string): Promise<void> {
+  await db.query('UPDATE router_workers SET last_seen_at = now() WHERE id = $1', [id]);
+}
+
+export async function latestConfiguration(db: Queryable, tenantId: string, workerId: string): Promise<{ version: number; configuration: Record<string, unknown> } | undefined> {
+  const res = await db.query<{ version: number; configuration: Record<string, unknown> }>(
+    'SELECT version, configuration FROM router_configurations WHERE tenant_id = $1 AND worker_id = $2 ORDER BY version DESC LIMIT 1',
+    [tenantId, workerId],
+  );
+  return res.rows[0];
+}
+
+/** Stores a new version of the configuration; `ON CONFLICT` makes two instances racing on one worker keep one. */
+export async function insertConfiguration(db: Queryable, tenantId: string, workerId: string, version: number, configuration: Record<string, unknown>): Promise<boolean> {
+  const res = await db.query('INSERT INTO router_configurations (tenant_id, worker_id, version, configuration) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+    tenantId,
+    workerId,
+    version,
+    JSON.stringify(configuration),
+  ]);
+  return (res.rowCount ?? 0) === 1;
+}
