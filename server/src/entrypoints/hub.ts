@@ -99,7 +99,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor, secrets: secrets.service });
   modules.push(components);
   const orchestrator = await createOrchestratorModule({
     config,
@@ -193,6 +193,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
       const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
+      // OIH components on this host reach the platform services here (a wildcard bind is reachable on loopback).
+      components.setApiBase(`http://${['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : host}:${port}`);
       return `http://${host}:${port}`;
     },
     stop: () => lifecycle.stop(),

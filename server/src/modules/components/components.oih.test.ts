@@ -66,6 +66,8 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
   beforeAll(async () => {
     testDb = await openTestDb(target);
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-components-'));
+    // Readable by others, as an operator's component folder is: runners then run as nobody.
+    fs.chmodSync(root, 0o755);
     service = new ComponentsService(testDb.db, logger, [], { allowedRoots: [root] });
     copyFixture(root);
     await service.register('default', { directory: 'oih-orders' }, 'tester');
@@ -102,26 +104,34 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
 
   it('runs an async trigger: the resolved value is emitted, snapshot keeps the cursor', async () => {
     const step = await component.fn('getOrders')!.prepare({ pageSize: '3' }, { logger });
-    const first = await step.run(context(message({})));
+    const first = await step.run(context(message({}), { credentials: { apiKey: 'k' } }));
     expect(bodies(first)).toEqual([{ orders: [{ id: '1' }, { id: '2' }, { id: '3' }] }]);
     expect(first.snapshot).toEqual({ value: { next: 4 } });
-    const second = await step.run(context(message({}), { snapshot: first.snapshot!.value }));
+    const second = await step.run(context(message({}), { snapshot: first.snapshot!.value, credentials: { apiKey: 'k' } }));
     expect(bodies(second)).toEqual([{ orders: [{ id: '4' }, { id: '5' }, { id: '6' }] }]);
   });
 
   it('maps rebound, errors and httpReply, and cannot change the message it was given', async () => {
     const step = await component.fn('unreliable')!.prepare({}, { logger });
-    expect((await step.run(context(message({ mode: 'rebound' })))).rebound).toEqual({ reason: 'the remote is not ready yet' });
-    const user = (await step.run(context(message({ mode: 'user-error' }))).catch((e: unknown) => e)) as StepError;
-    expect([user instanceof StepError, user.kind, user.message]).toEqual([true, 'user', 'order rejected by the remote']);
-    const transient = (await step.run(context(message({ mode: 'transient' }))).catch((e: unknown) => e)) as StepError;
-    expect([transient.kind, transient.message]).toEqual(['transient', 'remote unavailable']);
-    const replied = await step.run(context(message({ mode: 'reply', id: 'o-1' })));
+    const credentials = { apiKey: 'k' };
+    expect((await step.run(context(message({ mode: 'rebound' }), { credentials }))).rebound).toEqual({ reason: 'the remote is not ready yet' });
+    const user = (await step.run(context(message({ mode: 'user-error' }), { credentials })).catch((e: unknown) => e)) as StepError;
+    expect([user instanceof StepError, user.kind, user.message]).toEqual([true, 'user', 'order rejected by the remote (HTTP 422)']);
+    // As under sailor: an emitted error fails the message, whatever its network code; only an HTTP 408/429/5xx is transient.
+    const emitted = (await step.run(context(message({ mode: 'transient' }), { credentials })).catch((e: unknown) => e)) as StepError;
+    expect([emitted.kind, emitted.message]).toEqual(['user', 'remote unavailable']);
+    const replied = await step.run(context(message({ mode: 'reply', id: 'o-1' }), { credentials }));
     expect(replied.reply).toEqual({ status: 201, headers: { 'x-from': 'oih' }, body: { accepted: 'o-1' } });
     expect(bodies(replied)).toEqual([{ ok: true, mode: 'reply' }]);
     const shared = message({ mode: 'mutate' });
-    await step.run(context(shared));
+    await step.run(context(shared, { credentials }));
     expect(shared.body).toEqual({ mode: 'mutate' });
+  });
+
+  it('fails a step whose node lacks the credential the component declares, naming the field', async () => {
+    const step = await component.fn('unreliable')!.prepare({}, { logger });
+    const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
+    expect([err.kind, err.message]).toEqual(['user', 'the component needs the credential field apiKey: give the node a credential (credentialsId)']);
   });
 
   it('refuses folders outside the allowed roots, unknown packages, name clashes and duplicates', async () => {

@@ -133,7 +133,8 @@ async function componentProblems(tenant: string, graph: unknown, catalog: Compon
       const why = await catalog.checkFunction(tenant, componentId, fn);
       if (why) return `${where}: ${why}`;
       const isFields = typeof fields === 'object' && fields !== null && !Array.isArray(fields);
-      const refused = isFields ? await catalog.checkFields?.(tenant, componentId, fn, fields as Record<string, unknown>) : undefined;
+      // A node without fields is checked too: its component may require some.
+      const refused = isFields || fields === undefined ? await catalog.checkFields?.(tenant, componentId, fn, (fields ?? {}) as Record<string, unknown>) : undefined;
       return refused ? `${where}: ${refused}` : undefined;
     }),
   );
