@@ -69,7 +69,8 @@ function refusedError(host, reason) {
 const originalConnect = net.Socket.prototype.connect;
 /** @this {net.Socket} */
 function checkedConnect(...args) {
-  const normalized = net._normalizeArgs(args);
+  // net.createConnection hands connect its already normalised arguments, marked as such.
+  const normalized = args.length === 1 && Array.isArray(args[0]) ? args[0] : net._normalizeArgs(args);
   const options = normalized[0];
   // eslint-disable-next-line @typescript-eslint/no-this-alias -- the socket is what the deferred connect acts on
   const socket = this;
@@ -79,25 +80,23 @@ function checkedConnect(...args) {
   }
   const host = options.host ?? 'localhost';
   const port = options.port;
-  if (net.isIP(host)) {
-    askHub(host, host, port).then((refusal) => {
-      if (refusal) socket.destroy(refusedError(host, refusal));
-      else originalConnect.apply(socket, args);
-    });
-    return socket;
-  }
-  const lookup = options.lookup ?? dns.lookup;
+  const family = net.isIP(host);
+  // Node resolves only names through `lookup`; an address literal goes through it too, under a
+  // stand-in name, so every connection is checked while the socket is already connecting
+  // (writes made before the connection are queued as usual).
+  const lookup = family ? (_name, lookupOptions, callback) => (lookupOptions?.all ? callback(null, [{ address: host, family }]) : callback(null, host, family)) : (options.lookup ?? dns.lookup);
   const checkedLookup = (hostname, lookupOptions, callback) => {
-    lookup(hostname, lookupOptions, (err, address, family) => {
-      if (err) return callback(err, address, family);
-      const list = Array.isArray(address) ? address : [{ address, family }];
-      Promise.all(list.map((a) => askHub(hostname, a.address, port))).then((refusals) => {
+    lookup(hostname, lookupOptions, (err, address, addressFamily) => {
+      if (err) return callback(err, address, addressFamily);
+      const list = Array.isArray(address) ? address : [{ address, family: addressFamily }];
+      Promise.all(list.map((a) => askHub(family ? host : hostname, a.address, port))).then((refusals) => {
         const refusal = refusals.find(Boolean);
-        if (refusal) callback(refusedError(hostname, refusal));
-        else callback(null, address, family);
+        if (refusal) callback(refusedError(family ? host : hostname, refusal));
+        else callback(null, address, addressFamily);
       });
     });
   };
+  if (family) return originalConnect.call(socket, { ...options, host: 'address.plexus.invalid', lookup: checkedLookup }, normalized[1]);
   return originalConnect.call(socket, { ...options, lookup: checkedLookup }, normalized[1]);
 }
 net.Socket.prototype.connect = checkedConnect;
@@ -124,7 +123,8 @@ async function load(file) {
 function exported(mod, name) {
   if (typeof mod?.[name] === 'function') return mod[name];
   if (typeof mod?.default?.[name] === 'function') return mod.default[name];
-  if (name === 'process' && typeof mod === 'function') return mod;
+  // `module.exports = function …`: the file is the function (verifyCredentials.js, old actions).
+  if ((name === 'process' || name === 'verifyCredentials') && typeof mod === 'function') return mod;
   return undefined;
 }
 

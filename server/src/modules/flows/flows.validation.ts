@@ -38,6 +38,11 @@ const SERVER_OWNED = ['id', 'tenant', 'status', 'statusReason', 'version', 'crea
 
 /** The component a sync webhook flow must contain to have something to answer with. */
 export const WEBHOOK_REPLY_COMPONENT = 'webhook-reply';
+/**
+ * The other built-ins, which never answer. A tenant's own (OIH) component may: its
+ * `emit('httpReply')` answers the call, so a flow with one is accepted as it is.
+ */
+const BUILTINS_WITHOUT_REPLY = new Set(['http-request', 'transform', 'filter', 'code', 'split', 'delay', 'log']);
 
 /** The editable part of a flow, complete and valid. */
 export interface FlowDefinition {
@@ -191,7 +196,7 @@ function settingsProblems(def: FlowDefinition): string[] {
   for (const path of credentialSettingPaths(def.flowSettings)) {
     problems.push(`${path}: looks like a credential; store it in the secrets module (POST /api/v1/secrets) and refer to it by id`);
   }
-  if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT)) {
+  if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT || !BUILTINS_WITHOUT_REPLY.has(n.componentId))) {
     problems.push(`flowSettings.webhooks.respond: "sync" needs a ${WEBHOOK_REPLY_COMPONENT} step in the graph to answer with`);
   }
   return problems;
