@@ -5,12 +5,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { StepError, type Component } from './components.descriptor.js';
-import { readOihComponent } from './components.oih.js';
+import { oihComponent, readOihComponent } from './components.oih.js';
 import { ComponentsService } from './components.service.js';
 import { bodies, context, message } from './components.testing.js';
 
@@ -158,5 +159,45 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
     fs.writeFileSync(path.join(dir, 'lib', 'go.js'), 'module.exports = { notProcess: 1 };');
     await expect(service.register('default', { directory: 'broken' }, 'tester')).rejects.toThrow(/go: cannot be loaded: go.js exports no process/);
     expect(await service.findComponent('default', 'broken')).toBeUndefined();
+  });
+});
+
+describe('the runner contract, in a process of the tenant', () => {
+  const CONTRACT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/oih-components/contract');
+  let dir: string;
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-oih-contract-'));
+    fs.chmodSync(dir, 0o755);
+    fs.cpSync(CONTRACT, path.join(dir, 'contract'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'hang', 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'hang', 'component.json'), JSON.stringify({ actions: { hang: { main: './lib/hang.js' } } }));
+    fs.writeFileSync(path.join(dir, 'hang', 'lib', 'hang.js'), "exports.process = function () { this.emit('data', { data: { started: true } }); };");
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('gives components a bunyan-style logger whose lines keep their objects, with the credential redacted', async () => {
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const def = readOihComponent(path.join(dir, 'contract'));
+    const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('observe')!.prepare({}, { logger });
+    const out = await step.run(context(message({}), { credentials: { username: 'ann', password: 'pw-very-secret' }, credentialsType: 'basic', logger: createLogger('info', capture) }));
+    expect((bodies(out)[0] as { user: string }).user).toBe('ann');
+    const line = lines.map((l) => JSON.parse(l) as { msg: string; component: Record<string, unknown> }).find((l) => l.msg.startsWith('observing'));
+    expect(line).toMatchObject({ msg: 'observing with passphrase [REDACTED]', component: { user: 'ann', passphrase: '[REDACTED]', step: 'node-1' } });
+    expect(lines.join('\n')).not.toContain('pw-very-secret');
+  });
+
+  it('kills the process of a call past its time limit and fails the step with a user error', async () => {
+    const def = readOihComponent(path.join(dir, 'hang'));
+    const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('hang')!.prepare({}, { logger, timeoutMs: 500 });
+    const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
+    expect([err instanceof StepError, err.kind, err.message]).toEqual([true, 'user', 'component: time limit exceeded (500 ms)']);
   });
 });
