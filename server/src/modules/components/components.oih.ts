@@ -18,8 +18,8 @@
  * - `updateKeys`: new OAuth2 tokens (or fields) for the node's credential, saved in the secrets module;
  * - `httpReply`: the answer to a sync webhook call;
  * - `end`: the run is over. A `process` that returns a promise is over when it settles (a
- *   resolved value is emitted as data first). Emits that arrive shortly after the end
- *   (LINGER_MS of quiet, within the step's time limit) still count, as under sailor.
+ *   resolved value is emitted as data first). Emits that arrive shortly after a callback-style
+ *   `end` (until LINGER_MS of quiet, within the step's time limit) still count, as under sailor.
  * `cfg` is the node's `fields` merged with its credential under the component's field names.
  */
 import { randomUUID } from 'node:crypto';
@@ -52,8 +52,8 @@ export { OihPool, type OihPoolOptions } from './components.oih-pool.js';
 
 /** How long a `process` that neither returns a promise nor emits `end` may run. */
 const DEFAULT_TIMEOUT_MS = 60_000;
-/** After the end of a run, emits are still taken until this long passes without one. */
-const LINGER_MS = 50;
+/** After a callback-style run emitted end, emits are still taken until this long passes without one. */
+const LINGER_MS = 25;
 /** Lifecycle and editor calls (verifyCredentials, select models, startup, shutdown). */
 const LIFECYCLE_TIMEOUT_MS = 30_000;
 
@@ -616,6 +616,9 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
       const d: OihDone | undefined = done;
       const over = d !== undefined && (!d.ok || d.isAsync || ended || failure !== undefined || result.rebound !== undefined);
       if (over) {
+        // A promise that settled ends the run as it is; a callback-style run that emitted end
+        // may still emit (sailor delivers that): it ends after LINGER_MS of quiet.
+        if (!d.ok || d.isAsync) break;
         const quietFor = Date.now() - lastEmitAt;
         if (quietFor >= LINGER_MS || Date.now() >= deadline) break;
         await sleepOrWake(LINGER_MS - quietFor, (w) => (wake = w));
