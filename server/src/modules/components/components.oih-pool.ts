@@ -167,6 +167,8 @@ class OihRunner {
   start(call: OihCall, handlers: OihHandlers): OihSession {
     this.state = 'busy';
     clearTimeout(this.idleTimer);
+    this.child.ref();
+    this.child.channel?.ref();
     const id = ++this.callId;
     let resolveDone!: (d: OihDone) => void;
     let rejectDone!: (e: unknown) => void;
@@ -253,7 +255,9 @@ class OihRunner {
   private becomeIdle(): void {
     this.state = 'idle';
     this.lastUsedAt = Date.now();
+    // An idle runner keeps no process alive: neither the child handle nor its IPC channel.
     this.child.unref();
+    this.child.channel?.unref();
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.stop(), this.options.idleMs ?? 60_000);
     this.idleTimer.unref();

@@ -29,6 +29,7 @@ import { z } from 'zod';
 import type { FlowMessage, WebhookReply } from '../../contracts/flows.js';
 import { AppError } from '../../platform/errors.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
+import { nonPublicRangeOf } from '../../platform/outbound/index.js';
 import {
   ComponentName,
   StepError,
@@ -304,15 +305,19 @@ function defaultRuntime(dir: string | undefined, logger: Logger): OihRuntime {
     size: 4,
     perTenant: 2,
     readRoots: () => (dir ? [dir] : []),
-    checkAddress: (_tenant, _host, address) => (isPublicAddressLoose(address) ? undefined : 'a non-public address'),
+    checkAddress: (_tenant, _host, address) => nonPublicRangeOf(address),
     logger,
   });
   return { pool: defaultPool };
 }
 
-function isPublicAddressLoose(address: string): boolean {
-  return !/^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|0\.|::1$|fc|fd|fe80)/i.test(address);
+/** Stops the processes of the pool used by callers that gave no runtime (a worker shutting down). */
+export async function closeDefaultOihPool(): Promise<void> {
+  const pool = defaultPool;
+  defaultPool = undefined;
+  await pool?.close();
 }
+
 
 /** The error a component emitted or threw, as a step failure: transient only for 408, 429, 5xx. */
 export function oihStepError(e: OihErrorInfo): StepError {
