@@ -135,6 +135,8 @@ export const FlowMessage = z.object({
   headers: z.record(z.string(), z.unknown()).default({}),
   metadata: z.record(z.string(), z.unknown()).default({}),
   query: z.record(z.string(), z.unknown()).optional(),
+  /** OIH components: what earlier OIH steps emitted, by step id (sailor's `passthrough`); kept along the flow. */
+  passthrough: z.record(z.string(), z.unknown()).optional(),
 });
 export type FlowMessage = z.infer<typeof FlowMessage>;
 

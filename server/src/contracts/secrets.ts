@@ -57,11 +57,12 @@ export const OAuth2Value = z
   });
 export type OAuth2Value = z.infer<typeof OAuth2Value>;
 
-/** Free-form fields, every one of them sensitive. */
+/** Free-form fields, every one of them sensitive; values may nest (an OIH component's `auth: {type, basic: {…}}`). */
 export const MixedValue = z
-  .record(z.string().min(1).max(200), z.union([z.string().max(16_384), z.number(), z.boolean(), z.null()]))
+  .record(z.string().min(1).max(200), z.json())
   .refine((v) => Object.keys(v).length > 0, 'must have at least one field')
-  .refine((v) => Object.keys(v).length <= 100, 'must have at most 100 fields');
+  .refine((v) => Object.keys(v).length <= 100, 'must have at most 100 fields')
+  .refine((v) => JSON.stringify(v).length <= 65_536, 'must be at most 64 KiB of JSON');
 export type MixedValue = z.infer<typeof MixedValue>;
 
 export const SECRET_VALUE_SCHEMAS = { basic: BasicValue, apiKey: ApiKeyValue, oauth2: OAuth2Value, mixed: MixedValue } as const;

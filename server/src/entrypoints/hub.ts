@@ -109,7 +109,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor });
+  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor, secrets: secrets.service });
   modules.push(components);
   // An aggregator instance: gRPC workers attach here; flow steps on the `workers` runtime run on them.
   const router = createRouterModule({ config, db, bus, logger: logger.child({ module: 'router' }), metrics });
@@ -231,6 +231,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
       const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host;
       if (!config.connector.publicUrl) connectorCore.urls.publicUrl = `http://${host}:${port}`;
       if (roles.has('connector')) await connector.listenMtls();
+      // OIH components on this host reach the platform services here (a wildcard bind is reachable on loopback).
+      components.setApiBase(`http://${['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : host}:${port}`);
       return `http://${host}:${port}`;
     },
     stop: () => lifecycle.stop(),

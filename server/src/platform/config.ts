@@ -163,6 +163,19 @@ const EnvSchema = z.object({
   PLEXUS_CODE_MEMORY_MB: positiveInt.pipe(z.number().min(8, 'must be at least 8')).default(64),
   /** CPU time one code step run may use (it also stops at its node's timeoutMs of wall time). */
   PLEXUS_CODE_CPU_TIME: duration.pipe(z.number().min(10, 'must be at least 10ms')).prefault('10s'),
+  // OIH / elastic.io components (modules/components, components.oih*.ts).
+  /** Child processes OIH components run in, in all (per tenant, spawned when needed, gone after a minute idle). */
+  PLEXUS_COMPONENT_RUNNERS: positiveInt.default(4),
+  /** Of those, how many one tenant may hold at once. */
+  PLEXUS_COMPONENT_RUNNERS_PER_TENANT: positiveInt.default(2),
+  /** Resident memory above which an OIH component process is killed (its step fails), in MB. */
+  PLEXUS_COMPONENT_RUNNER_MEMORY_MB: positiveInt.pipe(z.number().min(64, 'must be at least 64')).default(512),
+  /** Base URL OIH components reach the hub's platform services at (ELASTICIO_API_URI, object storage); default: the hub's own listening address. */
+  PLEXUS_COMPONENT_API_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** Largest object an OIH component may put in the object store. */
+  PLEXUS_COMPONENT_OBJECT_MAX_BYTES: byteCount.default(10 * 1024 * 1024),
+  /** Bytes one tenant's objects may hold in all. */
+  PLEXUS_COMPONENT_OBJECT_STORE_BYTES: byteCount.default(1024 * 1024 * 1024),
   /** Director: `strict` refuses a spec its parser rejects (22); `lenient` stores it with the parser's problems. */
   PLEXUS_DIRECTOR_SPEC_VALIDATION: z.enum(['lenient', 'strict'], { error: 'must be lenient or strict' }).default('lenient'),
   /** Director: delay before the second attempt of a webhook delivery; each later one waits 3x longer (at most 4h). */
@@ -268,6 +281,8 @@ export type Config = Readonly<{
     codeMemoryMb: number;
     codeCpuTimeMs: number;
   }>;
+  /** OIH / elastic.io components: their processes and platform services. */
+  oih: Readonly<{ runners: number; runnersPerTenant: number; runnerMemoryMb: number; apiUrl: string | undefined; objectMaxBytes: number; objectStoreBytes: number }>;
   director: Readonly<{ specValidation: 'lenient' | 'strict'; webhookFirstRetryMs: number; webhookRetryWindowMs: number; queryCacheBytes: number }>;
   connector: Readonly<{
     appTokenTtlMs: number;
@@ -362,6 +377,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       codeWorkers: e.PLEXUS_CODE_WORKERS,
       codeMemoryMb: e.PLEXUS_CODE_MEMORY_MB,
       codeCpuTimeMs: e.PLEXUS_CODE_CPU_TIME,
+    }),
+    oih: Object.freeze({
+      runners: e.PLEXUS_COMPONENT_RUNNERS,
+      runnersPerTenant: e.PLEXUS_COMPONENT_RUNNERS_PER_TENANT,
+      runnerMemoryMb: e.PLEXUS_COMPONENT_RUNNER_MEMORY_MB,
+      apiUrl: e.PLEXUS_COMPONENT_API_URL,
+      objectMaxBytes: e.PLEXUS_COMPONENT_OBJECT_MAX_BYTES,
+      objectStoreBytes: e.PLEXUS_COMPONENT_OBJECT_STORE_BYTES,
     }),
     director: Object.freeze({
       specValidation: e.PLEXUS_DIRECTOR_SPEC_VALIDATION,

@@ -22,6 +22,7 @@ describe.each(dbTargets)('components on %s', (target) => {
 
   beforeAll(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-components-e2e-'));
+    fs.chmodSync(root, 0o755);
     fs.cpSync(FIXTURE, path.join(root, 'oih-orders'), { recursive: true });
     hub = await createTestHub({ target, env: { PLEXUS_COMPONENT_PATHS: root } });
     sink = await startSink();
@@ -107,8 +108,10 @@ describe.each(dbTargets)('components on %s', (target) => {
   });
 
   it('rebounds a message when the component asks, up to maxRebounds, then fails it', async () => {
+    // The component declares a required credential field (apiKey): every node of it needs one.
+    const secret = await hub.api('POST', '/api/v1/secrets', { name: `orders rebound key ${target}`, type: 'mixed', value: { apiKey: 'k-3' } });
     const flowId = await createAndStart(hub, {
-      nodes: [{ id: 'flaky', componentId: 'oih-orders', function: 'unreliable', nodeSettings: { maxRebounds: 2, reboundDelayMs: 20 } }],
+      nodes: [{ id: 'flaky', componentId: 'oih-orders', function: 'unreliable', credentialsId: secret.body.data.id, nodeSettings: { maxRebounds: 2, reboundDelayMs: 20 } }],
       edges: [],
     });
     const x = await waitForExecution(hub, await trigger(hub, flowId, { mode: 'rebound' }));

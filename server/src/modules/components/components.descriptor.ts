@@ -28,6 +28,8 @@ export const FunctionDescriptor = z.object({
   inputSchema: JsonSchema.optional(),
   /** JSON schema of the bodies it emits, when it has one. */
   outputSchema: JsonSchema.optional(),
+  /** OIH `dynamicMetadata`: the schemas come from the component's getMetaModel(cfg) (POST /api/v1/components/:id/dynamic/getMetaModel). */
+  dynamicMetadata: z.boolean().optional(),
 });
 export type FunctionDescriptor = z.infer<typeof FunctionDescriptor>;
 
@@ -63,6 +65,8 @@ export interface StepContext {
   credentials: Record<string, unknown> | undefined;
   /** Its type: `basic`, `apiKey`, `oauth2` or `mixed`. */
   credentialsType?: string | undefined;
+  /** The node's `credentialsId`, when it has one (OIH components' `updateKeys` write to it). */
+  credentialsId?: string | undefined;
   /** The node's saved state from earlier runs, when the step reads one (`usesSnapshot`). */
   snapshot: unknown;
   logger: Logger;
@@ -106,6 +110,8 @@ export interface PrepareEnv {
   logger: Logger;
   /** The node's `nodeSettings.timeoutMs`, when set. */
   timeoutMs?: number | undefined;
+  /** The flow the node belongs to (OIH components read its variables with getFlowVariables()). */
+  flow?: { id: string; version: number; variables?: Record<string, unknown> | undefined } | undefined;
 }
 
 /** One trigger or action, ready to be bound to a node. */
@@ -189,5 +195,6 @@ export function isTransientStatus(status: number): boolean {
 export function deriveMessage(from: FlowMessage, body: unknown, id: string): FlowMessage {
   const out: FlowMessage = { id, attachments: from.attachments, body, headers: from.headers, metadata: from.metadata };
   if (from.query) out.query = from.query;
+  if (from.passthrough) out.passthrough = from.passthrough;
   return out;
 }

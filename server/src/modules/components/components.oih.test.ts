@@ -5,12 +5,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { StepError, type Component } from './components.descriptor.js';
-import { readOihComponent } from './components.oih.js';
+import { oihComponent, readOihComponent } from './components.oih.js';
 import { ComponentsService } from './components.service.js';
 import { bodies, context, message } from './components.testing.js';
 
@@ -66,6 +67,8 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
   beforeAll(async () => {
     testDb = await openTestDb(target);
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-components-'));
+    // Readable by others, as an operator's component folder is: runners then run as nobody.
+    fs.chmodSync(root, 0o755);
     service = new ComponentsService(testDb.db, logger, [], { allowedRoots: [root] });
     copyFixture(root);
     await service.register('default', { directory: 'oih-orders' }, 'tester');
@@ -102,26 +105,34 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
 
   it('runs an async trigger: the resolved value is emitted, snapshot keeps the cursor', async () => {
     const step = await component.fn('getOrders')!.prepare({ pageSize: '3' }, { logger });
-    const first = await step.run(context(message({})));
+    const first = await step.run(context(message({}), { credentials: { apiKey: 'k' } }));
     expect(bodies(first)).toEqual([{ orders: [{ id: '1' }, { id: '2' }, { id: '3' }] }]);
     expect(first.snapshot).toEqual({ value: { next: 4 } });
-    const second = await step.run(context(message({}), { snapshot: first.snapshot!.value }));
+    const second = await step.run(context(message({}), { snapshot: first.snapshot!.value, credentials: { apiKey: 'k' } }));
     expect(bodies(second)).toEqual([{ orders: [{ id: '4' }, { id: '5' }, { id: '6' }] }]);
   });
 
   it('maps rebound, errors and httpReply, and cannot change the message it was given', async () => {
     const step = await component.fn('unreliable')!.prepare({}, { logger });
-    expect((await step.run(context(message({ mode: 'rebound' })))).rebound).toEqual({ reason: 'the remote is not ready yet' });
-    const user = (await step.run(context(message({ mode: 'user-error' }))).catch((e: unknown) => e)) as StepError;
-    expect([user instanceof StepError, user.kind, user.message]).toEqual([true, 'user', 'order rejected by the remote']);
-    const transient = (await step.run(context(message({ mode: 'transient' }))).catch((e: unknown) => e)) as StepError;
-    expect([transient.kind, transient.message]).toEqual(['transient', 'remote unavailable']);
-    const replied = await step.run(context(message({ mode: 'reply', id: 'o-1' })));
+    const credentials = { apiKey: 'k' };
+    expect((await step.run(context(message({ mode: 'rebound' }), { credentials }))).rebound).toEqual({ reason: 'the remote is not ready yet' });
+    const user = (await step.run(context(message({ mode: 'user-error' }), { credentials })).catch((e: unknown) => e)) as StepError;
+    expect([user instanceof StepError, user.kind, user.message]).toEqual([true, 'user', 'order rejected by the remote (HTTP 422)']);
+    // As under sailor: an emitted error fails the message, whatever its network code; only an HTTP 408/429/5xx is transient.
+    const emitted = (await step.run(context(message({ mode: 'transient' }), { credentials })).catch((e: unknown) => e)) as StepError;
+    expect([emitted.kind, emitted.message]).toEqual(['user', 'remote unavailable']);
+    const replied = await step.run(context(message({ mode: 'reply', id: 'o-1' }), { credentials }));
     expect(replied.reply).toEqual({ status: 201, headers: { 'x-from': 'oih' }, body: { accepted: 'o-1' } });
     expect(bodies(replied)).toEqual([{ ok: true, mode: 'reply' }]);
     const shared = message({ mode: 'mutate' });
-    await step.run(context(shared));
+    await step.run(context(shared, { credentials }));
     expect(shared.body).toEqual({ mode: 'mutate' });
+  });
+
+  it('fails a step whose node lacks the credential the component declares, naming the field', async () => {
+    const step = await component.fn('unreliable')!.prepare({}, { logger });
+    const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
+    expect([err.kind, err.message]).toEqual(['user', 'the component needs the credential field apiKey: give the node a credential (credentialsId)']);
   });
 
   it('refuses folders outside the allowed roots, unknown packages, name clashes and duplicates', async () => {
@@ -148,5 +159,45 @@ describe.each(dbTargets)('registering and running an OIH component on %s', (targ
     fs.writeFileSync(path.join(dir, 'lib', 'go.js'), 'module.exports = { notProcess: 1 };');
     await expect(service.register('default', { directory: 'broken' }, 'tester')).rejects.toThrow(/go: cannot be loaded: go.js exports no process/);
     expect(await service.findComponent('default', 'broken')).toBeUndefined();
+  });
+});
+
+describe('the runner contract, in a process of the tenant', () => {
+  const CONTRACT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/oih-components/contract');
+  let dir: string;
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-oih-contract-'));
+    fs.chmodSync(dir, 0o755);
+    fs.cpSync(CONTRACT, path.join(dir, 'contract'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'hang', 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'hang', 'component.json'), JSON.stringify({ actions: { hang: { main: './lib/hang.js' } } }));
+    fs.writeFileSync(path.join(dir, 'hang', 'lib', 'hang.js'), "exports.process = function () { this.emit('data', { data: { started: true } }); };");
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('gives components a bunyan-style logger whose lines keep their objects, with the credential redacted', async () => {
+    const lines: string[] = [];
+    const capture = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const def = readOihComponent(path.join(dir, 'contract'));
+    const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('observe')!.prepare({}, { logger });
+    const out = await step.run(context(message({}), { credentials: { username: 'ann', password: 'pw-very-secret' }, credentialsType: 'basic', logger: createLogger('info', capture) }));
+    expect((bodies(out)[0] as { user: string }).user).toBe('ann');
+    const line = lines.map((l) => JSON.parse(l) as { msg: string; component: Record<string, unknown> }).find((l) => l.msg.startsWith('observing'));
+    expect(line).toMatchObject({ msg: 'observing with passphrase [REDACTED]', component: { user: 'ann', passphrase: '[REDACTED]', step: 'node-1' } });
+    expect(lines.join('\n')).not.toContain('pw-very-secret');
+  });
+
+  it('kills the process of a call past its time limit and fails the step with a user error', async () => {
+    const def = readOihComponent(path.join(dir, 'hang'));
+    const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('hang')!.prepare({}, { logger, timeoutMs: 500 });
+    const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
+    expect([err instanceof StepError, err.kind, err.message]).toEqual([true, 'user', 'component: time limit exceeded (500 ms)']);
   });
 });

@@ -1,58 +1,91 @@
 /**
- * Components in the format of the Open Integration Hub / elastic.io, run unmodified.
+ * Components in the format of the Open Integration Hub / elastic.io, run unmodified, as their
+ * runner (sailor / ferryman) runs them — but never in the hub's process: every call runs in a
+ * child process of the step's tenant (components.oih-pool.ts).
  *
- * A component is a directory with `component.json` (title, description, credentials fields,
- * `triggers` and `actions` each naming its `main` file, `fields`, `metadata.in|out`) and those
- * files exporting `process(msg, cfg, snapshot)`. As the OIH runner (ferryman) does, we call it
- * with `this.emit(event, payload)` (async) and `this.logger` (trace … error), and translate:
+ * A component is a directory with `component.json` (title, description, `credentials.fields`,
+ * `triggers` and `actions` each naming its `main` file, `fields`, `metadata.in|out` — inline or a
+ * path to a JSON schema file — or `dynamicMetadata`) and those files exporting
+ * `process(msg, cfg, snapshot)`. As sailor does, `this` carries `emit(event, payload)`, a
+ * bunyan-style `logger`, `getFlowVariables()` and the platform's ids, and we translate:
  * - `data`: a message to the next steps (their `msg.data` is our `body`; `msg.body` too, for
- *   older elastic.io code);
- * - `error`: the step fails (classified user/transient like any error);
+ *   older elastic.io code); the message keeps `passthrough`, the bodies of earlier steps by id;
+ * - `error` (or a thrown error, or a rejected promise): the message fails — recorded and
+ *   dead-lettered, not retried — unless the error carries an HTTP status 408, 429 or 5xx
+ *   (`err.response.status`, `statusCode`, `status`): then it is transient, retried by the engine;
+ * - `rebound`: run this message again later (nodeSettings.reboundDelayMs, doubling);
  * - `snapshot` / `updateSnapshot`: the node's saved state, replaced / merged;
- * - `rebound`: run this message again later without counting as a failure;
+ * - `updateKeys`: new OAuth2 tokens (or fields) for the node's credential, saved in the secrets module;
  * - `httpReply`: the answer to a sync webhook call;
  * - `end`: the run is over. A `process` that returns a promise is over when it settles (a
- *   resolved value is emitted as data first).
- * `cfg` is the node's `fields` merged with its credential.
+ *   resolved value is emitted as data first). Emits that arrive shortly after a callback-style
+ *   `end` (until LINGER_MS of quiet, within the step's time limit) still count, as under sailor.
+ * `cfg` is the node's `fields` merged with its credential under the component's field names.
  */
-import { execFile } from 'node:child_process';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
+import fs from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import type { FlowMessage, WebhookReply } from '../../contracts/flows.js';
 import { AppError } from '../../platform/errors.js';
-import type { Logger } from '../../platform/logger.js';
+import { createLogger, type Logger } from '../../platform/logger.js';
+import { nonPublicRangeOf } from '../../platform/outbound/index.js';
 import {
   ComponentName,
   StepError,
-  classifyStepError,
   deriveMessage,
+  isTransientStatus,
   type Component,
   type ComponentDescriptor,
   type ComponentFunction,
   type ComponentSource,
   type FunctionDescriptor,
   type JsonSchema,
+  type StepContext,
   type StepResult,
 } from './components.descriptor.js';
+import { credentialProblem, toCfg } from './components.oih-cfg.js';
+import { installOihComponent } from './components.oih-install.js';
+import { OihPool, type OihCall, type OihDone, type OihErrorInfo } from './components.oih-pool.js';
+
+export { installOihComponent, type InstallReport } from './components.oih-install.js';
+export { OihPool, type OihPoolOptions } from './components.oih-pool.js';
 
 /** How long a `process` that neither returns a promise nor emits `end` may run. */
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** After a callback-style run emitted end, emits are still taken until this long passes without one. */
+const LINGER_MS = 25;
+/** Lifecycle and editor calls (verifyCredentials, select models, startup, shutdown). */
+const LIFECYCLE_TIMEOUT_MS = 30_000;
 
-const OihField = z
-  .object({
-    label: z.string().optional(),
-    required: z.boolean().optional(),
-    viewClass: z.string().optional(),
-    note: z.string().optional(),
-    placeholder: z.string().optional(),
-    model: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
-  })
-  .loose();
+const OihField: z.ZodType<OihField> = z.lazy(() =>
+  z
+    .object({
+      label: z.string().optional(),
+      required: z.boolean().optional(),
+      viewClass: z.string().optional(),
+      note: z.string().optional(),
+      placeholder: z.string().optional(),
+      type: z.string().optional(),
+      // An object or array of choices, or the name of a select-model function of the component.
+      model: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
+      fields: z.record(z.string(), OihField).optional(),
+    })
+    .loose(),
+);
+interface OihField {
+  label?: string | undefined;
+  required?: boolean | undefined;
+  viewClass?: string | undefined;
+  note?: string | undefined;
+  placeholder?: string | undefined;
+  type?: string | undefined;
+  model?: string | Record<string, unknown> | unknown[] | undefined;
+  fields?: Record<string, OihField> | undefined;
+  [k: string]: unknown;
+}
+
+const SchemaOrPath = z.union([z.record(z.string(), z.unknown()), z.string().min(1)]);
 
 const OihFunction = z
   .object({
@@ -61,7 +94,8 @@ const OihFunction = z
     description: z.string().optional(),
     type: z.string().optional(),
     fields: z.record(z.string(), OihField).optional(),
-    metadata: z.object({ in: z.record(z.string(), z.unknown()).optional(), out: z.record(z.string(), z.unknown()).optional() }).loose().optional(),
+    dynamicMetadata: z.union([z.boolean(), z.string()]).optional(),
+    metadata: z.object({ in: SchemaOrPath.optional(), out: SchemaOrPath.optional() }).loose().optional(),
   })
   .loose();
 
@@ -71,7 +105,7 @@ const OihComponentJson = z
     title: z.string().optional(),
     description: z.string().optional(),
     version: z.string().optional(),
-    credentials: z.object({ fields: z.record(z.string(), OihField).optional() }).loose().optional(),
+    credentials: z.object({ fields: z.record(z.string(), OihField).optional(), verifier: z.string().optional() }).loose().optional(),
     triggers: z.record(z.string(), OihFunction).optional(),
     actions: z.record(z.string(), OihFunction).optional(),
   })
@@ -79,15 +113,37 @@ const OihComponentJson = z
 type OihComponentJson = z.infer<typeof OihComponentJson>;
 type OihFunction = z.infer<typeof OihFunction>;
 
-/** OIH describes fields by view class; we publish them as a JSON schema. */
-function fieldsToJsonSchema(fields: Record<string, z.infer<typeof OihField>> | undefined): JsonSchema {
+const TYPES = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array']);
+
+/** The JSON type of a field: its own `type`, else what its view class edits. */
+function typeOf(f: OihField): string {
+  if (f.type && TYPES.has(f.type)) return f.type;
+  if (f.fields) return 'object';
+  const view = (f.viewClass ?? '').toLowerCase();
+  if (view.startsWith('checkbox')) return 'boolean';
+  if (view === 'multiselectview') return 'array';
+  if (view === 'numberfieldview' || view === 'numberview') return 'number';
+  if (view === 'oauthfieldview' || view === 'httpauthview' || view === 'jsonview' || view === 'mapperview') return 'object';
+  return 'string';
+}
+
+/** OIH describes fields by view class; we publish them as a JSON schema with their real types. */
+function fieldsToJsonSchema(fields: Record<string, OihField> | undefined): JsonSchema {
   const properties: Record<string, unknown> = {};
   const required: string[] = [];
   for (const [name, f] of Object.entries(fields ?? {})) {
-    const prop: Record<string, unknown> = { type: /checkbox/i.test(f.viewClass ?? '') ? 'boolean' : 'string' };
+    const type = typeOf(f);
+    const prop: Record<string, unknown> = f.fields ? fieldsToJsonSchema(f.fields) : { type };
     if (f.label) prop.title = f.label;
     if (f.note ?? f.placeholder) prop.description = f.note ?? f.placeholder;
-    if (f.model && !Array.isArray(f.model)) prop.enum = Object.keys(f.model);
+    if (typeof f.model === 'string') prop['x-model'] = f.model;
+    else if (f.model && !Array.isArray(f.model)) {
+      if (type === 'array') prop.items = { type: 'string', enum: Object.keys(f.model) };
+      else prop.enum = Object.keys(f.model);
+    } else if (Array.isArray(f.model) && f.model.every((m) => typeof m === 'string')) {
+      if (type === 'array') prop.items = { type: 'string', enum: f.model };
+      else prop.enum = f.model;
+    }
     if (f.viewClass) prop['x-viewClass'] = f.viewClass;
     properties[name] = prop;
     if (f.required) required.push(name);
@@ -113,24 +169,48 @@ function nameFrom(raw: string): string {
   return raw.replace(/^@[^/]+\//, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 100);
 }
 
+function inside(dir: string, rel: string, what: string): string {
+  const file = path.resolve(dir, rel);
+  if (file !== dir && !file.startsWith(dir + path.sep)) throw AppError.invalid(`component.json: ${what} points outside the component directory`);
+  return file;
+}
+
 /** The `main` of a function, which must stay inside the component directory. */
-function resolveMain(dir: string, main: string, fnName: string): string {
-  const file = path.resolve(dir, main);
-  if (file !== dir && !file.startsWith(dir + path.sep)) throw AppError.invalid(`component.json: ${fnName}.main points outside the component directory`);
+function resolveMain(dir: string, main: string, fnName: string, mustExist: boolean): string {
+  const file = inside(dir, main, `${fnName}.main`);
   const candidates = [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path.join(file, 'index.js')];
   const found = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
-  if (!found) throw AppError.invalid(`component.json: ${fnName}.main ${main} not found`);
-  return found;
+  if (!found && mustExist) throw AppError.invalid(`component.json: ${fnName}.main ${main} not found`);
+  return found ?? file;
+}
+
+/** `metadata.in|out`: inline, or a JSON schema file relative to the component. */
+function schemaOf(dir: string, value: unknown, what: string): JsonSchema | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') return value as JsonSchema;
+  const parsed = readJson(inside(dir, value, what), `${what} (${value})`);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw AppError.invalid(`${what} (${value}) is not a JSON schema object`);
+  return parsed as JsonSchema;
 }
 
 export interface OihDefinition {
   descriptor: ComponentDescriptor;
   /** function name → absolute path of its main file */
   mains: Record<string, { kind: 'trigger' | 'action'; file: string }>;
+  /** The component's folder. */
+  dir?: string;
+  /** The credential fields component.json declares (what `cfg` must hold). */
+  credentialFields?: Record<string, { required: boolean; type: string }>;
+  /** verifyCredentials: the file exporting it, when the component has one. */
+  verifier?: string;
 }
 
-/** Reads and checks a component directory; throws AppError VALIDATION_FAILED saying what is wrong. */
-export function readOihComponent(dir: string): OihDefinition {
+/**
+ * Reads and checks a component directory; throws AppError VALIDATION_FAILED saying what is wrong.
+ * `requireMains: false` accepts main files that do not exist yet (before the component's build).
+ */
+export function readOihComponent(dir: string, opts: { requireMains?: boolean } = {}): OihDefinition {
+  const requireMains = opts.requireMains !== false;
   const raw = OihComponentJson.safeParse(readJson(path.join(dir, 'component.json'), 'component.json'));
   if (!raw.success) throw AppError.invalid(`component.json: ${raw.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const pkg = fs.existsSync(path.join(dir, 'package.json')) ? (readJson(path.join(dir, 'package.json'), 'package.json') as { name?: unknown; version?: unknown; description?: unknown }) : {};
@@ -143,13 +223,16 @@ export function readOihComponent(dir: string): OihDefinition {
     const out: Record<string, FunctionDescriptor> = {};
     for (const [fnName, def] of Object.entries(defs ?? {})) {
       if (mains[fnName]) throw AppError.invalid(`component.json: ${fnName} is both a trigger and an action`);
-      mains[fnName] = { kind, file: resolveMain(dir, def.main, fnName) };
+      mains[fnName] = { kind, file: resolveMain(dir, def.main, fnName, requireMains) };
+      const inputSchema = schemaOf(dir, def.metadata?.in, `${kind}s.${fnName}.metadata.in`);
+      const outputSchema = schemaOf(dir, def.metadata?.out, `${kind}s.${fnName}.metadata.out`);
       out[fnName] = {
         ...(def.title ? { title: def.title } : {}),
         ...(def.description ? { description: def.description } : {}),
         fields: fieldsToJsonSchema(def.fields),
-        ...(def.metadata?.in ? { inputSchema: def.metadata.in } : {}),
-        ...(def.metadata?.out ? { outputSchema: def.metadata.out } : {}),
+        ...(inputSchema ? { inputSchema } : {}),
+        ...(outputSchema ? { outputSchema } : {}),
+        ...(def.dynamicMetadata !== undefined && def.dynamicMetadata !== false ? { dynamicMetadata: true } : {}),
       };
     }
     return out;
@@ -157,6 +240,11 @@ export function readOihComponent(dir: string): OihDefinition {
   const triggers = describe('trigger', json.triggers);
   const actions = describe('action', json.actions);
   if (Object.keys(mains).length === 0) throw AppError.invalid('component.json declares no triggers and no actions');
+  const credentialFields: NonNullable<OihDefinition['credentialFields']> = {};
+  for (const [field, f] of Object.entries(json.credentials?.fields ?? {})) credentialFields[field] = { required: f.required === true, type: typeOf(f) };
+  // elastic.io's convention: verifyCredentials.js at the root, unless component.json names another file.
+  const verifierPath = json.credentials?.verifier ? inside(dir, json.credentials.verifier, 'credentials.verifier') : path.join(dir, 'verifyCredentials');
+  const verifier = [verifierPath, `${verifierPath}.js`, `${verifierPath}.cjs`, `${verifierPath}.mjs`].find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
   return {
     descriptor: {
       name,
@@ -168,83 +256,132 @@ export function readOihComponent(dir: string): OihDefinition {
       actions,
     },
     mains,
+    dir,
+    credentialFields,
+    ...(verifier ? { verifier } : {}),
   };
 }
 
-const run = promisify(execFile);
-
 /**
- * Installs the component's own npm dependencies when it has some and no node_modules yet
- * (`npm install --omit=dev`), as its author's package.json asks.
+ * Installs the component's own npm dependencies (and builds it) when it needs it; true when it
+ * did. Kept for callers of the first version; `installOihComponent` reports what it did.
  */
 export async function installOihDependencies(dir: string, logger: Logger): Promise<boolean> {
-  const pkgFile = path.join(dir, 'package.json');
-  if (!fs.existsSync(pkgFile)) return false;
-  const pkg = readJson(pkgFile, 'package.json') as { dependencies?: Record<string, string> };
-  if (!pkg.dependencies || Object.keys(pkg.dependencies).length === 0) return false;
-  if (fs.existsSync(path.join(dir, 'node_modules'))) return false;
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  try {
-    await run(npm, ['install', '--omit=dev', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], { cwd: dir, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new AppError('VALIDATION_FAILED', `installing the component's dependencies failed: ${(e.stderr || e.message).slice(0, 500)}`, 'user');
-  }
-  logger.info({ dir }, 'installed component dependencies');
-  return true;
+  const report = await installOihComponent(dir, logger);
+  return report.installed || report.built;
 }
 
-type ProcessFn = (this: OihThis, msg: OihMessage, cfg: Record<string, unknown>, snapshot: unknown) => unknown;
-interface OihModule {
-  process: ProcessFn;
-  init?: (cfg: Record<string, unknown>) => unknown;
+// ------------------------------------------------------------------ running
+
+/** What the hub gives OIH components beyond their process (all optional: a worker may run them bare). */
+export interface OihRuntime {
+  pool: OihPool;
+  /** ELASTICIO_API_* and ELASTICIO_OBJECT_STORAGE_* for one step (URLs and tokens scoped to it). */
+  services?(scope: OihScope): Record<string, string>;
+  /** Saves the keys a component emitted with `updateKeys` into the node's credential. */
+  updateKeys?(scope: OihScope, keys: Record<string, unknown>): Promise<void>;
+  /** startup(cfg)'s data for the node in this flow run, calling `startup` once when there is none. */
+  startupData?(scope: OihScope, node: { fields: Record<string, unknown> }, runStartup: () => Promise<unknown>): Promise<unknown>;
 }
-interface OihThis {
-  emit(event: string, payload?: unknown): Promise<void>;
-  logger: Record<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal', (...args: unknown[]) => void>;
-  /** Plexus's addition: aborted when the step's time limit is up. */
-  signal?: AbortSignal;
+
+/** Who a call runs for. */
+export interface OihScope {
+  tenant: string;
+  flowId: string;
+  nodeId: string;
+  executionId?: string | undefined;
+  componentId: string;
+  fn: string;
+  /** The node's credential, when it has one. */
+  credentialsId?: string | undefined;
+  credentialsType?: string | undefined;
 }
+
+let defaultPool: OihPool | undefined;
+
+/** For callers that give no runtime (a worker process): a pool of its own, public network only. */
+function defaultRuntime(dir: string | undefined, logger: Logger): OihRuntime {
+  defaultPool ??= new OihPool({
+    size: 4,
+    perTenant: 2,
+    readRoots: () => (dir ? [dir] : []),
+    checkAddress: (_tenant, _host, address) => nonPublicRangeOf(address),
+    logger,
+  });
+  return { pool: defaultPool };
+}
+
+/** Stops the processes of the pool used by callers that gave no runtime (a worker shutting down). */
+export async function closeDefaultOihPool(): Promise<void> {
+  const pool = defaultPool;
+  defaultPool = undefined;
+  await pool?.close();
+}
+
+
+/** The error a component emitted or threw, as a step failure: transient only for 408, 429, 5xx. */
+export function oihStepError(e: OihErrorInfo): StepError {
+  const status = e.status;
+  const text = status !== undefined && !e.message.includes(String(status)) ? `${e.message} (HTTP ${status})` : e.message;
+  if (status !== undefined && isTransientStatus(status)) {
+    const seconds = e.retryAfter !== undefined ? Number(e.retryAfter) : NaN;
+    return new StepError(text, 'transient', Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined);
+  }
+  return new StepError(text, 'user');
+}
+
+/** Values of the credential (and tokens of the step) that must never reach a log line. */
+function collectSecrets(value: unknown, out: Set<string>): void {
+  if (typeof value === 'string') {
+    if (value.length >= 4) out.add(value);
+  } else if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) collectSecrets(v, out);
+  }
+}
+
+const SENSITIVE_KEY = /pass(word|phrase)?|secret|token|api[-_]?key|authorization|cookie|credential/i;
+
+/** A copy with every secret value replaced, and fields named like secrets masked. */
+export function redact(value: unknown, secrets: ReadonlySet<string>, depth = 0): unknown {
+  if (typeof value === 'string') {
+    let out = value;
+    for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
+    return out;
+  }
+  if (!value || typeof value !== 'object' || depth > 20) return value;
+  if (Array.isArray(value)) return value.map((v) => redact(v, secrets, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SENSITIVE_KEY.test(k) && v !== null && typeof v !== 'object' ? '[REDACTED]' : redact(v, secrets, depth + 1);
+  return out;
+}
+
 interface OihMessage {
   id: string;
   data: unknown;
-  body: unknown;
   attachments: Record<string, unknown>;
   metadata: Record<string, unknown>;
   headers: Record<string, unknown>;
   query?: Record<string, unknown>;
+  passthrough: Record<string, unknown>;
+  stepId: string;
 }
 
-async function loadModule(file: string): Promise<OihModule> {
-  let mod: unknown;
-  try {
-    mod = createRequire(file)(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw err;
-    mod = await import(pathToFileURL(file).href);
-  }
-  const m = mod as Partial<OihModule> & { default?: Partial<OihModule> };
-  const candidate = typeof m.process === 'function' ? m : m.default && typeof m.default.process === 'function' ? m.default : undefined;
-  if (!candidate) throw new StepError(`${path.basename(file)} exports no process(msg, cfg, snapshot) function`, 'user');
-  return candidate as OihModule;
-}
-
-/** A copy: components may change what they are given, and our messages are shared between branches. */
-function toOihMessage(m: FlowMessage): OihMessage {
-  const data = structuredClone(m.body);
-  const out: OihMessage = { id: m.id, data, body: data, attachments: structuredClone(m.attachments), metadata: structuredClone(m.metadata), headers: structuredClone(m.headers) };
-  if (m.query) out.query = structuredClone(m.query);
+function toOihMessage(m: FlowMessage, nodeId: string): OihMessage {
+  const out: OihMessage = { id: m.id, data: m.body, attachments: m.attachments, metadata: m.metadata, headers: m.headers, passthrough: m.passthrough ?? {}, stepId: nodeId };
+  if (m.query) out.query = m.query;
   return out;
 }
 
 /** What a component emitted as data, as our message: `data`, else `body`, else the object itself. */
-function fromOihMessage(input: FlowMessage, emitted: unknown): FlowMessage {
-  const e = emitted as { data?: unknown; body?: unknown; attachments?: unknown; metadata?: unknown } | null;
+function fromOihMessage(input: FlowMessage, emitted: unknown, nodeId: string): FlowMessage {
+  const e = emitted as { data?: unknown; body?: unknown; attachments?: unknown; metadata?: unknown; headers?: unknown } | null;
   const isObject = e !== null && typeof e === 'object' && !Array.isArray(e);
   const body = isObject && 'data' in e ? e.data : isObject && 'body' in e ? e.body : emitted;
   const out = deriveMessage(input, body === undefined ? null : body, randomUUID());
   if (isObject && e.attachments && typeof e.attachments === 'object') out.attachments = e.attachments as Record<string, unknown>;
   if (isObject && e.metadata && typeof e.metadata === 'object') out.metadata = { ...input.metadata, ...(e.metadata as Record<string, unknown>) };
+  // sailor's passthrough: what each step emitted, by step id, travels with the message.
+  out.passthrough = { ...(input.passthrough ?? {}), [nodeId]: { body: out.body, ...(isObject && e.headers && typeof e.headers === 'object' ? { headers: e.headers } : {}) } };
   return out;
 }
 
@@ -256,130 +393,350 @@ function toReply(payload: unknown): WebhookReply {
   return { status, headers, body: p.body ?? null };
 }
 
-function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor, file: string): ComponentFunction {
+/** The ELASTICIO_* variables of a step, as sailor sets them. */
+function platformEnv(scope: OihScope, runtime: OihRuntime): Record<string, string> {
+  return {
+    ELASTICIO_FLOW_ID: scope.flowId,
+    ELASTICIO_TASK_ID: scope.flowId,
+    ELASTICIO_STEP_ID: scope.nodeId,
+    ELASTICIO_EXEC_ID: scope.executionId ?? '',
+    ELASTICIO_WORKSPACE_ID: scope.tenant,
+    ELASTICIO_CONTRACT_ID: scope.tenant,
+    ELASTICIO_USER_ID: scope.tenant,
+    ELASTICIO_COMPONENT_ID: scope.componentId,
+    ELASTICIO_FUNCTION: scope.fn,
+    ...(runtime.services?.(scope) ?? {}),
+  };
+}
+
+/** The hub-side logger a component's lines go to: its ids bound, secrets redacted. */
+function componentLog(log: Logger, secrets: ReadonlySet<string>) {
+  return (level: string, msg: string, fields: Record<string, unknown>): void => {
+    const lvl = (['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(level) ? level : 'info') as 'info';
+    log[lvl]({ component: redact(fields, secrets) }, redact(msg, secrets) as string);
+  };
+}
+
+export interface OihFunctionContext {
+  def: OihDefinition;
+  runtime: OihRuntime;
+  componentId: string;
+  fnName: string;
+}
+
+/** Runs one lifecycle or editor function of a component file in the tenant's runner. */
+export async function callOihFunction(
+  runtime: OihRuntime,
+  scope: OihScope,
+  file: string,
+  fn: OihCall['fn'],
+  args: OihCall['args'],
+  log: Logger,
+  exportName?: string,
+): Promise<OihDone> {
+  const secrets = new Set<string>();
+  collectSecrets(args.cfg, secrets);
+  const env = platformEnv(scope, runtime);
+  for (const [k, v] of Object.entries(env)) if (/KEY|TOKEN/.test(k)) secrets.add(v);
+  const session = await runtime.pool.open(
+    { tenant: scope.tenant, fn, file, root: rootOf(runtime, file), ...(exportName ? { exportName } : {}), args, env, self: { ids: idsOf(scope), flowVariables: {} }, timeoutMs: LIFECYCLE_TIMEOUT_MS },
+    { onEmit: () => undefined, onLog: componentLog(log.child({ componentId: scope.componentId, call: fn }), secrets) },
+  );
+  try {
+    return await session.done;
+  } finally {
+    session.release();
+  }
+}
+
+/** The component folder a file belongs to: the nearest folder up with a component.json. */
+function rootOf(_runtime: OihRuntime, file: string): string {
+  let dir = path.dirname(file);
+  while (dir !== path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'component.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.dirname(file);
+}
+
+function idsOf(scope: OihScope): Record<string, string> {
+  return {
+    flowId: scope.flowId,
+    stepId: scope.nodeId,
+    nodeId: scope.nodeId,
+    ...(scope.executionId ? { execId: scope.executionId, executionId: scope.executionId } : {}),
+    workspaceId: scope.tenant,
+    tenantId: scope.tenant,
+    componentId: scope.componentId,
+  };
+}
+
+function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor, file: string, fx: OihFunctionContext): ComponentFunction {
   return {
     kind,
     descriptor,
     async prepare(fields, env) {
-      const mod = await loadModule(file);
+      if (!fs.existsSync(file)) throw new StepError(`${fx.fnName}: main file ${path.basename(file)} not found`, 'user');
       const timeoutMs = env.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-      let initialised: Promise<unknown> | undefined;
+      const runtime = fx.runtime;
+      const flowVariables = (env.flow?.variables ?? {}) as Record<string, unknown>;
       return {
         // Any OIH component may read its snapshot; there is no way to tell from outside.
         usesSnapshot: true,
         async run(ctx) {
-          const cfg = { ...fields, ...(ctx.credentials ?? {}) };
-          if (mod.init) {
-            initialised ??= Promise.resolve(mod.init(cfg)).catch((err: unknown) => {
-              initialised = undefined;
-              throw err;
-            });
-            await initialised;
-          }
-          const log = ctx.logger.child({ flowId: ctx.flowId, executionId: ctx.executionId, nodeId: ctx.nodeId });
-          const logger = {
-            trace: (...a: unknown[]) => log.trace(...(a as [string])),
-            debug: (...a: unknown[]) => log.debug(...(a as [string])),
-            info: (...a: unknown[]) => log.info(...(a as [string])),
-            warn: (...a: unknown[]) => log.warn(...(a as [string])),
-            error: (...a: unknown[]) => log.error(...(a as [string])),
-            fatal: (...a: unknown[]) => log.fatal(...(a as [string])),
+          const missing = credentialProblem(fx.def.credentialFields ?? {}, fields, ctx.credentials, ctx.credentialsType);
+          if (missing) throw new StepError(missing, 'user');
+          const cfg = toCfg(fields, ctx.credentials, ctx.credentialsType, fx.def.credentialFields ?? {});
+          const scope: OihScope = {
+            tenant: ctx.tenant,
+            flowId: ctx.flowId,
+            nodeId: ctx.nodeId,
+            executionId: ctx.executionId,
+            componentId: fx.componentId,
+            fn: fx.fnName,
+            credentialsId: ctx.credentialsId,
+            credentialsType: ctx.credentialsType,
           };
-          return new Promise<StepResult>((resolve, reject) => {
-            const result: StepResult = { messages: [] };
-            let snapshot = ctx.snapshot;
-            let settled = false;
-            let timer: NodeJS.Timeout | undefined;
-            const finish = (): void => {
-              if (settled) return;
-              settled = true;
-              clearTimeout(timer);
-              resolve(result);
-            };
-            const fail = (err: unknown): void => {
-              if (settled) return;
-              settled = true;
-              clearTimeout(timer);
-              reject(classifyStepError(err));
-            };
-            const self: OihThis = {
-              logger,
-              async emit(event, payload) {
-                if (settled) {
-                  log.warn({ event }, 'component emitted after its run ended; ignored');
-                  return;
-                }
-                switch (event) {
-                  case 'data':
-                    result.messages.push({ message: fromOihMessage(ctx.message, payload) });
-                    break;
-                  case 'error':
-                    fail(payload instanceof Error ? payload : new Error(typeof payload === 'string' ? payload : JSON.stringify(payload)));
-                    break;
-                  case 'snapshot':
-                    snapshot = payload;
-                    result.snapshot = { value: payload };
-                    break;
-                  case 'updateSnapshot': {
-                    const base = snapshot && typeof snapshot === 'object' ? (snapshot as Record<string, unknown>) : {};
-                    snapshot = { ...base, ...(payload as Record<string, unknown>) };
-                    result.snapshot = { value: snapshot };
-                    break;
-                  }
-                  case 'rebound':
-                    result.rebound = { reason: payload instanceof Error ? payload.message : typeof payload === 'string' ? payload : 'rebound' };
-                    finish();
-                    break;
-                  case 'httpReply':
-                    result.reply = toReply(payload);
-                    break;
-                  case 'end':
-                    finish();
-                    break;
-                  default:
-                    log.debug({ event }, 'component emitted an event Plexus does not use');
-                }
-              },
-            };
-            // The step's time limit: the run ends here, and whatever the component emits later is
-            // refused (logged); a component that reads `this.signal` can stop its own work.
-            const signal = ctx.signal;
-            if (signal) {
-              if (signal.aborted) return fail(signal.reason);
-              signal.addEventListener('abort', () => fail(signal.reason), { once: true });
-              self.signal = signal;
-            }
-            let returned: unknown;
-            try {
-              returned = mod.process.call(self, toOihMessage(ctx.message), cfg, ctx.snapshot ?? {});
-            } catch (err) {
-              fail(err);
-              return;
-            }
-            if (returned && typeof (returned as PromiseLike<unknown>).then === 'function') {
-              (returned as PromiseLike<unknown>).then(
-                (value) => {
-                  if (value !== undefined && value !== null && !settled) result.messages.push({ message: fromOihMessage(ctx.message, value) });
-                  finish();
-                },
-                fail,
-              );
-            } else if (!settled) {
-              timer = setTimeout(() => fail(new StepError(`the component did not emit end within ${timeoutMs} ms`, 'transient')), timeoutMs);
-            }
-          });
+          const log = ctx.logger.child({ flowId: ctx.flowId, executionId: ctx.executionId, nodeId: ctx.nodeId, componentId: fx.componentId });
+          const secrets = new Set<string>();
+          collectSecrets(ctx.credentials, secrets);
+          const stepEnv = platformEnv(scope, runtime);
+          for (const [k, v] of Object.entries(stepEnv)) if (/KEY|TOKEN/.test(k)) secrets.add(v);
+          let startupData: unknown;
+          if (runtime.startupData) {
+            startupData = await runtime.startupData(scope, { fields }, async () => {
+              const done = await callOihFunction(runtime, scope, file, 'startup', { cfg }, log);
+              if (!done.ok) throw oihStepError(done.error);
+              return done.value;
+            });
+          }
+          return runProcess({ ctx, cfg, scope, log, secrets, stepEnv, startupData, flowVariables, timeoutMs, file, root: fx.def.dir ?? path.dirname(file), runtime });
         },
       };
     },
   };
 }
 
-/** A component object over a checked OIH directory. */
-export function oihComponent(def: OihDefinition, source: ComponentSource): Component {
+interface ProcessRun {
+  ctx: StepContext;
+  cfg: Record<string, unknown>;
+  scope: OihScope;
+  log: Logger;
+  secrets: Set<string>;
+  stepEnv: Record<string, string>;
+  startupData: unknown;
+  flowVariables: Record<string, unknown>;
+  timeoutMs: number;
+  file: string;
+  root: string;
+  runtime: OihRuntime;
+}
+
+/** One `process` call: collects what it emits until it is over, and turns that into a step result. */
+async function runProcess(p: ProcessRun): Promise<StepResult> {
+  const { ctx, scope, log } = p;
+  const result: StepResult = { messages: [] };
+  let snapshot = ctx.snapshot;
+  let failure: StepError | undefined;
+  let ended = false;
+  let done: OihDone | undefined;
+  const pendingUpdates: Promise<void>[] = [];
+  let wake: (() => void) | undefined;
+  let lastEmitAt = Date.now();
+  let gone: StepError | undefined;
+  const poke = (): void => {
+    lastEmitAt = Date.now();
+    wake?.();
+  };
+  const onEmit = (event: string, payload: unknown): void => {
+    switch (event) {
+      case 'data':
+        result.messages.push({ message: fromOihMessage(ctx.message, payload, ctx.nodeId) });
+        break;
+      case 'error':
+        failure ??= oihStepError(payload as OihErrorInfo);
+        break;
+      case 'rebound':
+        result.rebound ??= { reason: (payload as OihErrorInfo | null)?.message || 'rebound' };
+        break;
+      case 'snapshot':
+        snapshot = payload;
+        result.snapshot = { value: payload };
+        break;
+      case 'updateSnapshot': {
+        const base = snapshot && typeof snapshot === 'object' ? (snapshot as Record<string, unknown>) : {};
+        snapshot = { ...base, ...(payload && typeof payload === 'object' ? (payload as Record<string, unknown>) : {}) };
+        result.snapshot = { value: snapshot };
+        break;
+      }
+      case 'updateKeys':
+        if (payload && typeof payload === 'object' && p.runtime.updateKeys) {
+          pendingUpdates.push(p.runtime.updateKeys(scope, payload as Record<string, unknown>).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not save the keys a component emitted (updateKeys)')));
+        }
+        break;
+      case 'httpReply':
+        result.reply = toReply(payload);
+        break;
+      case 'end':
+        ended = true;
+        break;
+      default:
+        log.debug({ event }, 'component emitted an event Plexus does not use');
+    }
+    poke();
+  };
+  const session = await p.runtime.pool.open(
+    {
+      tenant: ctx.tenant,
+      fn: 'process',
+      file: p.file,
+      root: p.root,
+      args: { msg: toOihMessage(ctx.message, ctx.nodeId), cfg: p.cfg, snapshot: ctx.snapshot ?? {}, startupData: p.startupData },
+      env: p.stepEnv,
+      self: { ids: idsOf(scope), flowVariables: p.flowVariables },
+      timeoutMs: p.timeoutMs,
+    },
+    {
+      onEmit,
+      onLog: componentLog(log, p.secrets),
+      onGone: (err) => {
+        gone ??= err;
+        poke();
+      },
+    },
+  );
+  const deadline = Date.now() + p.timeoutMs;
+  try {
+    session.done.then(
+      (d) => {
+        done = d;
+        poke();
+      },
+      () => poke(),
+    );
+    // Wait until the run is over: its promise settled, or (callback style) it emitted end,
+    // error or rebound; then LINGER_MS of quiet for emits that follow.
+    for (;;) {
+      if (gone) throw gone;
+      const d: OihDone | undefined = done;
+      const over = d !== undefined && (!d.ok || d.isAsync || ended || failure !== undefined || result.rebound !== undefined);
+      if (over) {
+        // A promise that settled ends the run as it is; a callback-style run that emitted end
+        // may still emit (sailor delivers that): it ends after LINGER_MS of quiet.
+        if (!d.ok || d.isAsync) break;
+        const quietFor = Date.now() - lastEmitAt;
+        if (quietFor >= LINGER_MS || Date.now() >= deadline) break;
+        await sleepOrWake(LINGER_MS - quietFor, (w) => (wake = w));
+        continue;
+      }
+      // Not over: wait for the next emit (or for done, until it came); the pool's timer ends a call that never is.
+      const nextEmit = new Promise<false>((resolve) => (wake = () => resolve(false)));
+      const settled = await (d === undefined ? Promise.race([session.done.then(() => false, (err: unknown) => err), nextEmit]) : nextEmit);
+      if (settled !== false) throw settled;
+    }
+  } finally {
+    session.release();
+  }
+  await Promise.all(pendingUpdates);
+  const d = done as OihDone | undefined;
+  if (d && !d.ok) failure ??= oihStepError(d.error);
+  if (failure) throw failure;
+  if (result.rebound) return result;
+  if (d?.ok && d.isAsync && d.value !== undefined && d.value !== null && !ended) result.messages.push({ message: fromOihMessage(ctx.message, d.value, ctx.nodeId) });
+  return result;
+}
+
+function sleepOrWake(ms: number, setWake: (w: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, Math.max(1, ms));
+    setWake(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** A component object over a checked OIH directory; `runtime`: the hub's pool and services. */
+export function oihComponent(def: OihDefinition, source: ComponentSource, runtime?: OihRuntime, logger?: Logger): Component {
+  const rt = runtime ?? defaultRuntime(def.dir, logger ?? createLogger('silent'));
   const fns = new Map<string, ComponentFunction>();
   for (const [name, { kind, file }] of Object.entries(def.mains)) {
     const d = kind === 'trigger' ? def.descriptor.triggers[name] : def.descriptor.actions[name];
-    if (d) fns.set(name, oihFunction(kind, d, file));
+    if (d) fns.set(name, oihFunction(kind, d, file, { def, runtime: rt, componentId: def.descriptor.name, fnName: name }));
   }
   return { descriptor: def.descriptor, source, fn: (name) => fns.get(name) };
+}
+
+
+function runtimeFor(def: OihDefinition, runtime: OihRuntime | undefined, logger: Logger): OihRuntime {
+  return runtime ?? defaultRuntime(def.dir, logger);
+}
+
+function editorScope(def: OihDefinition, tenant: string, fn: string): OihScope {
+  return { tenant, flowId: '', nodeId: '', componentId: def.descriptor.name, fn };
+}
+
+/** Loads every main file in a runner of the tenant: refuses one that does not load or exports no process. */
+export async function checkOihComponent(def: OihDefinition, tenant: string, runtime: OihRuntime | undefined, logger: Logger): Promise<void> {
+  const rt = runtimeFor(def, runtime, logger);
+  for (const [fnName, { file }] of Object.entries(def.mains)) {
+    let done: OihDone;
+    try {
+      done = await callOihFunction(rt, editorScope(def, tenant, fnName), file, 'check', { cfg: {} }, logger);
+    } catch (err) {
+      throw AppError.invalid(`${fnName}: cannot be loaded: ${(err as Error).message}`);
+    }
+    if (!done.ok) throw AppError.invalid(`${fnName}: cannot be loaded: ${done.error.message}`);
+    const exports = (done.value as { exports?: string[] } | null)?.exports ?? [];
+    if (!exports.includes('process')) throw AppError.invalid(`${fnName}: cannot be loaded: ${path.basename(file)} exports no process(msg, cfg, snapshot) function`);
+  }
+}
+
+/** The outcome of verifyCredentials, as elastic.io's UI reads it. */
+export interface VerifyOutcome {
+  verified: boolean;
+  reason?: string;
+}
+
+/**
+ * Runs the component's verifyCredentials(cfg) in a runner of the tenant. A component without
+ * one is verified (as on elastic.io); a thrown error or `{verified: false}` is not.
+ */
+export async function verifyOihCredentials(def: OihDefinition, tenant: string, cfg: Record<string, unknown>, runtime: OihRuntime | undefined, logger: Logger): Promise<VerifyOutcome> {
+  if (!def.verifier) return { verified: true, reason: 'the component has no verifyCredentials' };
+  const done = await callOihFunction(runtimeFor(def, runtime, logger), editorScope(def, tenant, 'verifyCredentials'), def.verifier, 'verifyCredentials', { cfg }, logger);
+  if (!done.ok) return { verified: false, reason: done.error.message };
+  if (done.missing) return { verified: true, reason: 'the component has no verifyCredentials' };
+  const v = done.value;
+  if (typeof v === 'boolean') return { verified: v };
+  if (v && typeof v === 'object' && 'verified' in v) {
+    const o = v as { verified?: unknown; reason?: unknown };
+    return { verified: o.verified === true, ...(typeof o.reason === 'string' ? { reason: o.reason } : {}) };
+  }
+  // Old verifiers call back with nothing and throw on failure.
+  return { verified: true };
+}
+
+/**
+ * Runs a metadata or select-model function (`getMetaModel`, or a field's `model`) of one of the
+ * component's triggers or actions: the one named, else the first whose file exports it.
+ */
+export async function callOihDynamic(
+  def: OihDefinition,
+  tenant: string,
+  functionName: string,
+  of: string | undefined,
+  cfg: Record<string, unknown>,
+  runtime: OihRuntime | undefined,
+  logger: Logger,
+): Promise<unknown> {
+  const rt = runtimeFor(def, runtime, logger);
+  const candidates = of !== undefined ? Object.entries(def.mains).filter(([n]) => n === of) : Object.entries(def.mains);
+  if (of !== undefined && candidates.length === 0) throw AppError.invalid(`the component has no trigger or action ${of}`);
+  for (const [name, { file }] of candidates) {
+    const done = await callOihFunction(rt, editorScope(def, tenant, name), file, 'dynamic', { cfg }, logger, functionName);
+    if (!done.ok) throw new AppError('VALIDATION_FAILED', `${name}.${functionName} failed: ${done.error.message}`, 'user');
+    if (!done.missing) return done.value;
+  }
+  throw AppError.notFound(`function ${functionName} in ${of ?? 'any trigger or action of the component'}`);
 }

@@ -15,6 +15,7 @@ const FunctionView = z.object({
   fields: Schema,
   inputSchema: Schema.optional(),
   outputSchema: Schema.optional(),
+  dynamicMetadata: z.boolean().optional(),
 });
 const ComponentView = z.object({
   id: z.string(),
@@ -40,6 +41,21 @@ const RegisterBody = z
   .refine((b) => (b.directory === undefined) !== (b.package === undefined), { message: 'give exactly one of directory or package' });
 
 const IdParams = z.strictObject({ id: ComponentName });
+
+/** What an editor sends: the credential and/or the node's fields the function gets as cfg. */
+const EditorBody = z.strictObject({
+  credentialsId: z.string().min(1).max(200).optional().describe('a secret of this tenant: its fields are merged into cfg as for a step'),
+  fields: z.record(z.string(), z.unknown()).optional().describe('the node fields filled in so far'),
+});
+/** sailor's lifecycle functions are not editor functions. */
+const NOT_DYNAMIC = new Set(['process', 'init', 'startup', 'shutdown', 'verifyCredentials', 'constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']);
+const DynamicParams = z.strictObject({
+  id: ComponentName,
+  function: z
+    .string()
+    .regex(/^[A-Za-z_$][A-Za-z0-9_$]{0,99}$/, 'must be a JavaScript function name')
+    .refine((n) => !NOT_DYNAMIC.has(n), 'is not a metadata or select-model function'),
+});
 
 export function componentsRoutes(service: ComponentsService, audit: AuditPublisher) {
   return async (app: HttpApp): Promise<void> => {
@@ -104,6 +120,40 @@ export function componentsRoutes(service: ComponentsService, audit: AuditPublish
           throw err;
         }
       },
+    );
+
+    app.post(
+      '/api/v1/components/:id/verify-credentials',
+      {
+        // Runs tenant-registered code with a stored credential: who edits flows may.
+        config: { permission: 'flows.write' },
+        schema: {
+          tags: ['components'],
+          summary: 'Run the component’s verifyCredentials(cfg) on a credential and/or fields (in a process of the tenant)',
+          security: [{ bearer: [] }],
+          params: IdParams,
+          body: EditorBody,
+          response: { 200: z.object({ data: z.object({ verified: z.boolean(), reason: z.string().optional() }) }) },
+        },
+      },
+      async (req) => ({ data: await service.verifyCredentials(req.principal.tenantId, req.params.id, req.body) }),
+    );
+
+    app.post(
+      '/api/v1/components/:id/dynamic/:function',
+      {
+        // Runs tenant-registered code with a stored credential: who edits flows may.
+        config: { permission: 'flows.write' },
+        schema: {
+          tags: ['components'],
+          summary: 'Run getMetaModel(cfg) or a select-model function of the component (what an editor calls to fill a schema or a dropdown)',
+          security: [{ bearer: [] }],
+          params: DynamicParams,
+          body: EditorBody.extend({ of: z.string().min(1).max(200).optional().describe('the trigger or action whose file holds the function; default: the first that exports it') }),
+          response: { 200: z.object({ data: z.unknown() }) },
+        },
+      },
+      async (req) => ({ data: await service.dynamic(req.principal.tenantId, req.params.id, req.params.function, req.body) }),
     );
 
     app.delete(

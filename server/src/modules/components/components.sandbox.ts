@@ -119,7 +119,7 @@ export function findIsolatedVm(): { dir: string; isBuilt: boolean } {
 let nobody: { uid: number; gid: number } | undefined;
 
 /** uid/gid of `nobody` when the hub runs as root (a runner must not); undefined otherwise. */
-function unprivilegedIds(): { uid: number; gid: number } | undefined {
+export function unprivilegedIds(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   nobody ??= lookUpNobody();
   return nobody;

@@ -12,7 +12,21 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { StepError, type Component, type ComponentDescriptor, type ComponentFunction } from './components.descriptor.js';
 import { ExpressionInvalidError, ExpressionRefusedError, expressionRefusal } from './components.expressions.js';
-import { installOihDependencies, oihComponent, readOihComponent } from './components.oih.js';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { SecretValue } from '../../contracts/secrets.js';
+import { toCfg } from './components.oih-cfg.js';
+import {
+  callOihDynamic,
+  callOihFunction,
+  checkOihComponent,
+  installOihComponent,
+  oihComponent,
+  readOihComponent,
+  verifyOihCredentials,
+  type OihDefinition,
+  type OihRuntime,
+  type VerifyOutcome,
+} from './components.oih.js';
 import * as repo from './components.repo.js';
 
 export interface ComponentsServiceOptions {
@@ -20,6 +34,18 @@ export interface ComponentsServiceOptions {
   allowedRoots: readonly string[];
   /** Install a component's npm dependencies at registration when node_modules is missing. */
   installDependencies?: boolean;
+  /** Where OIH components run (the module's pool and platform services); without: a pool of their own. */
+  oihRuntime?: OihRuntime;
+  /** Resolves a credential for an editor call (verify-credentials, dynamic metadata), audited by the secrets module. */
+  resolveCredential?: (tenant: string, secretId: string) => Promise<SecretValue>;
+}
+
+/** What an editor sends to verify a credential or fill a dropdown: a credential and/or the node's fields. */
+export interface EditorInput {
+  credentialsId?: string | undefined;
+  fields?: Record<string, unknown> | undefined;
+  /** dynamic: the trigger or action whose file holds the function. */
+  of?: string | undefined;
 }
 
 export interface ComponentView extends ComponentDescriptor {
@@ -55,6 +81,9 @@ export class ComponentsService implements ComponentCatalog {
   private readonly builtins = new Map<string, Component>();
   /** Registered components already read from disk, by tenant and name, keyed by what they were read from. */
   private readonly loaded = new Map<string, { stamp: string; component: Component }>();
+  private readonly ajv = new Ajv({ strict: false, allErrors: true });
+  /** Compiled field schemas of registered components' functions. */
+  private readonly fieldValidators = new WeakMap<object, ValidateFunction>();
 
   constructor(
     private readonly db: Db,
@@ -88,7 +117,8 @@ export class ComponentsService implements ComponentCatalog {
    */
   async checkFields(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined> {
     const component = this.builtins.get(componentId);
-    const f = component?.fn(fn);
+    if (!component) return this.checkRegisteredFields(tenant, componentId, fn, fields);
+    const f = component.fn(fn);
     if (!f) return undefined;
     const refused = f.checkPolicy?.(fields);
     if (refused) return refused;
@@ -98,6 +128,29 @@ export class ComponentsService implements ComponentCatalog {
       if (err instanceof ExpressionRefusedError || err instanceof ExpressionInvalidError) return err.message;
     }
     return undefined;
+  }
+
+  /** A registered component's node fields against the function's field schema (required fields, types). */
+  private async checkRegisteredFields(tenant: string, componentId: string, fn: string, fields: Record<string, unknown>): Promise<string | undefined> {
+    const f = (await this.findComponent(tenant, componentId))?.fn(fn);
+    if (!f) return undefined;
+    const schema = f.descriptor.fields;
+    let validate = this.fieldValidators.get(schema);
+    if (!validate) {
+      try {
+        validate = this.ajv.compile(schema);
+      } catch {
+        return undefined;
+      }
+      this.fieldValidators.set(schema, validate);
+    }
+    if (validate(fields)) return undefined;
+    const problems = (validate.errors ?? []).map((e) => {
+      const missing = (e.params as { missingProperty?: string }).missingProperty;
+      const at = `fields${e.instancePath.replace(/\//g, '.')}`;
+      return missing !== undefined ? `${at}.${missing}: is required` : `${at}: ${e.message ?? 'is invalid'}`;
+    });
+    return problems.join('; ');
   }
 
   checkExpression(source: string): string | undefined {
@@ -131,24 +184,63 @@ export class ComponentsService implements ComponentCatalog {
   /** Registers a component for `tenant` from a directory under an allowed root or an installed package. */
   async register(tenant: string, source: RegisterSource, createdBy: string | undefined): Promise<ComponentView> {
     const { dir, kind, given } = 'directory' in source ? { dir: this.resolveDirectory(source.directory), kind: 'directory' as const, given: source.directory } : { dir: this.resolvePackage(source.package), kind: 'package' as const, given: source.package };
-    const def = readOihComponent(dir);
-    const name = def.descriptor.name;
+    // Main files may not exist before the component's build, which runs with the install.
+    const name = readOihComponent(dir, { requireMains: false }).descriptor.name;
     if (this.builtins.has(name)) throw new AppError('ALREADY_EXISTS', `${name} is the name of a built-in component`);
     if (await repo.findComponent(this.db, tenant, name)) throw new AppError('ALREADY_EXISTS', `component ${name} is already registered`);
-    if (this.options.installDependencies !== false) await installOihDependencies(dir, this.logger);
-    const component = oihComponent(def, kind === 'directory' ? { kind, path: dir } : { kind, name: given, path: dir });
-    // Load every function now, so a broken main file is refused here rather than at flow start.
-    for (const fnName of Object.keys(def.mains)) {
-      try {
-        await component.fn(fnName)!.prepare({}, { logger: this.logger });
-      } catch (err) {
-        throw AppError.invalid(`${fnName}: cannot be loaded: ${(err as Error).message}`);
-      }
-    }
+    if (this.options.installDependencies !== false) await installOihComponent(dir, this.logger);
+    const def = readOihComponent(dir);
+    const component = oihComponent(def, kind === 'directory' ? { kind, path: dir } : { kind, name: given, path: dir }, this.options.oihRuntime, this.logger);
+    // Load every function now (in a runner of the tenant), so a broken main file is refused here rather than at flow start.
+    await checkOihComponent(def, tenant, this.options.oihRuntime, this.logger);
     const row = await repo.insertComponent(this.db, { tenantId: tenant, name, version: def.descriptor.version, descriptor: def.descriptor, sourceKind: kind, source: given, sourcePath: dir, createdBy });
     if (!row) throw new AppError('ALREADY_EXISTS', `component ${name} is already registered`);
     this.loaded.set(`${tenant}\u0000${name}`, { stamp: `${row.source_path}\u0000${row.version}`, component });
     return view(component, row.created_at);
+  }
+
+  /** A registered component's definition; 404 when the tenant has none of that name, 400 for a built-in. */
+  private async definition(tenant: string, name: string): Promise<OihDefinition> {
+    if (this.builtins.has(name)) throw AppError.invalid(`${name} is a built-in component: it has no OIH lifecycle functions`);
+    const row = await repo.findComponent(this.db, tenant, name);
+    if (!row) throw AppError.notFound(`component ${name}`);
+    return readOihComponent(row.source_path);
+  }
+
+  private async editorCfg(tenant: string, def: OihDefinition, input: EditorInput): Promise<Record<string, unknown>> {
+    let credential: SecretValue | undefined;
+    if (input.credentialsId) {
+      if (!this.options.resolveCredential) throw new AppError('UNAVAILABLE', 'no secrets service in this process');
+      credential = await this.options.resolveCredential(tenant, input.credentialsId);
+    }
+    return toCfg(input.fields ?? {}, credential?.value as Record<string, unknown> | undefined, credential?.type, def.credentialFields ?? {});
+  }
+
+  /** verifyCredentials(cfg) of a registered component, with a stored credential and/or fields. */
+  async verifyCredentials(tenant: string, name: string, input: EditorInput): Promise<VerifyOutcome> {
+    const def = await this.definition(tenant, name);
+    return verifyOihCredentials(def, tenant, await this.editorCfg(tenant, def, input), this.options.oihRuntime, this.logger);
+  }
+
+  /** getMetaModel(cfg) or a select-model function of a registered component. */
+  async dynamic(tenant: string, name: string, fn: string, input: EditorInput): Promise<unknown> {
+    const def = await this.definition(tenant, name);
+    return callOihDynamic(def, tenant, fn, input.of, await this.editorCfg(tenant, def, input), this.options.oihRuntime, this.logger);
+  }
+
+  /** shutdown(cfg, startupData) of a node whose flow stopped (its startup ran); failures are logged. */
+  async shutdownNode(s: { tenant: string; flowId: string; nodeId: string; componentId: string; fn: string; fields: Record<string, unknown>; credentialsId: string | null; data: unknown }): Promise<void> {
+    try {
+      const def = await this.definition(s.tenant, s.componentId);
+      const main = def.mains[s.fn];
+      if (!main || !this.options.oihRuntime) return;
+      const cfg = await this.editorCfg(s.tenant, def, { credentialsId: s.credentialsId ?? undefined, fields: s.fields });
+      const scope = { tenant: s.tenant, flowId: s.flowId, nodeId: s.nodeId, componentId: s.componentId, fn: s.fn };
+      const done = await callOihFunction(this.options.oihRuntime, scope, main.file, 'shutdown', { cfg, startupData: s.data }, this.logger);
+      if (!done.ok) this.logger.warn({ flowId: s.flowId, nodeId: s.nodeId, error: done.error.message }, 'OIH component shutdown failed');
+    } catch (err) {
+      this.logger.warn({ flowId: s.flowId, nodeId: s.nodeId, err: (err as Error).message }, 'OIH component shutdown could not run');
+    }
   }
 
   async remove(tenant: string, name: string): Promise<void> {
@@ -168,7 +260,7 @@ export class ComponentsService implements ComponentCatalog {
     const cached = this.loaded.get(key);
     if (cached && cached.stamp === stamp) return cached.component;
     const def = readOihComponent(row.source_path);
-    const component = oihComponent(def, row.source_kind === 'directory' ? { kind: 'directory', path: row.source_path } : { kind: 'package', name: row.source, path: row.source_path });
+    const component = oihComponent(def, row.source_kind === 'directory' ? { kind: 'directory', path: row.source_path } : { kind: 'package', name: row.source, path: row.source_path }, this.options.oihRuntime, this.logger);
     this.loaded.set(key, { stamp, component });
     return component;
   }

@@ -24,6 +24,12 @@ import type { Component } from './components.descriptor.js';
 import { componentsRoutes } from './components.routes.js';
 import { AppError } from '../../platform/errors.js';
 import { SandboxPool, findIsolatedVm, type CodeSandbox } from './components.sandbox.js';
+import { createRequire } from 'node:module';
+import { FLOW_EVENTS } from '../../contracts/flows.js';
+import { AllowList, refusalOf } from '../../platform/outbound/index.js';
+import type { Consumer } from '../../platform/bus/index.js';
+import { OihPool, type OihRuntime } from './components.oih.js';
+import { OihPlatform, type OihSecrets } from './components.oih-platform.js';
 import { ComponentsService } from './components.service.js';
 
 export { ComponentsService, type ComponentView, type RegisterSource } from './components.service.js';
@@ -47,6 +53,10 @@ export interface ComponentsModule extends PlexusModule {
   service: ComponentsService;
   /** What the flows module validates graphs against. */
   catalog: ComponentCatalog;
+  /** The hub's own address, once it listens: where OIH components reach its platform services (unless PLEXUS_COMPONENT_API_URL says). */
+  setApiBase(url: string): void;
+  /** The processes OIH components run in. */
+  oihPool: OihPool;
 }
 
 export interface ComponentsDeps {
@@ -58,6 +68,27 @@ export interface ComponentsDeps {
   outbound: Outbound;
   /** Code-step sandbox processes a tenant may hold at once (the limits module's); default: PLEXUS_LIMITS_CODE_SLOTS for all. */
   codeSlotsFor?: (tenant: string) => number;
+  /** OIH components' secrets lookup, `updateKeys` and editor calls with a credential (the secrets module). */
+  secrets?: OihSecrets;
+}
+
+/** Where packages registered by name are installed: the runners may read them. */
+function packageRoots(): string[] {
+  return createRequire(import.meta.url).resolve.paths('x') ?? [];
+}
+
+/**
+ * The operator's outbound policy, asked for every connection an OIH component opens, plus the
+ * hub's own platform services (the address and port components are told to use).
+ */
+function oihAddressCheck(config: Config, platform: OihPlatform): (tenant: string, host: string, address: string, port: number) => string | undefined {
+  const allow = new AllowList(config.outbound.allowedHosts);
+  return (_tenant, host, address, port) => {
+    const api = platform.apiTarget();
+    if (api && port === api.port && (host === api.hostname || address === api.hostname)) return undefined;
+    if (config.outbound.allowPrivateNetwork) return undefined;
+    return refusalOf(allow, host, address);
+  };
 }
 
 /** Why the code component is off when the operator says so. */
@@ -104,18 +135,64 @@ function createSandbox(config: Config, logger: Logger, slotsFor: (tenant: string
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
   const { config, db, bus, logger, outbound } = deps;
   const sandbox = createSandbox(config, logger, deps.codeSlotsFor ?? (() => config.limits.defaults.codeSlots));
+  const platform = new OihPlatform({
+    db,
+    logger: logger.child({ part: 'oih-platform' }),
+    secrets: deps.secrets,
+    signingKey: config.secrets.key,
+    apiBase: config.oih.apiUrl,
+    objectMaxBytes: config.oih.objectMaxBytes,
+    tenantQuotaBytes: config.oih.objectStoreBytes,
+  });
+  const oihPool = new OihPool({
+    size: config.oih.runners,
+    perTenant: config.oih.runnersPerTenant,
+    rssLimitMb: config.oih.runnerMemoryMb,
+    readRoots: () => [...config.components.paths, ...packageRoots()],
+    checkAddress: oihAddressCheck(config, platform),
+    logger: logger.child({ module: 'components', part: 'oih-pool' }),
+  });
+  const oihRuntime: OihRuntime = {
+    pool: oihPool,
+    services: (scope) => platform.services(scope),
+    updateKeys: (scope, keys) => platform.updateKeys(scope, keys),
+    startupData: (scope, node, run) => platform.startupData(scope, node, run),
+  };
+  const secrets = deps.secrets;
   const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
     allowedRoots: config.components.paths,
+    oihRuntime,
+    ...(secrets ? { resolveCredential: (tenant: string, id: string) => secrets.resolveForStep(tenant, id, {}) } : {}),
   });
   const audit = createAuditPublisher(bus, 'components', logger);
+  const consumers: Consumer[] = [];
   return {
     name: 'components',
     role: 'orchestrator',
     service,
     catalog: service,
-    routes: componentsRoutes(service, audit),
+    oihPool,
+    setApiBase: (url) => platform.setApiBase(url),
+    routes: async (app) => {
+      await componentsRoutes(service, audit)(app);
+      await platform.routes(app);
+    },
+    async start() {
+      // A flow stopped: the OIH nodes whose startup ran get their shutdown(cfg, startupData).
+      consumers.push(
+        await bus.subscribe<{ id?: unknown }>(FLOW_EVENTS.stopped, 'components', async (event) => {
+          const flowId = event.payload?.id;
+          if (typeof flowId !== 'string') return;
+          for (const row of await platform.takeStartupStates(flowId)) {
+            await service.shutdownNode({ tenant: row.tenant_id, flowId, nodeId: row.node_id, componentId: row.component_id, fn: row.function, fields: row.fields, credentialsId: row.credentials_id, data: row.data });
+          }
+        }),
+      );
+    },
     async stop() {
+      for (const c of consumers) await c.stop();
       await sandbox?.close();
+      await oihPool.close();
     },
   };
 }

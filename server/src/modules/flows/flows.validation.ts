@@ -40,6 +40,11 @@ const SERVER_OWNED = ['id', 'tenant', 'status', 'statusReason', 'version', 'crea
 
 /** The component a sync webhook flow must contain to have something to answer with. */
 export const WEBHOOK_REPLY_COMPONENT = 'webhook-reply';
+/**
+ * The other built-ins, which never answer. A tenant's own (OIH) component may: its
+ * `emit('httpReply')` answers the call, so a flow with one is accepted as it is.
+ */
+const BUILTINS_WITHOUT_REPLY = new Set(['http-request', 'transform', 'filter', 'code', 'split', 'delay', 'log']);
 
 /** The editable part of a flow, complete and valid. */
 export interface FlowDefinition {
@@ -153,7 +158,8 @@ async function componentProblems(tenant: string, graph: unknown, catalog: Compon
       const why = await catalog.checkFunction(tenant, componentId, fn);
       if (why) return `${where}: ${why}`;
       const isFields = typeof fields === 'object' && fields !== null && !Array.isArray(fields);
-      const refused = isFields ? await catalog.checkFields?.(tenant, componentId, fn, fields as Record<string, unknown>) : undefined;
+      // A node without fields is checked too: its component may require some.
+      const refused = isFields || fields === undefined ? await catalog.checkFields?.(tenant, componentId, fn, (fields ?? {}) as Record<string, unknown>) : undefined;
       return refused ? `${where}: ${refused}` : undefined;
     }),
   );
@@ -210,7 +216,7 @@ function settingsProblems(def: FlowDefinition): string[] {
   for (const path of credentialSettingPaths(def.flowSettings)) {
     problems.push(`${path}: looks like a credential; store it in the secrets module (POST /api/v1/secrets) and refer to it by id`);
   }
-  if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT)) {
+  if (hooks?.respond === 'sync' && !def.graph.nodes.some((n) => n.componentId === WEBHOOK_REPLY_COMPONENT || !BUILTINS_WITHOUT_REPLY.has(n.componentId))) {
     problems.push(`flowSettings.webhooks.respond: "sync" needs a ${WEBHOOK_REPLY_COMPONENT} step in the graph to answer with`);
   }
   return problems;

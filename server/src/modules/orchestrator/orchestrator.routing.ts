@@ -107,7 +107,12 @@ export async function prepareFlow(flow: Flow, components: ComponentsService, log
     }
     try {
       const fn = await components.getFunction(flow.tenant, node.componentId, node.function);
-      const step = await fn.prepare(node.fields ?? {}, { logger, timeoutMs: settings.data.timeoutMs });
+      const variables = flow.flowSettings?.variables;
+      const step = await fn.prepare(node.fields ?? {}, {
+        logger,
+        timeoutMs: settings.data.timeoutMs,
+        flow: { id: flow.id, version: flow.version, variables: variables && typeof variables === 'object' && !Array.isArray(variables) ? (variables as Record<string, unknown>) : undefined },
+      });
       nodes.set(node.id, { node, queue: stepQueueName(flow.id, node.id), step, settings: settings.data, edges: [] });
     } catch (err) {
       problems.push(`node ${node.id} (${node.componentId}/${node.function}): ${err instanceof Error ? err.message : String(err)}`);

@@ -322,6 +322,7 @@ export class StepRunner {
           message: sj.message,
           credentials: credential?.value,
           credentialsType: credential?.type,
+          credentialsId: node.node.credentialsId,
           snapshot,
           logger: this.deps.logger,
           signal,

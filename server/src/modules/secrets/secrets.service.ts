@@ -303,6 +303,32 @@ export class SecretsService implements SecretResolver {
     return value;
   }
 
+  /**
+   * A step's update of its own credential (an OIH component's `updateKeys`): oauth2 tokens in the
+   * token endpoint's names (`access_token`, `refresh_token`, `expires_in` seconds) or this
+   * type's own field names, merged into the stored value, validated, audited as by the step.
+   */
+  async updateForStep(tenantId: string, secretId: string, keys: Record<string, unknown>, use: SecretUse = {}): Promise<void> {
+    const row = await this.find(tenantId, secretId);
+    const current = this.open(row);
+    const patch: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(keys)) {
+      if (current.type === 'oauth2' && k === 'access_token') patch.accessToken = v;
+      else if (current.type === 'oauth2' && k === 'refresh_token') patch.refreshToken = v;
+      else if (current.type === 'oauth2' && k === 'expires_in' && typeof v === 'number') patch.expiresAt = new Date(Date.now() + v * 1000).toISOString();
+      else if (current.type === 'mixed' || k in current.value) patch[k] = v;
+    }
+    const changed = Object.keys(patch);
+    if (changed.length === 0) return;
+    const next = parseValue(row.type, { ...current.value, ...patch }, 'updateKeys');
+    const sealed = this.seal(tenantId, secretId, next);
+    await this.db.transaction(async (tx) => {
+      const r = await repo.updateSecret(tx, tenantId, secretId, { keyId: sealed.keyId, ciphertext: sealed.ciphertext, tokenExpiresAt: tokenExpiry(next) });
+      if (!r) throw AppError.notFound(`secret ${secretId}`);
+      await this.record(undefined, 'secret.updated', tenantId, { result: 'success', target: { type: 'secret', id: secretId, name: r.name }, details: { by: 'step', ...use, fields: changed } }, tx);
+    });
+  }
+
   // ---------------------------------------------------------------- oauth2 refresh
 
   /** The secret's value, refreshed first when it is an oauth2 token that is due (or `force`). */
