@@ -14,12 +14,21 @@ import { UsersPage } from './pages/Users';
 
 // The canvas and the schema forms (xyflow, rjsf + ajv, jsonata) load with the pages that use them.
 const FlowEditorPage = lazy(() => import('./pages/FlowEditor').then((m) => ({ default: m.FlowEditorPage })));
+// The Director's screens (spec summaries parse YAML, documents render markdown) load on first visit.
+const ApplicationsPage = lazy(() => import('./pages/director/Applications').then((m) => ({ default: m.ApplicationsPage })));
+const ApplicationPage = lazy(() => import('./pages/director/Application').then((m) => ({ default: m.ApplicationPage })));
+const RuntimesPage = lazy(() => import('./pages/director/Runtimes').then((m) => ({ default: m.RuntimesPage })));
+const RuntimePage = lazy(() => import('./pages/director/Runtimes').then((m) => ({ default: m.RuntimePage })));
+const LabelDefinitionsPage = lazy(() => import('./pages/director/LabelDefinitions').then((m) => ({ default: m.LabelDefinitionsPage })));
 const SecretsPage = lazy(() => import('./pages/Secrets').then((m) => ({ default: m.SecretsPage })));
 
 const NAV = [
   { to: '/flows', label: 'Flows', permission: 'flows.read' },
   { to: '/executions', label: 'Executions', permission: 'executions.read' },
   { to: '/dashboard', label: 'Throughput', permission: 'executions.read' },
+  { to: '/applications', label: 'Applications', permission: 'application:read' },
+  { to: '/runtimes', label: 'Runtimes', permission: 'runtime:read' },
+  { to: '/labels', label: 'Labels & scenarios', permission: 'label_definition:read' },
   { to: '/secrets', label: 'Secrets', permission: 'secrets.read' },
   { to: '/components', label: 'Components', permission: 'components.read' },
   { to: '/users', label: 'Users & roles', permission: 'tenant.users.read' },
@@ -122,6 +131,11 @@ export function App() {
       <Route path="/executions" element={<SignedIn><ExecutionsPage /></SignedIn>} />
       <Route path="/executions/:id" element={<SignedIn><ExecutionPage /></SignedIn>} />
       <Route path="/dashboard" element={<SignedIn><DashboardPage /></SignedIn>} />
+      <Route path="/applications" element={<SignedIn><ApplicationsPage /></SignedIn>} />
+      <Route path="/applications/:id" element={<SignedIn><ApplicationPage /></SignedIn>} />
+      <Route path="/runtimes" element={<SignedIn><RuntimesPage /></SignedIn>} />
+      <Route path="/runtimes/:id" element={<SignedIn><RuntimePage /></SignedIn>} />
+      <Route path="/labels" element={<SignedIn><LabelDefinitionsPage /></SignedIn>} />
       <Route path="/secrets" element={<SignedIn><SecretsPage /></SignedIn>} />
       <Route path="/components" element={<SignedIn><ComponentsPage /></SignedIn>} />
       <Route path="/users" element={<SignedIn><UsersPage /></SignedIn>} />
