@@ -10,6 +10,8 @@ import { ExecutionPage } from './pages/Execution';
 import { ExecutionsPage } from './pages/Executions';
 import { FlowsPage } from './pages/Flows';
 import { SignInPage } from './pages/SignIn';
+import { TenantsPage } from './pages/Tenants';
+import { TokensPage } from './pages/Tokens';
 import { UsersPage } from './pages/Users';
 
 // The canvas and the schema forms (xyflow, rjsf + ajv, jsonata) load with the pages that use them.
@@ -32,6 +34,8 @@ const NAV = [
   { to: '/secrets', label: 'Secrets', permission: 'secrets.read' },
   { to: '/components', label: 'Components', permission: 'components.read' },
   { to: '/users', label: 'Users & roles', permission: 'tenant.users.read' },
+  { to: '/tokens', label: 'API tokens', permission: 'tenant.tokens.read' },
+  { to: '/tenants', label: 'Tenants', permission: 'iam.tenants.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
 ];
 
@@ -139,6 +143,8 @@ export function App() {
       <Route path="/secrets" element={<SignedIn><SecretsPage /></SignedIn>} />
       <Route path="/components" element={<SignedIn><ComponentsPage /></SignedIn>} />
       <Route path="/users" element={<SignedIn><UsersPage /></SignedIn>} />
+      <Route path="/tokens" element={<SignedIn><TokensPage /></SignedIn>} />
+      <Route path="/tenants" element={<SignedIn><TenantsPage /></SignedIn>} />
       <Route path="/audit" element={<SignedIn><AuditPage /></SignedIn>} />
       <Route path="*" element={<SignedIn><h1>Not found</h1><p>No page here.</p></SignedIn>} />
     </Routes>
