@@ -1,5 +1,5 @@
 /** Routes and the frame around every signed-in page: navigation, tenant switcher, sign-out. */
-import { lazy, Suspense, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { Navigate, NavLink, Route, Routes, useLocation } from 'react-router';
 import { api, unwrap } from './api/client';
 import { useSession } from './auth/session';
@@ -42,18 +42,21 @@ const NAV = [
 function TenantSwitcher() {
   const session = useSession();
   const [tenants, setTenants] = useState<string[]>([]);
-  useEffect(() => {
+  const load = useCallback(() => {
     unwrap(api.GET('/api/v1/tenants', { params: { query: { 'page[size]': 100 } } })).then(
       (r) => setTenants(r.data.map((t) => t.id)),
       () => setTenants([]),
     );
   }, []);
+  useEffect(load, [load]);
   const me = session.me!;
   return (
     <label className="tenant">
       Tenant
       <select
         value={me.tenant}
+        // Read again when opened: a tenant created on the Tenants page is there at once.
+        onFocus={load}
         onChange={(e) => void session.switchTenant(e.target.value === me.homeTenant ? undefined : e.target.value)}
       >
         {(tenants.includes(me.tenant) ? tenants : [me.tenant, ...tenants]).map((t) => (

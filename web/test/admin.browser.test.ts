@@ -135,6 +135,26 @@ describe('administration in the cockpit', () => {
     expect((await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
   });
 
+  it('reveals a secret on request only, and names a component that cannot be registered', async () => {
+    expect((await hub.api('POST', '/api/v1/secrets', { name: 'erp login', type: 'basic', value: { username: 'erp', password: 'pa55-word' } })).status).toBe(201);
+    await page.getByRole('link', { name: 'Secrets' }).click();
+    const row = page.locator('tr', { hasText: 'erp login' });
+    await row.waitFor();
+    expect(await row.textContent()).not.toContain('pa55-word');
+    await row.getByRole('button', { name: 'Reveal erp login' }).click();
+    await expect.poll(() => page.getByLabel('Value of erp login').textContent()).toContain('pa55-word');
+    await row.getByRole('button', { name: 'Hide erp login' }).click();
+    await expect.poll(() => page.getByLabel('Value of erp login').count()).toBe(0);
+    const audited = await hub.api('GET', '/api/v1/audit?filter[module]=secrets');
+    expect(JSON.stringify(audited.body.data)).toContain('erp login');
+
+    await page.getByRole('link', { name: 'Components' }).click();
+    const form = page.getByRole('form', { name: 'Register a component' });
+    await form.getByLabel('Package name').fill('no-such-component-package');
+    await form.getByRole('button', { name: 'Register component' }).click();
+    await expect.poll(() => form.getByRole('alert').textContent()).toMatch(/^[A-Z_]+: .*no-such-component-package/);
+  });
+
   it('deletes an inactive flow', async () => {
     const created = await hub.api('POST', '/api/v1/flows', { name: 'Old flow', graph: { nodes: [{ id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } }], edges: [] } });
     expect(created.status).toBe(201);

@@ -260,6 +260,38 @@ describe('the Director in the cockpit', () => {
     await checkScreen('d06-runtimes');
   });
 
+  it('edits the application and the runtime, and refuses a broken spec by name once validation is STRICT', async () => {
+    await page.goto(`${base}/applications/${appId}`);
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('form', { name: 'Edit shop' });
+    await edit.getByLabel('Provider').fill('Acme Retail');
+    await edit.getByLabel('Description').fill('the web shop');
+    await edit.getByRole('button', { name: 'Save application' }).click();
+    await page.getByRole('definition').filter({ hasText: 'Acme Retail' }).waitFor();
+
+    await page.goto(`${base}/runtimes/${runtimeId}`);
+    await page.getByRole('button', { name: 'Edit' }).click();
+    const editRuntime = page.getByRole('form', { name: 'Edit edge-1' });
+    await editRuntime.getByLabel('Description').fill('the edge cluster');
+    await editRuntime.getByRole('button', { name: 'Save runtime' }).click();
+    await page.getByRole('definition').filter({ hasText: 'the edge cluster' }).waitFor();
+    // The update keeps the runtime's labels (the Director replaces them with the input's).
+    const stored = await director('query($id: ID!) { runtime(id: $id) { description labels } }', { id: runtimeId });
+    expect(stored.runtime).toMatchObject({ description: 'the edge cluster', labels: { scenarios: ['SHOP'], 'runtime/event_service_url': 'https://events.example' } });
+
+    await page.goto(`${base}/labels`);
+    await page.getByLabel('Specs are checked').selectOption('STRICT');
+    await expect.poll(async () => (await director('{ directorSettings { specValidation } }')).directorSettings.specValidation).toBe('STRICT');
+    await page.goto(`${base}/applications/${appId}`);
+    const api = page.getByRole('form', { name: 'Add an API definition' });
+    await api.getByLabel('API name').fill('refused');
+    await api.getByLabel('Target URL').fill('https://shop.example/refused');
+    await api.getByLabel('Spec document').fill('openapi: 3.0.3\ninfo: { title: no paths }\n');
+    await api.getByRole('button', { name: 'Add API' }).click();
+    await expect.poll(() => api.getByRole('alert').textContent()).toMatch(/^VALIDATION_FAILED: /);
+    expect(await page.getByRole('article', { name: /^refused/ }).count()).toBe(0);
+  });
+
   it('is usable at 390 px', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [url, name] of [

@@ -318,6 +318,10 @@ export const Q = {
     'CockpitScenarios',
     `query CockpitScenarios { labelDefinition(key: "scenarios") { key schema } }`,
   ),
+  directorSettings: op<Record<string, never>, { directorSettings: { specValidation: 'LENIENT' | 'STRICT'; specValidationOverride: 'LENIENT' | 'STRICT' | null } }>(
+    'CockpitDirectorSettings',
+    `query CockpitDirectorSettings { directorSettings { specValidation specValidationOverride } }`,
+  ),
 } as const;
 
 export const M = {
@@ -384,6 +388,15 @@ export const M = {
   registerRuntime: op<{ in: { name: string; description?: string; labels?: Labels } }, { registerRuntime: { id: string; name: string } }>(
     'CockpitRegisterRuntime',
     `mutation CockpitRegisterRuntime($in: RuntimeInput!) { registerRuntime(in: $in) { id name } }`,
+  ),
+  // Compass semantics: the input replaces the runtime's labels too, so the caller sends them back.
+  updateRuntime: op<{ id: string; in: { name: string; description?: string; labels?: Labels } }, { updateRuntime: { id: string } }>(
+    'CockpitUpdateRuntime',
+    `mutation CockpitUpdateRuntime($id: ID!, $in: RuntimeInput!) { updateRuntime(id: $id, in: $in) { id } }`,
+  ),
+  setDirectorSettings: op<{ specValidation: 'LENIENT' | 'STRICT' | null }, { setDirectorSettings: { specValidation: string } }>(
+    'CockpitSetDirectorSettings',
+    `mutation CockpitSetDirectorSettings($specValidation: SpecValidationMode) { setDirectorSettings(in: {specValidation: $specValidation}) { specValidation } }`,
   ),
   unregisterRuntime: op<{ id: string }, { unregisterRuntime: { id: string; name: string } }>(
     'CockpitUnregisterRuntime',

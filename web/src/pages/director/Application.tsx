@@ -7,6 +7,7 @@ import { useState, type FormEvent } from 'react';
 import { useNavigate, useParams } from 'react-router';
 import {
   gql,
+  INTEGRATION_LEVELS,
   M,
   Q,
   scenarioLabel,
@@ -14,6 +15,7 @@ import {
   type APIDefinition,
   type Application,
   type EventDefinition,
+  type IntegrationLevel,
   type SpecFormat,
   type SpecInput,
 } from '../../api/director';
@@ -392,6 +394,67 @@ function Webhooks({ app, canWrite, onChanged }: { app: Application; canWrite: bo
   );
 }
 
+function EditApplication({ app, onDone }: { app: Application; onDone: () => void }) {
+  const [name, setName] = useState(app.name);
+  const [providerName, setProviderName] = useState(app.providerName ?? '');
+  const [description, setDescription] = useState(app.description ?? '');
+  const [healthCheckURL, setHealthCheckURL] = useState(app.healthCheckURL ?? '');
+  const [level, setLevel] = useState<IntegrationLevel>(app.integrationLevel);
+  const [error, setError] = useState<unknown>();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      const input = {
+        name: name.trim(),
+        integrationLevel: level,
+        ...(providerName.trim() ? { providerName: providerName.trim() } : {}),
+        ...(description.trim() ? { description: description.trim() } : {}),
+        ...(healthCheckURL.trim() ? { healthCheckURL: healthCheckURL.trim() } : {}),
+      };
+      await gql(M.updateApplication, { id: app.id, in: input });
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="card" aria-labelledby="edit-app" onSubmit={(e) => void submit(e)}>
+      <h2 id="edit-app">Edit {app.name}</h2>
+      <div className="form-grid">
+        <label>
+          Name
+          <input value={name} required onChange={(e) => setName(e.target.value)} />
+        </label>
+        <label>
+          Provider
+          <input value={providerName} onChange={(e) => setProviderName(e.target.value)} />
+        </label>
+        <label>
+          Integration level
+          <select value={level} onChange={(e) => setLevel(e.target.value as IntegrationLevel)}>
+            {INTEGRATION_LEVELS.map((l) => (
+              <option key={l}>{l}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Health check URL
+          <input type="url" value={healthCheckURL} onChange={(e) => setHealthCheckURL(e.target.value)} />
+        </label>
+      </div>
+      <label>
+        Description
+        <textarea rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+      </label>
+      <ErrorNote error={error} />
+      <button type="submit" className="primary">
+        Save application
+      </button>
+    </form>
+  );
+}
+
 export function ApplicationPage() {
   const { id = '' } = useParams();
   const navigate = useNavigate();
@@ -400,6 +463,7 @@ export function ApplicationPage() {
   const app = useLoad(() => gql(Q.application, { id }).then((r) => r.application), [id]);
   const scenarios = useLoad(() => gql(Q.scenarios, {}).then((r) => scenariosOf(r.labelDefinition)), []);
   const { error, run } = useAction(app.reload);
+  const [editing, setEditing] = useState(false);
   const a = app.data;
   if (app.error && !a) return <ErrorNote error={app.error} />;
   if (app.loading && !a) return <p role="status">Loading…</p>;
@@ -420,12 +484,26 @@ export function ApplicationPage() {
       <PageHeader title={`Application ${a.name}`}>
         <ConditionBadge condition={a.status.condition} />
         {canWrite && (
-          <button type="button" className="danger" onClick={() => void unregister()}>
-            Unregister
-          </button>
+          <>
+            <button type="button" aria-expanded={editing} onClick={() => setEditing((x) => !x)}>
+              Edit
+            </button>
+            <button type="button" className="danger" onClick={() => void unregister()}>
+              Unregister
+            </button>
+          </>
         )}
       </PageHeader>
       <ErrorNote error={error ?? app.error} />
+      {editing && (
+        <EditApplication
+          app={a}
+          onDone={() => {
+            setEditing(false);
+            app.reload();
+          }}
+        />
+      )}
       <dl className="facts">
         <dt>Id</dt>
         <dd>

@@ -153,6 +153,42 @@ function DefinitionRow({ def, canWrite, onChanged }: { def: LabelDefinition; can
   );
 }
 
+/** How specs are checked on write, for this tenant: LENIENT stores a refused spec with its problems, STRICT refuses it. */
+function SpecValidation() {
+  const session = useSession();
+  const settings = useLoad(() => gql(Q.directorSettings, {}).then((r) => r.directorSettings), []);
+  const [error, setError] = useState<unknown>();
+  const canWrite = session.can('tenant.all');
+  const set = async (value: string): Promise<void> => {
+    setError(undefined);
+    try {
+      await gql(M.setDirectorSettings, { specValidation: value === '' ? null : (value as 'LENIENT' | 'STRICT') });
+      settings.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="spec-validation">
+      <h2 id="spec-validation">Spec validation</h2>
+      <p className="muted">LENIENT stores an API or event spec its parser refuses, with the problems shown; STRICT refuses it.</p>
+      <ErrorNote error={settings.error ?? error} />
+      {settings.data && (
+        <form className="filters" aria-label="Spec validation" onSubmit={(e) => e.preventDefault()}>
+          <label>
+            Specs are checked
+            <select value={settings.data.specValidationOverride ?? ''} disabled={!canWrite} onChange={(e) => void set(e.target.value)}>
+              <option value="">as the installation says ({settings.data.specValidationOverride ? 'default' : settings.data.specValidation})</option>
+              <option value="LENIENT">LENIENT</option>
+              <option value="STRICT">STRICT</option>
+            </select>
+          </label>
+        </form>
+      )}
+    </section>
+  );
+}
+
 export function LabelDefinitionsPage() {
   const session = useSession();
   const canWrite = session.can('label_definition:write');
@@ -214,6 +250,7 @@ export function LabelDefinitionsPage() {
           </form>
         )}
       </section>
+      <SpecValidation />
     </>
   );
 }

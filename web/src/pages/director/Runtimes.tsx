@@ -1,7 +1,7 @@
 /** Runtimes of the Director: list with a label / scenario filter, register; one runtime's detail. */
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
-import { gql, M, Q, RUNTIME_CONDITIONS, scenarioLabel, scenariosOf, type LabelFilter, type RuntimeCondition } from '../../api/director';
+import { gql, M, Q, RUNTIME_CONDITIONS, scenarioLabel, scenariosOf, type LabelFilter, type Runtime, type RuntimeCondition } from '../../api/director';
 import { useSession } from '../../auth/session';
 import { ConditionBadge, CursorPager, LabelChips, LabelFilterForm, LabelsEditor, ScenariosEditor, useCursorPages } from '../../director/parts';
 import { ErrorNote, formatTime, PageHeader, useLoad } from '../../ui/common';
@@ -129,6 +129,39 @@ export function RuntimesPage() {
   );
 }
 
+function EditRuntime({ runtime, onDone }: { runtime: Runtime; onDone: () => void }) {
+  const [name, setName] = useState(runtime.name);
+  const [description, setDescription] = useState(runtime.description ?? '');
+  const [error, setError] = useState<unknown>();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await gql(M.updateRuntime, { id: runtime.id, in: { name: name.trim(), labels: runtime.labels ?? {}, ...(description.trim() ? { description: description.trim() } : {}) } });
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="card" aria-labelledby="edit-runtime" onSubmit={(e) => void submit(e)}>
+      <h2 id="edit-runtime">Edit {runtime.name}</h2>
+      <label>
+        Name
+        <input value={name} required onChange={(e) => setName(e.target.value)} />
+      </label>
+      <label>
+        Description
+        <textarea rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+      </label>
+      <ErrorNote error={error} />
+      <button type="submit" className="primary">
+        Save runtime
+      </button>
+    </form>
+  );
+}
+
 export function RuntimePage() {
   const { id = '' } = useParams();
   const navigate = useNavigate();
@@ -139,6 +172,7 @@ export function RuntimePage() {
   const scenarios = useLoad(() => gql(Q.scenarios, {}).then((r) => scenariosOf(r.labelDefinition)), []);
   const [error, setError] = useState<unknown>();
   const [condition, setCondition] = useState<RuntimeCondition | ''>('');
+  const [editing, setEditing] = useState(false);
   const reload = (): void => {
     runtime.reload();
     apps.reload();
@@ -170,18 +204,32 @@ export function RuntimePage() {
       <PageHeader title={`Runtime ${r.name}`}>
         <ConditionBadge condition={r.status.condition} />
         {canWrite && (
-          <button
-            type="button"
-            className="danger"
-            onClick={() => {
-              if (window.confirm(`Unregister ${r.name}? Applications in its scenarios are told.`)) void run(() => gql(M.unregisterRuntime, { id: r.id })).then((ok) => ok && navigate('/runtimes'));
-            }}
-          >
-            Unregister
-          </button>
+          <>
+            <button type="button" aria-expanded={editing} onClick={() => setEditing((x) => !x)}>
+              Edit
+            </button>
+            <button
+              type="button"
+              className="danger"
+              onClick={() => {
+                if (window.confirm(`Unregister ${r.name}? Applications in its scenarios are told.`)) void run(() => gql(M.unregisterRuntime, { id: r.id })).then((ok) => ok && navigate('/runtimes'));
+              }}
+            >
+              Unregister
+            </button>
+          </>
         )}
       </PageHeader>
       <ErrorNote error={error ?? runtime.error} />
+      {editing && (
+        <EditRuntime
+          runtime={r}
+          onDone={() => {
+            setEditing(false);
+            reload();
+          }}
+        />
+      )}
       <dl className="facts">
         <dt>Id</dt>
         <dd>
