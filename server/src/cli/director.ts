@@ -62,7 +62,7 @@ export interface Page<T> {
 
 const GraphqlAnswer = z.object({
   data: z.record(z.string(), z.unknown()).nullable().optional(),
-  errors: z.array(z.object({ message: z.string(), extensions: z.object({ error_code: z.number().optional() }).passthrough().optional() })).optional(),
+  errors: z.array(z.object({ message: z.string(), extensions: z.object({ error_code: z.number().optional(), code: z.string().optional() }).passthrough().optional() })).optional(),
 });
 
 export class DirectorClient {
@@ -167,7 +167,9 @@ export class DirectorClient {
     if (error) {
       const code = error.extensions?.error_code;
       const status = code === undefined ? (res.ok ? 400 : res.status) : (STATUS_BY_GRAPHQL_CODE[code] ?? 500);
-      throw new ApiError(status, code === undefined ? 'GRAPHQL' : `DIRECTOR_${code}`, error.message, answer.data.errors!.length > 1 ? answer.data.errors!.map((e) => e.message) : []);
+      // Named as the hub names it (ALREADY_EXISTS, NOT_FOUND…); a Compass-era error has only its number.
+      const name = error.extensions?.code ?? (code === undefined ? 'GRAPHQL' : `DIRECTOR_${code}`);
+      throw new ApiError(status, name, error.message, answer.data.errors!.length > 1 ? answer.data.errors!.map((e) => e.message) : []);
     }
     const parsed = schema.safeParse(answer.data.data?.result);
     if (!parsed.success) {

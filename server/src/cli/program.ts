@@ -97,7 +97,9 @@ function report(err: unknown, target: Target | undefined): ExitCode {
   if (isCliError(err)) {
     // The hub's validation message is its problems joined: print them once, one a line.
     const repeated = err.problems.length > 0 && err.message === err.problems.join('; ');
-    write(`plexus: ${repeated ? (err.problems.length === 1 ? err.problems[0] : 'the hub refused the input:') : err.message}`);
+    // A refusal of the hub is named by its code (ALREADY_EXISTS, INVALID_STATE…), as the cockpit shows it.
+    const name = err instanceof ApiError && !err.code.startsWith('HTTP_') ? `${err.code}: ` : '';
+    write(`plexus: ${name}${repeated ? (err.problems.length === 1 ? err.problems[0] : 'the hub refused the input:') : err.message}`);
     if (!repeated || err.problems.length > 1) for (const p of err.problems) write(`  ${p}`);
     return err.exitCode;
   }

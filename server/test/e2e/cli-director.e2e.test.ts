@@ -31,7 +31,10 @@ describe('plexus apps and runtimes', () => {
     const reg = await plexus('apps', 'register', 'shop', '--description', 'the web shop', '--label', 'scenarios=["DEFAULT"]', '--label', 'team=web');
     expect(reg.code, reg.stderr).toBe(0);
     expect(reg.stdout).toMatch(/registered application shop \(/);
-    expect((await plexus('apps', 'register', 'shop')).code).toBe(4);
+    const again = await plexus('apps', 'register', 'shop');
+    expect(again.code).toBe(4);
+    // Named as the hub names it, with its message.
+    expect(again.stderr).toMatch(/^plexus: ALREADY_EXISTS: an application named shop already exists/m);
 
     const got = await plexus('apps', 'get', 'shop', '-o', 'yaml');
     expect(got.code, got.stderr).toBe(0);
