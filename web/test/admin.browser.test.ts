@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHub, TEST_ADMIN_PASSWORD, type TestHub } from '../../server/test/helpers/hub.js';
-import { launchBrowser, screenshot, seriousViolations, type Browser } from './browser.js';
+import { documentWidth, launchBrowser, screenshot, seriousViolations, type Browser } from './browser.js';
 
 const DIST_INDEX = fileURLToPath(new URL('../dist/index.html', import.meta.url));
 /** Generous for a busy two-core machine; nothing waits this long when things work. */
@@ -164,6 +164,21 @@ describe('administration in the cockpit', () => {
     await page.waitForURL(`${base}/flows`);
     await page.getByText('No flows yet.').waitFor();
     expect((await hub.api('GET', `/api/v1/flows/${created.body.data.id}`)).status).toBe(404);
+  });
+
+  it('is usable at 390 px', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [url, name] of [
+      ['/tokens', 'a03-mobile-tokens'],
+      ['/tenants', 'a04-mobile-tenants'],
+      ['/secrets', 'a05-mobile-secrets'],
+    ] as const) {
+      await page.goto(`${base}${url}`);
+      await page.locator('main h1').waitFor();
+      await checkScreen(name);
+      expect(await documentWidth(page), url).toBeLessThanOrEqual(390);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('names a hub that does not answer', async () => {
