@@ -60,6 +60,24 @@ export interface Page<T> {
   totalCount: number;
 }
 
+const LabelDefinitionAnswer = z.object({ key: z.string(), schema: z.unknown() });
+export interface LabelDefinition {
+  key: string;
+  schema: Record<string, unknown> | undefined;
+}
+
+function schemaObject(schema: unknown): Record<string, unknown> | undefined {
+  let value = schema;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
 const GraphqlAnswer = z.object({
   data: z.record(z.string(), z.unknown()).nullable().optional(),
   errors: z.array(z.object({ message: z.string(), extensions: z.object({ error_code: z.number().optional(), code: z.string().optional() }).passthrough().optional() })).optional(),
@@ -128,6 +146,23 @@ export class DirectorClient {
 
   requestRuntimeCredentials(id: string): Promise<SystemAuth> {
     return this.call(`mutation($id: ID!) { result: requestClientCredentialsForRuntime(id: $id) { id auth { credential { ... on BearerTokenCredentialData { token } } } } }`, { id }, SystemAuth);
+  }
+
+  setRuntimeStatus(id: string, condition: string): Promise<Runtime> {
+    return this.call(`mutation($id: ID!, $condition: RuntimeStatusCondition!) { result: setRuntimeStatus(id: $id, condition: $condition) { ${RUNTIME_FIELDS} } }`, { id, condition }, Runtime);
+  }
+
+  // ---------------------------------------------------------------- label definitions
+
+  /** A label definition with its schema as an object (Compass answers JSON-encoded strings). */
+  async getLabelDefinition(key: string): Promise<LabelDefinition | null> {
+    const def = await this.call(`query($key: String!) { result: labelDefinition(key: $key) { key schema } }`, { key }, LabelDefinitionAnswer.nullable());
+    return def && { key: def.key, schema: schemaObject(def.schema) };
+  }
+
+  async updateLabelDefinition(key: string, schema: Record<string, unknown>): Promise<LabelDefinition> {
+    const def = await this.call(`mutation($key: String!, $schema: JSONSchema) { result: updateLabelDefinition(in: {key: $key, schema: $schema}) { key schema } }`, { key, schema }, LabelDefinitionAnswer);
+    return { key: def.key, schema: schemaObject(def.schema) };
   }
 
   // ---------------------------------------------------------------- transport

@@ -11,7 +11,7 @@ import { PlexusClient } from './client.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerCompletionCommand } from './commands/completion.js';
-import { registerDirectorCommands } from './commands/director.js';
+import { registerDirectorCommands, registerScenarioCommands } from './commands/director.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerFlowCommands } from './commands/flows.js';
 import { registerSecretCommands } from './commands/secrets.js';
@@ -37,7 +37,7 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
   let config: CliConfig | undefined;
   let target: Target | undefined;
   const program = new Command('plexus')
-    .description('Plexus integration hub: run it (start) or administer one (login, flows, executions, secrets, audit, apps, runtimes).')
+    .description('Plexus integration hub: run it (start) or administer one (login, flows, executions, secrets, audit, apps, runtimes, scenarios).')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table' as OutputFormat))
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
@@ -64,6 +64,7 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
   registerSecretCommands(program, ctx);
   registerAuditCommands(program, ctx);
   registerDirectorCommands(program, ctx);
+  registerScenarioCommands(program, ctx);
   registerCompletionCommand(program);
   return { program, lastTarget: () => target };
 }

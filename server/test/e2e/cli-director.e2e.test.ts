@@ -66,6 +66,27 @@ describe('plexus apps and runtimes', () => {
     expect((JSON.parse(seen.stdout) as Array<{ name: string }>).map((r) => r.name)).toEqual(['edge-1']);
   });
 
+  it('adds and removes scenarios, and sets a runtime status', async () => {
+    const added = await plexus('scenarios', 'add', 'SHOP', 'ERP', '-o', 'json');
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toEqual([{ name: 'DEFAULT' }, { name: 'SHOP' }, { name: 'ERP' }]);
+    expect((await plexus('runtimes', 'label', 'edge-1', 'scenarios=["SHOP"]')).code).toBe(0);
+    // A scenario still in use stays: the Director's refusal, by name, exit 1 (invalid input).
+    const inUse = await plexus('scenarios', 'remove', 'SHOP');
+    expect(inUse.code).not.toBe(0);
+    expect(inUse.stderr).toMatch(/^plexus: [A-Z_]+: /m);
+    const removed = await plexus('scenarios', 'remove', 'ERP');
+    expect(removed.code, removed.stderr).toBe(0);
+    expect((await plexus('scenarios', 'list')).stdout).toMatch(/^SCENARIO\s*\nDEFAULT\s*\nSHOP\s*$/);
+    expect((await plexus('scenarios', 'remove', 'NOPE')).code).toBe(3);
+
+    expect((await plexus('runtimes', 'status', 'edge-1', 'SLEEPING')).code).toBe(2);
+    const ready = await plexus('runtimes', 'status', 'edge-1', 'READY');
+    expect(ready.code, ready.stderr).toBe(0);
+    expect(ready.stdout).toContain('edge-1: READY');
+    expect((await plexus('runtimes', 'label', 'edge-1', 'scenarios=["DEFAULT"]')).code).toBe(0);
+  });
+
   it('exits 3 for an unknown name and unregisters by name', async () => {
     expect((await plexus('apps', 'get', 'no-such-app')).code).toBe(3);
     expect((await plexus('runtimes', 'get', 'no-such-runtime')).code).toBe(3);
