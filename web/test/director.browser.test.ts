@@ -292,6 +292,24 @@ describe('the Director in the cockpit', () => {
     expect(await page.getByRole('article', { name: /^refused/ }).count()).toBe(0);
   });
 
+  it('issues a credential standing for the runtime, shown once, and revokes it', async () => {
+    await page.goto(`${base}/runtimes/${runtimeId}`);
+    const section = page.getByRole('region', { name: 'Credentials' });
+    await section.getByText('None issued.').waitFor();
+    await section.getByRole('button', { name: 'Issue a credential' }).click();
+    const shown = section.getByLabel('Credential token', { exact: true });
+    await expect.poll(() => shown.textContent()).toMatch(/^plx_/);
+    const token = (await shown.textContent())!;
+    const asRuntime = async (): Promise<{ status: number; body: { data?: { viewer?: unknown } } }> => {
+      const res = await fetch(`${base}/director/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ viewer { id type } }' }) });
+      return { status: res.status, body: (await res.json()) as { data?: { viewer?: unknown } } };
+    };
+    expect((await asRuntime()).body.data?.viewer).toEqual({ id: runtimeId, type: 'RUNTIME' });
+    await section.getByRole('button', { name: /^Revoke credential/ }).click();
+    await section.getByText('None issued.').waitFor();
+    expect((await asRuntime()).status).toBe(401);
+  });
+
   it('is usable at 390 px', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [url, name] of [

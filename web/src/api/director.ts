@@ -210,6 +210,12 @@ export interface LabelDefinition {
   schema: unknown;
 }
 
+/** A credential standing for an application or runtime, as issued: its bearer token, shown once. */
+export interface IssuedAuth {
+  id: string;
+  auth: { credential: { token?: string } } | null;
+}
+
 export interface Label {
   key: string;
   value: unknown;
@@ -397,6 +403,22 @@ export const M = {
   setDirectorSettings: op<{ specValidation: 'LENIENT' | 'STRICT' | null }, { setDirectorSettings: { specValidation: string } }>(
     'CockpitSetDirectorSettings',
     `mutation CockpitSetDirectorSettings($specValidation: SpecValidationMode) { setDirectorSettings(in: {specValidation: $specValidation}) { specValidation } }`,
+  ),
+  requestRuntimeCredentials: op<{ id: string }, { requestClientCredentialsForRuntime: IssuedAuth }>(
+    'CockpitRequestRuntimeCredentials',
+    `mutation CockpitRequestRuntimeCredentials($id: ID!) { requestClientCredentialsForRuntime(id: $id) { id auth { credential { ... on BearerTokenCredentialData { token } } } } }`,
+  ),
+  deleteRuntimeAuth: op<{ id: string }, { deleteSystemAuthForRuntime: { id: string } }>(
+    'CockpitDeleteRuntimeAuth',
+    `mutation CockpitDeleteRuntimeAuth($id: ID!) { deleteSystemAuthForRuntime(authID: $id) { id } }`,
+  ),
+  requestApplicationCredentials: op<{ id: string }, { requestClientCredentialsForApplication: IssuedAuth }>(
+    'CockpitRequestApplicationCredentials',
+    `mutation CockpitRequestApplicationCredentials($id: ID!) { requestClientCredentialsForApplication(id: $id) { id auth { credential { ... on BearerTokenCredentialData { token } } } } }`,
+  ),
+  deleteApplicationAuth: op<{ id: string }, { deleteSystemAuthForApplication: { id: string } }>(
+    'CockpitDeleteApplicationAuth',
+    `mutation CockpitDeleteApplicationAuth($id: ID!) { deleteSystemAuthForApplication(authID: $id) { id } }`,
   ),
   unregisterRuntime: op<{ id: string }, { unregisterRuntime: { id: string; name: string } }>(
     'CockpitUnregisterRuntime',

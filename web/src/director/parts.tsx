@@ -1,8 +1,8 @@
 /** Pieces the Director's screens share: labels, scenarios, filters, cursor pages, specs. */
 import { Markdown } from 'markdown-to-jsx/react';
 import { useEffect, useState, type FormEvent } from 'react';
-import { parseLabelFilter, parseLabelValue, type LabelFilter, type Labels, type PageInfo, type Spec } from '../api/director';
-import { ErrorNote, formatTime } from '../ui/common';
+import { parseLabelFilter, parseLabelValue, type IssuedAuth, type LabelFilter, type Labels, type PageInfo, type Spec } from '../api/director';
+import { CopyButton, ErrorNote, formatTime } from '../ui/common';
 import { summarizeSpec } from './spec';
 
 export function ConditionBadge({ condition }: { condition: string }) {
@@ -320,5 +320,68 @@ export function MarkdownView({ source }: { source: string }) {
     <div className="markdown">
       <Markdown options={MARKDOWN_OPTIONS}>{source}</Markdown>
     </div>
+  );
+}
+
+/**
+ * Credentials standing for an application or runtime (its agent's bearer token): issue one —
+ * shown once, with a copy button — and revoke. Pairing with a one-time token is the Connector's.
+ */
+export function SystemAuths({ what, auths, canWrite, onIssue, onRevoke }: { what: string; auths: Array<{ id: string }> | null; canWrite: boolean; onIssue: () => Promise<IssuedAuth>; onRevoke: (id: string) => Promise<void> }) {
+  const [issued, setIssued] = useState<string>();
+  const [error, setError] = useState<unknown>();
+  const run = async (action: () => Promise<void>): Promise<void> => {
+    setError(undefined);
+    try {
+      await action();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const list = auths ?? [];
+  return (
+    <section aria-labelledby="credentials-heading">
+      <h2 id="credentials-heading">Credentials</h2>
+      <p className="muted">Bearer tokens standing for the {what}: it acts in the Director as itself with one.</p>
+      {list.length === 0 ? (
+        <p>None issued.</p>
+      ) : (
+        <ul>
+          {list.map((a) => (
+            <li key={a.id}>
+              <code>{a.id}</code>{' '}
+              {canWrite && (
+                <button type="button" className="danger small" onClick={() => window.confirm(`Revoke credential ${a.id}? The ${what} can no longer act with it.`) && void run(() => onRevoke(a.id))}>
+                  Revoke<span className="sr-only"> credential {a.id}</span>
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      {issued && (
+        <div className="notice" role="status">
+          <p>A new credential; its token is shown this once:</p>
+          <p>
+            <code aria-label="Credential token">{issued}</code> <CopyButton text={issued} label="Copy the credential token" />
+          </p>
+        </div>
+      )}
+      {canWrite && (
+        <button
+          type="button"
+          onClick={() =>
+            void run(async () => {
+              setIssued(undefined);
+              const auth = await onIssue();
+              setIssued(auth.auth?.credential.token ?? '');
+            })
+          }
+        >
+          Issue a credential
+        </button>
+      )}
+      <ErrorNote error={error} />
+    </section>
   );
 }

@@ -20,7 +20,7 @@ import {
   type SpecInput,
 } from '../../api/director';
 import { useSession } from '../../auth/session';
-import { ConditionBadge, FetchState, LabelsEditor, MarkdownView, ScenariosEditor, SpecView } from '../../director/parts';
+import { ConditionBadge, FetchState, LabelsEditor, MarkdownView, ScenariosEditor, SpecView, SystemAuths } from '../../director/parts';
 import { CopyButton, ErrorNote, formatTime, PageHeader, useLoad } from '../../ui/common';
 
 type Kind = 'api' | 'event';
@@ -537,8 +537,6 @@ export function ApplicationPage() {
         )}
         <dt>Eventing</dt>
         <dd>{a.eventingConfiguration?.defaultURL ? <code>{a.eventingConfiguration.defaultURL}</code> : 'no default runtime'}</dd>
-        <dt>Credentials</dt>
-        <dd>{a.auths?.length ? `${a.auths.length} issued` : 'none'}</dd>
       </dl>
       <ScenariosEditor
         current={scenarioLabel(a.labels)}
@@ -573,6 +571,22 @@ export function ApplicationPage() {
         {canWrite && <AddDefinition kind="event" applicationID={a.id} onAdded={app.reload} />}
       </section>
       <Documents app={a} canWrite={canWrite} onChanged={app.reload} />
+      {a.integrationLevel !== 'BASIC' && (
+        <SystemAuths
+          what="application"
+          auths={a.auths}
+          canWrite={canWrite}
+          onIssue={async () => {
+            const { requestClientCredentialsForApplication } = await gql(M.requestApplicationCredentials, { id: a.id });
+            app.reload();
+            return requestClientCredentialsForApplication;
+          }}
+          onRevoke={async (authId) => {
+            await gql(M.deleteApplicationAuth, { id: authId });
+            app.reload();
+          }}
+        />
+      )}
       <Webhooks app={a} canWrite={canWrite} onChanged={app.reload} />
     </>
   );

@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { gql, M, Q, RUNTIME_CONDITIONS, scenarioLabel, scenariosOf, type LabelFilter, type Runtime, type RuntimeCondition } from '../../api/director';
 import { useSession } from '../../auth/session';
-import { ConditionBadge, CursorPager, LabelChips, LabelFilterForm, LabelsEditor, ScenariosEditor, useCursorPages } from '../../director/parts';
+import { ConditionBadge, CursorPager, LabelChips, LabelFilterForm, LabelsEditor, ScenariosEditor, SystemAuths, useCursorPages } from '../../director/parts';
 import { ErrorNote, formatTime, PageHeader, useLoad } from '../../ui/common';
 
 const PAGE_SIZE = 20;
@@ -249,8 +249,6 @@ export function RuntimePage() {
         )}
         <dt>Eventing URL</dt>
         <dd>{r.eventingConfiguration?.defaultURL ? <code>{r.eventingConfiguration.defaultURL}</code> : 'none'}</dd>
-        <dt>Credentials</dt>
-        <dd>{r.auths?.length ? `${r.auths.length} issued` : 'none'}</dd>
       </dl>
       {canWrite && (
         <form
@@ -292,6 +290,20 @@ export function RuntimePage() {
         onDelete={async (key) => {
           await gql(M.deleteRuntimeLabel, { id: r.id, key });
           reload();
+        }}
+      />
+      <SystemAuths
+        what="runtime"
+        auths={r.auths}
+        canWrite={canWrite}
+        onIssue={async () => {
+          const { requestClientCredentialsForRuntime } = await gql(M.requestRuntimeCredentials, { id: r.id });
+          runtime.reload();
+          return requestClientCredentialsForRuntime;
+        }}
+        onRevoke={async (authId) => {
+          await gql(M.deleteRuntimeAuth, { id: authId });
+          runtime.reload();
         }}
       />
       {apps.data && (
