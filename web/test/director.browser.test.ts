@@ -133,8 +133,14 @@ describe('the Director in the cockpit', () => {
     await api.getByLabel('Target URL').fill('https://shop.example/api');
     await api.getByLabel('Version').fill('v2');
     await api.getByLabel('Spec document').fill(OPENAPI);
+    await api.getByLabel('Basic').check();
+    await api.getByLabel('Username').fill('shop-svc');
+    await api.getByLabel('Password').fill('default-pa55');
     await api.getByRole('button', { name: 'Add API' }).click();
     const orders = page.getByRole('article', { name: /^orders/ });
+    // The default credentials are kept by the hub: who, never the password.
+    await orders.getByText('basic, user shop-svc').waitFor();
+    expect(await page.content()).not.toContain('default-pa55');
     await orders.getByRole('cell', { name: 'Place an order' }).waitFor();
     expect(await orders.getByRole('row').allTextContents()).toEqual(['MethodPathSummary', 'GET/ordersList the orders', 'POST/ordersPlace an order']);
     await orders.getByText("The spec's parser accepted it.").waitFor();
@@ -146,6 +152,7 @@ describe('the Director in the cockpit', () => {
     await page.getByRole('article', { name: /^order-created/ }).getByRole('cell', { name: 'order/created' }).waitFor();
 
     // A spec its parser refuses is stored (lenient by default) with the problems shown.
+    await api.getByLabel('None', { exact: true }).check();
     await api.getByLabel('API name').fill('broken');
     await api.getByLabel('Target URL').fill('https://shop.example/broken');
     await api.getByLabel('Spec document').fill('openapi: 3.0.3\ninfo: { title: no paths }\n');

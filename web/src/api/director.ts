@@ -137,6 +137,8 @@ export interface APIDefinition {
   group: string | null;
   version: Version | null;
   spec: Spec | null;
+  /** Masked for everyone but a runtime: only who / where is shown. */
+  defaultAuth: { credential: { username?: string; clientId?: string; url?: string } } | null;
 }
 
 export interface EventDefinition {
@@ -237,7 +239,12 @@ export interface SpecInput {
   fetchRequest?: { url: string };
 }
 
+export interface AuthInput {
+  credential: { basic?: { username: string; password: string }; oauth?: { clientId: string; clientSecret: string; url: string } };
+}
+
 export interface APIDefinitionInput {
+  defaultAuth?: AuthInput;
   name: string;
   description?: string;
   targetURL: string;
@@ -280,7 +287,8 @@ const APP_SUMMARY = `id name providerName description integrationLevel labels st
 const APP_DETAIL = `id name providerName description integrationLevel labels status { condition timestamp }
   healthCheckURL eventingConfiguration { defaultURL } auths { id }
   webhooks { id type url signingSecret }
-  apiDefinitions(first: 100) { totalCount data { id name description targetURL group ${VERSION} spec { ${SPEC} } } }
+  apiDefinitions(first: 100) { totalCount data { id name description targetURL group ${VERSION} spec { ${SPEC} }
+    defaultAuth { credential { ... on BasicCredentialData { username } ... on OAuthCredentialData { clientId url } } } } }
   eventDefinitions(first: 100) { totalCount data { id name description group ${VERSION} spec { ${SPEC} } } }
   documents(first: 100) { totalCount data { id title displayName description format kind data
     fetchRequest { url mode filter status { condition timestamp message } } } }`;

@@ -14,6 +14,7 @@ import {
   scenariosOf,
   type APIDefinition,
   type Application,
+  type AuthInput,
   type EventDefinition,
   type IntegrationLevel,
   type SpecFormat,
@@ -54,9 +55,20 @@ function AddDefinition({ kind, applicationID, onAdded }: { kind: Kind; applicati
   const [source, setSource] = useState<'none' | 'inline' | 'fetch'>('inline');
   const [data, setData] = useState('');
   const [url, setUrl] = useState('');
+  const [authKind, setAuthKind] = useState<'none' | 'basic' | 'oauth'>('none');
+  const [authId, setAuthId] = useState('');
+  const [authSecret, setAuthSecret] = useState('');
+  const [authUrl, setAuthUrl] = useState('');
   const [error, setError] = useState<unknown>();
   const label = kind === 'api' ? 'API' : 'event';
   const prefix = `add-${kind}`;
+  // What a runtime calls the API with when it has no credentials of its own (BASIC applications rely on it).
+  const defaultAuth: AuthInput | undefined =
+    authKind === 'basic'
+      ? { credential: { basic: { username: authId, password: authSecret } } }
+      : authKind === 'oauth'
+        ? { credential: { oauth: { clientId: authId, clientSecret: authSecret, url: authUrl.trim() } } }
+        : undefined;
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setError(undefined);
@@ -69,7 +81,7 @@ function AddDefinition({ kind, applicationID, onAdded }: { kind: Kind; applicati
       ...(spec ? { spec } : {}),
     };
     try {
-      if (kind === 'api') await gql(M.addAPIDefinition, { id: applicationID, in: { ...common, targetURL: targetURL.trim() } });
+      if (kind === 'api') await gql(M.addAPIDefinition, { id: applicationID, in: { ...common, targetURL: targetURL.trim(), ...(defaultAuth ? { defaultAuth } : {}) } });
       else await gql(M.addEventDefinition, { id: applicationID, in: common });
       setName('');
       setTargetURL('');
@@ -77,6 +89,7 @@ function AddDefinition({ kind, applicationID, onAdded }: { kind: Kind; applicati
       setVersion('');
       setData('');
       setUrl('');
+      setAuthSecret('');
       onAdded();
     } catch (err) {
       setError(err);
@@ -143,6 +156,35 @@ function AddDefinition({ kind, applicationID, onAdded }: { kind: Kind; applicati
           </label>
         )}
       </fieldset>
+      {kind === 'api' && (
+        <fieldset>
+          <legend>Default credentials</legend>
+          {(['none', 'basic', 'oauth'] as const).map((k) => (
+            <label key={k} className="inline">
+              <input type="radio" name={`${prefix}-auth`} checked={authKind === k} onChange={() => setAuthKind(k)} />
+              {k === 'none' ? 'None' : k === 'basic' ? 'Basic' : 'OAuth client credentials'}
+            </label>
+          ))}
+          {authKind !== 'none' && (
+            <div className="form-grid">
+              <label>
+                {authKind === 'basic' ? 'Username' : 'Client id'}
+                <input value={authId} required autoComplete="off" onChange={(e) => setAuthId(e.target.value)} />
+              </label>
+              <label>
+                {authKind === 'basic' ? 'Password' : 'Client secret'}
+                <input type="password" value={authSecret} required autoComplete="new-password" onChange={(e) => setAuthSecret(e.target.value)} />
+              </label>
+              {authKind === 'oauth' && (
+                <label>
+                  Token URL
+                  <input type="url" value={authUrl} required onChange={(e) => setAuthUrl(e.target.value)} />
+                </label>
+              )}
+            </div>
+          )}
+        </fieldset>
+      )}
       <ErrorNote error={error} />
       <button type="submit" className="primary">
         Add {label}
@@ -189,6 +231,17 @@ function Definition({ kind, def, canWrite, onChanged }: { kind: Kind; def: APIDe
             <dt>Target URL</dt>
             <dd>
               <code>{api.targetURL}</code>
+            </dd>
+          </>
+        )}
+        {api?.defaultAuth && (
+          <>
+            <dt>Default credentials</dt>
+            <dd>
+              {api.defaultAuth.credential.username !== undefined
+                ? `basic, user ${api.defaultAuth.credential.username}`
+                : `OAuth client ${api.defaultAuth.credential.clientId ?? ''} at ${api.defaultAuth.credential.url ?? ''}`}{' '}
+              <span className="muted">(secret kept by the hub)</span>
             </dd>
           </>
         )}
