@@ -11,7 +11,7 @@ export default defineConfig({
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 2_000 },
   server: {
     // `npm run dev -w web` against a hub on the default port.
-    proxy: Object.fromEntries(['/api', '/hook', '/openapi.json', '/docs'].map((p) => [p, 'http://127.0.0.1:8080'])),
+    proxy: Object.fromEntries(['/api', '/hook', '/director', '/openapi.json', '/docs'].map((p) => [p, 'http://127.0.0.1:8080'])),
   },
   test: {
     // Two cores shared by everything: one fork per project is enough.

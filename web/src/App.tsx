@@ -1,5 +1,5 @@
 /** Routes and the frame around every signed-in page: navigation, tenant switcher, sign-out. */
-import { lazy, Suspense, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { Navigate, NavLink, Route, Routes, useLocation } from 'react-router';
 import { api, unwrap } from './api/client';
 import { useSession } from './auth/session';
@@ -10,37 +10,53 @@ import { ExecutionPage } from './pages/Execution';
 import { ExecutionsPage } from './pages/Executions';
 import { FlowsPage } from './pages/Flows';
 import { SignInPage } from './pages/SignIn';
+import { TenantsPage } from './pages/Tenants';
+import { TokensPage } from './pages/Tokens';
 import { UsersPage } from './pages/Users';
 
 // The canvas and the schema forms (xyflow, rjsf + ajv, jsonata) load with the pages that use them.
 const FlowEditorPage = lazy(() => import('./pages/FlowEditor').then((m) => ({ default: m.FlowEditorPage })));
+// The Director's screens (spec summaries parse YAML, documents render markdown) load on first visit.
+const ApplicationsPage = lazy(() => import('./pages/director/Applications').then((m) => ({ default: m.ApplicationsPage })));
+const ApplicationPage = lazy(() => import('./pages/director/Application').then((m) => ({ default: m.ApplicationPage })));
+const RuntimesPage = lazy(() => import('./pages/director/Runtimes').then((m) => ({ default: m.RuntimesPage })));
+const RuntimePage = lazy(() => import('./pages/director/Runtimes').then((m) => ({ default: m.RuntimePage })));
+const LabelDefinitionsPage = lazy(() => import('./pages/director/LabelDefinitions').then((m) => ({ default: m.LabelDefinitionsPage })));
 const SecretsPage = lazy(() => import('./pages/Secrets').then((m) => ({ default: m.SecretsPage })));
 
 const NAV = [
   { to: '/flows', label: 'Flows', permission: 'flows.read' },
   { to: '/executions', label: 'Executions', permission: 'executions.read' },
   { to: '/dashboard', label: 'Throughput', permission: 'executions.read' },
+  { to: '/applications', label: 'Applications', permission: 'application:read' },
+  { to: '/runtimes', label: 'Runtimes', permission: 'runtime:read' },
+  { to: '/labels', label: 'Labels & scenarios', permission: 'label_definition:read' },
   { to: '/secrets', label: 'Secrets', permission: 'secrets.read' },
   { to: '/components', label: 'Components', permission: 'components.read' },
   { to: '/users', label: 'Users & roles', permission: 'tenant.users.read' },
+  { to: '/tokens', label: 'API tokens', permission: 'tenant.tokens.read' },
+  { to: '/tenants', label: 'Tenants', permission: 'iam.tenants.read' },
   { to: '/audit', label: 'Audit log', permission: 'audit.read' },
 ];
 
 function TenantSwitcher() {
   const session = useSession();
   const [tenants, setTenants] = useState<string[]>([]);
-  useEffect(() => {
+  const load = useCallback(() => {
     unwrap(api.GET('/api/v1/tenants', { params: { query: { 'page[size]': 100 } } })).then(
       (r) => setTenants(r.data.map((t) => t.id)),
       () => setTenants([]),
     );
   }, []);
+  useEffect(load, [load]);
   const me = session.me!;
   return (
     <label className="tenant">
       Tenant
       <select
         value={me.tenant}
+        // Read again when opened: a tenant created on the Tenants page is there at once.
+        onFocus={load}
         onChange={(e) => void session.switchTenant(e.target.value === me.homeTenant ? undefined : e.target.value)}
       >
         {(tenants.includes(me.tenant) ? tenants : [me.tenant, ...tenants]).map((t) => (
@@ -122,9 +138,16 @@ export function App() {
       <Route path="/executions" element={<SignedIn><ExecutionsPage /></SignedIn>} />
       <Route path="/executions/:id" element={<SignedIn><ExecutionPage /></SignedIn>} />
       <Route path="/dashboard" element={<SignedIn><DashboardPage /></SignedIn>} />
+      <Route path="/applications" element={<SignedIn><ApplicationsPage /></SignedIn>} />
+      <Route path="/applications/:id" element={<SignedIn><ApplicationPage /></SignedIn>} />
+      <Route path="/runtimes" element={<SignedIn><RuntimesPage /></SignedIn>} />
+      <Route path="/runtimes/:id" element={<SignedIn><RuntimePage /></SignedIn>} />
+      <Route path="/labels" element={<SignedIn><LabelDefinitionsPage /></SignedIn>} />
       <Route path="/secrets" element={<SignedIn><SecretsPage /></SignedIn>} />
       <Route path="/components" element={<SignedIn><ComponentsPage /></SignedIn>} />
       <Route path="/users" element={<SignedIn><UsersPage /></SignedIn>} />
+      <Route path="/tokens" element={<SignedIn><TokensPage /></SignedIn>} />
+      <Route path="/tenants" element={<SignedIn><TenantsPage /></SignedIn>} />
       <Route path="/audit" element={<SignedIn><AuditPage /></SignedIn>} />
       <Route path="*" element={<SignedIn><h1>Not found</h1><p>No page here.</p></SignedIn>} />
     </Routes>

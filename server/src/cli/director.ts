@@ -60,9 +60,27 @@ export interface Page<T> {
   totalCount: number;
 }
 
+const LabelDefinitionAnswer = z.object({ key: z.string(), schema: z.unknown() });
+export interface LabelDefinition {
+  key: string;
+  schema: Record<string, unknown> | undefined;
+}
+
+function schemaObject(schema: unknown): Record<string, unknown> | undefined {
+  let value = schema;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
 const GraphqlAnswer = z.object({
   data: z.record(z.string(), z.unknown()).nullable().optional(),
-  errors: z.array(z.object({ message: z.string(), extensions: z.object({ error_code: z.number().optional() }).passthrough().optional() })).optional(),
+  errors: z.array(z.object({ message: z.string(), extensions: z.object({ error_code: z.number().optional(), code: z.string().optional() }).passthrough().optional() })).optional(),
 });
 
 export class DirectorClient {
@@ -130,6 +148,23 @@ export class DirectorClient {
     return this.call(`mutation($id: ID!) { result: requestClientCredentialsForRuntime(id: $id) { id auth { credential { ... on BearerTokenCredentialData { token } } } } }`, { id }, SystemAuth);
   }
 
+  setRuntimeStatus(id: string, condition: string): Promise<Runtime> {
+    return this.call(`mutation($id: ID!, $condition: RuntimeStatusCondition!) { result: setRuntimeStatus(id: $id, condition: $condition) { ${RUNTIME_FIELDS} } }`, { id, condition }, Runtime);
+  }
+
+  // ---------------------------------------------------------------- label definitions
+
+  /** A label definition with its schema as an object (Compass answers JSON-encoded strings). */
+  async getLabelDefinition(key: string): Promise<LabelDefinition | null> {
+    const def = await this.call(`query($key: String!) { result: labelDefinition(key: $key) { key schema } }`, { key }, LabelDefinitionAnswer.nullable());
+    return def && { key: def.key, schema: schemaObject(def.schema) };
+  }
+
+  async updateLabelDefinition(key: string, schema: Record<string, unknown>): Promise<LabelDefinition> {
+    const def = await this.call(`mutation($key: String!, $schema: JSONSchema) { result: updateLabelDefinition(in: {key: $key, schema: $schema}) { key schema } }`, { key, schema }, LabelDefinitionAnswer);
+    return { key: def.key, schema: schemaObject(def.schema) };
+  }
+
   // ---------------------------------------------------------------- transport
 
   private async allPages<T extends z.ZodType>(what: string, item: T, query: string, variables: Record<string, unknown>): Promise<Page<z.infer<T>>> {
@@ -167,7 +202,9 @@ export class DirectorClient {
     if (error) {
       const code = error.extensions?.error_code;
       const status = code === undefined ? (res.ok ? 400 : res.status) : (STATUS_BY_GRAPHQL_CODE[code] ?? 500);
-      throw new ApiError(status, code === undefined ? 'GRAPHQL' : `DIRECTOR_${code}`, error.message, answer.data.errors!.length > 1 ? answer.data.errors!.map((e) => e.message) : []);
+      // Named as the hub names it (ALREADY_EXISTS, NOT_FOUND…); a Compass-era error has only its number.
+      const name = error.extensions?.code ?? (code === undefined ? 'GRAPHQL' : `DIRECTOR_${code}`);
+      throw new ApiError(status, name, error.message, answer.data.errors!.length > 1 ? answer.data.errors!.map((e) => e.message) : []);
     }
     const parsed = schema.safeParse(answer.data.data?.result);
     if (!parsed.success) {

@@ -11,7 +11,7 @@ import { PlexusClient } from './client.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerCompletionCommand } from './commands/completion.js';
-import { registerDirectorCommands } from './commands/director.js';
+import { registerDirectorCommands, registerScenarioCommands } from './commands/director.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerFlowCommands } from './commands/flows.js';
 import { registerSecretCommands } from './commands/secrets.js';
@@ -52,7 +52,7 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
   let config: CliConfig | undefined;
   let target: Target | undefined;
   const program = new Command('plexus')
-    .description('Plexus integration hub: run it (start) or administer one (login, flows, executions, secrets, audit, apps, runtimes).')
+    .description('Plexus integration hub: run it (start) or administer one (login, flows, executions, secrets, audit, apps, runtimes, scenarios).')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table' as OutputFormat))
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
@@ -110,6 +110,7 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
   registerSecretCommands(program, ctx);
   registerAuditCommands(program, ctx);
   registerDirectorCommands(program, ctx);
+  registerScenarioCommands(program, ctx);
   registerCompletionCommand(program);
   return { program, lastTarget: () => target };
 }
@@ -143,7 +144,9 @@ function report(err: unknown, target: Target | undefined): ExitCode {
   if (isCliError(err)) {
     // The hub's validation message is its problems joined: print them once, one a line.
     const repeated = err.problems.length > 0 && err.message === err.problems.join('; ');
-    write(`plexus: ${repeated ? (err.problems.length === 1 ? err.problems[0] : 'the hub refused the input:') : err.message}`);
+    // A refusal of the hub is named by its code (ALREADY_EXISTS, INVALID_STATE…), as the cockpit shows it.
+    const name = err instanceof ApiError && !err.code.startsWith('HTTP_') ? `${err.code}: ` : '';
+    write(`plexus: ${name}${repeated ? (err.problems.length === 1 ? err.problems[0] : 'the hub refused the input:') : err.message}`);
     if (!repeated || err.problems.length > 1) for (const p of err.problems) write(`  ${p}`);
     return err.exitCode;
   }

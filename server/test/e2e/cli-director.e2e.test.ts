@@ -31,7 +31,10 @@ describe('plexus apps and runtimes', () => {
     const reg = await plexus('apps', 'register', 'shop', '--description', 'the web shop', '--label', 'scenarios=["DEFAULT"]', '--label', 'team=web');
     expect(reg.code, reg.stderr).toBe(0);
     expect(reg.stdout).toMatch(/registered application shop \(/);
-    expect((await plexus('apps', 'register', 'shop')).code).toBe(4);
+    const again = await plexus('apps', 'register', 'shop');
+    expect(again.code).toBe(4);
+    // Named as the hub names it, with its message.
+    expect(again.stderr).toMatch(/^plexus: ALREADY_EXISTS: an application named shop already exists/m);
 
     const got = await plexus('apps', 'get', 'shop', '-o', 'yaml');
     expect(got.code, got.stderr).toBe(0);
@@ -61,6 +64,27 @@ describe('plexus apps and runtimes', () => {
     const seen = await user.run(['runtimes', 'list', '-o', 'json'], { env: { PLEXUS_TOKEN: token, PLEXUS_URL: url } });
     expect(seen.code, seen.stderr).toBe(0);
     expect((JSON.parse(seen.stdout) as Array<{ name: string }>).map((r) => r.name)).toEqual(['edge-1']);
+  });
+
+  it('adds and removes scenarios, and sets a runtime status', async () => {
+    const added = await plexus('scenarios', 'add', 'SHOP', 'ERP', '-o', 'json');
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toEqual([{ name: 'DEFAULT' }, { name: 'SHOP' }, { name: 'ERP' }]);
+    expect((await plexus('runtimes', 'label', 'edge-1', 'scenarios=["SHOP"]')).code).toBe(0);
+    // A scenario still in use stays: the Director's refusal, by name, exit 1 (invalid input).
+    const inUse = await plexus('scenarios', 'remove', 'SHOP');
+    expect(inUse.code).not.toBe(0);
+    expect(inUse.stderr).toMatch(/^plexus: [A-Z_]+: /m);
+    const removed = await plexus('scenarios', 'remove', 'ERP');
+    expect(removed.code, removed.stderr).toBe(0);
+    expect((await plexus('scenarios', 'list')).stdout).toMatch(/^SCENARIO\s*\nDEFAULT\s*\nSHOP\s*$/);
+    expect((await plexus('scenarios', 'remove', 'NOPE')).code).toBe(3);
+
+    expect((await plexus('runtimes', 'status', 'edge-1', 'SLEEPING')).code).toBe(2);
+    const ready = await plexus('runtimes', 'status', 'edge-1', 'READY');
+    expect(ready.code, ready.stderr).toBe(0);
+    expect(ready.stdout).toContain('edge-1: READY');
+    expect((await plexus('runtimes', 'label', 'edge-1', 'scenarios=["DEFAULT"]')).code).toBe(0);
   });
 
   it('exits 3 for an unknown name and unregisters by name', async () => {

@@ -482,6 +482,18 @@ export function FlowEditorPage() {
     }
   };
 
+  // Only an inactive flow can go (the hub refuses an active one with INVALID_STATE, shown here).
+  const remove = async (): Promise<void> => {
+    if (!flow || !window.confirm(`Delete flow ${flow.name}? This cannot be undone.`)) return;
+    setError(undefined);
+    try {
+      await unwrap(api.DELETE('/api/v1/flows/{id}', { params: { path: { id: flow.id } } }));
+      await navigate('/flows');
+    } catch (err) {
+      setError(err);
+    }
+  };
+
   if (loadError) return <ErrorNote error={loadError} />;
   if (id && !flow) return <p role="status">Loading…</p>;
 
@@ -506,6 +518,11 @@ export function FlowEditorPage() {
             Stop
           </button>
         ))}
+        {flow && canWrite && status === 'inactive' && (
+          <button type="button" className="danger" onClick={() => void remove()}>
+            Delete
+          </button>
+        )}
       </PageHeader>
       {flow?.statusReason && <p className="error">Last start failed: {flow.statusReason}</p>}
       {readonly && flow && canWrite && <p className="notice">The flow is {status}: stop it to change it.</p>}

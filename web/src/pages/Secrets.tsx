@@ -10,7 +10,7 @@ import { api, ApiError, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 import { useSession } from '../auth/session';
 import { NodeForm } from '../editor/NodeForm';
-import { ErrorNote, formatTime, PageHeader, Pager, useLoad } from '../ui/common';
+import { ErrorNote, formatTime, JsonBlock, PageHeader, Pager, useLoad } from '../ui/common';
 
 type NewSecretBody = paths['/api/v1/secrets']['post']['requestBody']['content']['application/json'];
 
@@ -112,6 +112,31 @@ export function SecretsPage() {
   const [error, setError] = useState<unknown>();
   const list = useLoad(() => unwrap(api.GET('/api/v1/secrets', { params: { query: { 'page[number]': page, 'page[size]': 20, sort: 'name' } } })), [page]);
   const canWrite = session.can('secrets.write');
+  const canReveal = session.can('secrets.readRaw');
+  // Raw values are read only on request (each read is audited) and forgotten when hidden.
+  const [revealed, setRevealed] = useState<Record<string, Record<string, unknown>>>({});
+  const [notice, setNotice] = useState<string>();
+  const reveal = async (id: string): Promise<void> => {
+    setError(undefined);
+    if (revealed[id]) return setRevealed(({ [id]: _gone, ...rest }) => rest);
+    try {
+      const r = await unwrap(api.GET('/api/v1/secrets/{id}/raw', { params: { path: { id } } }));
+      setRevealed((v) => ({ ...v, [id]: r.data.value }));
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const refresh = async (id: string, name: string): Promise<void> => {
+    setError(undefined);
+    setNotice(undefined);
+    try {
+      await unwrap(api.POST('/api/v1/secrets/{id}/refresh', { params: { path: { id } } }));
+      setNotice(`${name}: the grant answered; the token is refreshed.`);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
   const remove = async (id: string, name: string): Promise<void> => {
     if (!window.confirm(`Delete secret ${name}? Steps using it will fail.`)) return;
     try {
@@ -125,6 +150,11 @@ export function SecretsPage() {
     <>
       <PageHeader title="Secrets" />
       <ErrorNote error={list.error ?? error} />
+      {notice && (
+        <p role="status" className="notice">
+          {notice}
+        </p>
+      )}
       <div className="table-wrap">
         <table>
           <caption className="sr-only">Secrets, sensitive fields masked</caption>
@@ -134,7 +164,7 @@ export function SecretsPage() {
               <th scope="col">Type</th>
               <th scope="col">Value</th>
               <th scope="col">Updated</th>
-              {canWrite && <th scope="col">Actions</th>}
+              {(canWrite || canReveal) && <th scope="col">Actions</th>}
             </tr>
           </thead>
           <tbody>
@@ -149,16 +179,36 @@ export function SecretsPage() {
                       .join(', ')}
                   </code>
                   {s.lastError && <div className="error">{s.lastError}</div>}
+                  {revealed[s.id] && <JsonBlock value={revealed[s.id]} label={`Value of ${s.name}`} />}
                 </td>
                 <td>{formatTime(s.updatedAt)}</td>
-                {canWrite && (
+                {(canWrite || canReveal) && (
                   <td>
-                    <button type="button" onClick={() => setRotating(rotating === s.id ? undefined : s.id)} aria-expanded={rotating === s.id}>
-                      Rotate
-                    </button>{' '}
-                    <button type="button" className="danger" onClick={() => void remove(s.id, s.name)}>
-                      Delete
-                    </button>
+                    {canReveal && (
+                      <>
+                        <button type="button" aria-pressed={Boolean(revealed[s.id])} onClick={() => void reveal(s.id)}>
+                          {revealed[s.id] ? 'Hide' : 'Reveal'}
+                          <span className="sr-only"> {s.name}</span>
+                        </button>{' '}
+                      </>
+                    )}
+                    {canWrite && s.type === 'oauth2' && (
+                      <>
+                        <button type="button" onClick={() => void refresh(s.id, s.name)}>
+                          Refresh<span className="sr-only"> {s.name}</span>
+                        </button>{' '}
+                      </>
+                    )}
+                    {canWrite && (
+                      <>
+                        <button type="button" onClick={() => setRotating(rotating === s.id ? undefined : s.id)} aria-expanded={rotating === s.id}>
+                          Rotate
+                        </button>{' '}
+                        <button type="button" className="danger" onClick={() => void remove(s.id, s.name)}>
+                          Delete
+                        </button>
+                      </>
+                    )}
                   </td>
                 )}
               </tr>

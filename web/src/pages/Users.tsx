@@ -5,7 +5,7 @@ import { api, unwrap } from '../api/client';
 import { useSession } from '../auth/session';
 import { ErrorNote, formatTime, PageHeader, Pager, useLoad } from '../ui/common';
 
-function PermissionPicker({ value, onChange, legend, allowRestricted }: { value: string[]; onChange: (v: string[]) => void; legend: string; allowRestricted: boolean }) {
+export function PermissionPicker({ value, onChange, legend, allowRestricted }: { value: string[]; onChange: (v: string[]) => void; legend: string; allowRestricted: boolean }) {
   const choices = PERMISSIONS.filter((p) => allowRestricted || !isRestrictedPermission(p));
   return (
     <fieldset className="permissions">
@@ -105,6 +105,7 @@ export function UsersPage() {
   const [editing, setEditing] = useState<string>();
 
   const [username, setUsername] = useState('');
+  const [kind, setKind] = useState<'user' | 'service'>('user');
   const [password, setPassword] = useState('');
   const [permissions, setPermissions] = useState<string[]>([]);
   const [userRoles, setUserRoles] = useState<string[]>([]);
@@ -112,7 +113,8 @@ export function UsersPage() {
     e.preventDefault();
     setError(undefined);
     try {
-      await unwrap(api.POST('/api/v1/users', { body: { username, password, kind: 'user', permissions, roles: userRoles } }));
+      // A service account has no password: it acts through API tokens (the API tokens page).
+      await unwrap(api.POST('/api/v1/users', { body: { username, kind, ...(kind === 'user' ? { password } : {}), permissions, roles: userRoles } }));
       setUsername('');
       setPassword('');
       setPermissions([]);
@@ -218,9 +220,18 @@ export function UsersPage() {
             <input value={username} required autoComplete="off" onChange={(e) => setUsername(e.target.value)} />
           </label>
           <label>
-            Password (at least 8 characters)
-            <input type="password" value={password} required minLength={8} autoComplete="new-password" onChange={(e) => setPassword(e.target.value)} />
+            Kind
+            <select value={kind} onChange={(e) => setKind(e.target.value as 'user' | 'service')}>
+              <option value="user">user — signs in with a password</option>
+              <option value="service">service — acts through API tokens only</option>
+            </select>
           </label>
+          {kind === 'user' && (
+            <label>
+              Password (at least 8 characters)
+              <input type="password" value={password} required minLength={8} autoComplete="new-password" onChange={(e) => setPassword(e.target.value)} />
+            </label>
+          )}
           {(roles.data?.length ?? 0) > 0 && (
             <fieldset>
               <legend>Roles</legend>

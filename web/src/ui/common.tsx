@@ -18,13 +18,22 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): { 
   return { ...state, reload: run };
 }
 
+/** The name an error is shown under: the hub's code, or what went wrong on the way to it. */
+export function errorName(e: Error): string {
+  if (e instanceof ApiError) return e.code;
+  // fetch rejects with a TypeError when no answer came (hub down, network gone).
+  if (e instanceof TypeError && /fetch|network/i.test(e.message)) return 'HUB_UNREACHABLE';
+  return '';
+}
+
 export function ErrorNote({ error }: { error: unknown }) {
   if (!error) return null;
   const e = error as Error;
   const problems = e instanceof ApiError ? (e.details?.problems ?? []) : [];
+  const name = errorName(e);
   return (
     <div role="alert" className="error">
-      <strong>{e instanceof ApiError ? `${e.code}: ` : ''}</strong>
+      <strong>{name ? `${name}: ` : ''}</strong>
       {problems.length > 0 ? 'The hub found these problems:' : e.message}
       {problems.length > 0 && (
         <ul>

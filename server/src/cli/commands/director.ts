@@ -4,7 +4,7 @@
  * unregister, label / unlabel, and a credential standing for one (shown once).
  */
 import fs from 'node:fs';
-import { Option, type Command } from '@commander-js/extra-typings';
+import { Argument, Option, type Command } from '@commander-js/extra-typings';
 import YAML from 'yaml';
 import { DirectorClient, type Application, type LabelFilter, type Runtime } from '../director.js';
 import { CliError, EXIT } from '../errors.js';
@@ -14,6 +14,7 @@ import type { CliContext } from '../program.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INTEGRATION_LEVELS = ['BASIC', 'APPLICATION', 'PROXY', 'SERVICE'] as const;
+const RUNTIME_CONDITIONS = ['INITIAL', 'PROVISIONING', 'CONNECTED', 'READY', 'FAILED'] as const;
 
 const scenariosOf = (labels: Record<string, unknown> | null): unknown => labels?.scenarios;
 
@@ -220,6 +221,17 @@ export function registerDirectorCommands(program: Command<[], Record<string, unk
     });
 
   runtimes
+    .command('status')
+    .description("set a runtime's status (its agent reports READY itself; this corrects one that cannot)")
+    .argument('<runtime>', 'name or id')
+    .addArgument(new Argument('<condition>', 'the new status').choices(RUNTIME_CONDITIONS))
+    .action(async (ref, condition) => {
+      const client = director();
+      const runtime = await client.setRuntimeStatus((await resolveRuntime(client, ref)).id, condition);
+      done(ctx.out(), runtime, `${runtime.name}: ${runtime.status.condition}`);
+    });
+
+  runtimes
     .command('credentials')
     .description('issue a credential standing for the runtime (for its agent): a bearer token, shown once')
     .argument('<runtime>', 'name or id')
@@ -227,6 +239,53 @@ export function registerDirectorCommands(program: Command<[], Record<string, unk
       const client = director();
       const auth = await client.requestRuntimeCredentials((await resolveRuntime(client, ref)).id);
       done(ctx.out(), auth, `credential ${auth.id}; token (shown once): ${auth.auth.credential.token}`);
+    });
+}
+
+/** Registers `plexus scenarios …`: the enum of the tenant's `scenarios` label definition. */
+export function registerScenarioCommands(program: Command<[], Record<string, unknown>>, ctx: CliContext): void {
+  const director = (): DirectorClient => {
+    const client = ctx.client();
+    return new DirectorClient({ url: client.url, token: client.token });
+  };
+  const read = async (client: DirectorClient): Promise<{ schema: Record<string, unknown>; items: Record<string, unknown>; names: string[] }> => {
+    const def = await client.getLabelDefinition('scenarios');
+    const schema = def?.schema ?? { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' } };
+    const items = (schema.items && typeof schema.items === 'object' ? schema.items : { type: 'string' }) as Record<string, unknown>;
+    const names = Array.isArray(items.enum) ? items.enum.filter((x): x is string => typeof x === 'string') : ['DEFAULT'];
+    return { schema, items, names };
+  };
+  const write = async (client: DirectorClient, current: Awaited<ReturnType<typeof read>>, names: string[]): Promise<string[]> => {
+    const def = await client.updateLabelDefinition('scenarios', { ...current.schema, items: { ...current.items, enum: names } });
+    const items = def.schema?.items as { enum?: unknown } | undefined;
+    return Array.isArray(items?.enum) ? items.enum.filter((x): x is string => typeof x === 'string') : names;
+  };
+  const print = (names: string[]): void => printList(ctx.out(), names.map((name) => ({ name })), [{ header: 'SCENARIO', value: (s: { name: string }) => s.name }], undefined, 'scenarios');
+
+  const scenarios = program.command('scenarios').description("the tenant's scenarios (applications and runtimes in one see each other): list, add, remove");
+  scenarios
+    .command('list')
+    .description("list the tenant's scenarios")
+    .action(async () => print((await read(director())).names));
+  scenarios
+    .command('add')
+    .description('add scenarios')
+    .argument('<name...>', 'scenario names')
+    .action(async (names) => {
+      const client = director();
+      const current = await read(client);
+      print(await write(client, current, [...current.names, ...names.filter((n) => !current.names.includes(n))]));
+    });
+  scenarios
+    .command('remove')
+    .description('remove scenarios (the Director refuses DEFAULT and any still in use)')
+    .argument('<name...>', 'scenario names')
+    .action(async (names) => {
+      const client = director();
+      const current = await read(client);
+      const unknown = names.filter((n) => !current.names.includes(n));
+      if (unknown.length > 0) throw new CliError(`no scenario ${unknown.map((n) => JSON.stringify(n)).join(', ')} in this tenant`, EXIT.notFound);
+      print(await write(client, current, current.names.filter((n) => !names.includes(n))));
     });
 }
 
