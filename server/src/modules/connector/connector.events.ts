@@ -9,7 +9,8 @@
  * and published nothing.
  */
 import { AppError, toAppError } from '../../platform/errors.js';
-import { GroupCommit, type Bus } from '../../platform/bus/index.js';
+import { Batcher, flushResults } from '../../platform/batcher.js';
+import type { Bus } from '../../platform/bus/index.js';
 import type { Db } from '../../platform/db/index.js';
 import type { Logger } from '../../platform/logger.js';
 import { findUnstorable } from '../../platform/storable.js';
@@ -119,7 +120,7 @@ interface Accepted {
  * of the new ones), as the bus group-commits its enqueues: on embedded PGlite a transaction per
  * event held ingress at ~200/s. Resolves per event: true when new, false for a repeated id.
  */
-function eventCommitter(deps: EventRoutesDeps): GroupCommit<Accepted, boolean> {
+function eventCommitter(deps: EventRoutesDeps): Batcher<Accepted, boolean> {
   const storeBatch = async (items: Accepted[]): Promise<boolean[]> =>
     deps.db.transaction(async (tx) => {
       const first = new Map<string, Accepted>();
@@ -129,7 +130,7 @@ function eventCommitter(deps: EventRoutesDeps): GroupCommit<Accepted, boolean> {
       if (publish.length) await deps.bus.publishMany(publish.map((i) => ({ name: i.topic, payload: i.payload })), { tx });
       return items.map((i) => fresh.has(i.key) && first.get(i.key) === i);
     });
-  return new GroupCommit<Accepted, boolean>(128, deps.db.dialect === 'pglite' ? 1 : 4, async (items) => {
+  const store = async (items: Accepted[]): Promise<boolean[]> => {
     try {
       return await storeBatch(items);
     } catch (err) {
@@ -139,7 +140,8 @@ function eventCommitter(deps: EventRoutesDeps): GroupCommit<Accepted, boolean> {
       for (const i of items) out.push(await storeBatch([i]).then((r) => r[0]!));
       return out;
     }
-  });
+  };
+  return new Batcher<Accepted, boolean>({ maxBatch: 128, maxInFlight: deps.db.dialect === 'pglite' ? 1 : 4, flush: flushResults(store) });
 }
 
 export function eventRoutes(deps: EventRoutesDeps) {
