@@ -59,7 +59,9 @@ export type OAuth2Value = z.infer<typeof OAuth2Value>;
 
 /** Free-form fields, every one of them sensitive; values may nest (an OIH component's `auth: {type, basic: {…}}`). */
 export const MixedValue = z
-  .record(z.string().min(1).max(200), z.json())
+  // z.unknown(), not z.json(): the values come from parsed JSON already, and z.json()'s recursive
+  // schema leaves a $ref the OpenAPI document does not define (the cockpit's client generator fails on it).
+  .record(z.string().min(1).max(200), z.unknown())
   .refine((v) => Object.keys(v).length > 0, 'must have at least one field')
   .refine((v) => Object.keys(v).length <= 100, 'must have at most 100 fields')
   .refine((v) => JSON.stringify(v).length <= 65_536, 'must be at most 64 KiB of JSON');
