@@ -22,7 +22,8 @@
  * NATS with one and two processes at that share, then three at 0.3 each. One hub process nearly
  * fills this 2-core machine otherwise, so a second one cannot show what it adds. The saturated
  * load comes from `wrk` when it is installed (a separate process, outside the groups), else
- * from autocannon in the bench process. Recorded in its own section (`flow-hub-cpu`).
+ * from autocannon in the bench process. Each configuration runs on a database and a NATS server
+ * (`nats-server` from PATH) of its own. Recorded in its own section (`flow-hub-cpu`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -174,6 +175,41 @@ function createCpuGroup(share: number): CpuGroup {
       process.stdout.write(`  could not remove ${dir}: processes still in it\n`);
     },
   };
+}
+
+/**
+ * A NATS server (JetStream, file storage in a temporary directory) of this run's own. Hubs on a
+ * shared NATS server share its streams and durable consumers (prefix PLEXUS): another hub there —
+ * another checkout's test or bench — competes for this run's lifecycle events and skews or breaks
+ * the measurement. Needs `nats-server` on PATH.
+ */
+async function startPrivateNats(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-nats-'));
+  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()).slice(-5_000));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const isUp = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => (sock.end(), resolve(true)));
+      sock.once('error', () => resolve(false));
+    });
+    if (isUp) return { url: `nats://127.0.0.1:${port}`, stop };
+    if (child.exitCode !== null || Date.now() > until) {
+      await stop();
+      throw new Error(`nats-server did not start: ${err.slice(-1_000)}`);
+    }
+    await sleep(50);
+  }
 }
 
 /** Whether cgroup v1 cpu groups can be made here (root, /sys/fs/cgroup/cpu mounted). */
@@ -857,7 +893,7 @@ export async function run(args: string[]): Promise<void> {
  */
 async function runScaleOut(share: number, connections: number, durationMs: number): Promise<void> {
   if (!canUseCpuGroups()) throw new Error(`--hub-cpu needs cgroup v1 cpu groups: ${CGROUP_CPU_ROOT} writable (root)`);
-  if (!hasPostgres || !hasNats) throw new Error('--hub-cpu runs on PostgreSQL + NATS: PLEXUS_TEST_DATABASE_URL and PLEXUS_TEST_NATS_URL must answer');
+  if (!hasPostgres) throw new Error('--hub-cpu runs on PostgreSQL + NATS: PLEXUS_TEST_DATABASE_URL must answer');
   const isWrk = hasWrk();
   const loadAvgStart = os.loadavg()[0] ?? 0;
   const runs = [
@@ -869,6 +905,7 @@ async function runScaleOut(share: number, connections: number, durationMs: numbe
   const results: Array<Measured & { processes: number; share: number; loadAvg: number }> = [];
   try {
     for (const r of runs) {
+      const nats = await startPrivateNats();
       const database = await createDatabase();
       const hubs: HubProcess[] = [];
       const dataDirs: string[] = [];
@@ -876,7 +913,7 @@ async function runScaleOut(share: number, connections: number, durationMs: numbe
         for (let i = 0; i < r.processes; i++) {
           const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-flow-'));
           dataDirs.push(dataDir);
-          hubs.push(await startHub({ PLEXUS_DATA_DIR: dataDir, PLEXUS_DATABASE_URL: database.url, PLEXUS_NATS_URL: TEST_NATS_URL }, SERVER_DIR, { cpuShare: r.share }));
+          hubs.push(await startHub({ PLEXUS_DATA_DIR: dataDir, PLEXUS_DATABASE_URL: database.url, PLEXUS_NATS_URL: nats.url }, SERVER_DIR, { cpuShare: r.share }));
         }
         const flowId = await setupFlow(hubs[0]!.url, sink.url);
         const urls = hubs.map((h) => `${h.url}/hook/${flowId}`);
@@ -887,6 +924,7 @@ async function runScaleOut(share: number, connections: number, durationMs: numbe
       } finally {
         await Promise.all(hubs.map((h) => h.stop()));
         await database.drop();
+        await nats.stop();
         for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true });
       }
     }
@@ -914,12 +952,17 @@ async function runScaleOut(share: number, connections: number, durationMs: numbe
   };
   const two = results.find((r) => r.processes === 2);
   const notes = [
+    'Each configuration gets a database and a NATS server (JetStream, file storage) of its own: hubs of other checkouts on the shared NATS server would otherwise compete for its lifecycle events.',
     `Method: each hub (\`plexus start\`, all roles, PostgreSQL + NATS) runs in a cgroup v1 cpu group of its own (${CGROUP_CPU_ROOT}/plexus-bench-…, cpu.cfs_period_us = ${CFS_PERIOD_US}, cpu.cfs_quota_us = share × period), entered by \`sh -c 'echo $$ > …/cgroup.procs && exec node …'\` so the hub and its children (code sandboxes) are held from their first instruction; the groups are removed afterwards. PostgreSQL, NATS, the load generator and the sink run outside the groups.`,
     `Load: ${isWrk ? 'wrk (1 thread per hub, its own process)' : 'autocannon in the bench process (wrk not installed)'}, ${connections} connections shared over the hubs for ${durationMs / 1000} s, then until drained; half load: an open loop at 50 % of the measured rate. Flow: webhook → transform → filter → http-request to a local sink.`,
     'A quota caps a hub; it does not reserve the CPU for it: on a shared, loaded machine a hub may get less than its share, which lowers every row, most of all the rows with more granted CPU.',
     `Load average (1 min) at the start of the run: ${loadAvgStart.toFixed(2)} (per row in the table).${loadAvgStart > 2 ? ' The machine was shared and loaded: figures under load.' : ''}`,
   ];
-  if (base && two) notes.push(`Goal: 2 processes ≥ 1.7 × 1 process at ${share} CPU each: ${(two.completedPerSec / base.completedPerSec).toFixed(2)}× (${two.completedPerSec >= 1.7 * base.completedPerSec ? 'met' : 'NOT met'}).`);
+  if (base && two && base.completedPerSec > 0 && two.completedPerSec > 0) {
+    notes.push(`Goal: 2 processes ≥ 1.7 × 1 process at ${share} CPU each: ${(two.completedPerSec / base.completedPerSec).toFixed(2)}× (${two.completedPerSec >= 1.7 * base.completedPerSec ? 'met' : 'NOT met'}).`);
+  } else {
+    notes.push('Goal (2 processes ≥ 1.7 × 1 process): not measured — a configuration completed nothing.');
+  }
   recordResults('flow-hub-cpu', { tables: [table], notes });
   process.stdout.write(`\n${notes.join('\n')}\n`);
 }

@@ -549,10 +549,13 @@ describe.each(targets)('bus contract on $name', (target) => {
 
   it('wakes an idle consumer within a few milliseconds', async () => {
     const queue = unique('wake');
+    // A bus whose fallback poll is 10 s: only a wakeup can explain a delivery within a second,
+    // however loaded the machine is.
+    const b = await extraBus(t.db, { pollMs: 10_000 });
     const latencies: number[] = [];
     let started: () => void = () => {};
     track(
-      await bus.consume<number>(queue, async (job) => {
+      await b.consume<number>(queue, async (job) => {
         latencies.push(performance.now() - job.payload);
         started();
       }),
@@ -560,14 +563,14 @@ describe.each(targets)('bus contract on $name', (target) => {
     await sleep(300);
     for (let i = 0; i < 20; i++) {
       const handled = new Promise<void>((resolve) => (started = resolve));
-      await bus.enqueue(queue, performance.now());
+      await b.enqueue(queue, performance.now());
       await handled;
       await sleep(20);
     }
     latencies.sort((x, y) => x - y);
     const p50 = latencies[10]!;
-    // The fallback poll is 250 ms here: a median this low means the wakeup did it.
-    expect(p50).toBeLessThan(15);
+    // The wakeup did it (a poll would take seconds); typically a few milliseconds when the machine is quiet.
+    expect(p50).toBeLessThan(1_000);
   });
 
   it('wakes consumers of another bus instance at once when a transaction commits (NOTIFY)', async () => {
