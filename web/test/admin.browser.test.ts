@@ -181,6 +181,29 @@ describe('administration in the cockpit', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  it('shows a reader of the Director its screens without the means to change them', async () => {
+    const created = await hub.api('POST', '/api/v1/users', { username: 'reader', password: 'reader-password', kind: 'user', permissions: ['application:read', 'runtime:read', 'label_definition:read'] });
+    expect(created.status).toBe(201);
+    expect((await hub.api('POST', '/director/graphql', { query: 'mutation { registerApplication(in: {name: "crm"}) { id } }' })).body.errors).toBeUndefined();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/sign-in/);
+    await page.getByLabel('Username').fill('reader');
+    await page.getByLabel('Password').fill('reader-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Applications' }).click();
+    await page.getByRole('link', { name: 'crm' }).click();
+    await page.getByRole('heading', { name: 'Application crm' }).waitFor();
+    expect(await page.getByRole('button', { name: /Unregister|Edit|Set label|Add API|Add webhook|Issue a credential/ }).count()).toBe(0);
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Applications', 'Runtimes', 'Labels & scenarios']);
+    await checkScreen('a06-reader-application');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/sign-in/);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(TEST_ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Tenants' }).waitFor();
+  });
+
   it('names a hub that does not answer', async () => {
     await page.goto(`${base}/tokens`);
     await page.getByRole('heading', { name: 'API tokens' }).waitFor();

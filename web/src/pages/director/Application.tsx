@@ -515,8 +515,8 @@ export function ApplicationPage() {
   const canWrite = session.can('application:write');
   const app = useLoad(() => gql(Q.application, { id }).then((r) => r.application), [id]);
   const scenarios = useLoad(() => gql(Q.scenarios, {}).then((r) => scenariosOf(r.labelDefinition)), []);
-  const { error, run } = useAction(app.reload);
   const [editing, setEditing] = useState(false);
+  const [unregisterError, setUnregisterError] = useState<unknown>();
   const a = app.data;
   if (app.error && !a) return <ErrorNote error={app.error} />;
   if (app.loading && !a) return <p role="status">Loading…</p>;
@@ -530,7 +530,13 @@ export function ApplicationPage() {
   }
   const unregister = async (): Promise<void> => {
     if (!window.confirm(`Unregister ${a.name}? Its APIs, events, documents, webhooks and credentials go with it.`)) return;
-    if (await run(() => gql(M.unregisterApplication, { id: a.id }))) await navigate('/applications');
+    // Not read again after: the page would show "not found" before the list.
+    try {
+      await gql(M.unregisterApplication, { id: a.id });
+      await navigate('/applications');
+    } catch (err) {
+      setUnregisterError(err);
+    }
   };
   return (
     <>
@@ -547,7 +553,7 @@ export function ApplicationPage() {
           </>
         )}
       </PageHeader>
-      <ErrorNote error={error ?? app.error} />
+      <ErrorNote error={unregisterError ?? app.error} />
       {editing && (
         <EditApplication
           app={a}
