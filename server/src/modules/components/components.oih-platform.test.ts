@@ -93,4 +93,16 @@ describe('OIH platform services', () => {
     expect((await app.inject({ method: 'DELETE', url: `/api/v1/oih/object-storage/objects/${objectId}`, headers: globex })).statusCode).toBe(404);
     expect((await app.inject({ method: 'DELETE', url: `/api/v1/oih/object-storage/objects/${objectId}`, headers: acme })).statusCode).toBe(204);
   });
+
+  it('finds objects by their maester query fields (x-query-* headers), per tenant', async () => {
+    const acme = { authorization: `Bearer ${platform.services(scope).ELASTICIO_OBJECT_STORAGE_TOKEN}` };
+    const globex = { authorization: `Bearer ${platform.services({ ...scope, tenant: 'globex' }).ELASTICIO_OBJECT_STORAGE_TOKEN}` };
+    const put = await app.inject({ method: 'POST', url: '/api/v1/oih/object-storage/objects', headers: { ...acme, 'content-type': 'application/json', 'x-query-externalid': 'group-7' }, payload: '{"n":1}' });
+    expect(put.statusCode).toBe(201);
+    const found = await app.inject({ method: 'GET', url: '/api/v1/oih/object-storage/objects?query[externalid]=group-7', headers: acme });
+    expect(found.json()).toEqual([expect.objectContaining({ objectId: (put.json() as { objectId: string }).objectId, contentType: 'application/json' })]);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/oih/object-storage/objects?query[externalid]=group-8', headers: acme })).json()).toEqual([]);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/oih/object-storage/objects?query[externalid]=group-7', headers: globex })).json()).toEqual([]);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/oih/object-storage/objects', headers: acme })).statusCode).toBe(400);
+  });
 });
