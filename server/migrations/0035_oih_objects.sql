@@ -7,6 +7,10 @@ CREATE TABLE oih_objects (
   content_type text NOT NULL,
   size_bytes integer NOT NULL,
   data bytea NOT NULL,
+  -- maester's searchable fields (`x-query-<key>` headers), looked up with `GET /objects?query[key]=value`.
+  query jsonb NOT NULL DEFAULT '{}'::jsonb,
+  -- maester's `x-eio-ttl` (seconds): past it the object is gone.
+  expires_at timestamptz,
   -- The step that stored it (flow, node, execution), for the audit trail and clean-up.
   flow_id text NOT NULL,
   node_id text NOT NULL,

@@ -6,7 +6,7 @@
  *   component declaring an object field `auth` (HTTPAuthView) also gets
  *   `auth: {type: 'Basic Auth', basic: {username, password}}`;
  * - `oauth2` → `oauth: {access_token, refresh_token, expires_in, token_type}` (expires_in in
- *   seconds from now, as the token endpoint said it);
+ *   seconds from now, as the token endpoint said it), and `accessToken`;
  * - `apiKey` → `key` and `apiKey` (and the one required credential field the component
  *   declares and the secret does not name, when there is exactly one);
  * - `mixed` → its fields as they are, nested objects included.
@@ -27,6 +27,8 @@ function mapped(credentials: Record<string, unknown> | undefined, type: string |
       const v = credentials as { accessToken?: string; refreshToken?: string; expiresAt?: string };
       const expiresIn = v.expiresAt ? Math.max(0, Math.round((Date.parse(v.expiresAt) - Date.now()) / 1000)) : undefined;
       return {
+        // The OIH REST-API component reads the token as cfg.accessToken.
+        ...(v.accessToken ? { accessToken: v.accessToken } : {}),
         oauth: {
           ...(v.accessToken ? { access_token: v.accessToken } : {}),
           ...(v.refreshToken ? { refresh_token: v.refreshToken } : {}),

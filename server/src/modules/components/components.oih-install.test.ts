@@ -29,7 +29,7 @@ exit 0
 describe('installing an OIH component’s dependencies', () => {
   const logger = createLogger('silent');
   let bin: string;
-  let work: string;
+  const made: string[] = [];
   const saved = { PATH: process.env.PATH, calls: process.env.FAKE_NPM_CALLS };
 
   beforeAll(() => {
@@ -42,11 +42,12 @@ describe('installing an OIH component’s dependencies', () => {
     process.env.PATH = saved.PATH;
     delete process.env.FAKE_NPM_ERESOLVE;
     delete process.env.FAKE_NPM_FAIL_BUILD;
-    fs.rmSync(bin, { recursive: true, force: true });
+    for (const d of [bin, ...made]) fs.rmSync(d, { recursive: true, force: true });
   });
 
   const component = (pkg: Record<string, unknown>, files: Record<string, string> = {}): { dir: string; calls: () => string[] } => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-install-'));
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-install-'));
+    made.push(work);
     fs.writeFileSync(path.join(work, 'package.json'), JSON.stringify(pkg));
     for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(work, f), text);
     const callsFile = path.join(work, '.calls');

@@ -205,7 +205,24 @@ export class OihPlatform {
         throw new AppError('PAYLOAD_TOO_LARGE', `the tenant's objects would exceed ${this.o.tenantQuotaBytes} bytes (PLEXUS_COMPONENT_OBJECT_STORE_BYTES); delete objects first`);
       }
       const contentType = String(req.headers['content-type'] ?? 'application/octet-stream').slice(0, 200);
-      await repo.upsertObject(this.o.db, { tenantId: claims.t, id, contentType, data, flowId: claims.f, nodeId: claims.n, executionId: claims.x });
+      // maester's searchable fields and time to live.
+      const query: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (name.startsWith('x-query-') && typeof value === 'string') query[name.slice('x-query-'.length)] = value.slice(0, 1_000);
+      }
+      if (Object.keys(query).length > 5) throw AppError.invalid('at most 5 x-query-* headers per object');
+      const ttl = Number(req.headers['x-eio-ttl']);
+      await repo.upsertObject(this.o.db, {
+        tenantId: claims.t,
+        id,
+        contentType,
+        data,
+        query,
+        ttlSeconds: Number.isInteger(ttl) && ttl > 0 ? ttl : undefined,
+        flowId: claims.f,
+        nodeId: claims.n,
+        executionId: claims.x,
+      });
       return { objectId: id, contentType, size: data.length };
     };
 
@@ -217,6 +234,21 @@ export class OihPlatform {
         `${OIH_OBJECTS_PATH}/objects`,
         { config: { permission: 'public' }, schema: { tags, summary: 'OIH components: store an object (raw body; step token as Bearer)' } },
         async (req, reply: FastifyReply) => reply.code(201).send(await store(req, randomUUID(), this.claimsOf(req))),
+      );
+      scope.get(
+        `${OIH_OBJECTS_PATH}/objects`,
+        { config: { permission: 'public' }, schema: { tags, summary: 'OIH components: the tenant’s objects whose searchable fields match `query[key]=value`' } },
+        async (req) => {
+          const claims = this.claimsOf(req);
+          const query: Record<string, string> = {};
+          for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+            const key = /^query\[(.+)\]$/.exec(name)?.[1];
+            if (key && typeof value === 'string') query[key] = value;
+          }
+          if (Object.keys(query).length === 0) throw AppError.invalid('give at least one query[key]=value');
+          const rows = await repo.findObjectsByQuery(this.o.db, claims.t, query);
+          return rows.map((r) => ({ objectId: r.id, contentType: r.content_type, size: r.size_bytes, createdAt: r.created_at.toISOString() }));
+        },
       );
       scope.put(
         `${OIH_OBJECTS_PATH}/objects/:id`,

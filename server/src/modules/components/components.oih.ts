@@ -115,16 +115,34 @@ type OihFunction = z.infer<typeof OihFunction>;
 
 const TYPES = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array']);
 
-/** The JSON type of a field: its own `type`, else what its view class edits. */
-function typeOf(f: OihField): string {
+/** View classes whose value has one JSON type; any other view class leaves the type open. */
+const VIEW_TYPES: Record<string, string> = {
+  textfieldview: 'string',
+  textareaview: 'string',
+  passwordfieldview: 'string',
+  selectview: 'string',
+  selectpropertyview: 'string',
+  codefieldview: 'string',
+  jsonataview: 'string',
+  checkbox: 'boolean',
+  checkboxview: 'boolean',
+  multiselectview: 'array',
+  numberfieldview: 'number',
+  oauthfieldview: 'object',
+  httpauthview: 'object',
+  restapiview: 'object',
+  jsonview: 'object',
+  mapperview: 'object',
+};
+
+/**
+ * The JSON type of a field: its own `type`, else what its view class edits; undefined when
+ * neither says (a view class Plexus does not know may edit anything: no type is imposed).
+ */
+function typeOf(f: OihField): string | undefined {
   if (f.type && TYPES.has(f.type)) return f.type;
   if (f.fields) return 'object';
-  const view = (f.viewClass ?? '').toLowerCase();
-  if (view.startsWith('checkbox')) return 'boolean';
-  if (view === 'multiselectview') return 'array';
-  if (view === 'numberfieldview' || view === 'numberview') return 'number';
-  if (view === 'oauthfieldview' || view === 'httpauthview' || view === 'jsonview' || view === 'mapperview') return 'object';
-  return 'string';
+  return VIEW_TYPES[(f.viewClass ?? '').toLowerCase()];
 }
 
 /** OIH describes fields by view class; we publish them as a JSON schema with their real types. */
@@ -133,7 +151,7 @@ function fieldsToJsonSchema(fields: Record<string, OihField> | undefined): JsonS
   const required: string[] = [];
   for (const [name, f] of Object.entries(fields ?? {})) {
     const type = typeOf(f);
-    const prop: Record<string, unknown> = f.fields ? fieldsToJsonSchema(f.fields) : { type };
+    const prop: Record<string, unknown> = f.fields ? fieldsToJsonSchema(f.fields) : type ? { type } : {};
     if (f.label) prop.title = f.label;
     if (f.note ?? f.placeholder) prop.description = f.note ?? f.placeholder;
     if (typeof f.model === 'string') prop['x-model'] = f.model;
@@ -241,7 +259,7 @@ export function readOihComponent(dir: string, opts: { requireMains?: boolean } =
   const actions = describe('action', json.actions);
   if (Object.keys(mains).length === 0) throw AppError.invalid('component.json declares no triggers and no actions');
   const credentialFields: NonNullable<OihDefinition['credentialFields']> = {};
-  for (const [field, f] of Object.entries(json.credentials?.fields ?? {})) credentialFields[field] = { required: f.required === true, type: typeOf(f) };
+  for (const [field, f] of Object.entries(json.credentials?.fields ?? {})) credentialFields[field] = { required: f.required === true, type: typeOf(f) ?? 'any' };
   // elastic.io's convention: verifyCredentials.js at the root, unless component.json names another file.
   const verifierPath = json.credentials?.verifier ? inside(dir, json.credentials.verifier, 'credentials.verifier') : path.join(dir, 'verifyCredentials');
   const verifier = [verifierPath, `${verifierPath}.js`, `${verifierPath}.cjs`, `${verifierPath}.mjs`].find((c) => fs.existsSync(c) && fs.statSync(c).isFile());

@@ -60,19 +60,33 @@ export async function tenantObjectBytes(db: Queryable, tenantId: string): Promis
 
 export async function upsertObject(
   db: Queryable,
-  o: { tenantId: string; id: string; contentType: string; data: Buffer; flowId: string; nodeId: string; executionId: string | undefined },
+  o: { tenantId: string; id: string; contentType: string; data: Buffer; query: Record<string, string>; ttlSeconds: number | undefined; flowId: string; nodeId: string; executionId: string | undefined },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO oih_objects (tenant_id, id, content_type, size_bytes, data, flow_id, node_id, execution_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (tenant_id, id) DO UPDATE SET content_type = EXCLUDED.content_type, size_bytes = EXCLUDED.size_bytes, data = EXCLUDED.data, updated_at = now()`,
-    [o.tenantId, o.id, o.contentType, o.data.length, o.data, o.flowId, o.nodeId, o.executionId ?? null],
+    `INSERT INTO oih_objects (tenant_id, id, content_type, size_bytes, data, query, expires_at, flow_id, node_id, execution_id)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, CASE WHEN $7::int IS NULL THEN NULL ELSE now() + make_interval(secs => $7::int) END, $8, $9, $10)
+     ON CONFLICT (tenant_id, id) DO UPDATE SET content_type = EXCLUDED.content_type, size_bytes = EXCLUDED.size_bytes, data = EXCLUDED.data,
+       query = EXCLUDED.query, expires_at = EXCLUDED.expires_at, updated_at = now()`,
+    [o.tenantId, o.id, o.contentType, o.data.length, o.data, JSON.stringify(o.query), o.ttlSeconds ?? null, o.flowId, o.nodeId, o.executionId ?? null],
   );
 }
 
 export async function findObject(db: Queryable, tenantId: string, id: string): Promise<OihObjectRow | undefined> {
-  const res = await db.query<OihObjectRow>('SELECT id, content_type, size_bytes, data, created_at FROM oih_objects WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+  const res = await db.query<OihObjectRow>(
+    'SELECT id, content_type, size_bytes, data, created_at FROM oih_objects WHERE tenant_id = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())',
+    [tenantId, id],
+  );
   return res.rows[0];
+}
+
+/** A tenant's live objects whose searchable fields hold all of `query`, oldest first (at most 1,000). */
+export async function findObjectsByQuery(db: Queryable, tenantId: string, query: Record<string, string>): Promise<Array<{ id: string; content_type: string; size_bytes: number; created_at: Date }>> {
+  const res = await db.query<{ id: string; content_type: string; size_bytes: number; created_at: Date }>(
+    `SELECT id, content_type, size_bytes, created_at FROM oih_objects
+     WHERE tenant_id = $1 AND query @> $2::jsonb AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at LIMIT 1000`,
+    [tenantId, JSON.stringify(query)],
+  );
+  return res.rows;
 }
 
 export async function objectSize(db: Queryable, tenantId: string, id: string): Promise<number | undefined> {
