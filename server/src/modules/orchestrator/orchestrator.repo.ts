@@ -115,7 +115,12 @@ export interface NewExecution {
   startedAt: Date;
 }
 
-/** Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew between hosts. */
+/**
+ * Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew
+ * between hosts. Taken when the statement is built, so a statement that waits its turn (PGlite
+ * runs one at a time) would start the execution late: the row takes the earlier of that and
+ * `startedAt` itself, so it never starts after its first step (whose times are this clock's).
+ */
 function ageMs(startedAt: Date): number {
   return Math.max(0, Date.now() - startedAt.getTime());
 }
@@ -132,13 +137,13 @@ export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecu
        INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at)
        SELECT id, t, f, v, tr, ar, p, fl,
               CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
-              clock_timestamp() - age * interval '1 millisecond',
+              least(clock_timestamp() - age * interval '1 millisecond', st),
               CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int)
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int, st timestamptz)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, status, awaits_reply)
      SELECT id FROM created WHERE awaits_reply AND status <> 'running'`,
-    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt) })))],
+    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt), st: x.startedAt.toISOString() })))],
   );
   return res.rows.map((r) => r.id);
 }
@@ -156,14 +161,14 @@ export async function insertCompactExecutions(
   const res = await db.query<{ n: number; ids: string[] | null; awaiting: string[] | null }>(
     `WITH created AS (
        INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at, runs)
-       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp() - age * interval '1 millisecond', clock_timestamp(), r
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, r text)
+       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', least(clock_timestamp() - age * interval '1 millisecond', st), clock_timestamp(), r
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, st timestamptz, r text)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, awaits_reply)
      SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
        FROM created`,
     // The runs are JSON already: spliced in as they are rather than escaped into a string.
-    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"r":${x.runsJson}}`).join(',') + ']', xs.length],
+    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"st":"${x.startedAt.toISOString()}","r":${x.runsJson}}`).join(',') + ']', xs.length],
   );
   const { n, ids, awaiting } = res.rows[0]!;
   return { created: new Set(ids ?? (n === xs.length ? xs.map((x) => x.id) : [])), awaitingReply: awaiting ?? [] };
