@@ -561,14 +561,29 @@ export interface StepRunRow {
   started_at: Date;
   finished_at: Date;
   duration_ms: number;
+  /** Earlier attempts a manual retry superseded (migration 0005), oldest first; null when none. */
+  earlier?: EarlierAttempt[] | null;
+}
+
+export interface EarlierAttempt {
+  attempt: number;
+  status: string;
+  error: string | null;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
 }
 
 export async function listStepRuns(db: Queryable, executionId: string): Promise<StepRunRow[]> {
   const res = await db.query<StepRunRow>(
-    `SELECT execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms
-       FROM orchestrator_step_runs WHERE execution_id = $1
+    `SELECT execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms,
+            (SELECT json_agg(json_build_object('attempt', a.attempt, 'status', a.status, 'error', a.error, 'startedAt', a.started_at,
+                                               'finishedAt', a.finished_at, 'durationMs', a.duration_ms) ORDER BY a.attempt)
+               FROM orchestrator_step_run_attempts a
+              WHERE a.execution_id = s.execution_id AND a.node_id = s.node_id AND a.path = s.path) AS earlier
+       FROM orchestrator_step_runs s WHERE execution_id = $1
      UNION ALL
-     SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d
+     SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d, NULL
        FROM orchestrator_executions x,
             json_to_recordset(x.runs::json) AS r(n text, p text, s text, a int, rb int, g int, i json, o json, em int, st timestamptz, ft timestamptz, d int)
       WHERE x.id = $1 AND x.runs IS NOT NULL
@@ -585,8 +600,16 @@ export async function listFailedStepRuns(db: Queryable, executionId: string): Pr
 
 export async function markStepRunsQueued(db: Queryable, executionId: string, keys: ReadonlyArray<{ nodeId: string; path: string }>): Promise<void> {
   await db.query(
-    `UPDATE orchestrator_step_runs r SET status = 'queued', error = NULL
-       FROM unnest($2::text[], $3::text[]) AS k(n, p) WHERE r.execution_id = $1 AND r.node_id = k.n AND r.path = k.p`,
+    // The failed attempt goes into the run's history (migration 0005) before the row is reused.
+    `WITH queued AS (
+       UPDATE orchestrator_step_runs r SET status = 'queued', error = NULL
+         FROM unnest($2::text[], $3::text[]) AS k(n, p), orchestrator_step_runs before
+        WHERE r.execution_id = $1 AND r.node_id = k.n AND r.path = k.p
+          AND before.execution_id = r.execution_id AND before.node_id = r.node_id AND before.path = r.path
+        RETURNING before.*)
+     INSERT INTO orchestrator_step_run_attempts (execution_id, node_id, path, attempt, status, error, started_at, finished_at, duration_ms)
+     SELECT execution_id, node_id, path, attempt, status, error, started_at, finished_at, duration_ms FROM queued
+     ON CONFLICT DO NOTHING`,
     [executionId, keys.map((k) => k.nodeId), keys.map((k) => k.path)],
   );
 }
@@ -607,6 +630,7 @@ export async function pruneExecutions(db: Queryable, before: Date, limit: number
   const res = await db.query<{ id: string }>(
     `WITH old AS (SELECT id FROM orchestrator_executions WHERE finished_at < $1 ORDER BY finished_at LIMIT $2),
           runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id),
+          attempts AS (DELETE FROM orchestrator_step_run_attempts a USING old WHERE a.execution_id = old.id),
           counts AS (DELETE FROM orchestrator_execution_messages m USING old WHERE m.execution_id = old.id)
      DELETE FROM orchestrator_executions x USING old WHERE x.id = old.id RETURNING x.id`,
     [before.toISOString(), limit],
