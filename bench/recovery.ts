@@ -39,8 +39,8 @@ export async function run(args: string[]): Promise<void> {
       },
     ],
     notes: [
-      'Real `plexus start` child processes with default settings (step time limit 30 s, PLEXUS_BUS_LEASE 6 s); a webhook → transform → http-request flow; kill -9 while calls are accepted.',
-      'Embedded: the application answers after 300 ms until the kill, then at once. Goal: every accepted message delivered within 10 s of the restart. Before this change hand-offs stayed invisible for their lease (step time limit + 5 s = 35 s by default).',
+      'Real `plexus start` child processes with default settings (step time limit 60 s, PLEXUS_BUS_LEASE 6 s); a webhook → transform → http-request flow; kill -9 while calls are accepted.',
+      'Embedded: the application answers after 300 ms until the kill, then at once. Goal: every accepted message delivered within 10 s of the restart. Before this change hand-offs stayed invisible for their lease (step time limit + 5 s = 65 s by default; the issue measured 61 s; the same e2e scenario with the release at start switched off took 62.5 s from listening to the last delivery, 2026-12-06, load ~15).',
       'PostgreSQL + NATS: the application answers after 500 ms throughout; measured until every accepted execution succeeded (polled every 100 ms). Goal: within 10 s of the death. Before: one full 30 s lease.',
       'The machine is shared by several engineers: figures with load above 2 were taken under load.',
     ],

@@ -11,7 +11,7 @@ import type { FlowBody } from './client.js';
 import { CliError } from './errors.js';
 
 /** Fields the server sets; dropped from files so the output of `flows get -o yaml` applies back. */
-export const SERVER_OWNED_FIELDS = ['id', 'tenant', 'status', 'statusReason', 'version', 'createdAt', 'updatedAt'] as const;
+export const SERVER_OWNED_FIELDS = ['id', 'tenant', 'status', 'statusReason', 'version', 'createdAt', 'updatedAt', 'links'] as const;
 
 const FLOW_FILE = /\.(ya?ml|json)$/i;
 

@@ -42,6 +42,19 @@ export const StepRun = z.object({
   startedAt: z.string(),
   finishedAt: z.string(),
   durationMs: z.number().int(),
+  /** Attempts a manual retry superseded, oldest first; `attempt` above counts on from them. */
+  earlierAttempts: z
+    .array(
+      z.object({
+        attempt: z.number().int(),
+        status: z.string(),
+        error: z.string().nullable(),
+        startedAt: z.string(),
+        finishedAt: z.string(),
+        durationMs: z.number().int(),
+      }),
+    )
+    .optional(),
 });
 export type StepRun = z.infer<typeof StepRun>;
 

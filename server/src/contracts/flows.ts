@@ -166,6 +166,8 @@ export interface StepJob {
   rebounds?: number;
   /** Set by the orchestrator: failed tries of this step run so far (a retry is a new job). */
   retries?: number;
+  /** Set by a manual retry: attempts this step run had before it, so its attempt counts on. */
+  attemptsBefore?: number;
   /** Set by the orchestrator: bumped by every retry or rebound; older copies are stale. */
   generation?: number;
   /**

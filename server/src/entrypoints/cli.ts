@@ -7,6 +7,7 @@ import { CliError, EXIT } from '../cli/errors.js';
 import fs from 'node:fs';
 import { runCli, type WorkerHookOptions } from '../cli/program.js';
 import { loadConfig } from '../platform/config.js';
+import { pino } from 'pino';
 import { createLogger } from '../platform/logger.js';
 
 async function start(opts: { roles?: string[] }): Promise<void> {
@@ -23,12 +24,13 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';
   logger.info({ url, storage, bus, grpcPort: hub.grpcPort() || undefined }, 'Plexus is ready');
-  // pino writes asynchronously: let the log lines of the start (the listener's among them) out
-  // first, so the "listening" line comes after them, when the listener is up.
-  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   const bootstrap = hub.iam.bootstrapCredentials;
-  // One write, so whoever reads up to the URL line (a script, a test) has the password too.
-  process.stdout.write(
+  // One write, so whoever reads up to the URL line (a script, a test) has the password too. It
+  // goes through the logger's own stdout stream (pino writes asynchronously), behind the start's
+  // log lines — the listener's among them — so "listening" comes after them, once it is up.
+  const logStream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { write(text: string): unknown } | undefined;
+  const print = (text: string): void => void (logStream && typeof logStream.write === 'function' ? logStream.write(text) : process.stdout.write(text));
+  print(
     (url ? `\nPlexus is listening on ${url}  (${storage}, ${bus})\n` : `\nPlexus is running without an HTTP listener  (${storage}, ${bus})\n`) +
       (bootstrap
         ? `First start: created user "${bootstrap.username}" in tenant "default" with password: ${bootstrap.password}\n` +

@@ -243,9 +243,16 @@ describe.each(dbTargets)('executions on %s', (target) => {
   });
 
   it('refuses to start a flow whose step cannot be prepared, and says why', async () => {
+    // A broken expression is refused already when the flow is saved (first-contact.e2e.test.ts).
+    const refused = await hub.api('POST', '/api/v1/flows', {
+      name: 'broken expression',
+      graph: { nodes: [{ id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"a": ' } }], edges: [] },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors[0].message).toMatch(/"shape"\): fields\.expression: invalid JSONata/);
     const flowId = await createFlow(hub, {
       nodes: [
-        { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"a": ' } },
+        { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"a": a}' } },
         { id: 'run', componentId: 'code', function: 'run', fields: { code: 'return (' } },
       ],
       edges: [{ source: 'shape', target: 'run' }],
@@ -256,7 +263,6 @@ describe.each(dbTargets)('executions on %s', (target) => {
       return s.statusReason ? s : undefined;
     });
     expect(status.status).not.toBe('active');
-    expect(status.statusReason).toMatch(/node shape \(transform\/jsonata\): fields\.expression: invalid JSONata/);
     expect(status.statusReason).toMatch(/node run \(code\/run\): fields\.code: SyntaxError/);
   });
 

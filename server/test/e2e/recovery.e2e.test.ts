@@ -1,6 +1,6 @@
 /**
  * Recovery after kill -9, with real `plexus start` processes and the default settings an
- * operator has (30 s bus lease, 30 s step time limits): every accepted message completes within
+ * operator has (bus lease, 60 s step time limits): every accepted message completes within
  * 10 s of the restart (embedded), and a dead process's jobs are taken over by the others within
  * 10 s of its death (PostgreSQL + NATS).
  */

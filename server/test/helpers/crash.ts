@@ -111,7 +111,7 @@ export async function startCrashFlow(base: string, appUrl: string): Promise<{ to
       flowSettings: { webhooks: { auth: 'none' } },
       graph: {
         nodes: [
-          // Default time limits (30 s): what an operator's flow has.
+          // Default step settings (time limit 60 s, so a hand-off is held 65 s): an operator's flow.
           { id: 'shape', componentId: 'transform', function: 'jsonata', fields: { expression: '{"n": n}' } },
           { id: 'send', componentId: 'http-request', function: 'request', fields: { method: 'POST', url: appUrl } },
         ],

@@ -36,7 +36,7 @@ export const FlowPatch = z.strictObject({
 export type FlowPatch = z.infer<typeof FlowPatch>;
 
 /** Set by the server only; a client that sends them is told so. */
-const SERVER_OWNED = ['id', 'tenant', 'status', 'statusReason', 'version', 'createdAt', 'updatedAt'] as const;
+const SERVER_OWNED = ['id', 'tenant', 'status', 'statusReason', 'version', 'createdAt', 'updatedAt', 'links'] as const;
 
 /** The component a sync webhook flow must contain to have something to answer with. */
 export const WEBHOOK_REPLY_COMPONENT = 'webhook-reply';

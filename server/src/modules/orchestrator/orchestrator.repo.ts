@@ -115,7 +115,12 @@ export interface NewExecution {
   startedAt: Date;
 }
 
-/** Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew between hosts. */
+/**
+ * Milliseconds since `startedAt`, for `clock_timestamp() - age`: the database's clock, no skew
+ * between hosts. Taken when the statement is built, so a statement that waits its turn (PGlite
+ * runs one at a time) would start the execution late: the row takes the earlier of that and
+ * `startedAt` itself, so it never starts after its first step (whose times are this clock's).
+ */
 function ageMs(startedAt: Date): number {
   return Math.max(0, Date.now() - startedAt.getTime());
 }
@@ -132,13 +137,13 @@ export async function insertExecutions(db: Queryable, xs: ReadonlyArray<NewExecu
        INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at)
        SELECT id, t, f, v, tr, ar, p, fl,
               CASE WHEN p > 0 THEN 'running' WHEN fl > 0 THEN 'failed' ELSE 'succeeded' END,
-              clock_timestamp() - age * interval '1 millisecond',
+              least(clock_timestamp() - age * interval '1 millisecond', st),
               CASE WHEN p > 0 THEN NULL ELSE clock_timestamp() END
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int)
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, p int, fl int, age int, st timestamptz)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, status, awaits_reply)
      SELECT id FROM created WHERE awaits_reply AND status <> 'running'`,
-    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt) })))],
+    [JSON.stringify(xs.map((x) => ({ id: x.id, t: x.tenantId, f: x.flowId, v: x.flowVersion, tr: x.trigger, ar: x.awaitsReply, p: x.pending, fl: x.failed, age: ageMs(x.startedAt), st: x.startedAt.toISOString() })))],
   );
   return res.rows.map((r) => r.id);
 }
@@ -156,14 +161,14 @@ export async function insertCompactExecutions(
   const res = await db.query<{ n: number; ids: string[] | null; awaiting: string[] | null }>(
     `WITH created AS (
        INSERT INTO orchestrator_executions (id, tenant_id, flow_id, flow_version, trigger, awaits_reply, pending, failed_steps, status, started_at, finished_at, runs)
-       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', clock_timestamp() - age * interval '1 millisecond', clock_timestamp(), r
-         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, r text)
+       SELECT id, t, f, v, tr, ar, 0, 0, 'succeeded', least(clock_timestamp() - age * interval '1 millisecond', st), clock_timestamp(), r
+         FROM json_to_recordset($1::json) AS x(id text, t text, f text, v int, tr text, ar boolean, age int, st timestamptz, r text)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, awaits_reply)
      SELECT count(*)::int AS n, CASE WHEN count(*) < $2 THEN json_agg(id) END AS ids, json_agg(id) FILTER (WHERE awaits_reply) AS awaiting
        FROM created`,
     // The runs are JSON already: spliced in as they are rather than escaped into a string.
-    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"r":${x.runsJson}}`).join(',') + ']', xs.length],
+    ['[' + xs.map((x) => `{"id":${JSON.stringify(x.id)},"t":${JSON.stringify(x.tenantId)},"f":${JSON.stringify(x.flowId)},"v":${x.flowVersion === null ? 'null' : x.flowVersion},"tr":${JSON.stringify(x.trigger)},"ar":${x.awaitsReply},"age":${ageMs(x.startedAt)},"st":"${x.startedAt.toISOString()}","r":${x.runsJson}}`).join(',') + ']', xs.length],
   );
   const { n, ids, awaiting } = res.rows[0]!;
   return { created: new Set(ids ?? (n === xs.length ? xs.map((x) => x.id) : [])), awaitingReply: awaiting ?? [] };
@@ -556,14 +561,29 @@ export interface StepRunRow {
   started_at: Date;
   finished_at: Date;
   duration_ms: number;
+  /** Earlier attempts a manual retry superseded (migration 0005), oldest first; null when none. */
+  earlier?: EarlierAttempt[] | null;
+}
+
+export interface EarlierAttempt {
+  attempt: number;
+  status: string;
+  error: string | null;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
 }
 
 export async function listStepRuns(db: Queryable, executionId: string): Promise<StepRunRow[]> {
   const res = await db.query<StepRunRow>(
-    `SELECT execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms
-       FROM orchestrator_step_runs WHERE execution_id = $1
+    `SELECT execution_id, node_id, path, status, attempt, rebounds, generation, input, output, emitted, error, retry_message, started_at, finished_at, duration_ms,
+            (SELECT json_agg(json_build_object('attempt', a.attempt, 'status', a.status, 'error', a.error, 'startedAt', a.started_at,
+                                               'finishedAt', a.finished_at, 'durationMs', a.duration_ms) ORDER BY a.attempt)
+               FROM orchestrator_step_run_attempts a
+              WHERE a.execution_id = s.execution_id AND a.node_id = s.node_id AND a.path = s.path) AS earlier
+       FROM orchestrator_step_runs s WHERE execution_id = $1
      UNION ALL
-     SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d
+     SELECT x.id, r.n, r.p, r.s, r.a, r.rb, r.g, r.i::text, r.o::text, r.em, NULL, NULL, r.st, r.ft, r.d, NULL
        FROM orchestrator_executions x,
             json_to_recordset(x.runs::json) AS r(n text, p text, s text, a int, rb int, g int, i json, o json, em int, st timestamptz, ft timestamptz, d int)
       WHERE x.id = $1 AND x.runs IS NOT NULL
@@ -580,8 +600,16 @@ export async function listFailedStepRuns(db: Queryable, executionId: string): Pr
 
 export async function markStepRunsQueued(db: Queryable, executionId: string, keys: ReadonlyArray<{ nodeId: string; path: string }>): Promise<void> {
   await db.query(
-    `UPDATE orchestrator_step_runs r SET status = 'queued', error = NULL
-       FROM unnest($2::text[], $3::text[]) AS k(n, p) WHERE r.execution_id = $1 AND r.node_id = k.n AND r.path = k.p`,
+    // The failed attempt goes into the run's history (migration 0005) before the row is reused.
+    `WITH queued AS (
+       UPDATE orchestrator_step_runs r SET status = 'queued', error = NULL
+         FROM unnest($2::text[], $3::text[]) AS k(n, p), orchestrator_step_runs before
+        WHERE r.execution_id = $1 AND r.node_id = k.n AND r.path = k.p
+          AND before.execution_id = r.execution_id AND before.node_id = r.node_id AND before.path = r.path
+        RETURNING before.*)
+     INSERT INTO orchestrator_step_run_attempts (execution_id, node_id, path, attempt, status, error, started_at, finished_at, duration_ms)
+     SELECT execution_id, node_id, path, attempt, status, error, started_at, finished_at, duration_ms FROM queued
+     ON CONFLICT DO NOTHING`,
     [executionId, keys.map((k) => k.nodeId), keys.map((k) => k.path)],
   );
 }
@@ -602,6 +630,7 @@ export async function pruneExecutions(db: Queryable, before: Date, limit: number
   const res = await db.query<{ id: string }>(
     `WITH old AS (SELECT id FROM orchestrator_executions WHERE finished_at < $1 ORDER BY finished_at LIMIT $2),
           runs AS (DELETE FROM orchestrator_step_runs r USING old WHERE r.execution_id = old.id),
+          attempts AS (DELETE FROM orchestrator_step_run_attempts a USING old WHERE a.execution_id = old.id),
           counts AS (DELETE FROM orchestrator_execution_messages m USING old WHERE m.execution_id = old.id)
      DELETE FROM orchestrator_executions x USING old WHERE x.id = old.id RETURNING x.id`,
     [before.toISOString(), limit],

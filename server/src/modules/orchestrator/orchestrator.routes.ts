@@ -56,6 +56,9 @@ function stepView(r: StepRunRow): StepRun {
     startedAt: r.started_at.toISOString(),
     finishedAt: r.finished_at.toISOString(),
     durationMs: r.duration_ms,
+    ...(r.earlier?.length
+      ? { earlierAttempts: r.earlier.map((e) => ({ ...e, startedAt: new Date(e.startedAt).toISOString(), finishedAt: new Date(e.finishedAt).toISOString() })) }
+      : {}),
   };
 }
 

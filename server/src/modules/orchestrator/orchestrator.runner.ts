@@ -124,6 +124,11 @@ function messageLimitError(tenant: string, limit: number): StepError {
   );
 }
 
+/** The attempt a job makes of its step run: after a manual retry's earlier ones, and this run's own retries. */
+function attemptOf(sj: StepJob): number {
+  return (sj.attemptsBefore ?? 0) + (sj.retries ?? 0) + 1;
+}
+
 /** How long a step that was told to stop (its time limit is up) may take to end before its failure is recorded anyway. */
 const ABORT_GRACE_MS = 5_000;
 
@@ -234,7 +239,7 @@ export class StepRunner {
     const messageLimit = this.deps.messageLimitFor?.(sj.tenant) ?? Number.MAX_SAFE_INTEGER;
     if (outcome.children.length > messageLimit) return this.commitSettlement(sj, this.failure(sj, path, node, messageLimitError(sj.tenant, messageLimit), startedAt), execution);
     const inline: InlineState = {
-      runs: [this.succeededRun(sj, path, result, startedAt, { attempt: (sj.retries ?? 0) + 1, rebounds: sj.rebounds ?? 0, generation })],
+      runs: [this.succeededRun(sj, path, result, startedAt, { attempt: attemptOf(sj), rebounds: sj.rebounds ?? 0, generation })],
       queued: [],
       deadLetters: [],
       failed: 0,
@@ -318,7 +323,7 @@ export class StepRunner {
           nodeId: sj.nodeId,
           executionId: sj.executionId,
           idempotencyKey: repo.stepRunKey(sj.executionId, sj.nodeId, path),
-          attempt: (sj.retries ?? 0) + 1,
+          attempt: attemptOf(sj),
           message: sj.message,
           credentials: credential?.value,
           credentialsType: credential?.type,
@@ -571,7 +576,7 @@ export class StepRunner {
       nodeId: sj.nodeId,
       path,
       status,
-      attempt: (sj.retries ?? 0) + 1,
+      attempt: attemptOf(sj),
       rebounds: sj.rebounds ?? 0,
       generation: sj.generation ?? 0,
       inputJson: this.stored(sj.message.body),

@@ -401,6 +401,8 @@ export class OrchestratorService {
           path: run.path,
           rebounds: run.rebounds,
           retries: 0,
+          // The retry is the run's next attempt; its automatic retries start afresh.
+          attemptsBefore: run.attempt,
           generation: run.generation + 1,
           ...(execution.flow_version !== null ? { flowVersion: execution.flow_version } : {}),
         };
