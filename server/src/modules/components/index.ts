@@ -14,7 +14,8 @@ import type { PlexusModule } from '../../platform/module.js';
 import { createCodeComponent } from './builtins/code.js';
 import { delayComponent } from './builtins/delay.js';
 import { filterComponent } from './builtins/filter.js';
-import { createHttpRequestComponent } from './builtins/http-request.js';
+import { createHttpRequestComponent, type ApiResolver } from './builtins/http-request.js';
+export type { ApiReference, ApiResolver, ResolvedApi } from './builtins/http-request.js';
 import { logComponent } from './builtins/log.js';
 import { splitComponent } from './builtins/split.js';
 import { transformComponent } from './builtins/transform.js';
@@ -56,19 +57,21 @@ export interface ComponentsDeps {
   outbound: Outbound;
   /** Code-step sandbox processes a tenant may hold at once (the limits module's); default: PLEXUS_LIMITS_CODE_SLOTS for all. */
   codeSlotsFor?: (tenant: string) => number;
+  /** http-request `fields.api`: an application's API and its credentials for the flow's runtime (the Director). */
+  resolveApi?: ApiResolver;
 }
 
 /** Why the code component is off when the operator says so. */
 const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
 
 /** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
-export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined }): Component[] {
+export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined; resolveApi?: ApiResolver | undefined }): Component[] {
   const code = createCodeComponent({
     sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
     outbound: opts.outbound,
   });
   return [
-    createHttpRequestComponent({ outbound: opts.outbound }),
+    createHttpRequestComponent({ outbound: opts.outbound, resolveApi: opts.resolveApi }),
     transformComponent,
     filterComponent,
     opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
@@ -102,7 +105,7 @@ function createSandbox(config: Config, logger: Logger, slotsFor: (tenant: string
 export async function createComponentsModule(deps: ComponentsDeps): Promise<ComponentsModule> {
   const { config, db, bus, logger, outbound } = deps;
   const sandbox = createSandbox(config, logger, deps.codeSlotsFor ?? (() => config.limits.defaults.codeSlots));
-  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
+  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox, resolveApi: deps.resolveApi }), {
     allowedRoots: config.components.paths,
   });
   const audit = createAuditPublisher(bus, 'components', logger);
