@@ -90,6 +90,7 @@ async function startHub(dataDir: string, env: Record<string, string>): Promise<{
   const config = loadConfig({
     PLEXUS_DATA_DIR: dataDir,
     PLEXUS_HTTP_PORT: '0',
+    PLEXUS_MTLS_PORT: '0',
     PLEXUS_LOG_LEVEL: 'warn',
     PLEXUS_ADMIN_PASSWORD: PASSWORD,
     NODE_ENV: 'production',
