@@ -171,7 +171,7 @@ export async function run(args: string[]): Promise<void> {
       ],
       notes: [
         `Pairings: ${pairingRate >= PAIRING_GOAL ? 'goal met' : 'goal NOT met'}; CPU ${(pairing.cpuMs / pairing.n).toFixed(2)} ms per pairing (hub + client in one process: three HTTP calls, one ECDSA P-256 CSR and one certificate signed with the P-256 CA). Client keys made before the run.`,
-        `mTLS events ÷ plain /hook = ${ratio.toFixed(2)} (goal ≥ 0.5). An event: certificate → identity (cached 0.5 s), type against the application's event definitions (cached 2 s), (source, id) inserted and the event published in one transaction; /hook: the flow's StepJob enqueued (group commit).`,
+        `mTLS events ÷ plain /hook = ${ratio.toFixed(2)} (goal ≥ 0.5). An event: certificate → identity (cached 0.9 s), runtime and type against the application's event definitions (cached 2 s), (source, id) inserted and the event published in one transaction shared by the events arriving together (group commit); /hook: the flow's StepJob enqueued (group commit).`,
         `Embedded PGlite on a data directory, SQL bus, NODE_ENV=production, roles without orchestrator (nothing consumes the queues). ${seconds} s per measure after a 2 s warm-up; the load generator in a worker thread of the hub's process (bench/connector-load.mjs).`,
         `Load average at start and after each measure: ${loads.join(', ')} (2-core machine shared with other engineers' work: figures under load).`,
       ],

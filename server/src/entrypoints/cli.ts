@@ -23,7 +23,7 @@ async function start(opts: { roles?: string[] }): Promise<void> {
   const url = await hub.listen();
   const storage = config.db.url ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
   const bus = config.bus.natsUrl ? 'NATS JetStream' : 'database-backed bus';
-  logger.info({ url, storage, bus, grpcPort: hub.grpcPort() || undefined }, 'Plexus is ready');
+  logger.info({ url, mtls: hub.mtlsUrl(), storage, bus, grpcPort: hub.grpcPort() || undefined }, 'Plexus is ready');
   const bootstrap = hub.iam.bootstrapCredentials;
   // One write, so whoever reads up to the URL line (a script, a test) has the password too. It
   // goes through the logger's own stdout stream (pino writes asynchronously), behind the start's

@@ -15,8 +15,8 @@ import { createOutbound } from '../platform/outbound/index.js';
 import { createIamModule, type IamModule } from '../modules/iam/index.js';
 import { createAuditModule } from '../modules/audit/index.js';
 import { createSecretsModule } from '../modules/secrets/index.js';
-import { createComponentsModule } from '../modules/components/index.js';
-import { createOrchestratorModule } from '../modules/orchestrator/index.js';
+import { createComponentsModule, StepError } from '../modules/components/index.js';
+import { createOrchestratorModule, LOCAL_RUNTIME } from '../modules/orchestrator/index.js';
 import { createFlowsModule } from '../modules/flows/index.js';
 import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
@@ -109,7 +109,24 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
-  const components = await createComponentsModule({ config, db, bus, outbound, logger: logger.child({ module: 'components' }), codeSlotsFor: limits.service.codeSlotsFor, secrets: secrets.service });
+  // The Director is wired below; the components, flows ask it through this reference.
+  const late: { director?: DirectorModule } = {};
+  const components = await createComponentsModule({
+    config,
+    db,
+    bus,
+    outbound,
+    logger: logger.child({ module: 'components' }),
+    codeSlotsFor: limits.service.codeSlotsFor,
+    secrets: secrets.service,
+    // http-request `api`: the embedded runtime is `local`.
+    resolveApi: async (tenant, ref) => {
+      if (!late.director) throw new StepError("fields.api: calling an application's API needs the Director", 'user');
+      const found = await late.director.service.resolveApiForRuntime(tenant, ref.application, ref.apiDefinition, LOCAL_RUNTIME);
+      if ('problem' in found) throw new StepError(found.problem, 'user');
+      return found;
+    },
+  });
   modules.push(components);
   // An aggregator instance: gRPC workers attach here; flow steps on the `workers` runtime run on them.
   const router = createRouterModule({ config, db, bus, logger: logger.child({ module: 'router' }), metrics });
@@ -128,8 +145,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     },
   });
   modules.push(orchestrator);
-  // Event triggers are checked against the Director, wired below (the flows module comes first).
-  const late: { director?: DirectorModule } = {};
+  // Event triggers are checked against the Director (late.director), wired below.
   const flows = await createFlowsModule({
     db,
     bus,

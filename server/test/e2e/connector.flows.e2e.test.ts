@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, registerApp, registerRuntime } from '../helpers/director.js';
-import { startSink, startFlow, waitForExecution, type Sink } from '../helpers/engine.js';
+import { createAndStart, startSink, startFlow, trigger, waitForExecution, type Sink } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 import { b64, csrPem, generateKeys, keyPem, tlsRequest, unb64, type TlsIdentity } from '../helpers/connector.js';
@@ -99,5 +99,43 @@ describe.each(['pglite', 'postgres'] as const)('connector: flows triggered by ap
     // The execution is recorded when its step run commits, a moment after the sink's call.
     await waitFor('two executions of the flow', async () => (await hub.api('GET', `/api/v1/executions?filter[flowId]=${flowId}`)).body.meta.total === 2, 30_000);
     expect(sink.requests.filter((r) => JSON.stringify(r.body) === JSON.stringify({ order: 'A-1', total: 42 }))).toHaveLength(1);
+  });
+
+  it("an http-request node names an application's API: called at its targetURL with the credentials the application set for the runtime", async () => {
+    const erp = await registerApp(hub, `{ name: "erp", apiDefinitions: [{ name: "orders", targetURL: "${sink.base}/erp/orders" }, { name: "invoices", targetURL: "${sink.base}/erp/invoices" }] }`);
+    const apis = (await ok(hub, `{ application(id: "${erp.id}") { apiDefinitions { data { id name } } } }`)).application.apiDefinitions.data as Array<{ id: string; name: string }>;
+    const local = await registerRuntime(hub, '{ name: "local" }');
+    const orders = apis.find((a) => a.name === 'orders')!.id;
+    await ok(hub, `mutation($h: HttpHeaders) { setAPIAuth(apiID: "${orders}", runtimeID: "${local.id}", in: { credential: { basic: { username: "flow", password: "s3cret" } }, additionalHeaders: $h }) { runtimeID } }`, {
+      variables: { h: { 'x-erp-key': ['k-1'] } },
+    });
+
+    const call = (apiDefinition: string) => ({
+      nodes: [{ id: 'call', componentId: 'http-request', function: 'request', fields: { method: 'POST', api: { application: 'erp', apiDefinition } } }],
+      edges: [],
+    });
+    const flowId = await createAndStart(hub, call('orders'));
+    const x = await waitForExecution(hub, await trigger(hub, flowId, { order: 'O-7' }), 30_000);
+    expect(x.status).toBe('succeeded');
+    const got = sink.requests.find((r) => r.url === '/erp/orders');
+    expect(got?.body).toEqual({ order: 'O-7' });
+    expect(got?.headers.authorization).toBe(`Basic ${Buffer.from('flow:s3cret').toString('base64')}`);
+    expect(got?.headers['x-erp-key']).toBe('k-1');
+
+    // No credentials set for the runtime: the step fails with a user error naming both.
+    const other = await createAndStart(hub, call('invoices'));
+    const failed = await waitForExecution(hub, await trigger(hub, other, { invoice: 1 }), 30_000);
+    expect(failed.status).toBe('failed');
+    expect(failed.steps[0]!.error).toMatch(/application erp has set no credentials for runtime local on API invoices/);
+    expect(sink.requests.some((r) => r.url === '/erp/invoices')).toBe(false);
+
+    // Either a url or an api: a node with both cannot be prepared, so the flow does not start.
+    const created = await hub.api('POST', '/api/v1/flows', { name: 'both', graph: { nodes: [{ id: 'c', componentId: 'http-request', function: 'request', fields: { url: sink.url, api: { application: 'erp', apiDefinition: 'orders' } } }], edges: [] } });
+    await hub.api('POST', `/api/v1/flows/${created.body.data.id}/start`);
+    const reason = await waitFor('the flow to fail to start', async () => {
+      const f = (await hub.api('GET', `/api/v1/flows/${created.body.data.id}`)).body.data as { status: string; statusReason?: string };
+      return f.status === 'inactive' && f.statusReason ? f.statusReason : undefined;
+    }, 30_000);
+    expect(reason).toMatch(/either url or api/);
   });
 });

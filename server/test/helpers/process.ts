@@ -22,7 +22,8 @@ export interface PlexusProcess {
 export function runPlexus(args: string[], env: Record<string, string>): PlexusProcess {
   const child = spawn(process.execPath, [PLEXUS_BIN, ...args], {
     cwd: SERVER_DIR,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PLEXUS_LOG_LEVEL: 'warn', PLEXUS_GRPC_PORT: '0', ...env },
+    // Processes of tests running side by side must not share the default gRPC and mTLS ports.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PLEXUS_LOG_LEVEL: 'warn', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -14,7 +14,8 @@ import type { PlexusModule } from '../../platform/module.js';
 import { createCodeComponent } from './builtins/code.js';
 import { delayComponent } from './builtins/delay.js';
 import { filterComponent } from './builtins/filter.js';
-import { createHttpRequestComponent } from './builtins/http-request.js';
+import { createHttpRequestComponent, type ApiResolver } from './builtins/http-request.js';
+export type { ApiReference, ApiResolver, ResolvedApi } from './builtins/http-request.js';
 import { logComponent } from './builtins/log.js';
 import { splitComponent } from './builtins/split.js';
 import { transformComponent } from './builtins/transform.js';
@@ -70,6 +71,8 @@ export interface ComponentsDeps {
   codeSlotsFor?: (tenant: string) => number;
   /** OIH components' secrets lookup, `updateKeys` and editor calls with a credential (the secrets module). */
   secrets?: OihSecrets;
+  /** http-request `fields.api`: an application's API and its credentials for the flow's runtime (the Director). */
+  resolveApi?: ApiResolver;
 }
 
 /** Where packages registered by name are installed: the runners may read them. */
@@ -95,13 +98,13 @@ function oihAddressCheck(config: Config, platform: OihPlatform): (tenant: string
 const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
 
 /** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
-export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined }): Component[] {
+export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined; resolveApi?: ApiResolver | undefined }): Component[] {
   const code = createCodeComponent({
     sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
     outbound: opts.outbound,
   });
   return [
-    createHttpRequestComponent({ outbound: opts.outbound }),
+    createHttpRequestComponent({ outbound: opts.outbound, resolveApi: opts.resolveApi }),
     transformComponent,
     filterComponent,
     opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
@@ -159,7 +162,7 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
     startupData: (scope, node, run) => platform.startupData(scope, node, run),
   };
   const secrets = deps.secrets;
-  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox }), {
+  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox, resolveApi: deps.resolveApi }), {
     allowedRoots: config.components.paths,
     oihRuntime,
     ...(secrets ? { resolveCredential: (tenant: string, id: string) => secrets.resolveForStep(tenant, id, {}) } : {}),

@@ -362,6 +362,11 @@ export async function findRuntime(db: Queryable, tenant: string, id: string): Pr
   return res.rows[0];
 }
 
+export async function findRuntimeByName(db: Queryable, tenant: string, name: string): Promise<RuntimeRow | undefined> {
+  const res = await db.query<RuntimeRow>(`SELECT ${RUNTIME_COLUMNS} FROM director_runtimes WHERE tenant_id = $1 AND name = $2`, [tenant, name]);
+  return res.rows[0];
+}
+
 /** The runtime, locked until the end of the caller's transaction (label and status changes). */
 export async function lockRuntime(db: Queryable, tenant: string, id: string): Promise<RuntimeRow | undefined> {
   const res = await db.query<RuntimeRow>(`SELECT ${RUNTIME_COLUMNS} FROM director_runtimes WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [tenant, id]);

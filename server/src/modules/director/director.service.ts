@@ -1270,6 +1270,41 @@ export class DirectorService {
     return { applicationId: app.id, eventDefinitionId: def.id };
   }
 
+  /**
+   * Plexus: an application's API as a flow step on runtime `runtime` (by id or name) calls it: its
+   * targetURL and the credentials the application set for that runtime (`setAPIAuth`), else the
+   * API's default. `{problem}` names what is missing (the step fails with it).
+   */
+  async resolveApiForRuntime(
+    tenantId: string,
+    application: string,
+    apiDefinition: string,
+    runtime: string,
+  ): Promise<{ url: string; credentials?: Record<string, unknown>; credentialsType?: string; headers?: Record<string, string>; query?: Record<string, string> } | { problem: string }> {
+    const app = (await repo.findApplication(this.db, tenantId, application)) ?? (await repo.findApplicationByName(this.db, tenantId, application));
+    if (!app) return { problem: `api: application ${JSON.stringify(application)} is not registered in this tenant` };
+    const apis = await repo.listDefinitionsOfApplications(this.db, tenantId, [app.id], 'api', null, '', 1000);
+    const api = apis.find((a) => a.id === apiDefinition) ?? apis.find((a) => a.name === apiDefinition);
+    if (!api) return { problem: `api: application ${app.name} has no API definition ${JSON.stringify(apiDefinition)}${apis.length ? ` (it has: ${apis.map((a) => a.name).join(', ')})` : ''}` };
+    if (!api.target_url) return { problem: `api: API ${api.name} of application ${app.name} has no targetURL` };
+    const rt = (await repo.findRuntime(this.db, tenantId, runtime)) ?? (await repo.findRuntimeByName(this.db, tenantId, runtime));
+    const set = rt ? await repo.findApiRuntimeAuth(this.db, tenantId, api.id, rt.id) : undefined;
+    const secretId = set?.secret_id ?? api.default_auth_secret_id;
+    if (!secretId) {
+      return {
+        problem: rt
+          ? `api: application ${app.name} has set no credentials for runtime ${rt.name} on API ${api.name} (setAPIAuth), and the API has no default`
+          : `api: no runtime ${JSON.stringify(runtime)} is registered in this tenant, so application ${app.name} cannot have set credentials for it on API ${api.name} (setAPIAuth), and the API has no default`,
+      };
+    }
+    const auth = authFromSecret(await this.deps.credentials.read(tenantId, secretId));
+    if (!auth) return { problem: `api: the credentials of API ${api.name} for runtime ${runtime} cannot be read` };
+    const headers = Object.fromEntries(Object.entries(auth.additionalHeaders ?? {}).map(([k, v]) => [k, v.join(', ')]));
+    const query = Object.fromEntries(Object.entries(auth.additionalQueryParams ?? {}).flatMap(([k, v]) => (v[0] === undefined ? [] : [[k, v[0]]])));
+    if (auth.credential.basic) return { url: api.target_url, credentials: { ...auth.credential.basic }, credentialsType: 'basic', headers, query };
+    return { problem: `api: API ${api.name} of application ${app.name} has OAuth client credentials for runtime ${runtime}; a flow step calls APIs with basic credentials only for now` };
+  }
+
   /** `revokeApplicationCertificates` / `revokeRuntimeCertificates`: an administrator's revocation. */
   async revokeCertificates(caller: Caller, type: 'application' | 'runtime', id: string): Promise<number> {
     if (caller.object) await this.deny(caller, `${type}.certificates.revoked`, 'applications and runtimes revoke their own certificate with the connector\'s revokeCertificate', { type, id });

@@ -21,14 +21,38 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as 
 const MAX_REDIRECTS = 5;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
+/** An application's API a node names instead of a URL (the API credentials flow, seed 001). */
+export interface ApiReference {
+  application: string;
+  apiDefinition: string;
+}
+
+/** Where an application's API is and how the flow's runtime authenticates to it. */
+export interface ResolvedApi {
+  url: string;
+  credentials?: Record<string, unknown> | undefined;
+  credentialsType?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  query?: Record<string, string> | undefined;
+}
+
+/** Resolves `api` for a tenant (the Director); throws StepError (user) naming what is missing. */
+export type ApiResolver = (tenant: string, api: ApiReference) => Promise<ResolvedApi>;
+
 export interface HttpRequestOptions {
   /** The one way out (platform/outbound): the operator's network policy, connection pools, redirects. */
   outbound: Outbound;
+  /** `fields.api`: an application's API and the credentials it set for the flow's runtime; undefined: refused. */
+  resolveApi?: ApiResolver | undefined;
 }
 
 const Fields = z.strictObject({
   method: z.enum(METHODS).default('GET'),
-  url: z.string().min(1).max(8_192).describe('http(s) URL; `{{ JSONata }}` parts are evaluated over the body'),
+  url: z.string().min(1).max(8_192).optional().describe('http(s) URL; `{{ JSONata }}` parts are evaluated over the body. Or `api` instead.'),
+  api: z
+    .strictObject({ application: z.string().min(1).max(200), apiDefinition: z.string().min(1).max(200) })
+    .optional()
+    .describe("an application's API (application and API definition, by id or name) instead of `url`: its targetURL, called with the credentials the application set for the flow's runtime"),
   headers: z.record(z.string().regex(HEADER_NAME, 'must be an HTTP header name'), z.string().max(8_192)).default({}).describe('values may use `{{ JSONata }}`'),
   query: z.record(z.string().min(1).max(200), z.string().max(8_192)).default({}).describe('values may use `{{ JSONata }}`'),
   body: z.string().min(1).max(100_000).optional().describe('JSONata over the body (`$message` is the whole message); default: the message body. Not sent with GET or HEAD.'),
@@ -45,7 +69,7 @@ const Fields = z.strictObject({
   failOnHttpError: z.boolean().default(true),
   maxResponseBytes: z.number().int().min(1).max(100 * 1024 * 1024).default(10 * 1024 * 1024),
   snapshot: z.string().min(1).max(100_000).optional().describe('JSONata over the response {status, headers, body}; its result is saved as the step snapshot (`$snapshot` next time)'),
-});
+}).refine((f) => (f.url === undefined) !== (f.api === undefined), { message: 'give either url or api {application, apiDefinition}, not both', path: ['url'] });
 type Fields = z.infer<typeof Fields>;
 
 export interface HttpResponse {
@@ -56,7 +80,7 @@ export interface HttpResponse {
 
 interface Prepared {
   fields: Fields;
-  url: CompiledTemplate;
+  url: CompiledTemplate | undefined;
   headers: Array<[string, CompiledTemplate]>;
   query: Array<[string, CompiledTemplate]>;
   body: CompiledExpression | undefined;
@@ -66,7 +90,7 @@ interface Prepared {
 function prepare(fields: Fields): Prepared {
   return {
     fields,
-    url: compileTemplate(fields.url, 'fields.url'),
+    url: fields.url === undefined ? undefined : compileTemplate(fields.url, 'fields.url'),
     headers: Object.entries(fields.headers).map(([k, v]) => [k, compileTemplate(v, `fields.headers.${k}`)]),
     query: Object.entries(fields.query).map(([k, v]) => [k, compileTemplate(v, `fields.query.${k}`)]),
     body: fields.body ? compileExpression(fields.body, 'fields.body') : undefined,
@@ -162,17 +186,26 @@ async function call(p: Prepared, ctx: StepContext, options: HttpRequestOptions):
   const { message } = ctx;
   const bindings = { headers: message.headers, metadata: message.metadata, snapshot: ctx.snapshot, message };
   let url: URL;
-  const rendered = await p.url.render(message.body, bindings);
+  let api: ResolvedApi | undefined;
+  if (p.fields.api) {
+    if (!options.resolveApi) throw new StepError("fields.api: calling an application's API needs the Director, which this process does not reach", 'user');
+    api = await options.resolveApi(ctx.tenant, p.fields.api);
+  }
+  const rendered = api ? api.url : await p.url!.render(message.body, bindings);
   try {
     url = new URL(rendered);
   } catch {
-    throw new StepError(`fields.url: ${JSON.stringify(rendered.slice(0, 200))} is not a valid URL`, 'user');
+    throw new StepError(`${api ? 'the API\'s targetURL' : 'fields.url'}: ${JSON.stringify(rendered.slice(0, 200))} is not a valid URL`, 'user');
   }
+  for (const [k, v] of Object.entries(api?.query ?? {})) url.searchParams.set(k, v);
   for (const [k, t] of p.query) url.searchParams.set(k, await t.render(message.body, bindings));
   const headers: Record<string, string> = { 'user-agent': 'Plexus', accept: 'application/json, text/plain;q=0.9, */*;q=0.8' };
+  for (const [k, v] of Object.entries(api?.headers ?? {})) headers[k.toLowerCase()] = v;
   for (const [k, t] of p.headers) headers[k.toLowerCase()] = await t.render(message.body, bindings);
   headers['idempotency-key'] ??= ctx.idempotencyKey;
-  const placed = ctx.credentials ? applyCredentials(ctx.credentials, ctx.credentialsType, headers, url) : undefined;
+  // An API's own credentials (set for the runtime) stand in for the node's.
+  const credentials = api ? api.credentials : ctx.credentials;
+  const placed = credentials ? applyCredentials(credentials, api ? api.credentialsType : ctx.credentialsType, headers, url) : undefined;
 
   const method = p.fields.method;
   let body: Buffer | undefined;
@@ -244,7 +277,7 @@ export function createHttpRequestComponent(options: HttpRequestOptions) {
         prepare(fields) {
           const p = prepare(fields);
           return {
-            usesSnapshot: Boolean(p.snapshot) || /\$snapshot\b/.test(JSON.stringify([fields.url, fields.headers, fields.query, fields.body ?? ''])),
+            usesSnapshot: Boolean(p.snapshot) || /\$snapshot\b/.test(JSON.stringify([fields.url ?? '', fields.headers, fields.query, fields.body ?? ''])),
             async run(ctx) {
               const { response } = await call(p, ctx, options);
               const out = { messages: [{ message: deriveMessage(ctx.message, response, randomUUID()) }] };
