@@ -56,6 +56,24 @@ describe('two aggregator instances', () => {
     expect((await call(b, token, 'GET', '/api/v1/workers')).body.data.map((w: { workerId: string }) => w.workerId)).toEqual(['billing']);
   }, 60_000);
 
+  it('an event from a worker on one instance reaches a subscribed worker on the other, once', async () => {
+    const heard: Array<{ topic: string; event: string; payload: unknown }> = [];
+    workers.push(
+      await startSdkWorker([`127.0.0.1:${b.grpcPort()}`], [{ name: 'listener', version: '1.0.0', functions: {} }], {
+        workerId: 'listener',
+        enrolmentSecret: await enrol(['listener']),
+        credentialFile: path.join(dir, 'listener.cred'),
+        subscriptions: ['stock'],
+        onEvent: (e) => heard.push(e),
+      }),
+    );
+    const sender = workers.find((w) => w.attachedTo().includes(`127.0.0.1:${a.grpcPort()}`))!;
+    sender.publishEvent('stock', 'LOW', { sku: 'A-1' });
+    await waitFor('the event on the other instance', async () => heard.length > 0, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(heard).toEqual([expect.objectContaining({ topic: 'stock', event: 'LOW', payload: { sku: 'A-1' } })]);
+  }, 60_000);
+
   it('flow steps on the workers runtime are run by the instance that has the worker', async () => {
     const seen: string[] = [];
     const tagger: WorkerComponent = { name: 'tagger', version: '1.0.0', functions: { tag: async (input) => (seen.push(input.executionId), { emit: [{ body: { ...(input.message.body as object), tagged: true } }] }) } };

@@ -106,7 +106,7 @@ describe('router protocol with SDK workers', () => {
       const secret = await enrol(hub, ['echo@1']);
       const refused = start([echo('2.0.0', new Map())], { workerId: 'v2-not-allowed', enrolmentSecret: secret, credentialFile: path.join(dir, 'v2.cred') });
       await expect(refused).rejects.toMatchObject({ code: 'FORBIDDEN', message: 'worker v2-not-allowed may not serve echo@2.0.0 (its enrolment allows echo@1)' });
-    }, 30_000);
+    }, 90_000);
 
     it('an enrolment names what it allows; bad requests get 400 naming the field, and it needs workers.write', async () => {
       const bad = await hub.api('POST', '/api/v1/workers/enrolments', { components: ['Not A Name'] });
@@ -130,20 +130,20 @@ describe('router protocol with SDK workers', () => {
     });
     const again = await enrol(hub, ['configured']);
     const w = await start([component], { workerId: 'cfg', enrolmentSecret: again, credentialFile: path.join(dir, 'cfg.cred'), configuration: { region: 'eu' } });
-    const updated = await hub.api('POST', '/api/v1/workers/cfg/admin', { command: 'admin.update', payload: { configuration: { region: 'us', colour: 'blue' } } });
-    expect(updated.status, JSON.stringify(updated.body)).toBe(200);
-    expect(updated.body.data).toEqual({ event: 'SUCCEEDED', payload: { version: 2, configuration: { region: 'us', colour: 'blue' } } });
-    const refused = await hub.api('POST', '/api/v1/workers/cfg/admin', { command: 'admin.update', payload: { configuration: { shape: 'round' } } });
-    expect(refused.body.data).toMatchObject({ event: 'FAILED', payload: { error: expect.stringContaining('shape: not a configuration key') } });
-    await w.stop();
-  }, 30_000);
+    try {
+      const updated = await hub.api('POST', '/api/v1/workers/cfg/admin', { command: 'admin.update', payload: { configuration: { region: 'us', colour: 'blue' } }, timeoutMs: 30_000 });
+      expect(updated.status, JSON.stringify(updated.body)).toBe(200);
+      expect(updated.body.data).toEqual({ event: 'SUCCEEDED', payload: { version: 2, configuration: { region: 'us', colour: 'blue' } } });
+      const refused = await hub.api('POST', '/api/v1/workers/cfg/admin', { command: 'admin.update', payload: { configuration: { shape: 'round' } }, timeoutMs: 30_000 });
+      expect(refused.body.data).toMatchObject({ event: 'FAILED', payload: { error: expect.stringContaining('shape: not a configuration key') } });
+    } finally {
+      await w.stop();
+    }
+  }, 90_000);
 
   it('a worker that stops heartbeating loses its deliveries after its lease; another worker completes them once', async () => {
     const runs = new Map<string, string[]>();
-    const secret = await enrol(hub, ['echo']);
-    const healthy = await start([echo('1.0.0', runs)], { workerId: 'healthy', enrolmentSecret: secret, credentialFile: path.join(dir, 'healthy.cred'), concurrency: 1 });
-    // A worker that takes a delivery and then goes silent: no outcome, no heartbeat.
-    const secret2 = await enrol(hub, ['echo']);
+    // A worker that heartbeats until it holds deliveries, then goes silent: no outcome, no heartbeat.
     const { client: Client } = loadRouterProto();
     const client = new Client(router, grpc.credentials.createInsecure());
     const stream = (client as unknown as { Attach(): grpc.ClientDuplexStream<unknown, Record<string, unknown>> }).Attach();
@@ -153,27 +153,35 @@ describe('router protocol with SDK workers', () => {
       if (m.body === 'delivery') taken.push((m.delivery as { delivery_id: string }).delivery_id);
     });
     stream.write({
-      hello: { worker_id: 'silent', enrolment_secret: secret2, credential: '', components: [{ name: 'echo', version: '1.0.0', functions: ['reply'], commands_json: Buffer.alloc(0), configuration_keys_json: Buffer.alloc(0) }], concurrency: 100, configuration_json: Buffer.alloc(0), subscriptions: [], sdk: 'test' },
+      hello: { worker_id: 'silent', enrolment_secret: await enrol(hub, ['echo']), credential: '', components: [{ name: 'echo', version: '1.0.0', functions: ['reply'], commands_json: Buffer.alloc(0), configuration_keys_json: Buffer.alloc(0) }], concurrency: 100, configuration_json: Buffer.alloc(0), subscriptions: [], sdk: 'test' },
     });
-    await waitFor('the silent worker attached', async () => ((await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>).some((w) => w.workerId === 'silent'), 10_000);
-
-    const flowId = await createAndStart(hub, {
-      nodes: [
-        { id: 'in', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } },
-        { id: 'echo', componentId: 'echo', function: 'reply', nodeSettings: { runtime: 'workers', timeoutMs: 30_000 } },
-      ],
-      edges: [{ source: 'in', target: 'echo' }],
-    });
-    const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => trigger(hub, flowId, { n: i })));
-    for (const id of ids) expect((await waitForExecution(hub, id, 30_000)).status).toBe('succeeded');
-    expect(taken.length).toBeGreaterThan(0);
-    // Each step ran once, on the healthy worker, though the silent one had taken some first.
-    expect([...runs.values()].every((v) => v.length === 1)).toBe(true);
-    expect(runs.size).toBe(6);
-    expect(((await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>).map((w) => w.workerId)).not.toContain('silent');
-    client.close();
-    await healthy.stop();
-  }, 60_000);
+    const beat = setInterval(() => {
+      if (taken.length === 0) stream.write({ heartbeat: { delivery_ids: [] } });
+    }, 100);
+    let healthy: Worker | undefined;
+    try {
+      await waitFor('the silent worker attached', async () => ((await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>).some((w) => w.workerId === 'silent'), 20_000);
+      const flowId = await createAndStart(hub, {
+        nodes: [
+          { id: 'in', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } },
+          { id: 'echo', componentId: 'echo', function: 'reply', nodeSettings: { runtime: 'workers', timeoutMs: 60_000 } },
+        ],
+        edges: [{ source: 'in', target: 'echo' }],
+      });
+      const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => trigger(hub, flowId, { n: i })));
+      await waitFor('the silent worker to take deliveries', async () => taken.length > 0, 30_000);
+      healthy = await start([echo('1.0.0', runs)], { workerId: 'healthy', enrolmentSecret: await enrol(hub, ['echo']), credentialFile: path.join(dir, 'healthy.cred'), concurrency: 1 });
+      for (const id of ids) expect((await waitForExecution(hub, id, 60_000)).status).toBe('succeeded');
+      // Each step ran once, on the healthy worker, though the silent one had taken some first.
+      expect([...runs.values()].every((v) => v.length === 1)).toBe(true);
+      expect(runs.size).toBe(6);
+      expect(((await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string }>).map((w) => w.workerId)).not.toContain('silent');
+    } finally {
+      clearInterval(beat);
+      client.close();
+      await healthy?.stop();
+    }
+  }, 120_000);
 
   describe('commands and events', () => {
     let sender: Worker;
@@ -186,7 +194,7 @@ describe('router protocol with SDK workers', () => {
       // The real instance first (it enrols); the command tries all three in random order.
       sender = await start([{ name: 'shop', version: '1.0.0', functions: {} }], { workerId: 'sender', enrolmentSecret: await enrol(hub, ['shop']), credentialFile: path.join(dir, 'sender.cred') }, [router, ...silent.map((s) => s.address)]);
       expect(sender.attachedTo()).toHaveLength(3);
-    }, 30_000);
+    }, 90_000);
 
     afterAll(() => {
       for (const s of silent) s.stop();
@@ -207,7 +215,7 @@ describe('router protocol with SDK workers', () => {
       expect(answer.event).toBe('FAILED');
       expect(JSON.stringify(answer.payload)).toContain("must have required property 'sku'");
       expect(JSON.stringify(answer.payload)).toContain('/qty must be >= 1');
-    }, 30_000);
+    }, 90_000);
 
     it('events reach subscribed workers and the hub bus (worker.event.<topic>)', async () => {
       const onBus: unknown[] = [];
@@ -220,22 +228,22 @@ describe('router protocol with SDK workers', () => {
       } finally {
         await consumer.stop();
       }
-    }, 30_000);
+    }, 90_000);
 
     it('the admin worker answers admin.list, admin.stop / start and admin.drain', async () => {
-      const list = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.list' });
+      const list = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.list', timeoutMs: 30_000 });
       expect(list.status, JSON.stringify(list.body)).toBe(200);
       expect(list.body.data).toEqual({ event: 'SUCCEEDED', payload: { workerId: 'inventory', draining: false, inFlight: 0, components: [{ name: 'inventory', version: '1.0.0', functions: [], state: 'running' }] } });
-      const stopped = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.stop', payload: { component: 'inventory', version: '1.0.0' } });
+      const stopped = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.stop', payload: { component: 'inventory', version: '1.0.0' }, timeoutMs: 30_000 });
       expect(stopped.body.data).toEqual({ event: 'SUCCEEDED', payload: { stopped: ['inventory@1.0.0'] } });
-      expect((await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.start', payload: { component: 'inventory' } })).body.data.event).toBe('SUCCEEDED');
+      expect((await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.start', payload: { component: 'inventory' }, timeoutMs: 30_000 })).body.data.event).toBe('SUCCEEDED');
       expect((await hub.api('POST', '/api/v1/workers/nobody/admin', { command: 'admin.list' })).status).toBe(404);
       expect((await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.explode' })).status).toBe(400);
-      const drained = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.drain' });
+      const drained = await hub.api('POST', '/api/v1/workers/inventory/admin', { command: 'admin.drain', timeoutMs: 30_000 });
       expect(drained.body.data).toEqual({ event: 'SUCCEEDED', payload: { drained: true, workerId: 'inventory' } });
       const listed = (await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string; draining: boolean }>;
       expect(listed.find((w) => w.workerId === 'inventory')?.draining).toBe(true);
-    }, 30_000);
+    }, 90_000);
   });
 
   it('versions side by side: a node pinned to major 1 runs only on 1.x; upgrading 1.0 → 1.1 by drain loses and repeats nothing', async () => {
@@ -258,7 +266,7 @@ describe('router protocol with SDK workers', () => {
     const sending = (async () => {
       for (let i = 10; i < 30; i++) ids.push(await trigger(hub, flowId, { n: i }));
     })();
-    const drained = await hub.api('POST', '/api/v1/workers/echo-v1/admin', { command: 'admin.drain', timeoutMs: 30_000 });
+    const drained = await hub.api('POST', '/api/v1/workers/echo-v1/admin', { command: 'admin.drain', timeoutMs: 60_000 });
     expect(drained.body.data.event).toBe('SUCCEEDED');
     await v1.stop();
     await sending;
@@ -277,5 +285,5 @@ describe('router protocol with SDK workers', () => {
     expect([...runs.values()].filter((v) => v.length !== 1)).toEqual([]);
     await v11.stop();
     await v2.stop();
-  }, 120_000);
+  }, 180_000);
 });

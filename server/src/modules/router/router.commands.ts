@@ -13,7 +13,8 @@
  * instance it is attached to.
  *
  * Event: deduplicated by uuid, published on the bus as `worker.event.<topic>` (durable) and sent
- * to the workers of the tenant attached here that subscribed to the topic.
+ * to the tenant's workers that subscribed to the topic, here and (through live events) on the
+ * other instances.
  */
 import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -28,6 +29,8 @@ import { jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, 
 
 export const COMMAND_QUEUE = 'router.commands';
 const REPLY_TOPIC = 'router.reply';
+/** Worker events relayed to the other instances' subscribed workers (live: not stored). */
+const EVENT_TOPIC = 'router.event';
 /** How long an instance waits for the chosen worker's Receipt before giving the command to another. */
 const RECEIPT_TIMEOUT_MS = 5_000;
 /** When no worker here serves the target, the command goes back to the queue for this long. */
@@ -49,6 +52,16 @@ interface QueuedCommand {
   /** Where the answer goes. */
   replyInstance: string;
   replySession: string;
+}
+
+interface RelayedEvent {
+  origin: string;
+  uuid: string;
+  tenant: string;
+  topic: string;
+  event: string;
+  reference: string;
+  payload: string;
 }
 
 interface ReplyEnvelope {
@@ -73,6 +86,7 @@ export class Commands implements MessageSink, AdminCommands {
   private readonly seen = new Set<string>();
   private consumer: Consumer | undefined;
   private stopLive: (() => Promise<void>) | undefined;
+  private stopEvents: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -83,12 +97,24 @@ export class Commands implements MessageSink, AdminCommands {
 
   async start(): Promise<void> {
     this.stopLive = await this.bus.live.subscribe<ReplyEnvelope>(`${REPLY_TOPIC}.${this.instanceId}`, (e) => this.deliverReply(e.payload));
+    this.stopEvents = await this.bus.live.subscribe<RelayedEvent>(EVENT_TOPIC, (e) => {
+      const r = e.payload;
+      if (r.origin === this.instanceId || this.seenBefore(r.uuid)) return;
+      this.fanOut(r.tenant, undefined, {
+        header: { uuid: r.uuid, tenant: r.tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 },
+        topic: r.topic,
+        event: r.event,
+        reference_uuid: r.reference,
+        payload_json: Buffer.from(r.payload, 'utf8'),
+      });
+    });
     this.consumer = await this.bus.consume<QueuedCommand>(COMMAND_QUEUE, (job) => this.run(job), { concurrency: 16, maxAttempts: 1_000, retryDelayMs: () => NOT_HERE_DELAY_MS });
   }
 
   async stop(): Promise<void> {
     await this.consumer?.stop();
     await this.stopLive?.();
+    await this.stopEvents?.();
   }
 
   // ---- MessageSink ----
@@ -191,8 +217,18 @@ export class Commands implements MessageSink, AdminCommands {
       .publish(`worker.event.${e.topic}`, { uuid: e.header.uuid, tenant: session.tenant, workerId: session.workerId, topic: e.topic, event: e.event, referenceUuid: e.reference_uuid, payload })
       .catch((err: unknown) => this.logger.warn({ err }, 'router: publishing a worker event failed'));
     const out: Event = { header: { ...e.header, tenant: session.tenant }, topic: e.topic, event: e.event, reference_uuid: e.reference_uuid, payload_json: e.payload_json };
+    this.fanOut(session.tenant, session.sessionId, out);
+    // Subscribers attached to the other instances hear it through live events (not stored: the
+    // durable copy is the bus event above); a payload too large for a live event reaches them
+    // only through the bus.
+    const relayed: RelayedEvent = { origin: this.instanceId, uuid: e.header.uuid, tenant: session.tenant, topic: e.topic, event: e.event, reference: e.reference_uuid, payload: e.payload_json.toString('utf8') };
+    void this.bus.live.publish(EVENT_TOPIC, relayed).catch((err: unknown) => this.logger.debug({ err }, 'router: relaying a worker event to other instances failed'));
+  }
+
+  /** Sends an event to the tenant's workers on this instance that subscribed to its topic. */
+  private fanOut(tenant: string, exceptSession: string | undefined, out: Event): void {
     for (const s of this.sessions.values()) {
-      if (s.sessionId !== session.sessionId && s.tenant === session.tenant && s.subscriptions.includes(e.topic)) s.send({ event: out });
+      if (s.sessionId !== exceptSession && s.tenant === tenant && s.subscriptions.includes(out.topic)) s.send({ event: out });
     }
   }
 

@@ -220,7 +220,16 @@ export class Dispatcher {
       clearTimeout(p.timer);
       p.reject(new StepError('the router is shutting down', 'transient'));
     }
-    for (const s of this.sessions.values()) s.info.send({ drain: { reason: 'the aggregator instance is shutting down' } });
+    for (const s of this.sessions.values()) {
+      s.info.send({ drain: { reason: 'the aggregator instance is shutting down' } });
+      // Nobody will read their answers: the engine's retry runs them again (same idempotency key).
+      for (const p of s.held.values()) {
+        clearTimeout(p.timer);
+        s.info.send({ cancel: { delivery_id: p.id, reason: 'the aggregator instance is shutting down' } });
+        p.reject(new StepError('the router is shutting down', 'transient'));
+      }
+      s.held.clear();
+    }
   }
 
   // ---- internals ----
