@@ -45,6 +45,7 @@ describe('connector on two processes (PostgreSQL + NATS)', () => {
       PLEXUS_DATA_DIR: dir,
       PLEXUS_HTTP_PORT: '0',
       PLEXUS_MTLS_PORT: '0',
+      PLEXUS_GRPC_PORT: '0',
       PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
       PLEXUS_LOG_LEVEL: 'silent',
       PLEXUS_BUS_LEASE: '2s',

@@ -156,7 +156,7 @@ describe('plexus start with bad settings', () => {
 describe('queued work across a restart on the same data directory', () => {
   it('keeps an enqueued job and delivers it after the restart', async () => {
     const dataDir = tmpDir();
-    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_LOG_LEVEL: 'silent' });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', PLEXUS_LOG_LEVEL: 'silent' });
     const first = await createHub(config, { logger: createLogger('silent') });
     await first.bus.enqueue('probe.restart', { n: 1 });
     await first.stop();
@@ -212,7 +212,7 @@ if (hasPostgres) describe('readiness follows the database', () => {
     const schema = `t_ready_${Date.now()}`;
     const url = new URL(TEST_DATABASE_URL);
     url.port = String(proxy.port);
-    const config = loadConfig({ PLEXUS_DATABASE_URL: url.toString(), PLEXUS_HTTP_PORT: '0', PLEXUS_LOG_LEVEL: 'silent', PLEXUS_DATA_DIR: tmpDir() });
+    const config = loadConfig({ PLEXUS_DATABASE_URL: url.toString(), PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', PLEXUS_LOG_LEVEL: 'silent', PLEXUS_DATA_DIR: tmpDir() });
     const { openDb } = await import('../../src/platform/db/index.js');
     const db = await openDb({ url: url.toString(), schema, poolSize: 4 });
     const hub = await createHub(config, { logger: createLogger('silent'), db });

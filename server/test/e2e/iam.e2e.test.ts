@@ -601,7 +601,7 @@ describe.each(dbTargets)('IAM logging on %s', (target) => {
       },
     });
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-log-'));
-    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_LOG_LEVEL: 'trace' });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', PLEXUS_LOG_LEVEL: 'trace' });
     const logger = createLogger('trace', sink);
     const testDb = await openTestDb(target);
     const bus = await createBus({ db: testDb.db, serviceName: 'log-test', logger, maxAttempts: 3, leaseMs: 2_000 });

@@ -280,7 +280,7 @@ describe.each(dbTargets)('an install from before signing secrets moved, on %s', 
     // The new hub starts on that database: the migrations, then the start-up steps.
     await migrate(db);
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-upgrade-'));
-    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dataDir, PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s' });
     const logger = createLogger('silent');
     bus = await createBus({ db, serviceName: 'plexus-upgrade', logger, maxAttempts: 5, leaseMs: 2_000 });
     hub = await createHub(config, { db, bus, logger });

@@ -20,6 +20,16 @@ export function tempDir(prefix = 'plexus-worker-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * `plexus worker` processes by pid. Their OIH components run in runner processes of their own with
+ * a clean environment (as in the hub), so the test component stamps its runner's parent pid: this
+ * turns it back into the worker's name.
+ */
+const workerNames = new Map<string, string>();
+export function workerName(stampedBy: string): string {
+  return workerNames.get(stampedBy) ?? stampedBy;
+}
+
 /** Starts `plexus worker` as a child process; resolves once it printed that it is attached. */
 export async function startWorkerProcess(
   routers: string[],
@@ -29,6 +39,7 @@ export async function startWorkerProcess(
   for (const c of opts.components ?? [OIH_WORKER_COMPONENT]) args.push('--component', c);
   if (opts.secret) args.push('--secret', opts.secret);
   const p = runPlexus(args, { PLEXUS_TEST_WORKER_NAME: opts.id, ...opts.env });
+  if (p.child.pid !== undefined) workerNames.set(String(p.child.pid), opts.id);
   await p.waitFor(/Plexus worker attached/, 60_000);
   return p;
 }

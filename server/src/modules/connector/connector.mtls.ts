@@ -41,7 +41,7 @@ export interface MtlsDeps {
 
 export async function createMtlsServer(deps: MtlsDeps): Promise<MtlsApp> {
   const app = Fastify({
-    loggerInstance: deps.logger.child({ module: 'mtls' }) as FastifyBaseLogger,
+    loggerInstance: deps.logger.child({ part: 'mtls' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
