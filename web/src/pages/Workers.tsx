@@ -49,7 +49,7 @@ function CreateEnrolment({ onCreated }: { onCreated: () => void }) {
   return (
     <form className="card" aria-labelledby="create-enrolment" onSubmit={(e) => void submit(e)}>
       <h2 id="create-enrolment">Enrol a worker</h2>
-      <p className="muted">A single-use secret: the worker presents it once (`plexus worker --secret …`) and gets its own credential back.</p>
+      <p className="muted">A single-use secret: the worker presents it once (<code>plexus worker --secret …</code>) and gets its own credential back.</p>
       <div className="form-grid">
         <div>
           <label>
@@ -107,7 +107,7 @@ export function WorkersPage() {
           Read again
         </button>
       </PageHeader>
-      <p className="muted">Processes attached over gRPC that run flow steps (`runtime: workers`) for this tenant, as this hub process sees them.</p>
+      <p className="muted">Processes attached over gRPC that run flow steps (<code>runtime: workers</code>) for this tenant, as this hub process sees them.</p>
       <ErrorNote error={workers.error} />
       <div className="table-wrap" tabIndex={0} role="region" aria-label="Attached workers table">
         <table>
