@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Worker } from '../../server/src/worker-sdk/index.js';
+import { createAndStart, trigger, waitForExecution } from '../../server/test/helpers/engine.js';
 import { createTestHub, TEST_ADMIN_PASSWORD, type TestHub } from '../../server/test/helpers/hub.js';
 import { startSdkWorker, tempDir } from '../../server/test/helpers/workers.js';
 import { documentWidth, launchBrowser, screenshot, seriousViolations, type Browser } from './browser.js';
@@ -143,7 +144,7 @@ describe('pairing and workers in the cockpit', () => {
     expect((await redeem(token)).ok).toBe(false);
   });
 
-  it('does not pair a BASIC application and names a refusal', async () => {
+  it('offers no pairing for a BASIC application', async () => {
     const basic = (await director('mutation { registerApplication(in: {name: "static", integrationLevel: BASIC}) { id } }')).registerApplication.id as string;
     await page.goto(`${base}/applications/${basic}`);
     const pairing = page.getByRole('region', { name: 'Pairing' });
@@ -151,7 +152,7 @@ describe('pairing and workers in the cockpit', () => {
     expect(await pairing.getByRole('button', { name: 'Pair', exact: true }).count()).toBe(0);
   });
 
-  it('creates an enrolment secret on the Workers screen; the worker that redeems it is listed', async () => {
+  it('creates an enrolment secret on the Workers screen; the worker that redeems it is listed with its components and in-flight deliveries', async () => {
     await page.getByRole('link', { name: 'Workers' }).click();
     await page.getByRole('heading', { name: 'Workers', level: 1 }).waitFor();
     await page.getByText('No worker attached.').waitFor();
@@ -179,10 +180,14 @@ describe('pairing and workers in the cockpit', () => {
     expect(await enrolments.textContent()).not.toContain(secret.split('.')[1]);
     await checkScreen('p04-workers-enrolled');
 
-    // A worker redeems the secret and serves `keyed`.
+    // A worker redeems the secret and serves `keyed`; a call waits until the test lets it finish,
+    // so one delivery is in flight while the screen is read.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
     const worker = await startSdkWorker(
       [`127.0.0.1:${hub.grpcPort()}`],
-      [{ name: 'keyed', version: '1.2.0', functions: { call: async () => ({ emit: [{ body: { ok: true } }] }) } }],
+      [{ name: 'keyed', version: '1.2.0', functions: { call: async () => (calls++, await held, { emit: [{ body: { ok: true } }] }) } }],
       { workerId: 'w-browser', enrolmentSecret: secret, credentialFile: path.join(dir, 'w.cred'), concurrency: 4 },
     );
     workers.push(worker);
@@ -199,7 +204,23 @@ describe('pairing and workers in the cockpit', () => {
       expect.stringMatching(/^plain · /),
     ]);
     await enrolments.getByRole('cell', { name: /by w-browser$/ }).waitFor();
+
+    const flowId = await createAndStart(hub, {
+      nodes: [
+        { id: 'in', componentId: 'transform', function: 'jsonata', fields: { expression: '$' } },
+        { id: 'remote', componentId: 'keyed', function: 'call', nodeSettings: { runtime: 'workers', timeoutMs: 60_000 } },
+      ],
+      edges: [{ source: 'in', target: 'remote' }],
+    });
+    const executionId = await trigger(hub, flowId, { order: 1 });
+    await expect.poll(() => calls, { timeout: WAIT_MS }).toBe(1);
+    await page.getByRole('button', { name: 'Read again' }).click();
+    await expect.poll(() => row.getByRole('cell').nth(2).textContent()).toBe('1 of 4');
     await checkScreen('p05-workers-attached');
+    release();
+    expect((await waitForExecution(hub, executionId, WAIT_MS)).status).toBe('succeeded');
+    await page.getByRole('button', { name: 'Read again' }).click();
+    await expect.poll(() => row.getByRole('cell').nth(2).textContent()).toBe('0 of 4');
   });
 
   it('is usable at 390 px', async () => {
@@ -219,5 +240,25 @@ describe('pairing and workers in the cockpit', () => {
       expect(await documentWidth(page), url).toBeLessThanOrEqual(390);
     }
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+  it('shows a reader the pairing status and the workers without the means to change them', async () => {
+    const created = await hub.api('POST', '/api/v1/users', { username: 'reader', password: 'reader-password', kind: 'user', permissions: ['application:read', 'runtime:read', 'workers.read'] });
+    expect(created.status).toBe(201);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/sign-in/);
+    await page.getByLabel('Username').fill('reader');
+    await page.getByLabel('Password').fill('reader-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Workers' }).waitFor();
+    await page.goto(`${base}/applications/${appId}`);
+    const pairing = page.getByRole('region', { name: 'Pairing' });
+    // The status of the newest token (requested at 390 px above), never the token.
+    await expect.poll(() => pairing.getByLabel('Latest token').textContent()).toContain(': not used yet');
+    expect(await pairing.getByRole('button', { name: 'Pair', exact: true }).count()).toBe(0);
+    expect(await pairing.getByLabel('One-time token', { exact: true }).count()).toBe(0);
+    await page.goto(`${base}/workers`);
+    await page.getByRole('region', { name: 'Attached workers table' }).getByRole('row').filter({ hasText: 'w-browser' }).waitFor();
+    expect(await page.getByRole('form', { name: 'Enrol a worker' }).count()).toBe(0);
+    await checkScreen('p09-reader-workers');
   });
 });
