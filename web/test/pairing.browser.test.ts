@@ -98,7 +98,11 @@ describe('pairing and workers in the cockpit', () => {
     const first = await pairing.getByLabel('Time left').textContent();
     await expect.poll(() => pairing.getByLabel('Time left').textContent(), { timeout: WAIT_MS }).not.toBe(first);
     expect(await pairing.getByLabel('Token used').textContent()).toBe('not yet');
-    await pairing.getByRole('button', { name: 'Copy the one-time token' }).waitFor();
+    // The copy button puts the token itself on the clipboard.
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await pairing.getByRole('button', { name: 'Copy the one-time token' }).click();
+    await pairing.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
+    expect(await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe(token);
     await pairing.getByRole('button', { name: 'Copy the connector URL' }).waitFor();
     await checkScreen('p01-application-pairing');
 

@@ -1,6 +1,6 @@
 /** Pieces the Director's screens share: labels, scenarios, filters, cursor pages, specs. */
 import { Markdown } from 'markdown-to-jsx/react';
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { parseLabelFilter, parseLabelValue, type IssuedAuth, type LabelFilter, type Labels, type OneTimeToken, type OneTimeTokenStatus, type PageInfo, type Spec } from '../api/director';
 import { CopyButton, ErrorNote, formatTime } from '../ui/common';
 import { isLive, timeLeft, tokenState } from './pairing';
@@ -418,6 +418,9 @@ export function Pairing({ what, status, canWrite, onRequest, onCheck }: { what: 
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const now = useNow(!!issued || isLive(status, Date.now()));
+  // A new token: move focus to it, so keyboard and screen-reader users land on what to copy.
+  const issuedRef = useRef<HTMLDivElement>(null);
+  useEffect(() => issuedRef.current?.focus(), [issued?.token]);
   const request = async (): Promise<void> => {
     setError(undefined);
     setBusy(true);
@@ -450,7 +453,7 @@ export function Pairing({ what, status, canWrite, onRequest, onCheck }: { what: 
       )}
       {!status && !issued && <p>No token requested yet.</p>}
       {issued && (
-        <div className="notice" role="region" aria-label="New one-time token">
+        <div className="notice" role="region" aria-label="New one-time token" tabIndex={-1} ref={issuedRef}>
           {issued.replaced && (
             <p>
               <strong>It replaces the token requested {formatTime(issued.replaced)}</strong>, which no longer works.
