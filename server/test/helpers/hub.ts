@@ -42,8 +42,10 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-test-'));
   const config = loadConfig({
     PLEXUS_HTTP_PORT: '0',
-    // Any free port: many test hubs run at once.
+    // Any free port: many test hubs run at once (the Connector's mTLS port too: its 8443 default
+    // made a second listening test hub fail with EADDRINUSE).
     PLEXUS_GRPC_PORT: '0',
+    PLEXUS_MTLS_PORT: '0',
     PLEXUS_DATA_DIR: dataDir,
     PLEXUS_LOG_LEVEL: process.env.PLEXUS_TEST_LOG_LEVEL ?? 'silent',
     PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
@@ -123,7 +125,7 @@ export async function createHubsOnOneDatabase(count: number, opts: { adminPasswo
   for (const [i, db] of dbs.entries()) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-group-'));
     dirs.push(dir);
-    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s', PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS, PLEXUS_SECRET_KEY: secretKey, ...opts.env });
+    const config = loadConfig({ PLEXUS_DATA_DIR: dir, PLEXUS_HTTP_PORT: '0', PLEXUS_GRPC_PORT: '0', PLEXUS_MTLS_PORT: '0', PLEXUS_ADMIN_PASSWORD: opts.adminPassword, PLEXUS_LOG_LEVEL: 'silent', PLEXUS_BUS_LEASE: '2s', PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS, PLEXUS_SECRET_KEY: secretKey, ...opts.env });
     const bus = await createBus({ db, serviceName: opts.serviceName, logger, maxAttempts: 5, leaseMs: 2_000 });
     hubs.push(await createHub(config, { db, bus, logger, roles: opts.roles?.[i] }));
   }
