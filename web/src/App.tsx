@@ -13,6 +13,7 @@ import { SignInPage } from './pages/SignIn';
 import { TenantsPage } from './pages/Tenants';
 import { TokensPage } from './pages/Tokens';
 import { UsersPage } from './pages/Users';
+import { WorkersPage } from './pages/Workers';
 
 // The canvas and the schema forms (xyflow, rjsf + ajv, jsonata) load with the pages that use them.
 const FlowEditorPage = lazy(() => import('./pages/FlowEditor').then((m) => ({ default: m.FlowEditorPage })));
@@ -31,6 +32,7 @@ const NAV = [
   { to: '/applications', label: 'Applications', permission: 'application:read' },
   { to: '/runtimes', label: 'Runtimes', permission: 'runtime:read' },
   { to: '/labels', label: 'Labels & scenarios', permission: 'label_definition:read' },
+  { to: '/workers', label: 'Workers', permission: 'workers.read' },
   { to: '/secrets', label: 'Secrets', permission: 'secrets.read' },
   { to: '/components', label: 'Components', permission: 'components.read' },
   { to: '/users', label: 'Users & roles', permission: 'tenant.users.read' },
@@ -143,6 +145,7 @@ export function App() {
       <Route path="/runtimes" element={<SignedIn><RuntimesPage /></SignedIn>} />
       <Route path="/runtimes/:id" element={<SignedIn><RuntimePage /></SignedIn>} />
       <Route path="/labels" element={<SignedIn><LabelDefinitionsPage /></SignedIn>} />
+      <Route path="/workers" element={<SignedIn><WorkersPage /></SignedIn>} />
       <Route path="/secrets" element={<SignedIn><SecretsPage /></SignedIn>} />
       <Route path="/components" element={<SignedIn><ComponentsPage /></SignedIn>} />
       <Route path="/users" element={<SignedIn><UsersPage /></SignedIn>} />

@@ -44,6 +44,10 @@ export type Runtime = z.infer<typeof Runtime>;
 export const SystemAuth = z.object({ id: z.string(), auth: z.object({ credential: z.object({ token: z.string() }) }) });
 export type SystemAuth = z.infer<typeof SystemAuth>;
 
+/** A pairing token for the Connector (`Connector-Token` header at `connectorURL`): shown once. */
+export const OneTimeToken = z.object({ token: z.string(), connectorURL: z.string(), expiresAt: z.string(), used: z.boolean() });
+export type OneTimeToken = z.infer<typeof OneTimeToken>;
+
 const APPLICATION_FIELDS = `id name providerName description integrationLevel labels status { condition timestamp } healthCheckURL
   webhooks { id type url } apiDefinitions { totalCount data { id name } } eventDefinitions { totalCount data { id name } }`;
 const RUNTIME_FIELDS = `id name description labels status { condition timestamp } metadata { creationTimestamp }
@@ -115,6 +119,12 @@ export class DirectorClient {
 
   requestApplicationCredentials(id: string): Promise<SystemAuth> {
     return this.call(`mutation($id: ID!) { result: requestClientCredentialsForApplication(id: $id) { id auth { credential { ... on BearerTokenCredentialData { token } } } } }`, { id }, SystemAuth);
+  }
+
+  /** A one-time token pairing the application or runtime; any earlier unused one stops working. */
+  requestOneTimeToken(type: 'application' | 'runtime', id: string): Promise<OneTimeToken> {
+    const field = type === 'application' ? 'requestOneTimeTokenForApplication' : 'requestOneTimeTokenForRuntime';
+    return this.call(`mutation($id: ID!) { result: ${field}(id: $id) { token connectorURL expiresAt used } }`, { id }, OneTimeToken);
   }
 
   // ---------------------------------------------------------------- runtimes

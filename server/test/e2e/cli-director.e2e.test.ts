@@ -1,7 +1,8 @@
 /**
  * `plexus apps …` and `plexus runtimes …`: the real binary against a hub with the Director,
- * applications and runtimes by name, labels and scenarios, a credential shown once, the exit
- * codes of a name taken and an unknown name.
+ * applications and runtimes by name, labels and scenarios, a credential shown once, one-time
+ * Connector tokens (`pair`, redeemed at the Connector), the exit codes of a name taken and an
+ * unknown name.
  */
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,8 @@ describe('plexus apps and runtimes', () => {
   const plexus = (...args: string[]) => user.run(args);
 
   beforeAll(async () => {
-    hub = await createTestHub();
+    // The Connector's mTLS port on any free port: 8443 may be taken on a shared machine.
+    hub = await createTestHub({ env: { PLEXUS_MTLS_PORT: '0' } });
     url = await hub.listen();
     user = cliUser();
     const login = await user.run(['login', '--url', url], { input: `${TEST_ADMIN_PASSWORD}\n` });
@@ -64,6 +66,50 @@ describe('plexus apps and runtimes', () => {
     const seen = await user.run(['runtimes', 'list', '-o', 'json'], { env: { PLEXUS_TOKEN: token, PLEXUS_URL: url } });
     expect(seen.code, seen.stderr).toBe(0);
     expect((JSON.parse(seen.stdout) as Array<{ name: string }>).map((r) => r.name)).toEqual(['edge-1']);
+  });
+
+  it('pairs an application and a runtime: a one-time token the Connector takes once, its URL and expiry', async () => {
+    const configuration = async (token: string): Promise<{ ok: boolean; message?: string }> => {
+      const res = await hub.api('POST', '/connector/graphql', { query: '{ configuration { token { token } } }' }, null, { 'connector-token': token });
+      const errors = res.body?.errors as Array<{ message: string }> | undefined;
+      return errors?.length ? { ok: false, message: errors[0]!.message } : { ok: !!res.body?.data?.configuration?.token?.token };
+    };
+    const paired = await plexus('apps', 'pair', 'shop');
+    expect(paired.code, paired.stderr).toBe(0);
+    const lines = paired.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^one-time token for application shop \([0-9a-f-]{36}\), shown once:$/);
+    const token = lines[1]!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    expect(lines[2]).toBe(`connector URL: ${url}/connector/graphql (send the token in the Connector-Token header)`);
+    // Five minutes by default (PLEXUS_CONNECTOR_APP_TOKEN_TTL).
+    expect(lines[3]).toMatch(/^expires: \S+ \(in about [45] min\)$/);
+    expect(lines[4]).toBe('any earlier unused token for shop no longer works');
+
+    // A second token stops the first, unused one; the second is taken once.
+    const again = await plexus('apps', 'pair', 'shop', '-o', 'json');
+    expect(again.code, again.stderr).toBe(0);
+    const second = JSON.parse(again.stdout) as { token: string; connectorURL: string; expiresAt: string; used: boolean };
+    expect(second).toMatchObject({ connectorURL: `${url}/connector/graphql`, used: false });
+    expect(second.token).not.toBe(token);
+    expect((await configuration(token)).ok).toBe(false);
+    expect(await configuration(second.token)).toEqual({ ok: true });
+    expect((await configuration(second.token)).ok).toBe(false);
+
+    const runtime = await plexus('runtimes', 'pair', 'edge-1', '-o', 'yaml');
+    expect(runtime.code, runtime.stderr).toBe(0);
+    const r = YAML.parse(runtime.stdout) as { token: string; expiresAt: string };
+    // Sixty minutes by default (PLEXUS_CONNECTOR_RUNTIME_TOKEN_TTL).
+    expect(Date.parse(r.expiresAt) - Date.now()).toBeGreaterThan(50 * 60_000);
+    expect(await configuration(r.token)).toEqual({ ok: true });
+
+    const missing = await plexus('runtimes', 'pair', 'nowhere');
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/runtime "nowhere" not found/);
+    expect((await plexus('apps', 'register', 'static', '--level', 'BASIC')).code).toBe(0);
+    const basic = await plexus('apps', 'pair', 'static');
+    expect(basic.code).not.toBe(0);
+    expect(basic.stderr).toMatch(/^plexus: INVALID_STATE: .*BASIC/m);
+    expect((await plexus('apps', 'unregister', 'static')).code).toBe(0);
   });
 
   it('adds and removes scenarios, and sets a runtime status', async () => {

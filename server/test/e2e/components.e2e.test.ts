@@ -40,8 +40,9 @@ describe.each(dbTargets)('components on %s', (target) => {
     expect(res.body.data.map((c: { id: string }) => c.id).sort()).toEqual(BUILTINS);
     expect(res.body.meta).toMatchObject({ total: 8, page: 1 });
     const http = res.body.data.find((c: { id: string }) => c.id === 'http-request');
-    expect(http).toMatchObject({ builtin: true, source: { kind: 'builtin' }, actions: { request: { fields: { type: 'object', required: expect.arrayContaining(['url']) } } } });
-    expect(Object.keys(http.actions.request.fields.properties)).toEqual(expect.arrayContaining(['method', 'url', 'headers', 'query', 'body', 'timeoutMs', 'allowPrivateNetwork']));
+    // `url`, or `api` (an application's API through the Director): neither is required alone.
+    expect(http).toMatchObject({ builtin: true, source: { kind: 'builtin' }, actions: { request: { fields: { type: 'object' } } } });
+    expect(Object.keys(http.actions.request.fields.properties)).toEqual(expect.arrayContaining(['method', 'url', 'api', 'headers', 'query', 'body', 'timeoutMs', 'allowPrivateNetwork']));
     const one = await hub.api('GET', '/api/v1/components/transform');
     expect(one.body.data.actions.jsonata.fields.properties.expression.type).toBe('string');
     expect((await hub.api('GET', '/api/v1/components/nope')).status).toBe(404);

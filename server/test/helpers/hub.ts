@@ -42,9 +42,9 @@ export async function createTestHub(opts: TestHubOptions = {}): Promise<TestHub>
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-test-'));
   const config = loadConfig({
     PLEXUS_HTTP_PORT: '0',
-    // Any free port: many test hubs run at once.
+    // Any free port: many test hubs run at once (the Connector's mTLS port too: its 8443 default
+    // made a second listening test hub fail with EADDRINUSE).
     PLEXUS_GRPC_PORT: '0',
-    // Tests run side by side: the mTLS listener takes any free port too.
     PLEXUS_MTLS_PORT: '0',
     PLEXUS_DATA_DIR: dataDir,
     PLEXUS_LOG_LEVEL: process.env.PLEXUS_TEST_LOG_LEVEL ?? 'silent',

@@ -176,6 +176,7 @@ export interface Application extends ApplicationSummary {
   eventDefinitions: { totalCount: number; data: EventDefinition[] } | null;
   documents: { totalCount: number; data: Document[] } | null;
   auths: Array<{ id: string }> | null;
+  oneTimeToken: OneTimeTokenStatus | null;
 }
 
 export interface WebhookDelivery {
@@ -204,6 +205,25 @@ export interface Runtime extends RuntimeSummary {
   eventingConfiguration: { defaultURL: string } | null;
   applicationsWaitingForCredentials: string[];
   auths: Array<{ id: string }> | null;
+  oneTimeToken: OneTimeTokenStatus | null;
+}
+
+/** A pairing token as requested: the token itself is in this answer only. */
+export interface OneTimeToken {
+  token: string;
+  connectorURL: string;
+  expiresAt: string;
+  used: boolean;
+}
+
+/** The newest pairing token of an object, as anyone who may see the object sees it later (never the token). */
+export interface OneTimeTokenStatus {
+  createdAt: string;
+  expiresAt: string;
+  used: boolean;
+  usedAt: string | null;
+  invalidated: boolean;
+  expired: boolean;
 }
 
 export interface LabelDefinition {
@@ -284,8 +304,9 @@ const SPEC = `data type format validation { valid problems { message path } }
 const VERSION = `version { value deprecated deprecatedSince forRemoval }`;
 const APP_SUMMARY = `id name providerName description integrationLevel labels status { condition timestamp }
   apiDefinitions(first: 1) { totalCount } eventDefinitions(first: 1) { totalCount }`;
+const TOKEN_STATUS = `oneTimeToken { createdAt expiresAt used usedAt invalidated expired }`;
 const APP_DETAIL = `id name providerName description integrationLevel labels status { condition timestamp }
-  healthCheckURL eventingConfiguration { defaultURL } auths { id }
+  healthCheckURL eventingConfiguration { defaultURL } auths { id } ${TOKEN_STATUS}
   webhooks { id type url signingSecret }
   apiDefinitions(first: 100) { totalCount data { id name description targetURL group ${VERSION} spec { ${SPEC} }
     defaultAuth { credential { ... on BasicCredentialData { username } ... on OAuthCredentialData { clientId url } } } } }
@@ -293,7 +314,7 @@ const APP_DETAIL = `id name providerName description integrationLevel labels sta
   documents(first: 100) { totalCount data { id title displayName description format kind data
     fetchRequest { url mode filter status { condition timestamp message } } } }`;
 const RUNTIME_SUMMARY = `id name description labels status { condition timestamp } metadata { creationTimestamp }`;
-const RUNTIME_DETAIL = `${RUNTIME_SUMMARY} eventingConfiguration { defaultURL } applicationsWaitingForCredentials auths { id }`;
+const RUNTIME_DETAIL = `${RUNTIME_SUMMARY} eventingConfiguration { defaultURL } applicationsWaitingForCredentials auths { id } ${TOKEN_STATUS}`;
 
 // ------------------------------------------------------------------------------ operations
 
@@ -427,6 +448,14 @@ export const M = {
   deleteApplicationAuth: op<{ id: string }, { deleteSystemAuthForApplication: { id: string } }>(
     'CockpitDeleteApplicationAuth',
     `mutation CockpitDeleteApplicationAuth($id: ID!) { deleteSystemAuthForApplication(authID: $id) { id } }`,
+  ),
+  requestApplicationToken: op<{ id: string }, { requestOneTimeTokenForApplication: OneTimeToken }>(
+    'CockpitRequestApplicationToken',
+    `mutation CockpitRequestApplicationToken($id: ID!) { requestOneTimeTokenForApplication(id: $id) { token connectorURL expiresAt used } }`,
+  ),
+  requestRuntimeToken: op<{ id: string }, { requestOneTimeTokenForRuntime: OneTimeToken }>(
+    'CockpitRequestRuntimeToken',
+    `mutation CockpitRequestRuntimeToken($id: ID!) { requestOneTimeTokenForRuntime(id: $id) { token connectorURL expiresAt used } }`,
   ),
   unregisterRuntime: op<{ id: string }, { unregisterRuntime: { id: string; name: string } }>(
     'CockpitUnregisterRuntime',

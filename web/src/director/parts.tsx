@@ -1,8 +1,9 @@
 /** Pieces the Director's screens share: labels, scenarios, filters, cursor pages, specs. */
 import { Markdown } from 'markdown-to-jsx/react';
-import { useEffect, useState, type FormEvent } from 'react';
-import { parseLabelFilter, parseLabelValue, type IssuedAuth, type LabelFilter, type Labels, type PageInfo, type Spec } from '../api/director';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { parseLabelFilter, parseLabelValue, type IssuedAuth, type LabelFilter, type Labels, type OneTimeToken, type OneTimeTokenStatus, type PageInfo, type Spec } from '../api/director';
 import { CopyButton, ErrorNote, formatTime } from '../ui/common';
+import { isLive, timeLeft, tokenState } from './pairing';
 import { summarizeSpec } from './spec';
 
 export function ConditionBadge({ condition }: { condition: string }) {
@@ -381,6 +382,116 @@ export function SystemAuths({ what, auths, canWrite, onIssue, onRevoke }: { what
           Issue a credential
         </button>
       )}
+      <ErrorNote error={error} />
+    </section>
+  );
+}
+
+/** The browser's clock, once a second while `running` (the countdown; nothing is asked of the hub). */
+function useNow(running: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!running) return undefined;
+    setNow(Date.now());
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [running]);
+  return now;
+}
+
+const TOKEN_STATE_TEXT = {
+  used: 'used',
+  replaced: 'replaced by a newer token before it was used',
+  expired: 'expired without being used',
+  waiting: 'not used yet',
+} as const;
+
+/**
+ * Pairing with the Connector: a one-time token the application's or runtime's agent redeems
+ * (`Connector-Token` header at the connector URL) for a client certificate. The token is shown
+ * once, with its connector URL, copy buttons and a countdown to its expiry; whether it was used
+ * is the Director's `oneTimeToken` status, read again on demand. Requesting another token stops
+ * any earlier unused one, which the panel says before and after.
+ */
+export function Pairing({ what, status, canWrite, onRequest, onCheck }: { what: 'application' | 'runtime'; status: OneTimeTokenStatus | null; canWrite: boolean; onRequest: () => Promise<OneTimeToken>; onCheck: () => void }) {
+  const [issued, setIssued] = useState<OneTimeToken & { replaced: string | null }>();
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const now = useNow(!!issued || isLive(status, Date.now()));
+  // A new token: move focus to it, so keyboard and screen-reader users land on what to copy.
+  const issuedRef = useRef<HTMLDivElement>(null);
+  useEffect(() => issuedRef.current?.focus(), [issued?.token]);
+  const request = async (): Promise<void> => {
+    setError(undefined);
+    setBusy(true);
+    // A token that still worked is replaced: say so next to the new one.
+    const replaced = isLive(status, Date.now()) ? status!.createdAt : null;
+    try {
+      const token = await onRequest();
+      setIssued({ ...token, replaced });
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  // The status read after the request is the issued token's (the newest); before that, the answer's.
+  const current = issued && status && Date.parse(status.expiresAt) === Date.parse(issued.expiresAt) ? status : undefined;
+  const used = current?.used ?? issued?.used ?? false;
+  const left = issued ? timeLeft(issued.expiresAt, now) : '';
+  return (
+    <section aria-labelledby="pairing-heading">
+      <h2 id="pairing-heading">Pairing</h2>
+      <p className="muted">
+        The {what}'s agent redeems a one-time token at the Connector for its client certificate. Requesting a new token makes any earlier unused one stop working.
+      </p>
+      {status && (
+        <p aria-label="Latest token">
+          Latest token requested {formatTime(status.createdAt)}, valid until {formatTime(status.expiresAt)}: <strong>{TOKEN_STATE_TEXT[tokenState(status, now)]}</strong>
+          {status.usedAt && <> ({formatTime(status.usedAt)})</>}.
+        </p>
+      )}
+      {!status && !issued && <p>No token requested yet.</p>}
+      {issued && (
+        <div className="notice" role="region" aria-label="New one-time token" tabIndex={-1} ref={issuedRef}>
+          {issued.replaced && (
+            <p>
+              <strong>It replaces the token requested {formatTime(issued.replaced)}</strong>, which no longer works.
+            </p>
+          )}
+          <p>The token is shown this once:</p>
+          <p className="wrap">
+            <code aria-label="One-time token">{issued.token}</code> <CopyButton text={issued.token} label="Copy the one-time token" />
+          </p>
+          <dl className="facts">
+            <dt>Connector URL</dt>
+            <dd className="wrap">
+              <code aria-label="Connector URL">{issued.connectorURL}</code> <CopyButton text={issued.connectorURL} label="Copy the connector URL" />
+            </dd>
+            <dt>Expires</dt>
+            <dd>
+              {formatTime(issued.expiresAt)} —{' '}
+              <span aria-label="Time left" className={left === 'expired' ? 'error' : undefined}>
+                {left === 'expired' ? 'expired' : `in ${left}`}
+              </span>
+            </dd>
+            <dt>Used</dt>
+            <dd aria-label="Token used">{used ? `yes${current?.usedAt ? `, ${formatTime(current.usedAt)}` : ''}` : 'not yet'}</dd>
+          </dl>
+        </div>
+      )}
+      <div className="button-row">
+        {canWrite && (
+          <button type="button" className="primary" disabled={busy} onClick={() => void request()}>
+            Pair
+          </button>
+        )}
+        {(status || issued) && (
+          <button type="button" onClick={onCheck}>
+            Check whether it was used
+          </button>
+        )}
+      </div>
       <ErrorNote error={error} />
     </section>
   );

@@ -85,21 +85,33 @@ export function Pager({ meta, onPage, label }: { meta: PageMeta | undefined; onP
   );
 }
 
+/**
+ * Copies `text`; "Copied" is said beside the button (a status), not as its text, so the button's
+ * name (`label`) keeps containing what it shows (axe: label-content-name-mismatch).
+ */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const [copied, setCopied] = useState(false);
   return (
-    <button
-      type="button"
-      onClick={() => {
-        void navigator.clipboard?.writeText(text).then(
-          () => setCopied(true),
-          () => setCopied(false),
-        );
-      }}
-      aria-label={label}
-    >
-      {copied ? 'Copied' : 'Copy'}
-    </button>
+    <>
+      <button
+        type="button"
+        onClick={() => {
+          void navigator.clipboard?.writeText(text).then(
+            () => setCopied(true),
+            () => setCopied(false),
+          );
+        }}
+        aria-label={label}
+      >
+        Copy
+      </button>
+      {copied && (
+        <span role="status" className="muted">
+          {' '}
+          Copied
+        </span>
+      )}
+    </>
   );
 }
 

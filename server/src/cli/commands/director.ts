@@ -1,12 +1,13 @@
 /**
  * `plexus apps …` and `plexus runtimes …`: the Director's applications and runtimes
  * (`/director/graphql`), by name or id: list (label and scenario filters), get, register,
- * unregister, label / unlabel, and a credential standing for one (shown once).
+ * unregister, label / unlabel, a credential standing for one (shown once), and a one-time
+ * token pairing one with the Connector (shown once, with its connector URL and expiry).
  */
 import fs from 'node:fs';
 import { Argument, Option, type Command } from '@commander-js/extra-typings';
 import YAML from 'yaml';
-import { DirectorClient, type Application, type LabelFilter, type Runtime } from '../director.js';
+import { DirectorClient, type Application, type LabelFilter, type OneTimeToken, type Runtime } from '../director.js';
 import { CliError, EXIT } from '../errors.js';
 import { collect } from '../options.js';
 import { printData, printItem, printList, type Column, type Out } from '../output.js';
@@ -45,7 +46,7 @@ export function registerDirectorCommands(program: Command<[], Record<string, unk
 
   // ---------------------------------------------------------------- apps
 
-  const apps = program.command('apps').description('applications registered in the Director: list, get, register, unregister, label, unlabel, credentials');
+  const apps = program.command('apps').description('applications registered in the Director: list, get, register, unregister, label, unlabel, credentials, pair');
 
   apps
     .command('list')
@@ -143,9 +144,19 @@ export function registerDirectorCommands(program: Command<[], Record<string, unk
       done(ctx.out(), auth, `credential ${auth.id}; token (shown once): ${auth.auth.credential.token}`);
     });
 
+  apps
+    .command('pair')
+    .description("request a one-time token pairing the application's agent with the Connector (shown once; any earlier unused one stops working)")
+    .argument('<app>', 'name or id')
+    .action(async (ref) => {
+      const client = director();
+      const app = await resolveApp(client, ref);
+      printPairing(ctx.out(), 'application', app.name, app.id, await client.requestOneTimeToken('application', app.id));
+    });
+
   // ---------------------------------------------------------------- runtimes
 
-  const runtimes = program.command('runtimes').description('runtimes registered in the Director: list, get, register, unregister, label, unlabel, credentials');
+  const runtimes = program.command('runtimes').description('runtimes registered in the Director: list, get, register, unregister, label, unlabel, credentials, pair');
 
   runtimes
     .command('list')
@@ -240,6 +251,30 @@ export function registerDirectorCommands(program: Command<[], Record<string, unk
       const auth = await client.requestRuntimeCredentials((await resolveRuntime(client, ref)).id);
       done(ctx.out(), auth, `credential ${auth.id}; token (shown once): ${auth.auth.credential.token}`);
     });
+
+  runtimes
+    .command('pair')
+    .description("request a one-time token pairing the runtime's agent with the Connector (shown once; any earlier unused one stops working)")
+    .argument('<runtime>', 'name or id')
+    .action(async (ref) => {
+      const client = director();
+      const runtime = await resolveRuntime(client, ref);
+      printPairing(ctx.out(), 'runtime', runtime.name, runtime.id, await client.requestOneTimeToken('runtime', runtime.id));
+    });
+}
+
+/**
+ * The token on a line of its own (easy to cut out in a script; `-o json` gives every field),
+ * then where to redeem it and until when.
+ */
+function printPairing(out: Out, what: string, name: string, id: string, token: OneTimeToken): void {
+  if (out.format !== 'table') return printData(out, token);
+  const minutes = Math.max(0, Math.round((Date.parse(token.expiresAt) - Date.now()) / 60_000));
+  out.stdout(`one-time token for ${what} ${name} (${id}), shown once:`);
+  out.stdout(token.token);
+  out.stdout(`connector URL: ${token.connectorURL} (send the token in the Connector-Token header)`);
+  out.stdout(`expires: ${token.expiresAt} (in about ${minutes} min)`);
+  out.stdout(`any earlier unused token for ${name} no longer works`);
 }
 
 /** Registers `plexus scenarios …`: the enum of the tenant's `scenarios` label definition. */

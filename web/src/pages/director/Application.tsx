@@ -21,7 +21,7 @@ import {
   type SpecInput,
 } from '../../api/director';
 import { useSession } from '../../auth/session';
-import { ConditionBadge, FetchState, LabelsEditor, MarkdownView, ScenariosEditor, SpecView, SystemAuths } from '../../director/parts';
+import { ConditionBadge, FetchState, LabelsEditor, MarkdownView, Pairing, ScenariosEditor, SpecView, SystemAuths } from '../../director/parts';
 import { CopyButton, ErrorNote, formatTime, PageHeader, useLoad } from '../../ui/common';
 
 type Kind = 'api' | 'event';
@@ -597,6 +597,24 @@ export function ApplicationPage() {
         <dt>Eventing</dt>
         <dd>{a.eventingConfiguration?.defaultURL ? <code>{a.eventingConfiguration.defaultURL}</code> : 'no default runtime'}</dd>
       </dl>
+      {a.integrationLevel !== 'BASIC' ? (
+        <Pairing
+          what="application"
+          status={a.oneTimeToken}
+          canWrite={canWrite}
+          onRequest={async () => {
+            const { requestOneTimeTokenForApplication } = await gql(M.requestApplicationToken, { id: a.id });
+            app.reload();
+            return requestOneTimeTokenForApplication;
+          }}
+          onCheck={app.reload}
+        />
+      ) : (
+        <section aria-labelledby="pairing-heading">
+          <h2 id="pairing-heading">Pairing</h2>
+          <p className="muted">A BASIC application is registered with static metadata and is not paired; change its integration level to pair it.</p>
+        </section>
+      )}
       <ScenariosEditor
         current={scenarioLabel(a.labels)}
         available={scenarios.data ?? ['DEFAULT']}

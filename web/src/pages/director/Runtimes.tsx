@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { gql, M, Q, RUNTIME_CONDITIONS, scenarioLabel, scenariosOf, type LabelFilter, type Runtime, type RuntimeCondition } from '../../api/director';
 import { useSession } from '../../auth/session';
-import { ConditionBadge, CursorPager, LabelChips, LabelFilterForm, LabelsEditor, ScenariosEditor, SystemAuths, useCursorPages } from '../../director/parts';
+import { ConditionBadge, CursorPager, LabelChips, LabelFilterForm, LabelsEditor, Pairing, ScenariosEditor, SystemAuths, useCursorPages } from '../../director/parts';
 import { ErrorNote, formatTime, PageHeader, useLoad } from '../../ui/common';
 
 const PAGE_SIZE = 20;
@@ -271,6 +271,17 @@ export function RuntimePage() {
           <p className="muted">The runtime's agent reports its status itself; set it here to correct one that cannot.</p>
         </form>
       )}
+      <Pairing
+        what="runtime"
+        status={r.oneTimeToken}
+        canWrite={canWrite}
+        onRequest={async () => {
+          const { requestOneTimeTokenForRuntime } = await gql(M.requestRuntimeToken, { id: r.id });
+          runtime.reload();
+          return requestOneTimeTokenForRuntime;
+        }}
+        onCheck={runtime.reload}
+      />
       <ScenariosEditor
         current={scenarioLabel(r.labels)}
         available={scenarios.data ?? ['DEFAULT']}
