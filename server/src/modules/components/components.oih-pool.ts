@@ -78,6 +78,8 @@ export interface OihSession {
   readonly done: Promise<OihDone>;
   /** The step is over: later emits are dropped; the runner serves the next call once `done` arrived. */
   release(): void;
+  /** The step's time limit: the runner is killed, so the call never runs beside its retry. */
+  abort(): void;
 }
 
 const RunnerMessage = z.union([
@@ -193,6 +195,9 @@ class OihRunner {
         if (!a || a.id !== id) return;
         a.released = true;
         if (a.doneArrived) this.finishCall();
+      },
+      abort: () => {
+        if (this.active?.id === id) this.kill('stopped at the step time limit');
       },
     };
   }

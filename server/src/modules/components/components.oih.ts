@@ -624,6 +624,16 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
     },
   );
   const deadline = Date.now() + p.timeoutMs;
+  // The step's time limit ends the run now, with the limit's error, and kills its runner: the
+  // retry never runs beside it. Emits that were still to come are lost with the process.
+  const signal = ctx.signal;
+  const onAbort = (): void => {
+    gone ??= signal?.reason instanceof StepError ? signal.reason : new StepError('component: stopped at the step time limit', 'transient');
+    session.abort();
+    poke();
+  };
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   try {
     session.done.then(
       (d) => {
@@ -650,9 +660,10 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
       // Not over: wait for the next emit (or for done, until it came); the pool's timer ends a call that never is.
       const nextEmit = new Promise<false>((resolve) => (wake = () => resolve(false)));
       const settled = await (d === undefined ? Promise.race([session.done.then(() => false, (err: unknown) => err), nextEmit]) : nextEmit);
-      if (settled !== false) throw settled;
+      if (settled !== false) throw gone ?? settled;
     }
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     session.release();
   }
   await Promise.all(pendingUpdates);

@@ -2,8 +2,9 @@
  * The data-directory lock: embedded PGlite cannot share its files between processes, so one
  * Plexus process at a time holds `<dataDir>/plexus.lock`.
  *
- * - Taken atomically: the lock file is created with O_EXCL (`wx`), so of two processes starting
- *   together exactly one gets it.
+ * - Taken atomically: the lock file appears with its content by a hard link (which fails when the
+ *   file exists, as O_EXCL does), so of two processes starting together exactly one gets it, and
+ *   no one ever reads a half-written lock.
  * - A lock left by a killed process never blocks a restart. It names its holder's pid and that
  *   process's start time (Linux: /proc/<pid>/stat); a lock whose pid is gone, or is now another
  *   process (a pid reused after a reboot or a container restart, where the new hub may well get
@@ -30,12 +31,7 @@ export function lockDataDir(dataDir: string): () => void {
   const mine = JSON.stringify({ pid: process.pid, startedAt: processStartTime(process.pid) } satisfies Holder);
   // Again after moving a stale lock away; a third time only if someone raced us.
   for (let round = 0; round < 3; round++) {
-    try {
-      fs.writeFileSync(lockPath, mine, { flag: 'wx', mode: 0o600 });
-      return () => release(lockPath, mine);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (linkNew(lockPath, mine)) return () => release(lockPath, mine);
     const text = readOrEmpty(lockPath);
     const holder = parseHolder(text);
     if (holder && holder.pid !== process.pid && isRunning(holder)) {
@@ -44,6 +40,26 @@ export function lockDataDir(dataDir: string): () => void {
     removeStale(lockPath, text);
   }
   throw new AppError('CONFIG_INVALID', `PLEXUS_DATA_DIR=${dataDir}: could not take ${LOCK_FILE}; another process keeps replacing it`, 'user');
+}
+
+/**
+ * Creates the lock with its content in one step: written to a file of this process first, then
+ * linked into place (link fails with EEXIST like O_EXCL). Created empty and written after, a
+ * lock could be read empty by another starting process, judged stale and removed — and both
+ * processes held it (seen in a test of four processes under load).
+ */
+function linkNew(lockPath: string, content: string): boolean {
+  const draft = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+  fs.writeFileSync(draft, content, { flag: 'wx', mode: 0o600 });
+  try {
+    fs.linkSync(draft, lockPath);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    fs.rmSync(draft, { force: true });
+  }
 }
 
 /**
