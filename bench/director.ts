@@ -41,9 +41,15 @@ const REGISTER = 'mutation($in: ApplicationRegisterInput!) { registerApplication
 /** The registerApplication input besides its name, as GraphQL literal arguments. */
 const APP_FIELDS = 'providerName: "bench", description: "benchmark application", labels: {scenarios: ["DEFAULT"], team: "bench"}, apiDefinitions: [{name: "orders", targetURL: "http://orders.example/api"}]';
 
-/** A Lua request body registering a new application per request, named from the thread and its counter. */
+/**
+ * A Lua request body registering a new application per request, named from the thread and its
+ * counter. The input goes in variables, as a client would send it: the document stays the same,
+ * so the server parses and validates it once (a name inlined in the text made every request a
+ * new document: 2.0 instead of ~0.8 ms of hub CPU, most of it GraphQL validation).
+ */
 function registering(): string {
-  const [pre, post] = JSON.stringify({ query: `mutation { registerApplication(in: {name: "NAME", ${APP_FIELDS}}) { id name labels status { condition } } }` }).split('NAME');
+  const input = { name: 'NAME', providerName: 'bench', description: 'benchmark application', labels: { scenarios: ['DEFAULT'], team: 'bench' }, apiDefinitions: [{ name: 'orders', targetURL: 'http://orders.example/api' }] };
+  const [pre, post] = JSON.stringify({ query: REGISTER, variables: { in: input } }).split('NAME');
   return `return wrk.format(nil, nil, nil, [==[${pre}]==] .. 'm-' .. thread_id .. '-' .. counter .. [==[${post}]==])`;
 }
 
