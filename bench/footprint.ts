@@ -22,32 +22,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hasNats, hasPostgres, TEST_NATS_URL } from '../server/test/helpers/services.js';
-import { ADMIN_PASSWORD, createDatabase, PEERS_DIR, setupFlow, startN8n, startNodeRed, startSink, type PeerProcess, type Sink } from './flow.js';
+import { ADMIN_PASSWORD, argValue, createDatabase, freePort, PEERS_DIR, sleep, setupFlow, startN8n, startNodeRed, startSink, type PeerProcess, type Sink } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function argValue(args: string[], name: string): string | undefined {
-  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 // ---- process trees from /proc ----
 
 interface ProcEntry {

@@ -16,7 +16,7 @@ export interface BenchModule {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Files here that are infrastructure, not benchmarks. */
-const NOT_BENCHMARKS = new Set(['run', 'results']);
+const NOT_BENCHMARKS = new Set(['run', 'results', 'wrk']);
 
 function availableBenchmarks(): string[] {
   return fs

@@ -18,7 +18,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +31,7 @@ import { Dispatcher } from '../server/src/modules/router/router.dispatch.js';
 import { RouterGrpcServer } from '../server/src/modules/router/router.grpc.js';
 import { RouterService } from '../server/src/modules/router/router.service.js';
 import { Worker } from '../server/src/worker-sdk/index.js';
-import { ADMIN_PASSWORD, api, measure, startHub, startSink, type Measured } from './flow.js';
+import { ADMIN_PASSWORD, api, argValue, freePort, measure, sleep, startHub, startSink, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,26 +39,9 @@ const CHILD = path.join(here, 'workers', 'child.ts');
 const SERVER_DIR = path.resolve(here, '../server');
 const logger = createLogger('silent');
 
-function argValue(args: string[], name: string): string | undefined {
-  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-}
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function cpuBusy(): { busy: number; total: number } {
   let busy = 0;
