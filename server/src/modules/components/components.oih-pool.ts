@@ -71,6 +71,8 @@ export interface OihHandlers {
   onLog(level: string, msg: string, fields: Record<string, unknown>): void;
   /** The runner was killed (a limit) or died while the call was still open, even after `done`. */
   onGone?(err: StepError): void;
+  /** The call is over and the component has no work left pending that could still emit. */
+  onQuiet?(): void;
 }
 
 export interface OihSession {
@@ -89,6 +91,7 @@ const RunnerMessage = z.union([
   z.object({ type: z.literal('check'), checkId: z.number(), host: z.string().max(1_000), address: z.string().max(100), port: z.number() }),
   z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(true), value: z.unknown(), isAsync: z.boolean().optional(), missing: z.boolean().optional() }),
   z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(false), error: OihErrorInfo }),
+  z.object({ type: z.literal('quiet'), callId: z.number() }),
 ]);
 
 export interface OihPoolOptions {
@@ -241,6 +244,10 @@ class OihRunner {
         return;
       }
       a.handlers.onEmit(msg.event, msg.payload);
+      return;
+    }
+    if (msg.type === 'quiet') {
+      if (!a.released) a.handlers.onQuiet?.();
       return;
     }
     a.doneArrived = true;

@@ -23,6 +23,8 @@
  *   {type:'log', callId, level, msg, fields}
  *   {type:'check', checkId, host, address, port}
  *   {type:'done', callId, ok:true, value, isAsync, missing?} | {type:'done', callId, ok:false, error:{name, message, status, code, retryAfter}}
+ *   {type:'quiet', callId}: the call is over (its promise settled, or it emitted end, error or
+ *     rebound) and the component has no work left pending that could still emit (see pendingWork)
  */
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
@@ -176,17 +178,74 @@ function setEnv(env) {
   for (const [key, value] of Object.entries(env ?? {})) process.env[key] = String(value);
 }
 
+// ------------------------------------------------------------------ pending work
+
+/**
+ * Resources that are the runner's own, never a component's work: the IPC channel and stdio
+ * (and the requests writing to or closing them).
+ */
+const RUNNER_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'WriteWrap', 'ShutdownWrap', 'CloseReq', 'SignalWrap']);
+
+/** What keeps this process's event loop busy, by type, leaving out the runner's own. */
+function resourceCounts() {
+  const counts = new Map();
+  for (const type of process.getActiveResourcesInfo()) if (!RUNNER_RESOURCES.has(type)) counts.set(type, (counts.get(type) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * Whether the component still has work under way that could emit: more timers, immediates,
+ * sockets in use, DNS or file requests than before its call began, or a connection waiting for
+ * the hub's policy check. Idle keep-alive sockets of http agents and undici are unref'd, so they
+ * do not count (a REST call that finished leaves nothing pending); neither do unref'd timers.
+ */
+function pendingWork(baseline) {
+  if (pendingChecks.size > 0) return true;
+  for (const [type, n] of resourceCounts()) if (n > (baseline.get(type) ?? 0)) return true;
+  return false;
+}
+
+/** How often a call that is over but still has work pending is looked at again. */
+const QUIET_POLL_MS = 10;
+
+/**
+ * Once a call is over, tells the hub when nothing of it is pending any more, so the hub may end
+ * the step then (sailor keeps delivering emits that come after end; the hub holds the step for
+ * them only while they can still come). Stops when a newer call began.
+ */
+function watchQuiet(state) {
+  if (state.watching) return;
+  state.watching = true;
+  const check = () => {
+    if (latestCallId !== state.callId) return;
+    if (!pendingWork(state.baseline)) {
+      send({ type: 'quiet', callId: state.callId });
+      return;
+    }
+    // Unref'd, so this timer is not itself counted as pending work.
+    setTimeout(check, QUIET_POLL_MS).unref();
+  };
+  // After the emits and promise callbacks of this turn: what is left is real pending work.
+  setTimeout(check, 0).unref();
+}
+
 let current;
+let latestCallId = 0;
 
 async function call(msg) {
   const { callId, fn } = msg;
-  const state = { callId, ended: false };
+  const state = { callId, ended: false, doneSent: false, watching: false, baseline: new Map() };
   current = state;
+  latestCallId = callId;
   setEnv(msg.env);
   const emit = async (event, payload) => {
     // An Error does not survive JSON: send what the hub needs of it.
     const data = event === 'error' || event === 'rebound' ? describeError(payload) : toJson(payload);
     send({ type: 'emit', callId, event: String(event), payload: data });
+    if (event === 'end' || event === 'error' || event === 'rebound') {
+      state.ended = true;
+      if (state.doneSent) watchQuiet(state);
+    }
   };
   const self = {
     emit,
@@ -211,6 +270,8 @@ async function call(msg) {
       return;
     }
     if (fn === 'process') await initOnce(mod, msg.file, msg.args.cfg, self);
+    // What was under way before the call (init's connections, an earlier call's leftovers) is not its work.
+    state.baseline = resourceCounts();
     let out;
     if (fn === 'process') {
       const m = msg.args.msg;
@@ -225,6 +286,8 @@ async function call(msg) {
     const isAsync = Boolean(out && typeof out.then === 'function');
     const value = await out;
     send({ type: 'done', callId, ok: true, value: toJson(value), isAsync });
+    state.doneSent = true;
+    if (fn === 'process' && (isAsync || state.ended)) watchQuiet(state);
   } catch (err) {
     send({ type: 'done', callId, ok: false, error: describeError(err) });
   } finally {

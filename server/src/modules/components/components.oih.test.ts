@@ -170,6 +170,7 @@ describe('the runner contract, in a process of the tenant', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-oih-contract-'));
     fs.chmodSync(dir, 0o755);
     fs.cpSync(CONTRACT, path.join(dir, 'contract'), { recursive: true });
+    fs.cpSync(path.join(CONTRACT, '..', 'late-emits'), path.join(dir, 'late-emits'), { recursive: true });
     fs.mkdirSync(path.join(dir, 'hang', 'lib'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'hang', 'component.json'), JSON.stringify({ actions: { hang: { main: './lib/hang.js' } } }));
     fs.writeFileSync(path.join(dir, 'hang', 'lib', 'hang.js'), "exports.process = function () { this.emit('data', { data: { started: true } }); };");
@@ -199,5 +200,30 @@ describe('the runner contract, in a process of the tenant', () => {
     const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('hang')!.prepare({}, { logger, timeoutMs: 500 });
     const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
     expect([err instanceof StepError, err.kind, err.message]).toEqual([true, 'user', 'component: time limit exceeded (500 ms)']);
+  });
+
+  describe('emits after the run is over', () => {
+    const run = async (mode: string, fields: Record<string, unknown>, timeoutMs?: number): Promise<unknown[]> => {
+      const def = readOihComponent(path.join(dir, 'late-emits'));
+      const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('late')!.prepare(fields, { logger, ...(timeoutMs ? { timeoutMs } : {}) });
+      return bodies(await step.run(context(message({ mode }))));
+    };
+
+    it('delivers what a callback-style run emits after end while its timers are pending', async () => {
+      expect(await run('after-end', { delayMs: 300 })).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    });
+
+    it('delivers what a promise-style run emits after its promise settled', async () => {
+      expect(await run('async-then-late', { delayMs: 200 })).toEqual([{ n: 0 }, { n: 1 }]);
+    });
+
+    it('ends the step at once when nothing is pending (an unref’d timer is not work it waits for)', async () => {
+      // Held to its 60 s limit, the run would also hold the timer's emit (after 3 × 500 ms).
+      expect(await run('ends-quietly', { delayMs: 500 }, 60_000)).toEqual([{ n: 0 }]);
+    });
+
+    it('holds a run whose work never ends to its time limit, then ends it with what it emitted', async () => {
+      expect(await run('leaks', { delayMs: 100 }, 5_000)).toEqual([{ n: 0 }, { n: 1 }]);
+    });
   });
 });
