@@ -31,6 +31,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
+import { setTimeout } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
