@@ -48,6 +48,7 @@ import {
 } from './components.descriptor.js';
 import { credentialProblem, toCfg } from './components.oih-cfg.js';
 import { installOihComponent } from './components.oih-install.js';
+import { emittedName } from './components.oih-typescript.js';
 import { OihPool, type OihCall, type OihDone, type OihErrorInfo } from './components.oih-pool.js';
 
 export { installOihComponent, type InstallReport } from './components.oih-install.js';
@@ -200,7 +201,8 @@ function inside(dir: string, rel: string, what: string): string {
 
 /** The `main` of a function, which must stay inside the component directory. */
 function resolveMain(dir: string, main: string, fnName: string, mustExist: boolean): string {
-  const file = inside(dir, main, `${fnName}.main`);
+  // A TypeScript main runs from what registration transpiled beside it (components.oih-typescript.ts).
+  const file = emittedName(inside(dir, main, `${fnName}.main`));
   const candidates = [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path.join(file, 'index.js')];
   const found = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
   if (!found && mustExist) throw AppError.invalid(`component.json: ${fnName}.main ${main} not found`);
@@ -266,7 +268,7 @@ export function readOihComponent(dir: string, opts: { requireMains?: boolean } =
   const credentialFields: NonNullable<OihDefinition['credentialFields']> = {};
   for (const [field, f] of Object.entries(json.credentials?.fields ?? {})) credentialFields[field] = { required: f.required === true, type: typeOf(f) ?? 'any' };
   // elastic.io's convention: verifyCredentials.js at the root, unless component.json names another file.
-  const verifierPath = json.credentials?.verifier ? inside(dir, json.credentials.verifier, 'credentials.verifier') : path.join(dir, 'verifyCredentials');
+  const verifierPath = json.credentials?.verifier ? emittedName(inside(dir, json.credentials.verifier, 'credentials.verifier')) : path.join(dir, 'verifyCredentials');
   const verifier = [verifierPath, `${verifierPath}.js`, `${verifierPath}.cjs`, `${verifierPath}.mjs`].find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
   return {
     descriptor: {
