@@ -89,7 +89,7 @@ const RunnerMessage = z.union([
   z.object({ type: z.literal('emit'), callId: z.number(), event: z.string().max(100), payload: z.unknown() }),
   z.object({ type: z.literal('log'), callId: z.number(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), msg: z.string(), fields: z.record(z.string(), z.unknown()) }),
   z.object({ type: z.literal('check'), checkId: z.number(), host: z.string().max(1_000), address: z.string().max(100), port: z.number() }),
-  z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(true), value: z.unknown(), isAsync: z.boolean().optional(), missing: z.boolean().optional() }),
+  z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(true), value: z.unknown(), isAsync: z.boolean().optional(), missing: z.boolean().optional(), quiet: z.boolean().optional() }),
   z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(false), error: OihErrorInfo }),
   z.object({ type: z.literal('quiet'), callId: z.number() }),
 ]);
@@ -251,6 +251,7 @@ class OihRunner {
       return;
     }
     a.doneArrived = true;
+    if (msg.ok && msg.quiet && !a.released) a.handlers.onQuiet?.();
     a.resolve(msg.ok ? { ok: true, value: msg.value, isAsync: msg.isAsync === true, missing: msg.missing === true } : { ok: false, error: msg.error });
     if (a.released) this.finishCall();
   }

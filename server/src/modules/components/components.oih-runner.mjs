@@ -22,16 +22,17 @@
  *   {type:'emit', callId, event, payload}
  *   {type:'log', callId, level, msg, fields}
  *   {type:'check', checkId, host, address, port}
- *   {type:'done', callId, ok:true, value, isAsync, missing?} | {type:'done', callId, ok:false, error:{name, message, status, code, retryAfter}}
+ *   {type:'done', callId, ok:true, value, isAsync, missing?, quiet?} | {type:'done', callId, ok:false, error:{name, message, status, code, retryAfter}}
  *   {type:'quiet', callId}: the call is over (its promise settled, or it emitted end, error or
- *     rebound) and the component has no work left pending that could still emit (see pendingWork)
+ *     rebound) and the component has no work left pending that could still emit (see pendingWork);
+ *     `quiet: true` on done says the same in the same message (the common case: one message a call)
  */
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
-import { setTimeout } from 'node:timers';
+import { setImmediate, setTimeout } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
@@ -210,24 +211,37 @@ function pendingWork(baseline) {
 const QUIET_POLL_MS = 10;
 
 /**
+ * Whether work is pending, looked at after the promise callbacks and I/O of this turn of the
+ * event loop: from inside an immediate, which is not counted while it runs (an unref'd one would
+ * not wake a loop blocked waiting for IPC).
+ */
+function pendingAfterThisTurn(baseline) {
+  return new Promise((resolve) => setImmediate(() => resolve(pendingWork(baseline))));
+}
+
+/**
  * Once a call is over, tells the hub when nothing of it is pending any more, so the hub may end
  * the step then (sailor keeps delivering emits that come after end; the hub holds the step for
- * them only while they can still come). Stops when a newer call began.
+ * them only while they can still come). `first`: whether nothing was pending at the first look,
+ * which the caller may tell the hub itself. Stops when a newer call began.
  */
-function watchQuiet(state) {
-  if (state.watching) return;
+async function watchQuiet(state, tellFirst = true) {
+  if (state.watching) return false;
   state.watching = true;
-  const check = () => {
+  const pending = await pendingAfterThisTurn(state.baseline);
+  if (latestCallId !== state.callId) return false;
+  if (!pending) {
+    if (tellFirst) send({ type: 'quiet', callId: state.callId });
+    return true;
+  }
+  const poll = () => {
     if (latestCallId !== state.callId) return;
-    if (!pendingWork(state.baseline)) {
-      send({ type: 'quiet', callId: state.callId });
-      return;
-    }
+    if (!pendingWork(state.baseline)) send({ type: 'quiet', callId: state.callId });
     // Unref'd, so this timer is not itself counted as pending work.
-    setTimeout(check, QUIET_POLL_MS).unref();
+    else setTimeout(poll, QUIET_POLL_MS).unref();
   };
-  // After the emits and promise callbacks of this turn: what is left is real pending work.
-  setTimeout(check, 0).unref();
+  setTimeout(poll, QUIET_POLL_MS).unref();
+  return false;
 }
 
 let current;
@@ -245,7 +259,7 @@ async function call(msg) {
     send({ type: 'emit', callId, event: String(event), payload: data });
     if (event === 'end' || event === 'error' || event === 'rebound') {
       state.ended = true;
-      if (state.doneSent) watchQuiet(state);
+      if (state.doneSent) void watchQuiet(state);
     }
   };
   const self = {
@@ -286,9 +300,10 @@ async function call(msg) {
     // A process that returns a promise is over when it settles; one that does not, when it emits end.
     const isAsync = Boolean(out && typeof out.then === 'function');
     const value = await out;
-    send({ type: 'done', callId, ok: true, value: toJson(value), isAsync });
+    // A run that is already over says in the same message whether anything of it is left.
+    const quiet = fn === 'process' && (isAsync || state.ended) ? await watchQuiet(state, false) : undefined;
+    send({ type: 'done', callId, ok: true, value: toJson(value), isAsync, ...(quiet ? { quiet } : {}) });
     state.doneSent = true;
-    if (fn === 'process' && (isAsync || state.ended)) watchQuiet(state);
   } catch (err) {
     send({ type: 'done', callId, ok: false, error: describeError(err) });
   } finally {
