@@ -671,7 +671,8 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
       const d: OihDone | undefined = done;
       over = d !== undefined && (!d.ok || d.isAsync || ended || failure !== undefined || result.rebound !== undefined);
       if (over) {
-        if (!d!.ok || quiet || holdOver) break;
+        // A failed or rebounded message keeps nothing it emits later: no reason to hold it past its end.
+        if (!d!.ok || quiet || holdOver || ((failure !== undefined || result.rebound !== undefined) && ended)) break;
         const left = holdUntil - Date.now();
         if (left <= 0) {
           log.info({ heldMs: p.timeoutMs }, 'OIH component still had work pending at its step time limit; what it emits later is dropped');
