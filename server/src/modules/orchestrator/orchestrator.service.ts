@@ -58,9 +58,13 @@ export class PreparedFlows implements FlowSource {
     private readonly workers?: RemoteRuntime,
   ) {}
 
-  /** The components' start hooks (OIH `startup`); throws AppError VALIDATION_FAILED naming the node when one fails. */
-  startHooks(flow: Flow): Promise<void> {
-    return this.components.startFlow(flow);
+  /** The components' start hooks (OIH `startup`); throws FlowPreparationError naming the node when one fails. */
+  async startHooks(flow: Flow): Promise<void> {
+    try {
+      await this.components.startFlow(flow);
+    } catch (err) {
+      throw err instanceof AppError && err.code === 'VALIDATION_FAILED' ? new FlowPreparationError(err.message) : err;
+    }
   }
 
   /** The components' stop hooks (OIH `shutdown`); failures are logged, never thrown. */
@@ -186,7 +190,7 @@ export class OrchestratorService {
       // and one that fails fails the start with its reason, as a broken expression does.
       await this.flows.startHooks(flow);
     } catch (err) {
-      const reason = err instanceof FlowPreparationError || (err instanceof AppError && err.code === 'VALIDATION_FAILED') ? err.message : `cannot prepare the flow: ${(err as Error).message}`;
+      const reason = err instanceof FlowPreparationError ? err.message : `cannot prepare the flow: ${(err as Error).message}`;
       log.warn({ reason }, 'flow cannot start');
       await this.db.transaction(async (tx) => {
         if (await repo.setFlowStatus(tx, flow.id, 'stopped')) await repo.notify(tx, 'flows', [flow.id]);
