@@ -70,6 +70,9 @@ function refusedError(host, reason) {
   return err;
 }
 
+/** The TCP sockets components opened and that are not closed yet (see busySockets). */
+const openSockets = new Set();
+
 const originalConnect = net.Socket.prototype.connect;
 /** @this {net.Socket} */
 function checkedConnect(...args) {
@@ -78,6 +81,10 @@ function checkedConnect(...args) {
   const options = normalized[0];
   // eslint-disable-next-line @typescript-eslint/no-this-alias -- the socket is what the deferred connect acts on
   const socket = this;
+  if (!openSockets.has(socket)) {
+    openSockets.add(socket);
+    socket.once('close', () => openSockets.delete(socket));
+  }
   if (options.path) {
     process.nextTick(() => socket.destroy(refusedError(options.path, 'unix sockets are not reachable from components')));
     return socket;
@@ -183,23 +190,48 @@ function setEnv(env) {
 // ------------------------------------------------------------------ pending work
 
 /**
- * Resources that are the runner's own, never a component's work: the IPC channel and stdio
- * (and the requests writing to or closing them).
+ * Resources not counted by type: the runner's own (the IPC channel and stdio, the requests
+ * writing to or closing them), and open TCP connections, which busySockets looks at one by one.
  */
-const RUNNER_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'WriteWrap', 'ShutdownWrap', 'CloseReq', 'SignalWrap']);
+const UNCOUNTED_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'WriteWrap', 'ShutdownWrap', 'CloseReq', 'SignalWrap', 'TCPSocketWrap', 'TCPWRAP', 'TLSWrap', 'TCPServerWrap']);
+
+/** undici (the global fetch) marks its sockets with a parser. */
+function isUndiciSocket(socket) {
+  return Object.getOwnPropertySymbols(socket).some((sym) => sym.description === 'parser');
+}
+
+/**
+ * Connections with work under way: connecting, writing, or carrying an HTTP request (Node's
+ * http client, so axios, got, request…, or undici) — both keep a socket ref'd only while it
+ * carries one, and unref it when it goes back to their pool. An open connection that only
+ * waits (a database pool's idle client, an AMQP channel) is not work: counting it would hold
+ * every step of such a component to its time limit.
+ */
+function busySockets() {
+  let n = 0;
+  for (const s of openSockets) {
+    if (s.destroyed) continue;
+    if (s.connecting || s.writableLength > 0) n++;
+    else if ((s._httpMessage || isUndiciSocket(s)) && s._handle?.hasRef?.() !== false) n++;
+  }
+  return n;
+}
 
 /** What keeps this process's event loop busy, by type, leaving out the runner's own. */
 function resourceCounts() {
   const counts = new Map();
-  for (const type of process.getActiveResourcesInfo()) if (!RUNNER_RESOURCES.has(type)) counts.set(type, (counts.get(type) ?? 0) + 1);
+  for (const type of process.getActiveResourcesInfo()) if (!UNCOUNTED_RESOURCES.has(type)) counts.set(type, (counts.get(type) ?? 0) + 1);
+  const busy = busySockets();
+  if (busy > 0) counts.set('busy socket', busy);
   return counts;
 }
 
 /**
- * Whether the component still has work under way that could emit: more timers, immediates,
- * sockets in use, DNS or file requests than before its call began, or a connection waiting for
- * the hub's policy check. Idle keep-alive sockets of http agents and undici are unref'd, so they
- * do not count (a REST call that finished leaves nothing pending); neither do unref'd timers.
+ * Whether the component still has work under way that could emit: more ref'd timers,
+ * immediates, DNS or file requests, connections being made or carrying an HTTP request (see
+ * busySockets) than before its call began, or a connection waiting for the hub's policy check.
+ * A REST call that finished leaves nothing pending (its keep-alive socket went back to the
+ * pool); neither do unref'd timers nor idle database connections.
  */
 function pendingWork(baseline) {
   if (pendingChecks.size > 0) return true;
