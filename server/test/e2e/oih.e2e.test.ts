@@ -167,6 +167,12 @@ describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
       expect(stepsOf(quiet, 'step')[0]!.output).toEqual([{ n: 0 }]);
     });
 
+    it('ends a run held by a timer never cleared before the engine’s time limit, with what it emitted', async () => {
+      const x = await runOne({ componentId: 'late-emits', function: 'late', fields: { delayMs: 100 }, nodeSettings: { timeoutMs: 3_000, retries: 0 } }, { mode: 'leaks' });
+      expect(x.status, JSON.stringify(x.steps)).toBe('succeeded');
+      expect(stepsOf(x, 'step').map((r) => [r.status, r.output])).toEqual([['succeeded', [{ n: 0 }, { n: 1 }]]]);
+    });
+
     it('answers a sync webhook call with httpReply', async () => {
       const flowId = await createAndStart(hub, {
         nodes: [{ id: 'step', componentId: 'contract', function: 'reply', credentialsId: cred }],

@@ -509,6 +509,8 @@ function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor,
         // Any OIH component may read its snapshot; there is no way to tell from outside.
         usesSnapshot: true,
         async run(ctx) {
+          // The engine's time limit runs from here: a run held for late emits must end before it.
+          const startedAt = Date.now();
           const missing = credentialProblem(fx.def.credentialFields ?? {}, fields, ctx.credentials, ctx.credentialsType);
           if (missing) throw new StepError(missing, 'user');
           const cfg = toCfg(fields, ctx.credentials, ctx.credentialsType, fx.def.credentialFields ?? {});
@@ -535,7 +537,7 @@ function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor,
               return done.value;
             });
           }
-          return runProcess({ ctx, cfg, scope, log, secrets, stepEnv, startupData, flowVariables, timeoutMs, file, root: fx.def.dir ?? path.dirname(file), runtime });
+          return runProcess({ ctx, cfg, scope, log, secrets, stepEnv, startupData, flowVariables, timeoutMs, startedAt, file, root: fx.def.dir ?? path.dirname(file), runtime });
         },
       };
     },
@@ -552,6 +554,8 @@ interface ProcessRun {
   startupData: unknown;
   flowVariables: Record<string, unknown>;
   timeoutMs: number;
+  /** When the engine called run: the time limit counts from there. */
+  startedAt: number;
   file: string;
   root: string;
   runtime: OihRuntime;
@@ -635,7 +639,7 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
   );
   // A run that is over but still has work pending is held for its late emits until just before
   // the time limit (the pool's timer and the engine's signal both fire at the limit itself).
-  const holdUntil = Date.now() + p.timeoutMs - Math.min(HOLD_MARGIN_MS, Math.floor(p.timeoutMs / 10));
+  const holdUntil = p.startedAt + p.timeoutMs - Math.min(HOLD_MARGIN_MS, Math.floor(p.timeoutMs / 10));
   let over = false;
   // The step's time limit ends the run now, with the limit's error, and kills its runner: the
   // retry never runs beside it. Emits that were still to come are lost with the process. A run
