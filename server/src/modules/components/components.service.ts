@@ -239,8 +239,11 @@ export class ComponentsService implements ComponentCatalog {
     const runtime = this.options.oihRuntime;
     if (!runtime?.startupData) return;
     const nodes: Array<{ node: Flow['graph']['nodes'][number]; def: OihDefinition; file: string }> = [];
+    const flowRuntime = (flow.flowSettings as { runtime?: unknown } | undefined)?.runtime;
     for (const node of flow.graph.nodes) {
       if (this.builtins.has(node.componentId)) continue;
+      // A step on a plexus worker runs the worker's copy of the component, not this hub's.
+      if ((node.nodeSettings?.runtime ?? flowRuntime) === 'workers') continue;
       const row = await repo.findComponent(this.db, flow.tenant, node.componentId);
       if (!row) continue;
       const def = readOihComponent(row.source_path);
