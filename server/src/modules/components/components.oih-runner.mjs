@@ -254,8 +254,9 @@ function pendingAfterThisTurn(baseline) {
 /**
  * Once a call is over, tells the hub when nothing of it is pending any more, so the hub may end
  * the step then (sailor keeps delivering emits that come after end; the hub holds the step for
- * them only while they can still come). `first`: whether nothing was pending at the first look,
- * which the caller may tell the hub itself. Stops when a newer call began.
+ * them only while they can still come). Resolves whether nothing was pending at the first look;
+ * with `tellFirst` false the caller tells the hub that itself (in its done message). Stops when a
+ * newer call began.
  */
 async function watchQuiet(state, tellFirst = true) {
   if (state.watching) return false;

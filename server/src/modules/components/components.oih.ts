@@ -679,7 +679,7 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
         if (!d!.ok || quiet || holdOver || ((failure !== undefined || result.rebound !== undefined) && ended)) break;
         const left = holdUntil - Date.now();
         if (left <= 0) {
-          log.info({ heldMs: p.timeoutMs }, 'OIH component still had work pending at its step time limit; what it emits later is dropped');
+          log.info({ timeoutMs: p.timeoutMs }, 'OIH component still had work pending at its step time limit; what it emits later is dropped');
           break;
         }
         await sleepOrWake(left, (w) => (wake = w));
