@@ -8,12 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAndStart, createFlow, getExecution, startSink, stepsOf, stopFlow, trigger, waitForExecution, type Sink } from '../helpers/engine.js';
+import { createAndStart, createFlow, flowStatus, getExecution, startSink, stepsOf, stopFlow, trigger, waitForExecution, type Sink } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/oih-components');
-const COMPONENTS = ['contract', 'oauth-like', 'rest-like', 'services', 'editor', 'deps-lock', 'build'];
+const COMPONENTS = ['contract', 'oauth-like', 'rest-like', 'services', 'editor', 'deps-lock', 'build', 'late-emits', 'lifecycle', 'typescript'];
 const OBJECT_MAX_BYTES = 4096;
 
 describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
@@ -45,7 +45,7 @@ describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
     // The platform services (secrets lookup, object store) are reached over HTTP.
     await hub.listen();
     sink = await startSink();
-    for (const c of ['contract', 'oauth-like', 'rest-like', 'services']) await register(c);
+    for (const c of ['contract', 'oauth-like', 'rest-like', 'services', 'late-emits', 'lifecycle']) await register(c);
   }, 180_000);
 
   afterAll(async () => {
@@ -143,6 +143,34 @@ describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
       const x = await runOne({ ...errorsNode, credentialsId: cred }, { mode: 'late' });
       expect(x.status).toBe('succeeded');
       expect(stepsOf(x, 'step')[0]!.output).toEqual([{ late: true }]);
+    });
+
+    it('delivers emits after end to the next steps while the component still has work under way, and ends at once when it has none', async () => {
+      const flowId = await createAndStart(hub, {
+        nodes: [
+          { id: 'step', componentId: 'late-emits', function: 'late', fields: { delayMs: 300 } },
+          { id: 'next', componentId: 'transform', function: 'jsonata', fields: { expression: '{"seen": n}' } },
+        ],
+        edges: [{ source: 'step', target: 'next' }],
+      });
+      const x = await waitForExecution(hub, await trigger(hub, flowId, { mode: 'after-end' }), 30_000);
+      expect(x.status, JSON.stringify(x.steps)).toBe('succeeded');
+      expect(stepsOf(x, 'step')[0]!.output).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+      expect(stepsOf(x, 'next').map((r) => r.output).flat().sort((a, b) => (a as { seen: number }).seen - (b as { seen: number }).seen)).toEqual([{ seen: 0 }, { seen: 1 }, { seen: 2 }]);
+      const promised = await runOne({ componentId: 'late-emits', function: 'late', fields: { delayMs: 200 } }, { mode: 'async-then-late' });
+      expect(stepsOf(promised, 'step')[0]!.output).toEqual([{ n: 0 }, { n: 1 }]);
+      // The common case: nothing pending (an idle keep-alive socket after a REST call is not work).
+      const rest = await runOne({ componentId: 'late-emits', function: 'late' }, { mode: 'request-then-end', url: `${sink.base}/late-rest` });
+      expect(stepsOf(rest, 'step')[0]!.output).toEqual([{ fetched: true }]);
+      // Held to its 60 s limit, this step would also hold the unref'd timer's emit after 1.5 s.
+      const quiet = await runOne({ componentId: 'late-emits', function: 'late', fields: { delayMs: 500 }, nodeSettings: { timeoutMs: 60_000 } }, { mode: 'ends-quietly' });
+      expect(stepsOf(quiet, 'step')[0]!.output).toEqual([{ n: 0 }]);
+    });
+
+    it('ends a run held by a timer never cleared before the engine’s time limit, with what it emitted', async () => {
+      const x = await runOne({ componentId: 'late-emits', function: 'late', fields: { delayMs: 100 }, nodeSettings: { timeoutMs: 3_000, retries: 0 } }, { mode: 'leaks' });
+      expect(x.status, JSON.stringify(x.steps)).toBe('succeeded');
+      expect(stepsOf(x, 'step').map((r) => [r.status, r.output])).toEqual([['succeeded', [{ n: 0 }, { n: 1 }]]]);
     });
 
     it('answers a sync webhook call with httpReply', async () => {
@@ -268,6 +296,16 @@ describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
       expect(stepsOf(hello, 'step')[0]!.output).toEqual([{ greeting: 'hello from the build' }]);
     });
 
+    it('transpiles a component’s TypeScript sources (no build script) once at registration, keeping the log', async () => {
+      expect((await register('typescript')).id).toBe('typescript-component');
+      expect(fs.readFileSync(path.join(root, 'typescript', '.plexus-install.log'), 'utf8')).toMatch(/TypeScript sources and no scripts.build .*transpiled with esbuild/);
+      const x = await runOne({ componentId: 'typescript-component', function: 'greet', fields: { salutation: 'Hi' } }, { name: 'Ann', loud: true });
+      expect(x.status, JSON.stringify(x.steps)).toBe('succeeded');
+      expect(stepsOf(x, 'step')[0]!.output).toEqual([{ text: 'HI, ANN!', tone: 'loud', compiledFrom: 'js' }]);
+      const verified = await hub.api('POST', '/api/v1/components/typescript-component/verify-credentials', { fields: { apiKey: 'typed-key' } });
+      expect(verified.body.data).toEqual({ verified: true });
+    });
+
     it('refuses a component whose build fails, showing the end of its install log', async () => {
       fs.cpSync(path.join(FIXTURES, 'build'), path.join(root, 'broken-build'), { recursive: true });
       fs.writeFileSync(path.join(root, 'broken-build', 'package.json'), JSON.stringify({ name: 'broken-build', version: '1.0.0', scripts: { build: 'node -e "console.error(\'tsc: 3 errors\'); process.exit(2)"' } }));
@@ -314,6 +352,40 @@ describe('OIH components run as sailor runs them', { timeout: 90_000 }, () => {
       await stopFlow(hub, flowId);
       await waitFor('shutdown', async () => lifecycle().length === 2, 30_000);
       expect(lifecycle()[1]).toEqual({ event: 'shutdown', startupData: { subscription: 'sub-eu' } });
+    });
+
+    it('runs startup before the flow is active and shutdown before it is inactive (the lifecycle component)', async () => {
+      const notifyUrl = `${sink.base}/hooks-one`;
+      const events = () => sink.requests.filter((r) => r.url === '/hooks-one').map((r) => r.body as Record<string, unknown>);
+      const flowId = await createAndStart(hub, { nodes: [{ id: 'w', componentId: 'lifecycle', function: 'watch', fields: { topic: 'orders', notifyUrl } }], edges: [] });
+      // Active means startup has run: no message can come before it.
+      expect(events()).toEqual([{ event: 'startup', topic: 'orders' }]);
+      const x = await waitForExecution(hub, await trigger(hub, flowId, { n: 1 }), 30_000);
+      expect(stepsOf(x, 'w')[0]!.output).toEqual([{ got: { n: 1 }, startupData: { subscription: 'sub-orders' } }]);
+      await stopFlow(hub, flowId);
+      // Inactive means shutdown has run, with startup's data.
+      expect(events()).toEqual([
+        { event: 'startup', topic: 'orders' },
+        { event: 'shutdown', topic: 'orders', startupData: { subscription: 'sub-orders' } },
+      ]);
+    });
+
+    it('fails the flow’s start with the reason when a startup fails, shutting down the nodes already started', async () => {
+      const notifyUrl = `${sink.base}/hooks-two`;
+      const flowId = await createFlow(hub, {
+        nodes: [
+          { id: 'first', componentId: 'lifecycle', function: 'watch', fields: { topic: 'invoices', notifyUrl } },
+          { id: 'second', componentId: 'lifecycle', function: 'watch', fields: { topic: 'refunds', failStartup: true, notifyUrl } },
+        ],
+        edges: [{ source: 'first', target: 'second' }],
+      });
+      expect((await hub.api('POST', `/api/v1/flows/${flowId}/start`)).status).toBeLessThan(300);
+      const failed = await waitFor('the start to fail', async () => {
+        const f = await flowStatus(hub, flowId);
+        return f.status === 'inactive' && f.statusReason ? f : undefined;
+      }, 30_000);
+      expect(failed.statusReason).toBe('node second (lifecycle/watch): startup failed: the remote refused the subscription to refunds');
+      expect(sink.requests.filter((r) => r.url === '/hooks-two').map((r) => (r.body as { event: string }).event)).toEqual(['startup', 'shutdown']);
     });
   });
 });

@@ -9,7 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
+import { fileURLToPath } from 'node:url';
 import { INSTALL_LOG_FILE, installOihComponent } from './components.oih-install.js';
+import { readOihComponent } from './components.oih.js';
+
+const TS_FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/oih-components/typescript');
 
 const FAKE_NPM = `#!/bin/sh
 echo "$*" >> "$FAKE_NPM_CALLS"
@@ -95,5 +99,59 @@ describe('installing an OIH component’s dependencies', () => {
     } finally {
       delete process.env.FAKE_NPM_FAIL_BUILD;
     }
+  });
+
+  describe('TypeScript sources without a build script', () => {
+    it('transpiles them once with esbuild, beside their sources, keeping the log (a main naming a .ts file)', async () => {
+      const c = component({});
+      fs.cpSync(TS_FIXTURE, c.dir, { recursive: true });
+      const report = await installOihComponent(c.dir, logger);
+      expect(report).toMatchObject({ installed: false, built: true });
+      // No npm: the component has no dependencies; the hub's own esbuild does the work.
+      expect(c.calls()).toEqual([]);
+      for (const f of ['lib/actions/greet.js', 'lib/format.js', 'verifyCredentials.js']) expect(fs.existsSync(path.join(c.dir, f)), f).toBe(true);
+      const log = fs.readFileSync(path.join(c.dir, INSTALL_LOG_FILE), 'utf8');
+      expect(log).toMatch(/TypeScript sources and no scripts.build \(\.\/lib\/actions\/greet\.ts, verifyCredentials\.ts\): transpiled with esbuild \d/);
+      expect(log).toContain('3 files from . to .');
+      // The component runs from what was emitted.
+      const def = readOihComponent(c.dir);
+      expect(def.mains.greet!.file).toBe(path.join(c.dir, 'lib/actions/greet.js'));
+      expect(def.verifier).toBe(path.join(c.dir, 'verifyCredentials.js'));
+      const mod = (await import(path.join(c.dir, 'lib/format.js'))) as { greeting(s: string, n: string): unknown };
+      expect(mod.greeting('Hi', 'Ann')).toEqual({ text: 'Hi, Ann!', tone: 'plain', compiledFrom: 'js' });
+    });
+
+    it('emits into tsconfig’s outDir when a main there is missing and its source under rootDir exists', async () => {
+      const c = component({ name: 'z', type: 'module' });
+      fs.mkdirSync(path.join(c.dir, 'src', 'actions'), { recursive: true });
+      fs.writeFileSync(path.join(c.dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { outDir: 'dist', rootDir: 'src' } }));
+      fs.writeFileSync(path.join(c.dir, 'component.json'), JSON.stringify({ actions: { up: { main: './dist/actions/up.js' } } }));
+      fs.writeFileSync(path.join(c.dir, 'src', 'actions', 'up.ts'), "import { twice } from '../twice.js';\nexport async function process(msg: { data: { n: number } }) { return { data: { n: twice(msg.data.n) } }; }\n");
+      fs.writeFileSync(path.join(c.dir, 'src', 'twice.ts'), 'export const twice = (n: number): number => n * 2;\n');
+      expect(readOihComponent(c.dir, { requireMains: false }).mains.up!.file).toBe(path.join(c.dir, 'dist/actions/up.js'));
+      await installOihComponent(c.dir, logger);
+      // An ES module, as package.json says.
+      expect(fs.readFileSync(path.join(c.dir, 'dist', 'actions', 'up.js'), 'utf8')).toMatch(/^import \{ twice \} from "\.\.\/twice\.js";[\s\S]*export \{\s*process\s*\}/);
+      expect(fs.existsSync(path.join(c.dir, 'dist', 'twice.js'))).toBe(true);
+      expect(fs.existsSync(path.join(c.dir, 'src', 'twice.js'))).toBe(false);
+    });
+
+    it('leaves a component with its own build script, and plain JavaScript, alone', async () => {
+      const plain = component({ name: 'p' });
+      fs.mkdirSync(path.join(plain.dir, 'lib'));
+      fs.writeFileSync(path.join(plain.dir, 'component.json'), JSON.stringify({ actions: { a: { main: './lib/a.js' } } }));
+      fs.writeFileSync(path.join(plain.dir, 'lib', 'a.js'), 'exports.process = async () => ({});');
+      fs.writeFileSync(path.join(plain.dir, 'lib', 'stray.ts'), 'export const x: number = 1;');
+      expect(await installOihComponent(plain.dir, logger)).toMatchObject({ installed: false, built: false });
+      expect(fs.existsSync(path.join(plain.dir, 'lib', 'stray.js'))).toBe(false);
+    });
+
+    it('refuses a source esbuild cannot read, naming file and line in the error and the log', async () => {
+      const c = component({});
+      fs.cpSync(TS_FIXTURE, c.dir, { recursive: true });
+      fs.writeFileSync(path.join(c.dir, 'lib', 'format.ts'), 'export function broken( {\n');
+      await expect(installOihComponent(c.dir, logger)).rejects.toThrow(/transpiling the component’s TypeScript \(esbuild\) failed; the end of the install log[\s\S]*lib\/format\.ts:\d+:\d+/);
+      expect(fs.readFileSync(path.join(c.dir, INSTALL_LOG_FILE), 'utf8')).toMatch(/ERROR\] Expected identifier[\s\S]*lib\/format\.ts:2:0/);
+    });
   });
 });

@@ -11,14 +11,18 @@
  *   `--legacy-peer-deps`, as their authors' own installs do;
  * - dependencies' install scripts do not run (`--ignore-scripts`): nothing downloads or builds a
  *   binary on the hub, and component runners load no native addons anyway.
- * Everything npm printed is kept in `.plexus-install.log` in the component folder and, on a
- * failure, its end is in the error.
+ * - TypeScript sources without `scripts.build` (a main naming a `.ts` file, or a missing JS main
+ *   whose TypeScript source exists): transpiled with esbuild after the install
+ *   (components.oih-typescript.ts).
+ * Everything npm and esbuild printed is kept in `.plexus-install.log` in the component folder
+ * and, on a failure, its end is in the error.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { planTypeScript, transpileTypeScript } from './components.oih-typescript.js';
 
 export const INSTALL_LOG_FILE = '.plexus-install.log';
 const INSTALL_TIMEOUT_MS = 600_000;
@@ -50,23 +54,34 @@ function run(cmd: string, args: string[], cwd: string): Promise<{ ok: boolean; o
 export async function installOihComponent(dir: string, logger: Logger): Promise<InstallReport> {
   const pkgFile = path.join(dir, 'package.json');
   const report: InstallReport = { installed: false, built: false, log: '' };
-  if (!fs.existsSync(pkgFile)) return report;
-  let pkg: PackageJson;
-  try {
-    pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as PackageJson;
-  } catch (err) {
-    throw AppError.invalid(`package.json is not valid JSON: ${(err as Error).message}`);
+  let pkg: PackageJson = {};
+  if (fs.existsSync(pkgFile)) {
+    try {
+      pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as PackageJson;
+    } catch (err) {
+      throw AppError.invalid(`package.json is not valid JSON: ${(err as Error).message}`);
+    }
   }
   const hasDeps = Object.keys(pkg.dependencies ?? {}).length > 0;
-  const needsBuild = typeof pkg.scripts?.build === 'string' && !fs.existsSync(path.join(dir, '.plexus-built'));
+  const hasBuildScript = typeof pkg.scripts?.build === 'string';
+  const needsBuild = hasBuildScript && !fs.existsSync(path.join(dir, '.plexus-built'));
   const hasModules = fs.existsSync(path.join(dir, 'node_modules'));
-  if (!needsBuild && (!hasDeps || hasModules)) return report;
+  // The author's own build, when there is one, is what turns its TypeScript into JavaScript.
+  const typeScript = hasBuildScript ? undefined : planTypeScript(dir);
+  const needsInstall = needsBuild || (hasDeps && !hasModules);
+  if (!needsInstall && !typeScript) return report;
 
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const hasLock = fs.existsSync(path.join(dir, 'package-lock.json')) || fs.existsSync(path.join(dir, 'npm-shrinkwrap.json'));
   const lines: string[] = [];
   const note = (s: string): void => void lines.push(s);
-  if (!hasLock && fs.existsSync(path.join(dir, 'yarn.lock'))) note('# yarn.lock found and no package-lock.json: installing with npm from package.json (yarn is not used; versions may differ from yarn.lock)');
+  const fail = (what: string, code: unknown): never => {
+    report.log = lines.join('\n');
+    writeLog(dir, report.log);
+    const tail = report.log.slice(-LOG_TAIL_CHARS);
+    throw new AppError('VALIDATION_FAILED', `${what} failed${code === undefined ? '' : ` (exit ${String(code)})`}; the end of the install log (${INSTALL_LOG_FILE}):\n${tail}`, 'user', { installLog: tail });
+  };
+  if (needsInstall && !hasLock && fs.existsSync(path.join(dir, 'yarn.lock'))) note('# yarn.lock found and no package-lock.json: installing with npm from package.json (yarn is not used; versions may differ from yarn.lock)');
 
   const npmStep = async (args: string[], what: string): Promise<void> => {
     note(`$ npm ${args.join(' ')}`);
@@ -78,12 +93,7 @@ export async function installOihComponent(dir: string, logger: Logger): Promise<
       r = await run(npm, retry, dir);
       note(r.output.trim());
     }
-    if (!r.ok) {
-      report.log = lines.join('\n');
-      writeLog(dir, report.log);
-      const tail = report.log.slice(-LOG_TAIL_CHARS);
-      throw new AppError('VALIDATION_FAILED', `${what} failed (exit ${String(r.code ?? 'unknown')}); the end of the install log (${INSTALL_LOG_FILE}):\n${tail}`, 'user', { installLog: tail });
-    }
+    if (!r.ok) fail(what, r.code ?? 'unknown');
   };
 
   const base = ['--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=warn'];
@@ -95,13 +105,23 @@ export async function installOihComponent(dir: string, logger: Logger): Promise<
     fs.writeFileSync(path.join(dir, '.plexus-built'), new Date().toISOString());
     report.built = true;
     report.installed = true;
-  } else {
+  } else if (needsInstall) {
     await npmStep(hasLock ? ['ci', '--omit=dev', ...base] : ['install', '--omit=dev', '--no-package-lock', ...base], 'installing the component’s dependencies');
     report.installed = true;
   }
+  if (typeScript) {
+    try {
+      note(await transpileTypeScript(dir, typeScript));
+    } catch (err) {
+      const e = err as Error & { log?: string };
+      note(e.log ?? e.message);
+      fail('transpiling the component’s TypeScript (esbuild)', undefined);
+    }
+    report.built = true;
+  }
   report.log = lines.join('\n');
   writeLog(dir, report.log);
-  logger.info({ dir, built: report.built }, 'installed component dependencies');
+  logger.info({ dir, built: report.built, installed: report.installed }, 'installed component dependencies');
   return report;
 }
 

@@ -153,11 +153,6 @@ export class OihPlatform {
     return pending;
   }
 
-  /** The startup states of a flow that stopped, removed; each is then shut down by the caller. */
-  takeStartupStates(flowId: string): Promise<repo.StartupStateRow[]> {
-    return repo.deleteStartupStates(this.o.db, flowId);
-  }
-
   /** The step a request comes from: its token as Basic password or Bearer; 401 otherwise. */
   private claimsOf(req: FastifyRequest): TokenClaims {
     const header = req.headers.authorization ?? '';

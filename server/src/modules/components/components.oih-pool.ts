@@ -71,6 +71,8 @@ export interface OihHandlers {
   onLog(level: string, msg: string, fields: Record<string, unknown>): void;
   /** The runner was killed (a limit) or died while the call was still open, even after `done`. */
   onGone?(err: StepError): void;
+  /** The call is over and the component has no work left pending that could still emit. */
+  onQuiet?(): void;
 }
 
 export interface OihSession {
@@ -87,8 +89,9 @@ const RunnerMessage = z.union([
   z.object({ type: z.literal('emit'), callId: z.number(), event: z.string().max(100), payload: z.unknown() }),
   z.object({ type: z.literal('log'), callId: z.number(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), msg: z.string(), fields: z.record(z.string(), z.unknown()) }),
   z.object({ type: z.literal('check'), checkId: z.number(), host: z.string().max(1_000), address: z.string().max(100), port: z.number() }),
-  z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(true), value: z.unknown(), isAsync: z.boolean().optional(), missing: z.boolean().optional() }),
+  z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(true), value: z.unknown(), isAsync: z.boolean().optional(), missing: z.boolean().optional(), quiet: z.boolean().optional() }),
   z.object({ type: z.literal('done'), callId: z.number(), ok: z.literal(false), error: OihErrorInfo }),
+  z.object({ type: z.literal('quiet'), callId: z.number() }),
 ]);
 
 export interface OihPoolOptions {
@@ -243,7 +246,12 @@ class OihRunner {
       a.handlers.onEmit(msg.event, msg.payload);
       return;
     }
+    if (msg.type === 'quiet') {
+      if (!a.released) a.handlers.onQuiet?.();
+      return;
+    }
     a.doneArrived = true;
+    if (msg.ok && msg.quiet && !a.released) a.handlers.onQuiet?.();
     a.resolve(msg.ok ? { ok: true, value: msg.value, isAsync: msg.isAsync === true, missing: msg.missing === true } : { ok: false, error: msg.error });
     if (a.released) this.finishCall();
   }

@@ -22,13 +22,17 @@
  *   {type:'emit', callId, event, payload}
  *   {type:'log', callId, level, msg, fields}
  *   {type:'check', checkId, host, address, port}
- *   {type:'done', callId, ok:true, value, isAsync, missing?} | {type:'done', callId, ok:false, error:{name, message, status, code, retryAfter}}
+ *   {type:'done', callId, ok:true, value, isAsync, missing?, quiet?} | {type:'done', callId, ok:false, error:{name, message, status, code, retryAfter}}
+ *   {type:'quiet', callId}: the call is over (its promise settled, or it emitted end, error or
+ *     rebound) and the component has no work left pending that could still emit (see pendingWork);
+ *     `quiet: true` on done says the same in the same message (the common case: one message a call)
  */
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
+import { setImmediate, setTimeout } from 'node:timers';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
@@ -66,6 +70,9 @@ function refusedError(host, reason) {
   return err;
 }
 
+/** The TCP sockets components opened and that are not closed yet (see busySockets). */
+const openSockets = new Set();
+
 const originalConnect = net.Socket.prototype.connect;
 /** @this {net.Socket} */
 function checkedConnect(...args) {
@@ -74,6 +81,10 @@ function checkedConnect(...args) {
   const options = normalized[0];
   // eslint-disable-next-line @typescript-eslint/no-this-alias -- the socket is what the deferred connect acts on
   const socket = this;
+  if (!openSockets.has(socket)) {
+    openSockets.add(socket);
+    socket.once('close', () => openSockets.delete(socket));
+  }
   if (options.path) {
     process.nextTick(() => socket.destroy(refusedError(options.path, 'unix sockets are not reachable from components')));
     return socket;
@@ -176,17 +187,113 @@ function setEnv(env) {
   for (const [key, value] of Object.entries(env ?? {})) process.env[key] = String(value);
 }
 
+// ------------------------------------------------------------------ pending work
+
+/**
+ * Resources not counted by type: the runner's own (the IPC channel and stdio, the requests
+ * writing to or closing them), and open TCP connections, which busySockets looks at one by one.
+ */
+const UNCOUNTED_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'WriteWrap', 'ShutdownWrap', 'CloseReq', 'SignalWrap', 'TCPSocketWrap', 'TCPWRAP', 'TLSWrap', 'TCPServerWrap']);
+
+/** undici (the global fetch) marks its sockets with a parser. */
+function isUndiciSocket(socket) {
+  return Object.getOwnPropertySymbols(socket).some((sym) => sym.description === 'parser');
+}
+
+/**
+ * Connections with work under way: connecting, writing, or carrying an HTTP request (Node's
+ * http client, so axios, got, request…, or undici) — both keep a socket ref'd only while it
+ * carries one, and unref it when it goes back to their pool. An open connection that only
+ * waits (a database pool's idle client, an AMQP channel) is not work: counting it would hold
+ * every step of such a component to its time limit.
+ */
+function busySockets() {
+  let n = 0;
+  for (const s of openSockets) {
+    if (s.destroyed) continue;
+    if (s.connecting || s.writableLength > 0) n++;
+    else if ((s._httpMessage || isUndiciSocket(s)) && s._handle?.hasRef?.() !== false) n++;
+  }
+  return n;
+}
+
+/** What keeps this process's event loop busy, by type, leaving out the runner's own. */
+function resourceCounts() {
+  const counts = new Map();
+  for (const type of process.getActiveResourcesInfo()) if (!UNCOUNTED_RESOURCES.has(type)) counts.set(type, (counts.get(type) ?? 0) + 1);
+  const busy = busySockets();
+  if (busy > 0) counts.set('busy socket', busy);
+  return counts;
+}
+
+/**
+ * Whether the component still has work under way that could emit: more ref'd timers,
+ * immediates, DNS or file requests, connections being made or carrying an HTTP request (see
+ * busySockets) than before its call began, or a connection waiting for the hub's policy check.
+ * A REST call that finished leaves nothing pending (its keep-alive socket went back to the
+ * pool); neither do unref'd timers nor idle database connections.
+ */
+function pendingWork(baseline) {
+  if (pendingChecks.size > 0) return true;
+  for (const [type, n] of resourceCounts()) if (n > (baseline.get(type) ?? 0)) return true;
+  return false;
+}
+
+/** How often a call that is over but still has work pending is looked at again. */
+const QUIET_POLL_MS = 10;
+
+/**
+ * Whether work is pending, looked at after the promise callbacks and I/O of this turn of the
+ * event loop: from inside an immediate, which is not counted while it runs (an unref'd one would
+ * not wake a loop blocked waiting for IPC).
+ */
+function pendingAfterThisTurn(baseline) {
+  return new Promise((resolve) => setImmediate(() => resolve(pendingWork(baseline))));
+}
+
+/**
+ * Once a call is over, tells the hub when nothing of it is pending any more, so the hub may end
+ * the step then (sailor keeps delivering emits that come after end; the hub holds the step for
+ * them only while they can still come). Resolves whether nothing was pending at the first look;
+ * with `tellFirst` false the caller tells the hub that itself (in its done message). Stops when a
+ * newer call began.
+ */
+async function watchQuiet(state, tellFirst = true) {
+  if (state.watching) return false;
+  state.watching = true;
+  const pending = await pendingAfterThisTurn(state.baseline);
+  if (latestCallId !== state.callId) return false;
+  if (!pending) {
+    if (tellFirst) send({ type: 'quiet', callId: state.callId });
+    return true;
+  }
+  const poll = () => {
+    if (latestCallId !== state.callId) return;
+    if (!pendingWork(state.baseline)) send({ type: 'quiet', callId: state.callId });
+    // Unref'd, so this timer is not itself counted as pending work.
+    else setTimeout(poll, QUIET_POLL_MS).unref();
+  };
+  setTimeout(poll, QUIET_POLL_MS).unref();
+  return false;
+}
+
 let current;
+let latestCallId = 0;
 
 async function call(msg) {
   const { callId, fn } = msg;
-  const state = { callId, ended: false };
+  const state = { callId, ended: false, doneSent: false, watching: false, baseline: new Map() };
   current = state;
+  latestCallId = callId;
   setEnv(msg.env);
   const emit = async (event, payload) => {
     // An Error does not survive JSON: send what the hub needs of it.
     const data = event === 'error' || event === 'rebound' ? describeError(payload) : toJson(payload);
     send({ type: 'emit', callId, event: String(event), payload: data });
+    if (event === 'end' || event === 'error' || event === 'rebound') {
+      state.ended = true;
+      if (state.doneSent) void watchQuiet(state);
+    }
   };
   const self = {
     emit,
@@ -211,6 +318,8 @@ async function call(msg) {
       return;
     }
     if (fn === 'process') await initOnce(mod, msg.file, msg.args.cfg, self);
+    // What was under way before the call (init's connections, an earlier call's leftovers) is not its work.
+    state.baseline = resourceCounts();
     let out;
     if (fn === 'process') {
       const m = msg.args.msg;
@@ -224,7 +333,10 @@ async function call(msg) {
     // A process that returns a promise is over when it settles; one that does not, when it emits end.
     const isAsync = Boolean(out && typeof out.then === 'function');
     const value = await out;
-    send({ type: 'done', callId, ok: true, value: toJson(value), isAsync });
+    // A run that is already over says in the same message whether anything of it is left.
+    const quiet = fn === 'process' && (isAsync || state.ended) ? await watchQuiet(state, false) : undefined;
+    send({ type: 'done', callId, ok: true, value: toJson(value), isAsync, ...(quiet ? { quiet } : {}) });
+    state.doneSent = true;
   } catch (err) {
     send({ type: 'done', callId, ok: false, error: describeError(err) });
   } finally {

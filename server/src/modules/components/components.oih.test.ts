@@ -3,6 +3,7 @@
  * the test component under test/fixtures/oih-orders, copied to a fresh folder per run.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/logger.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { StepError, type Component } from './components.descriptor.js';
-import { oihComponent, readOihComponent } from './components.oih.js';
+import { OihPool, oihComponent, readOihComponent } from './components.oih.js';
 import { ComponentsService } from './components.service.js';
 import { bodies, context, message } from './components.testing.js';
 
@@ -170,6 +171,7 @@ describe('the runner contract, in a process of the tenant', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-oih-contract-'));
     fs.chmodSync(dir, 0o755);
     fs.cpSync(CONTRACT, path.join(dir, 'contract'), { recursive: true });
+    fs.cpSync(path.join(CONTRACT, '..', 'late-emits'), path.join(dir, 'late-emits'), { recursive: true });
     fs.mkdirSync(path.join(dir, 'hang', 'lib'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'hang', 'component.json'), JSON.stringify({ actions: { hang: { main: './lib/hang.js' } } }));
     fs.writeFileSync(path.join(dir, 'hang', 'lib', 'hang.js'), "exports.process = function () { this.emit('data', { data: { started: true } }); };");
@@ -199,5 +201,57 @@ describe('the runner contract, in a process of the tenant', () => {
     const step = await oihComponent(def, { kind: 'directory', path: dir }).fn('hang')!.prepare({}, { logger, timeoutMs: 500 });
     const err = (await step.run(context(message({}))).catch((e: unknown) => e)) as StepError;
     expect([err instanceof StepError, err.kind, err.message]).toEqual([true, 'user', 'component: time limit exceeded (500 ms)']);
+  });
+
+  describe('emits after the run is over', () => {
+    // A pool that may reach this process's loopback server (the default one refuses non-public addresses).
+    let pool: OihPool;
+    let server: http.Server;
+    let url: string;
+    beforeAll(async () => {
+      pool = new OihPool({ size: 2, perTenant: 1, readRoots: () => [dir], checkAddress: () => undefined, logger });
+      // Answers after 300 ms: later than the run's end.
+      server = http.createServer((_req, res) => void setTimeout(() => res.end('late'), 300));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    });
+    afterAll(async () => {
+      await pool.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    const run = async (mode: string, fields: Record<string, unknown>, timeoutMs?: number): Promise<unknown[]> => {
+      const def = readOihComponent(path.join(dir, 'late-emits'));
+      const step = await oihComponent(def, { kind: 'directory', path: dir }, { pool }).fn('late')!.prepare(fields, { logger, ...(timeoutMs ? { timeoutMs } : {}) });
+      return bodies(await step.run(context(message({ mode, url }))));
+    };
+
+    it('delivers the answer of an HTTP call made after end (Node’s http client and fetch)', async () => {
+      expect(await run('response-after-end', {}, 60_000)).toEqual([{ lateStatus: 200 }]);
+      expect(await run('fetch-after-end', {}, 60_000)).toEqual([{ lateStatus: 200 }]);
+    });
+
+    it('does not wait for a connection left open and idle (a database pool’s), only for work under way', async () => {
+      // Held to its 60 s limit, the run would also hold the timer's emit (after 3 × 500 ms).
+      expect(await run('keeps-connection', { delayMs: 500 }, 60_000)).toEqual([{ connected: true }]);
+    });
+
+    it('delivers what a callback-style run emits after end while its timers are pending', async () => {
+      expect(await run('after-end', { delayMs: 300 })).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    });
+
+    it('delivers what a promise-style run emits after its promise settled', async () => {
+      expect(await run('async-then-late', { delayMs: 200 })).toEqual([{ n: 0 }, { n: 1 }]);
+    });
+
+    it('ends the step at once when nothing is pending (an unref’d timer is not work it waits for)', async () => {
+      // Held to its 60 s limit, the run would also hold the timer's emit (after 3 × 500 ms).
+      expect(await run('ends-quietly', { delayMs: 500 }, 60_000)).toEqual([{ n: 0 }]);
+    });
+
+    it('holds a run whose work never ends to its time limit, then ends it with what it emitted', async () => {
+      expect(await run('leaks', { delayMs: 100 }, 5_000)).toEqual([{ n: 0 }, { n: 1 }]);
+    });
   });
 });

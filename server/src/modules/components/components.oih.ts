@@ -18,8 +18,10 @@
  * - `updateKeys`: new OAuth2 tokens (or fields) for the node's credential, saved in the secrets module;
  * - `httpReply`: the answer to a sync webhook call;
  * - `end`: the run is over. A `process` that returns a promise is over when it settles (a
- *   resolved value is emitted as data first). Emits that arrive shortly after a callback-style
- *   `end` (until LINGER_MS of quiet, within the step's time limit) still count, as under sailor.
+ *   resolved value is emitted as data first). As under sailor, emits that come after that still
+ *   count: the step stays open while the component has work pending that could still emit
+ *   (timers, requests in flight: the runner tells), up to the step's time limit; a component
+ *   that ends with nothing pending ends its step at once.
  * `cfg` is the node's `fields` merged with its credential under the component's field names.
  */
 import { randomUUID } from 'node:crypto';
@@ -46,6 +48,7 @@ import {
 } from './components.descriptor.js';
 import { credentialProblem, toCfg } from './components.oih-cfg.js';
 import { installOihComponent } from './components.oih-install.js';
+import { emittedName } from './components.oih-typescript.js';
 import { OihPool, type OihCall, type OihDone, type OihErrorInfo } from './components.oih-pool.js';
 
 export { installOihComponent, type InstallReport } from './components.oih-install.js';
@@ -53,8 +56,11 @@ export { OihPool, type OihPoolOptions } from './components.oih-pool.js';
 
 /** How long a `process` that neither returns a promise nor emits `end` may run. */
 const DEFAULT_TIMEOUT_MS = 60_000;
-/** After a callback-style run emitted end, emits are still taken until this long passes without one. */
-const LINGER_MS = 25;
+/**
+ * A run that is over but still has work pending (a timer, a request in flight) is held for its
+ * late emits until this long before its time limit at most (a tenth of the limit when that is less).
+ */
+const HOLD_MARGIN_MS = 250;
 /** Lifecycle and editor calls (verifyCredentials, select models, startup, shutdown). */
 const LIFECYCLE_TIMEOUT_MS = 30_000;
 
@@ -195,7 +201,8 @@ function inside(dir: string, rel: string, what: string): string {
 
 /** The `main` of a function, which must stay inside the component directory. */
 function resolveMain(dir: string, main: string, fnName: string, mustExist: boolean): string {
-  const file = inside(dir, main, `${fnName}.main`);
+  // A TypeScript main runs from what registration transpiled beside it (components.oih-typescript.ts).
+  const file = emittedName(inside(dir, main, `${fnName}.main`));
   const candidates = [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path.join(file, 'index.js')];
   const found = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
   if (!found && mustExist) throw AppError.invalid(`component.json: ${fnName}.main ${main} not found`);
@@ -261,7 +268,7 @@ export function readOihComponent(dir: string, opts: { requireMains?: boolean } =
   const credentialFields: NonNullable<OihDefinition['credentialFields']> = {};
   for (const [field, f] of Object.entries(json.credentials?.fields ?? {})) credentialFields[field] = { required: f.required === true, type: typeOf(f) ?? 'any' };
   // elastic.io's convention: verifyCredentials.js at the root, unless component.json names another file.
-  const verifierPath = json.credentials?.verifier ? inside(dir, json.credentials.verifier, 'credentials.verifier') : path.join(dir, 'verifyCredentials');
+  const verifierPath = json.credentials?.verifier ? emittedName(inside(dir, json.credentials.verifier, 'credentials.verifier')) : path.join(dir, 'verifyCredentials');
   const verifier = [verifierPath, `${verifierPath}.js`, `${verifierPath}.cjs`, `${verifierPath}.mjs`].find((c) => fs.existsSync(c) && fs.statSync(c).isFile());
   return {
     descriptor: {
@@ -502,6 +509,8 @@ function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor,
         // Any OIH component may read its snapshot; there is no way to tell from outside.
         usesSnapshot: true,
         async run(ctx) {
+          // The engine's time limit runs from here: a run held for late emits must end before it.
+          const startedAt = Date.now();
           const missing = credentialProblem(fx.def.credentialFields ?? {}, fields, ctx.credentials, ctx.credentialsType);
           if (missing) throw new StepError(missing, 'user');
           const cfg = toCfg(fields, ctx.credentials, ctx.credentialsType, fx.def.credentialFields ?? {});
@@ -528,7 +537,7 @@ function oihFunction(kind: 'trigger' | 'action', descriptor: FunctionDescriptor,
               return done.value;
             });
           }
-          return runProcess({ ctx, cfg, scope, log, secrets, stepEnv, startupData, flowVariables, timeoutMs, file, root: fx.def.dir ?? path.dirname(file), runtime });
+          return runProcess({ ctx, cfg, scope, log, secrets, stepEnv, startupData, flowVariables, timeoutMs, startedAt, file, root: fx.def.dir ?? path.dirname(file), runtime });
         },
       };
     },
@@ -545,6 +554,8 @@ interface ProcessRun {
   startupData: unknown;
   flowVariables: Record<string, unknown>;
   timeoutMs: number;
+  /** When the engine called run: the time limit counts from there. */
+  startedAt: number;
   file: string;
   root: string;
   runtime: OihRuntime;
@@ -560,12 +571,11 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
   let done: OihDone | undefined;
   const pendingUpdates: Promise<void>[] = [];
   let wake: (() => void) | undefined;
-  let lastEmitAt = Date.now();
   let gone: StepError | undefined;
-  const poke = (): void => {
-    lastEmitAt = Date.now();
-    wake?.();
-  };
+  let quiet = false;
+  let holdOver = false;
+  let resolvedAt = 0;
+  const poke = (): void => wake?.();
   const onEmit = (event: string, payload: unknown): void => {
     switch (event) {
       case 'data':
@@ -621,15 +631,27 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
         gone ??= err;
         poke();
       },
+      onQuiet: () => {
+        quiet = true;
+        poke();
+      },
     },
   );
-  const deadline = Date.now() + p.timeoutMs;
+  // A run that is over but still has work pending is held for its late emits until just before
+  // the time limit (the pool's timer and the engine's signal both fire at the limit itself).
+  const holdUntil = p.startedAt + p.timeoutMs - Math.min(HOLD_MARGIN_MS, Math.floor(p.timeoutMs / 10));
+  let over = false;
   // The step's time limit ends the run now, with the limit's error, and kills its runner: the
-  // retry never runs beside it. Emits that were still to come are lost with the process.
+  // retry never runs beside it. Emits that were still to come are lost with the process. A run
+  // that was over and only held for late emits ends as it is.
   const signal = ctx.signal;
   const onAbort = (): void => {
-    gone ??= signal?.reason instanceof StepError ? signal.reason : new StepError('component: stopped at the step time limit', 'transient');
-    session.abort();
+    if (over) {
+      holdOver = true;
+    } else {
+      gone ??= signal?.reason instanceof StepError ? signal.reason : new StepError('component: stopped at the step time limit', 'transient');
+      session.abort();
+    }
     poke();
   };
   if (signal?.aborted) onAbort();
@@ -638,23 +660,29 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
     session.done.then(
       (d) => {
         done = d;
+        // The resolved value comes before what the run emits after it settled.
+        resolvedAt = result.messages.length;
         poke();
       },
       () => poke(),
     );
-    // Wait until the run is over: its promise settled, or (callback style) it emitted end,
-    // error or rebound; then LINGER_MS of quiet for emits that follow.
+    // Wait until the run is over: its promise settled, or (callback style) it emitted end, error
+    // or rebound. Then, as under sailor, what it emits later still counts: the step stays open
+    // while the component has work pending that could emit (the runner says `quiet` when it has
+    // none, at once in the common case), up to the time limit.
     for (;;) {
       if (gone) throw gone;
       const d: OihDone | undefined = done;
-      const over = d !== undefined && (!d.ok || d.isAsync || ended || failure !== undefined || result.rebound !== undefined);
+      over = d !== undefined && (!d.ok || d.isAsync || ended || failure !== undefined || result.rebound !== undefined);
       if (over) {
-        // A promise that settled ends the run as it is; a callback-style run that emitted end
-        // may still emit (sailor delivers that): it ends after LINGER_MS of quiet.
-        if (!d.ok || d.isAsync) break;
-        const quietFor = Date.now() - lastEmitAt;
-        if (quietFor >= LINGER_MS || Date.now() >= deadline) break;
-        await sleepOrWake(LINGER_MS - quietFor, (w) => (wake = w));
+        // A failed or rebounded message keeps nothing it emits later: no reason to hold it past its end.
+        if (!d!.ok || quiet || holdOver || ((failure !== undefined || result.rebound !== undefined) && ended)) break;
+        const left = holdUntil - Date.now();
+        if (left <= 0) {
+          log.info({ timeoutMs: p.timeoutMs }, 'OIH component still had work pending at its step time limit; what it emits later is dropped');
+          break;
+        }
+        await sleepOrWake(left, (w) => (wake = w));
         continue;
       }
       // Not over: wait for the next emit (or for done, until it came); the pool's timer ends a call that never is.
@@ -671,7 +699,7 @@ async function runProcess(p: ProcessRun): Promise<StepResult> {
   if (d && !d.ok) failure ??= oihStepError(d.error);
   if (failure) throw failure;
   if (result.rebound) return result;
-  if (d?.ok && d.isAsync && d.value !== undefined && d.value !== null && !ended) result.messages.push({ message: fromOihMessage(ctx.message, d.value, ctx.nodeId) });
+  if (d?.ok && d.isAsync && d.value !== undefined && d.value !== null && !ended) result.messages.splice(resolvedAt, 0, { message: fromOihMessage(ctx.message, d.value, ctx.nodeId) });
   return result;
 }
 

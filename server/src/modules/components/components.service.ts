@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { ComponentCatalog } from '../../contracts/flows.js';
+import type { ComponentCatalog, Flow } from '../../contracts/flows.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -226,6 +226,54 @@ export class ComponentsService implements ComponentCatalog {
   async dynamic(tenant: string, name: string, fn: string, input: EditorInput): Promise<unknown> {
     const def = await this.definition(tenant, name);
     return callOihDynamic(def, tenant, fn, input.of, await this.editorCfg(tenant, def, input), this.options.oihRuntime, this.logger);
+  }
+
+  /**
+   * sailor's startup hook: `startup(cfg)` of every OIH node of a flow that is starting, before it is
+   * active (so no message runs before it), its data stored for each `process` call and for
+   * `shutdown`. Startup states a crashed hub left are shut down first. When one fails, the nodes
+   * already started are shut down again and this throws VALIDATION_FAILED naming the node: the
+   * flow's start fails with that reason, as with a broken expression.
+   */
+  async startFlow(flow: Flow): Promise<void> {
+    const runtime = this.options.oihRuntime;
+    if (!runtime?.startupData) return;
+    const nodes: Array<{ node: Flow['graph']['nodes'][number]; def: OihDefinition; file: string }> = [];
+    const flowRuntime = (flow.flowSettings as { runtime?: unknown } | undefined)?.runtime;
+    for (const node of flow.graph.nodes) {
+      if (this.builtins.has(node.componentId)) continue;
+      // A step on a plexus worker runs the worker's copy of the component, not this hub's.
+      if ((node.nodeSettings?.runtime ?? flowRuntime) === 'workers') continue;
+      const row = await repo.findComponent(this.db, flow.tenant, node.componentId);
+      if (!row) continue;
+      const def = readOihComponent(row.source_path);
+      const main = def.mains[node.function];
+      if (main) nodes.push({ node, def, file: main.file });
+    }
+    if (nodes.length === 0) return;
+    await this.stopFlow(flow.id);
+    for (const { node, def, file } of nodes) {
+      const fields = node.fields ?? {};
+      const scope = { tenant: flow.tenant, flowId: flow.id, nodeId: node.id, componentId: node.componentId, fn: node.function, credentialsId: node.credentialsId };
+      try {
+        const cfg = await this.editorCfg(flow.tenant, def, { credentialsId: node.credentialsId, fields });
+        await runtime.startupData(scope, { fields }, async () => {
+          const done = await callOihFunction(runtime, scope, file, 'startup', { cfg }, this.logger);
+          if (!done.ok) throw new AppError('VALIDATION_FAILED', done.error.message, 'user');
+          return done.missing ? null : done.value;
+        });
+      } catch (err) {
+        await this.stopFlow(flow.id);
+        throw new AppError('VALIDATION_FAILED', `node ${node.id} (${node.componentId}/${node.function}): startup failed: ${(err as Error).message}`, 'user');
+      }
+    }
+  }
+
+  /** shutdown(cfg, startupData) of every OIH node of the flow whose startup ran; its states removed. Failures are logged. */
+  async stopFlow(flowId: string): Promise<void> {
+    for (const row of await repo.deleteStartupStates(this.db, flowId)) {
+      await this.shutdownNode({ tenant: row.tenant_id, flowId, nodeId: row.node_id, componentId: row.component_id, fn: row.function, fields: row.fields, credentialsId: row.credentials_id, data: row.data });
+    }
   }
 
   /** shutdown(cfg, startupData) of a node whose flow stopped (its startup ran); failures are logged. */

@@ -26,9 +26,7 @@ import { componentsRoutes } from './components.routes.js';
 import { AppError } from '../../platform/errors.js';
 import { SandboxPool, findIsolatedVm, type CodeSandbox } from './components.sandbox.js';
 import { createRequire } from 'node:module';
-import { FLOW_EVENTS } from '../../contracts/flows.js';
 import { AllowList, refusalOf } from '../../platform/outbound/index.js';
-import type { Consumer } from '../../platform/bus/index.js';
 import { OihPool, type OihRuntime } from './components.oih.js';
 import { OihPlatform, type OihSecrets } from './components.oih-platform.js';
 import { ComponentsService } from './components.service.js';
@@ -168,7 +166,6 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
     ...(secrets ? { resolveCredential: (tenant: string, id: string) => secrets.resolveForStep(tenant, id, {}) } : {}),
   });
   const audit = createAuditPublisher(bus, 'components', logger);
-  const consumers: Consumer[] = [];
   return {
     name: 'components',
     role: 'orchestrator',
@@ -181,19 +178,10 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
       await platform.routes(app);
     },
     async start() {
-      // A flow stopped: the OIH nodes whose startup ran get their shutdown(cfg, startupData).
-      consumers.push(
-        await bus.subscribe<{ id?: unknown }>(FLOW_EVENTS.stopped, 'components', async (event) => {
-          const flowId = event.payload?.id;
-          if (typeof flowId !== 'string') return;
-          for (const row of await platform.takeStartupStates(flowId)) {
-            await service.shutdownNode({ tenant: row.tenant_id, flowId, nodeId: row.node_id, componentId: row.component_id, fn: row.function, fields: row.fields, credentialsId: row.credentials_id, data: row.data });
-          }
-        }),
-      );
+      // OIH startup / shutdown run with the flow's start and stop (the orchestrator calls
+      // ComponentsService.startFlow / stopFlow): nothing to consume here.
     },
     async stop() {
-      for (const c of consumers) await c.stop();
       await sandbox?.close();
       await oihPool.close();
     },

@@ -58,6 +58,20 @@ export class PreparedFlows implements FlowSource {
     private readonly workers?: RemoteRuntime,
   ) {}
 
+  /** The components' start hooks (OIH `startup`); throws FlowPreparationError naming the node when one fails. */
+  async startHooks(flow: Flow): Promise<void> {
+    try {
+      await this.components.startFlow(flow);
+    } catch (err) {
+      throw err instanceof AppError && err.code === 'VALIDATION_FAILED' ? new FlowPreparationError(err.message) : err;
+    }
+  }
+
+  /** The components' stop hooks (OIH `shutdown`); failures are logged, never thrown. */
+  stopHooks(flowId: string): Promise<void> {
+    return this.components.stopFlow(flowId);
+  }
+
   setActive(flowId: string, version: number): void {
     this.activeVersion.set(flowId, version);
   }
@@ -172,6 +186,9 @@ export class OrchestratorService {
     const log = this.logger.child({ flowId: flow.id });
     try {
       await this.flows.prepare(flow);
+      // OIH components' startup(cfg) runs before the flow is active, so no message runs before it,
+      // and one that fails fails the start with its reason, as a broken expression does.
+      await this.flows.startHooks(flow);
     } catch (err) {
       const reason = err instanceof FlowPreparationError ? err.message : `cannot prepare the flow: ${(err as Error).message}`;
       log.warn({ reason }, 'flow cannot start');
@@ -215,6 +232,9 @@ export class OrchestratorService {
       }
       await change.wait(Math.min(left, live.staleInMs + 1));
     }
+    // No process runs the flow's steps any more: OIH components' shutdown(cfg, startupData), before
+    // flow.stopped, so a start that follows at once never meets this run's states.
+    await this.flows.stopHooks(flowId);
     await this.bus.publish<FlowStartedPayload>(FLOW_EVENTS.stopped, { id: flowId });
     this.logger.info({ flowId }, 'flow stopped');
   }
