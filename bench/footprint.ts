@@ -382,7 +382,7 @@ export async function run(args: string[]): Promise<void> {
   recordResults('footprint', {
     tables: [table],
     notes: [
-      `Plexus started by \`npm start\` in the repository root (npm execs node on server/dist); the whole tree is npm plus the hub plus any code-step runner; "hub process alone" is what the same command without npm (\`node --max-semi-space-size=4 server/bin/plexus.js start\`, a container's command) holds; "npm" is the tree minus the hub and its children. Peers: the peer's own process.`,
+      `Plexus started by \`npm start\` in the repository root (npm execs node on server/dist); the whole tree is npm plus the hub plus any code-step runner; "hub process alone" is what the same command without npm (\`node --max-semi-space-size=4 server/bin/plexus.js start\` with the same MALLOC_* environment, a container's command) holds; "npm" is the tree minus the hub and its children. Peers: the peer's own process.`,
       `A first start on an empty data directory (the embedded database is copied from the install-time template and migrated). Hub CPU: user + system time of the hub process from /proc (all its threads), by ready and over the executions.`,
       `Idle: ${idleMs / 1000} s after ready, sampled every 5 s; the figure is the last sample. Executions: webhook → transform → filter → http-request to a local sink, 16 requests at a time; "after" is the last sample of another ${idleMs / 1000} s idle period.`,
       `Load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]!.toFixed(2)} at the end: the machine is shared${loadAtStart > 2 ? ', so ready times and run durations are figures under load' : ''}.`,
