@@ -3,14 +3,16 @@
  * (`npm start` from the repository root, which execs node on the compiled server), for the
  * embedded default and for PostgreSQL + NATS.
  *
- * - ready: spawn of `npm start` → the "listening" line (and → the first 200 from /readyz);
+ * - ready: spawn of `npm start` → the "listening" line (and → the first 200 from /readyz), and
+ *   the CPU time the hub process had used by then (all its threads; unlike the wall times, it
+ *   hardly moves with the machine's load);
  * - idle RSS of the whole process tree (npm and the hub; code-step runners if any were started),
  *   sampled every 5 s for `--idle-ms` (default 30 s) after ready: the last sample is the figure,
- *   the highest is shown beside it; and the hub process alone (what a container running
- *   `node server/bin/plexus.js start` holds);
+ *   the highest is shown beside it; the hub process alone (what a container running the same
+ *   command as `npm start` holds, docs/adr/0010-compiled-at-install.md); and npm by itself;
  * - after 10,000 executions of webhook → transform → filter → http-request (bench/flow.ts's flow)
- *   to a local sink, sent 16 at a time: the highest tree RSS sampled during the run, and the
- *   tree RSS after the same idle period.
+ *   to a local sink, sent 16 at a time: the highest tree RSS sampled during the run, the tree
+ *   RSS after the same idle period, and the hub process's CPU time per execution.
  *
  * Node-RED 4 and n8n 1.x are measured the same way (the peer process alone, started as
  * bench/flow.ts starts them) when they are already installed in bench/flow.ts's peer folder
@@ -37,15 +39,18 @@ interface ProcEntry {
   ppid: number;
   rssKb: number;
   name: string;
+  /** User + system CPU time so far, ms (load-independent, unlike wall times). */
+  cpuMs: number;
 }
 
 function readProc(pid: number): ProcEntry | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
     const rss = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { pid, ppid, rssKb: rss ? Number(rss[1]) : 0, name };
+    return { pid, ppid, rssKb: rss ? Number(rss[1]) : 0, name, cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS };
   } catch {
     return undefined;
   }
@@ -75,6 +80,8 @@ function tree(root: number): ProcEntry[] {
   return out;
 }
 
+/** USER_HZ: 100 on Linux on every architecture Node runs on. */
+const CLOCK_TICKS = 100;
 const mb = (kb: number): number => kb / 1024;
 const treeRssMb = (root: number): number => mb(tree(root).reduce((sum, p) => sum + p.rssKb, 0));
 
@@ -89,6 +96,8 @@ interface Subject {
   hookUrl: string;
   readyMs: number;
   readyzMs: number | undefined;
+  /** CPU time the worker process had used when it was ready (all its threads). */
+  readyCpuMs: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -140,6 +149,7 @@ async function startWithNpm(label: string, env: Record<string, string>, sink: Si
   const root = child.pid!;
   const hub = tree(root).find((p) => p.pid !== root && p.name === 'node');
   if (!hub) throw new Error(`no node process under npm start: ${JSON.stringify(tree(root))}`);
+  const readyCpuMs = hub.cpuMs;
   const flowId = await setupFlow(url!, sink.url);
   return {
     label,
@@ -148,6 +158,7 @@ async function startWithNpm(label: string, env: Record<string, string>, sink: Si
     hookUrl: `${url!}/hook/${flowId}`,
     readyMs,
     readyzMs,
+    readyCpuMs,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
@@ -161,7 +172,7 @@ async function startWithNpm(label: string, env: Record<string, string>, sink: Si
 }
 
 function fromPeer(label: string, peer: PeerProcess, readyMs: number): Subject {
-  return { label, root: peer.pid!, worker: peer.pid!, hookUrl: peer.hookUrl, readyMs, readyzMs: undefined, stop: () => peer.stop() };
+  return { label, root: peer.pid!, worker: peer.pid!, hookUrl: peer.hookUrl, readyMs, readyzMs: undefined, readyCpuMs: undefined, stop: () => peer.stop() };
 }
 
 // ---- measuring ----
@@ -170,15 +181,20 @@ interface Figures {
   label: string;
   readyMs: number;
   readyzMs: number | undefined;
+  readyCpuMs: number | undefined;
   idleTreeMb: number;
   idleTreeMaxMb: number;
   idleWorkerMb: number;
+  /** The tree minus the worker and its descendants: npm (and its shell, if any) under `npm start`. */
+  idleLauncherMb: number;
   idleProcesses: number;
   runPeakMb: number;
   afterTreeMb: number;
   afterWorkerMb: number;
   completed: number;
   runSeconds: number;
+  /** The worker's CPU time over the executions (µs per execution; its runners not included). */
+  cpuUsPerExecution: number;
 }
 
 /** Samples the tree every 5 s for `ms`; returns the last and the highest sample. */
@@ -250,9 +266,12 @@ async function measureSubject(subject: Subject, sink: Sink, executions: number, 
   process.stdout.write(`  ${subject.label}: ready in ${subject.readyMs.toFixed(0)} ms; idling ${idleMs / 1000} s …\n`);
   const idleRss = await idle(subject.root, idleMs);
   const idleWorkerMb = mb(readProc(subject.worker)?.rssKb ?? 0);
+  const idleLauncherMb = idleRss.last - treeRssMb(subject.worker);
   const idleProcesses = tree(subject.root).length;
   process.stdout.write(`  ${subject.label}: idle ${idleRss.last.toFixed(0)} MB (${idleProcesses} processes); ${executions} executions …\n`);
+  const cpuBefore = readProc(subject.worker)?.cpuMs ?? 0;
   const run = await execute(subject, sink, executions, 16);
+  const cpuUsPerExecution = (((readProc(subject.worker)?.cpuMs ?? 0) - cpuBefore) * 1000) / Math.max(1, run.completed);
   const after = await idle(subject.root, idleMs);
   const afterWorkerMb = mb(readProc(subject.worker)?.rssKb ?? 0);
   process.stdout.write(`  ${subject.label}: ${run.completed} completed in ${run.seconds.toFixed(1)} s, peak ${run.peakMb.toFixed(0)} MB, after ${after.last.toFixed(0)} MB\n`);
@@ -260,15 +279,18 @@ async function measureSubject(subject: Subject, sink: Sink, executions: number, 
     label: subject.label,
     readyMs: subject.readyMs,
     readyzMs: subject.readyzMs,
+    readyCpuMs: subject.readyCpuMs,
     idleTreeMb: idleRss.last,
     idleTreeMaxMb: idleRss.max,
     idleWorkerMb,
+    idleLauncherMb,
     idleProcesses,
     runPeakMb: run.peakMb,
     afterTreeMb: after.last,
     afterWorkerMb,
     completed: run.completed,
     runSeconds: run.seconds,
+    cpuUsPerExecution,
   };
 }
 
@@ -333,30 +355,35 @@ export async function run(args: string[]): Promise<void> {
   const table: ResultTable = {
     columns: [
       'process',
-      'ready (listening / readyz)',
+      'ready (listening / readyz; hub CPU by then)',
       'idle RSS, whole tree (max while idle)',
       'idle RSS, hub process alone',
+      'idle RSS, npm',
       'processes idle',
       `peak RSS during ${executions.toLocaleString('en-US')} executions`,
       'RSS after them, whole tree (hub alone)',
       'completed (s)',
+      'hub CPU per execution',
     ],
     rows: figures.map((f) => [
       f.label,
-      `${(f.readyMs / 1000).toFixed(2)} s${f.readyzMs !== undefined ? ` / ${(f.readyzMs / 1000).toFixed(2)} s` : ''}`,
+      `${(f.readyMs / 1000).toFixed(2)} s${f.readyzMs !== undefined ? ` / ${(f.readyzMs / 1000).toFixed(2)} s` : ''}${f.readyCpuMs !== undefined ? `; ${(f.readyCpuMs / 1000).toFixed(2)} s CPU` : ''}`,
       `${f.idleTreeMb.toFixed(0)} MB (${f.idleTreeMaxMb.toFixed(0)})`,
       `${f.idleWorkerMb.toFixed(0)} MB`,
+      f.idleLauncherMb > 0.5 ? `${f.idleLauncherMb.toFixed(0)} MB` : '—',
       f.idleProcesses,
       `${f.runPeakMb.toFixed(0)} MB`,
       `${f.afterTreeMb.toFixed(0)} MB (${f.afterWorkerMb.toFixed(0)} MB)`,
       `${f.completed.toLocaleString('en-US')} (${f.runSeconds.toFixed(1)} s)`,
+      `${Math.round(f.cpuUsPerExecution)} µs`,
     ]),
   };
   for (const f of figures) console.log(JSON.stringify(f));
   recordResults('footprint', {
     tables: [table],
     notes: [
-      `Plexus started by \`npm start\` in the repository root (npm execs node on server/dist); the whole tree is npm plus the hub plus any code-step runner; "hub process alone" is what \`node server/bin/plexus.js start\` (a container's command) holds. Peers: the peer's own process.`,
+      `Plexus started by \`npm start\` in the repository root (npm execs node on server/dist); the whole tree is npm plus the hub plus any code-step runner; "hub process alone" is what the same command without npm (\`node --max-semi-space-size=4 server/bin/plexus.js start\` with the same MALLOC_* environment, a container's command) holds; "npm" is the tree minus the hub and its children. Peers: the peer's own process.`,
+      `A first start on an empty data directory (the embedded database is copied from the install-time template and migrated). Hub CPU: user + system time of the hub process from /proc (all its threads), by ready and over the executions.`,
       `Idle: ${idleMs / 1000} s after ready, sampled every 5 s; the figure is the last sample. Executions: webhook → transform → filter → http-request to a local sink, 16 requests at a time; "after" is the last sample of another ${idleMs / 1000} s idle period.`,
       `Load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]!.toFixed(2)} at the end: the machine is shared${loadAtStart > 2 ? ', so ready times and run durations are figures under load' : ''}.`,
       ...notes,

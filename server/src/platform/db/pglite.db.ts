@@ -83,11 +83,14 @@ export async function openPglite(dataDir: string | undefined, opts: PgliteOption
     releaseLock = lockDataDir(dataDir);
     try {
       const pgdata = path.join(dataDir, 'pgdata');
-      const template = fs.existsSync(pgdata) ? undefined : readTemplate();
-      if (template) {
-        // PGlite keeps ~40 MB of the loaded tarball reachable for the life of the instance:
-        // load it into the directory, close, and reopen the directory (~0.5 s, first start only).
-        await (await PGlite.create(pgdata, { startParams, loadDataDir: new Blob([template]) })).close();
+      if (!fs.existsSync(pgdata) && !copyTemplateDir(pgdata)) {
+        const template = readTemplate();
+        if (template) {
+          // No directory template (install script not run since): load the tarball, close, and
+          // reopen the directory — PGlite keeps the loaded tarball (~40 MB) reachable for the
+          // life of the instance, and the process's malloc heap stays grown by it.
+          await (await PGlite.create(pgdata, { startParams, loadDataDir: new Blob([template]) })).close();
+        }
       }
       pg = await PGlite.create(pgdata, { parsers, startParams });
     } catch (err) {
@@ -137,6 +140,29 @@ export function pgliteTemplatePath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.cache', `pglite-template-${version}.tar`);
 }
 
+/**
+ * The same empty cluster as a directory (`pgdata` as PGlite leaves it after loading the tarball
+ * and closing): a first start copies its files and never holds the tarball in memory (~40 MB of
+ * the process's RSS, kept after the load). Beside the tarball, which in-memory databases load.
+ */
+export function pgliteTemplateDir(): string {
+  return pgliteTemplatePath().replace(/\.tar$/, '');
+}
+
+/**
+ * Copies the directory template to `pgdata` (through a temporary name, so a copy cut short never
+ * looks like a cluster); false when there is no directory template.
+ */
+function copyTemplateDir(pgdata: string): boolean {
+  const template = pgliteTemplateDir();
+  if (!fs.existsSync(path.join(template, 'PG_VERSION'))) return false;
+  const partial = `${pgdata}.copying`;
+  fs.rmSync(partial, { recursive: true, force: true });
+  fs.cpSync(template, partial, { recursive: true });
+  fs.renameSync(partial, pgdata);
+  return true;
+}
+
 function readTemplate(): Buffer | undefined {
   try {
     return fs.readFileSync(pgliteTemplatePath());
@@ -145,16 +171,31 @@ function readTemplate(): Buffer | undefined {
   }
 }
 
-/** Writes the template unless it exists; returns its path. */
+/** Writes the template (tarball and directory) unless it exists; returns the tarball's path. */
 export async function preparePgliteTemplate(): Promise<string> {
   const target = pgliteTemplatePath();
-  if (fs.existsSync(target)) return target;
-  const pg = await PGlite.create();
-  const blob = await pg.dumpDataDir('none');
-  await pg.close();
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const tmp = `${target}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, Buffer.from(await blob.arrayBuffer()));
-  fs.renameSync(tmp, target);
+  if (!fs.existsSync(target)) {
+    const pg = await PGlite.create();
+    const blob = await pg.dumpDataDir('none');
+    await pg.close();
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const tmp = `${target}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, Buffer.from(await blob.arrayBuffer()));
+    fs.renameSync(tmp, target);
+  }
+  const dir = pgliteTemplateDir();
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    await (await PGlite.create(tmp, { loadDataDir: new Blob([fs.readFileSync(target)]) })).close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (err) {
+      // Another process prepared it meanwhile (two installs or tests at once): theirs is as good.
+      fs.rmSync(tmp, { recursive: true, force: true });
+      if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) throw err;
+    }
+  }
   return target;
 }

@@ -1,14 +1,15 @@
 /**
  * The embedded database's memory settings (docs/adr/0010-compiled-at-install.md): the buffer cache
- * is the configured size, and a first start from the install-time template (loaded, closed,
- * reopened) gives a working, migrated database that a second start opens as it is.
+ * is the configured size, and a first start from the install-time template (its directory copied,
+ * or else the tarball loaded, closed and reopened) gives a working, migrated database that a
+ * second start opens as it is.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb } from './index.js';
-import { openPglite } from './pglite.db.js';
+import { openPglite, pgliteTemplateDir, preparePgliteTemplate } from './pglite.db.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -37,6 +38,7 @@ describe('embedded PGlite memory settings', () => {
       await first.close();
     }
     expect(fs.existsSync(path.join(dataDir, 'plexus.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(dataDir, 'pgdata.copying'))).toBe(false);
     const second = await openDb({ dataDir, sharedBufferBytes: 8 * 1024 * 1024 });
     try {
       expect((await second.query<{ v: string }>('SELECT v FROM kept')).rows).toEqual([{ v: 'still here' }]);
@@ -44,5 +46,22 @@ describe('embedded PGlite memory settings', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('prepares the template as a directory beside the tarball, and a first start copies it', async () => {
+    await preparePgliteTemplate();
+    const template = pgliteTemplateDir();
+    expect(fs.existsSync(path.join(template, 'PG_VERSION'))).toBe(true);
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-pglite-'));
+    dirs.push(dataDir);
+    const db = await openPglite(dataDir, { sharedBufferBytes: 8 * 1024 * 1024 });
+    try {
+      expect(fs.readFileSync(path.join(dataDir, 'pgdata', 'PG_VERSION'), 'utf8')).toBe(fs.readFileSync(path.join(template, 'PG_VERSION'), 'utf8'));
+      expect((await db.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await db.close();
+    }
+    // The template is copied, never written through: it stays an empty cluster for the next start.
+    expect(fs.existsSync(path.join(template, 'postmaster.pid'))).toBe(false);
   });
 });
