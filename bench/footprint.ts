@@ -6,7 +6,8 @@
  * - ready: spawn of `npm start` → the "listening" line (and → the first 200 from /readyz), and
  *   the CPU time the hub process had used by then (all its threads; unlike the wall times, it
  *   hardly moves with the machine's load);
- * - idle RSS of the whole process tree (npm and the hub; code-step runners if any were started),
+ * - idle memory of the whole process tree (npm and the hub; code-step runners if any were
+ *   started): its resident pages counted once (pagemap, as root), and RSS summed over the tree,
  *   sampled every 5 s for `--idle-ms` (default 30 s) after ready: the last sample is the figure,
  *   the highest is shown beside it; the hub process alone (what a container running the same
  *   command as `npm start` holds, docs/adr/0010-compiled-at-install.md); and npm by itself;
@@ -84,6 +85,54 @@ function tree(root: number): ProcEntry[] {
 const CLOCK_TICKS = 100;
 const mb = (kb: number): number => kb / 1024;
 const treeRssMb = (root: number): number => mb(tree(root).reduce((sum, p) => sum + p.rssKb, 0));
+
+/**
+ * The memory the tree holds: its resident physical pages, each counted once. Summing RSS counts a
+ * page once per process that maps it, and npm and the hub run the same node binary (about 40 MB
+ * of its pages are resident in both), so the sum overstates what the tree costs the machine.
+ * Page frame numbers come from /proc/<pid>/pagemap, which shows them only to root; otherwise
+ * (every present page reads as frame 0) this answers undefined and the table says so.
+ */
+function treeResidentMb(root: number): number | undefined {
+  const frames = new Set<number>();
+  let present = 0;
+  for (const p of tree(root)) {
+    let maps: string;
+    let fd: number;
+    try {
+      maps = fs.readFileSync(`/proc/${p.pid}/maps`, 'utf8');
+      fd = fs.openSync(`/proc/${p.pid}/pagemap`, 'r');
+    } catch {
+      continue; // the process ended meanwhile
+    }
+    try {
+      for (const line of maps.split('\n')) {
+        const range = /^([0-9a-f]+)-([0-9a-f]+)/.exec(line);
+        if (!range || line.endsWith('[vsyscall]')) continue;
+        const first = Number.parseInt(range[1]!, 16) / 4096;
+        const pages = Number.parseInt(range[2]!, 16) / 4096 - first;
+        // Read in slices: V8 and WebAssembly reserve gigabytes that are mostly not present.
+        for (let done = 0; done < pages; done += 65_536) {
+          const count = Math.min(65_536, pages - done);
+          const buf = Buffer.alloc(count * 8);
+          const read = fs.readSync(fd, buf, 0, buf.length, (first + done) * 8);
+          for (let off = 0; off + 8 <= read; off += 8) {
+            const hi = buf.readUInt32LE(off + 4);
+            if ((hi & 0x80000000) === 0) continue; // not present
+            present += 1;
+            frames.add((hi & 0x7fffff) * 2 ** 32 + buf.readUInt32LE(off));
+          }
+        }
+      }
+    } catch {
+      // the process ended while being read: what was read still counts
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  if (present > 0 && frames.size === 1 && frames.has(0)) return undefined;
+  return (frames.size * 4096) / (1024 * 1024);
+}
 
 // ---- the subjects ----
 
@@ -183,6 +232,9 @@ interface Figures {
   readyzMs: number | undefined;
   readyCpuMs: number | undefined;
   idleTreeMb: number;
+  /** Resident pages of the whole tree, each counted once (undefined when pagemap is not readable). */
+  idleResidentMb: number | undefined;
+  afterResidentMb: number | undefined;
   idleTreeMaxMb: number;
   idleWorkerMb: number;
   /** The tree minus the worker and its descendants: npm (and its shell, if any) under `npm start`. */
@@ -268,12 +320,14 @@ async function measureSubject(subject: Subject, sink: Sink, executions: number, 
   const idleWorkerMb = mb(readProc(subject.worker)?.rssKb ?? 0);
   const idleLauncherMb = idleRss.last - treeRssMb(subject.worker);
   const idleProcesses = tree(subject.root).length;
+  const idleResidentMb = treeResidentMb(subject.root);
   process.stdout.write(`  ${subject.label}: idle ${idleRss.last.toFixed(0)} MB (${idleProcesses} processes); ${executions} executions …\n`);
   const cpuBefore = readProc(subject.worker)?.cpuMs ?? 0;
   const run = await execute(subject, sink, executions, 16);
   const cpuUsPerExecution = (((readProc(subject.worker)?.cpuMs ?? 0) - cpuBefore) * 1000) / Math.max(1, run.completed);
   const after = await idle(subject.root, idleMs);
   const afterWorkerMb = mb(readProc(subject.worker)?.rssKb ?? 0);
+  const afterResidentMb = treeResidentMb(subject.root);
   process.stdout.write(`  ${subject.label}: ${run.completed} completed in ${run.seconds.toFixed(1)} s, peak ${run.peakMb.toFixed(0)} MB, after ${after.last.toFixed(0)} MB\n`);
   return {
     label: subject.label,
@@ -281,6 +335,8 @@ async function measureSubject(subject: Subject, sink: Sink, executions: number, 
     readyzMs: subject.readyzMs,
     readyCpuMs: subject.readyCpuMs,
     idleTreeMb: idleRss.last,
+    idleResidentMb,
+    afterResidentMb,
     idleTreeMaxMb: idleRss.max,
     idleWorkerMb,
     idleLauncherMb,
@@ -356,24 +412,26 @@ export async function run(args: string[]): Promise<void> {
     columns: [
       'process',
       'ready (listening / readyz; hub CPU by then)',
-      'idle RSS, whole tree (max while idle)',
+      'idle memory of the whole tree (resident pages counted once)',
+      'idle RSS summed over the tree (max while idle)',
       'idle RSS, hub process alone',
       'idle RSS, npm',
       'processes idle',
       `peak RSS during ${executions.toLocaleString('en-US')} executions`,
-      'RSS after them, whole tree (hub alone)',
+      'after them: tree memory / RSS summed (hub alone)',
       'completed (s)',
       'hub CPU per execution',
     ],
     rows: figures.map((f) => [
       f.label,
       `${(f.readyMs / 1000).toFixed(2)} s${f.readyzMs !== undefined ? ` / ${(f.readyzMs / 1000).toFixed(2)} s` : ''}${f.readyCpuMs !== undefined ? `; ${(f.readyCpuMs / 1000).toFixed(2)} s CPU` : ''}`,
+      f.idleResidentMb !== undefined ? `${f.idleResidentMb.toFixed(0)} MB` : 'not readable (needs root)',
       `${f.idleTreeMb.toFixed(0)} MB (${f.idleTreeMaxMb.toFixed(0)})`,
       `${f.idleWorkerMb.toFixed(0)} MB`,
       f.idleLauncherMb > 0.5 ? `${f.idleLauncherMb.toFixed(0)} MB` : '—',
       f.idleProcesses,
       `${f.runPeakMb.toFixed(0)} MB`,
-      `${f.afterTreeMb.toFixed(0)} MB (${f.afterWorkerMb.toFixed(0)} MB)`,
+      `${f.afterResidentMb !== undefined ? `${f.afterResidentMb.toFixed(0)} MB / ` : ''}${f.afterTreeMb.toFixed(0)} MB (${f.afterWorkerMb.toFixed(0)} MB)`,
       `${f.completed.toLocaleString('en-US')} (${f.runSeconds.toFixed(1)} s)`,
       `${Math.round(f.cpuUsPerExecution)} µs`,
     ]),
@@ -383,6 +441,7 @@ export async function run(args: string[]): Promise<void> {
     tables: [table],
     notes: [
       `Plexus started by \`npm start\` in the repository root (npm execs node on server/dist); the whole tree is npm plus the hub plus any code-step runner; "hub process alone" is what the same command without npm (\`node --max-semi-space-size=4 server/bin/plexus.js start\` with the same MALLOC_* environment, a container's command) holds; "npm" is the tree minus the hub and its children. Peers: the peer's own process.`,
+      `Memory of the whole tree: its resident physical pages, each counted once (frame numbers from /proc/<pid>/pagemap, read as root). Summing RSS over the tree counts the pages npm and the hub share (the node binary, about 40 MB) twice; both figures are in the table.`,
       `A first start on an empty data directory (the embedded database is copied from the install-time template and migrated). Hub CPU: user + system time of the hub process from /proc (all its threads), by ready and over the executions.`,
       `Idle: ${idleMs / 1000} s after ready, sampled every 5 s; the figure is the last sample. Executions: webhook → transform → filter → http-request to a local sink, 16 requests at a time; "after" is the last sample of another ${idleMs / 1000} s idle period.`,
       `Load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]!.toFixed(2)} at the end: the machine is shared${loadAtStart > 2 ? ', so ready times and run durations are figures under load' : ''}.`,
