@@ -76,11 +76,11 @@ describe.each(dbTargets)('director tenant versions on %s', (target) => {
   });
 
   it('a cached generic plan for a lookup by id reads the primary key, not the tenant rows through the name index', async () => {
-    // What a foreign-key check of a definition runs (and findApplication / findRuntime): planned
-    // once while the table is small and kept as it grows. Before migration 0043 the unique name
-    // index (tenant_id, name) won with `tenant_id` alone as its condition, so each lookup read
-    // all of the tenant's rows.
-    for (const table of ['director_applications', 'director_runtimes']) {
+    // What a foreign-key check runs (and findApplication, findDefinition, recordDeliveryAttempt…):
+    // planned once while the table is small and kept as it grows. Before migration 0043 another
+    // index starting with tenant_id (the unique names, the per-application indexes) won with
+    // `tenant_id` alone as its condition, so each lookup read all of the tenant's rows.
+    for (const table of ['director_applications', 'director_runtimes', 'director_definitions', 'director_documents', 'director_webhooks', 'director_webhook_deliveries']) {
       const name = `plan_probe_${table}`;
       const plan = await t.db.transaction(async (tx) => {
         await tx.query("SET LOCAL plan_cache_mode = 'force_generic_plan'");
