@@ -2,6 +2,7 @@
  * The tenant version and application count that migration 0041's triggers keep: exact per
  * tenant, raised by a change to any Director table, untouched by a statement that changes no
  * row or a transaction that rolls back. The response cache and `totalCount` rely on both.
+ * And the plan a lookup by id keeps (migration 0043).
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,5 +73,26 @@ describe.each(dbTargets)('director tenant versions on %s', (target) => {
       }),
     );
     expect((await repo.tenantVersion(t.db, 'ta')).version).toBeGreaterThan(0);
+  });
+
+  it('a cached generic plan for a lookup by id reads the primary key, not the tenant rows through the name index', async () => {
+    // What a foreign-key check runs (and findApplication, findDefinition, recordDeliveryAttempt…):
+    // planned once while the table is small and kept as it grows. Before migration 0043 another
+    // index starting with tenant_id (the unique names, the per-application indexes) won with
+    // `tenant_id` alone as its condition, so each lookup read all of the tenant's rows.
+    for (const table of ['director_applications', 'director_runtimes', 'director_definitions', 'director_documents', 'director_webhooks', 'director_webhook_deliveries']) {
+      const name = `plan_probe_${table}`;
+      const plan = await t.db.transaction(async (tx) => {
+        await tx.query("SET LOCAL plan_cache_mode = 'force_generic_plan'");
+        await tx.query(`PREPARE ${name} (text, text) AS SELECT 1 FROM ONLY ${table} x WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE OF x`);
+        try {
+          const res = await tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${name} ('ta', 'some-id')`);
+          return res.rows.map((r) => r['QUERY PLAN']).join('\n');
+        } finally {
+          await tx.query(`DEALLOCATE ${name}`);
+        }
+      });
+      expect(plan, table).toContain(`${table}_pkey`);
+    }
   });
 });

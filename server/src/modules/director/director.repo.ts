@@ -540,11 +540,15 @@ export async function countDefinitions(db: Queryable, tenant: string, applicatio
   return res.rows[0]?.n ?? 0;
 }
 
-/** Every API of these applications (configuration and credentials views). */
+/**
+ * Every API of these applications (configuration and credentials views), per application in id
+ * order. Ordered by application first so the plan reads the per-application index: `ORDER BY id`
+ * alone made a generic plan walk the primary key through all of the tenant's definitions.
+ */
 export async function apisOfApplications(db: Queryable, tenant: string, applicationIds: readonly string[]): Promise<DefinitionRow[]> {
   if (applicationIds.length === 0) return [];
   const res = await db.query<DefinitionRow>(
-    `SELECT ${DEF_COLUMNS} FROM director_definitions WHERE tenant_id = $1 AND application_id = ANY($2::text[]) AND kind = 'api' ORDER BY id`,
+    `SELECT ${DEF_COLUMNS} FROM director_definitions WHERE tenant_id = $1 AND application_id = ANY($2::text[]) AND kind = 'api' ORDER BY application_id, id`,
     [tenant, applicationIds],
   );
   return res.rows;
