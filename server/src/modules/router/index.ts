@@ -16,6 +16,7 @@ import type { RemoteRuntime } from '../orchestrator/index.js';
 import { Commands } from './router.commands.js';
 import { Dispatcher } from './router.dispatch.js';
 import { RouterGrpcServer } from './router.grpc.js';
+import { WorkerRegistry } from './router.registry.js';
 import { routerRoutes } from './router.routes.js';
 import { createWorkersRuntime } from './router.runtime.js';
 import { RouterService, type WorkerCertificates } from './router.service.js';
@@ -53,6 +54,7 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
   const service = new RouterService(db, audit, logger);
   const dispatcher = new Dispatcher({ leaseMs: config.router.workerLeaseMs, logger });
   const commands = new Commands(bus, dispatcher, instanceId, logger);
+  const registry = new WorkerRegistry(db, dispatcher, { aggregator: config.router.aggregatorName, instanceId }, logger);
   const grpc = new RouterGrpcServer(
     {
       host: config.http.host,
@@ -91,12 +93,13 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
     trustCertificates(c) {
       certificates = c;
     },
-    routes: routerRoutes(service, dispatcher, commands, { aggregator: config.router.aggregatorName, instanceId }),
+    routes: routerRoutes(service, registry, commands),
     async start() {
       await commands.start();
       // A certificate revoked on any process ends the streams it holds here at once.
       if (certificates && config.router.tls) unlistenRevoked = await bus.live.subscribe(REVOKED_EVENT, () => void grpc.onCertificatesRevoked());
       await grpc.start();
+      await registry.start();
       started = true;
     },
     async stop() {
@@ -105,6 +108,7 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
       dispatcher.close();
       await runtime.close();
       await grpc.stop(Math.min(5_000, config.shutdownTimeoutMs));
+      await registry.stop();
       await commands.stop();
     },
   };
