@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { experimental as grpcExperimental } from '@grpc/grpc-js';
 import type { z } from 'zod';
@@ -120,6 +121,8 @@ function peerIp(peer: string): string {
 
 export class RouterGrpcServer {
   private server: grpc.Server | undefined;
+  private listener: net.Server | undefined;
+  private injector: grpc.ConnectionInjector | undefined;
   private readonly streams = new Set<grpc.ServerDuplexStream<WorkerMessage, RouterMessage>>();
   /** Configuration keys each session's components declared at hello. */
   private readonly declared = new Map<string, Map<string, ConfigurationKey>>();
@@ -165,8 +168,22 @@ export class RouterGrpcServer {
       this.recheckTimer = setInterval(() => void this.recheckCertificates(), CERTIFICATE_RECHECK_MS);
       this.recheckTimer.unref();
     }
-    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    this.boundPort = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${this.opts.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))));
+    // Our own listener hands its connections to grpc-js: its accepted sockets would keep Nagle's
+    // algorithm on, which holds the router's small writes (a delivery, a command, a result event)
+    // until the worker's delayed ACK and tripled the median command round trip on loopback.
+    const injector = server.createConnectionInjector(creds);
+    const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: this.opts.host, port: this.opts.port }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => this.logger.warn({ err }, 'router: gRPC listener error'));
+    this.boundPort = (listener.address() as AddressInfo).port;
+    this.listener = listener;
+    this.injector = injector;
     this.server = server;
     this.logger.info({ port: this.boundPort, tls: this.secure, clientCertificates: this.certificates !== undefined, aggregator: this.opts.aggregatorName }, 'router: gRPC listening');
     return this.boundPort;
@@ -177,8 +194,12 @@ export class RouterGrpcServer {
     if (!server) return;
     this.server = undefined;
     clearInterval(this.recheckTimer);
+    // No new connections; the open ones end below.
+    this.listener?.close();
+    const injector = this.injector;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
+        injector?.destroy();
         server.forceShutdown();
         resolve();
       }, graceMs);
@@ -312,7 +333,7 @@ export class RouterGrpcServer {
     const identity =
       fingerprint && this.certificates
         ? await this.service.authenticateCertificate(this.certificates, fingerprint, peerIp(call.getPeer()), hello)
-        : await this.service.authenticate(hello);
+        : await this.service.authenticate(hello, this.certificates !== undefined);
     this.service.checkOffers(identity, hello.components);
     const declared = declaredKeys(hello.components);
     const wanted = parseJsonBytes(hello.configuration_json, 'hello.configuration_json');

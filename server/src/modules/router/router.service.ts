@@ -124,7 +124,7 @@ export class RouterService {
    * issued) or a credential. Throws UNAUTHENTICATED naming what is wrong, never which part of a
    * valid-looking secret failed to match.
    */
-  async authenticate(hello: { worker_id: string; enrolment_secret: string; credential: string }): Promise<Identity> {
+  async authenticate(hello: { worker_id: string; enrolment_secret: string; credential: string }, certificatesAccepted = false): Promise<Identity> {
     if (hello.credential) {
       const parts = split(hello.credential, CREDENTIAL_PREFIX);
       if (!parts) throw refused('the credential is malformed (expected pwc_<id>.<secret>)');
@@ -134,7 +134,13 @@ export class RouterService {
       void repo.touchWorker(this.db, row.id).catch((err: unknown) => this.logger.debug({ err }, 'router: touching the worker failed'));
       return { id: row.id, tenant: row.tenant_id, workerId: row.worker_id, allowed: row.components };
     }
-    if (!hello.enrolment_secret) throw refused("hello carries neither an enrolment secret nor a credential, and the connection has no client certificate issued by this hub's CA (one of another CA or self-signed is not accepted)");
+    if (!hello.enrolment_secret) {
+      throw refused(
+        certificatesAccepted
+          ? "hello carries neither an enrolment secret nor a credential, and the connection has no client certificate issued by this hub's CA (one of another CA or self-signed is not accepted)"
+          : 'hello carries neither an enrolment secret nor a credential',
+      );
+    }
     const parts = split(hello.enrolment_secret, ENROLMENT_PREFIX);
     if (!parts) throw refused('the enrolment secret is malformed (expected pwe_<id>.<secret>)');
     const enrolment = await repo.findEnrolment(this.db, parts.id);
