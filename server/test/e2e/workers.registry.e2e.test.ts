@@ -1,8 +1,8 @@
 /**
  * `GET /api/v1/workers` across aggregator instances: two hub processes on one PostgreSQL database
- * and one NATS. Each lists the workers of both, with the instance holding each; a worker that
- * detaches from one instance leaves the other's list; an instance that stops takes its workers
- * out of the list.
+ * and one NATS. Each lists the workers of both, with the instance holding each; a command to a
+ * target served on the other instance reaches it; a worker that detaches from one instance leaves
+ * the other's list; an instance that stops takes its workers out of the list.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -26,7 +26,12 @@ async function call(hub: Hub, token: string | undefined, method: string, url: st
   return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
 }
 
-const component = (name: string): WorkerComponent => ({ name, version: '1.0.0', functions: { run: async () => ({ emit: [] }) } });
+const component = (name: string): WorkerComponent => ({
+  name,
+  version: '1.0.0',
+  functions: { run: async () => ({ emit: [] }) },
+  commands: { ping: { schema: { type: 'object' }, handle: async (p) => ({ pong: p, by: name }) } },
+});
 
 if (hasPostgres && hasNats) {
   describe('workers of every instance (PostgreSQL + NATS)', () => {
@@ -102,6 +107,13 @@ if (hasPostgres && hasNats) {
       expect(await listed(a)).toEqual([`both@${idA}`, `both@${idB}`, `left@${idA}`, `right@${idB}`].sort());
       expect(await listed(b)).toEqual(await listed(a));
       expect(fromA.find((w) => w.workerId === 'right')!.components.map((c) => c.name)).toEqual(['right']);
+
+      // Once an instance has read the others' reports, a command to a target served only
+      // elsewhere takes that target's own queue, which only the serving instance consumes.
+      await new Promise((r) => setTimeout(r, 2_500));
+      for (let i = 0; i < 3; i++) {
+        expect(await onA.sendCommand('right', 'ping', { i }, { timeoutMs: 20_000 })).toMatchObject({ event: 'SUCCEEDED', payload: { pong: { i }, by: 'right' } });
+      }
 
       await onB.stop();
       await waitFor('right gone from the list on a', async () => !(await listed(a)).some((w) => w.startsWith('right@')), 10_000);

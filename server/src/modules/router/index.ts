@@ -53,8 +53,8 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
   const audit = createAuditPublisher(bus, 'router', logger);
   const service = new RouterService(db, audit, logger);
   const dispatcher = new Dispatcher({ leaseMs: config.router.workerLeaseMs, logger });
-  const commands = new Commands(bus, dispatcher, instanceId, logger);
   const registry = new WorkerRegistry(db, dispatcher, { aggregator: config.router.aggregatorName, instanceId }, logger);
+  const commands = new Commands(bus, dispatcher, instanceId, logger, (tenant, target) => registry.servedElsewhere(tenant, target));
   const grpc = new RouterGrpcServer(
     {
       host: config.http.host,

@@ -41,6 +41,8 @@ export class WorkerRegistry {
   private again = false;
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
+  /** `tenant \0 component` served by workers of other instances, as of the last report read. */
+  private elsewhere = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -88,6 +90,11 @@ export class WorkerRegistry {
     };
   }
 
+  /** Whether another instance reported (within FRESH_MS, read every REPORT_MS) a worker of `tenant` serving `component`. */
+  servedElsewhere(tenant: string, component: string): boolean {
+    return this.elsewhere.has(`${tenant}\u0000${component}`);
+  }
+
   /** The tenant's workers on every instance of the deployment. */
   async list(tenant: string): Promise<WorkerView[]> {
     const others = await repo.listReportedSessions(this.db, tenant, this.where.instanceId, FRESH_MS);
@@ -120,6 +127,9 @@ export class WorkerRegistry {
             await repo.deleteReportedSessions(tx, this.where.instanceId, FORGET_MS);
             await repo.insertSessions(tx, this.where.instanceId, sessions);
           });
+          const served = new Set<string>();
+          for (const r of await repo.listServedElsewhere(this.db, this.where.instanceId, FRESH_MS)) served.add(`${r.tenant_id}\u0000${r.component}`);
+          this.elsewhere = served;
         } catch (err) {
           this.logger.warn({ err }, 'router: could not report the attached workers');
         }

@@ -120,3 +120,14 @@ export async function listReportedSessions(db: Queryable, tenantId: string, exce
   );
   return res.rows;
 }
+
+/** The (tenant, component) pairs that workers of other instances serve, from reports within `freshMs`. */
+export async function listServedElsewhere(db: Queryable, exceptInstance: string, freshMs: number): Promise<Array<{ tenant_id: string; component: string }>> {
+  const res = await db.query<{ tenant_id: string; component: string }>(
+    `SELECT DISTINCT s.tenant_id, c->>'name' AS component
+       FROM router_sessions s, jsonb_array_elements(s.view->'components') AS c
+      WHERE s.instance_id <> $1 AND s.reported_at > now() - make_interval(secs => $2::double precision / 1000)`,
+    [exceptInstance, freshMs],
+  );
+  return res.rows;
+}
