@@ -32,7 +32,7 @@ import { Dispatcher } from '../server/src/modules/router/router.dispatch.js';
 import { RouterGrpcServer } from '../server/src/modules/router/router.grpc.js';
 import { RouterService } from '../server/src/modules/router/router.service.js';
 import { Worker } from '../server/src/worker-sdk/index.js';
-import { ADMIN_PASSWORD, api, argValue, canUseCpuGroups, createCpuGroup, freePort, measure, sleep, startHub, startSink, type CpuGroup, type Measured } from './flow.js';
+import { ADMIN_PASSWORD, api, argValue, canUseCpuGroups, createCpuGroup, freePort, measure, processCpuSeconds, sleep, startHub, startSink, type CpuGroup, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -254,7 +254,7 @@ export async function run(args: string[]): Promise<void> {
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
   let flows: Measured[] = [];
-  let scale: { one: number; two: number; cpuOne: number; cpuTwo: number; cpuShare: number | undefined } | undefined;
+  let scale: { one: number; two: number; cpuOne: number; cpuTwo: number; cpuShare: number | undefined; perCall: [number, number]; cores: [number, number] } | undefined;
 
   const router = await startRouter();
   const children: Child[] = [];
@@ -288,14 +288,22 @@ export async function run(args: string[]): Promise<void> {
         const started: Child[] = [];
         for (let i = 0; i < workers; i++) started.push(await startChild(router.address, `spin-${workers}-${i}`, 1, await router.enrol(['bench']), dir, cpuShare));
         try {
-          return await saturateThenHalf((n) => call(router, 'spin', n), 16, durationMs);
+          // The workers' own CPU time per call and the cores they got: independent of how busy
+          // the machine was, unlike the rate.
+          let calls = 0;
+          const cpu = () => started.reduce((sum, c) => sum + processCpuSeconds(c.child.pid), 0);
+          const cpu0 = cpu();
+          const r = await saturateThenHalf((n) => call(router, 'spin', n).then(() => void calls++), 16, durationMs);
+          const perCall = (cpu() - cpu0) / calls;
+          // Cores the workers got while saturated: calls/s × CPU per call.
+          return { ...r, workerCpuUsPerCall: perCall * 1e6, workerCores: r.perSecond * perCall };
         } finally {
           for (const c of started) await c.stop();
         }
       };
       const one = await measureSpin(1);
       const two = await measureSpin(2);
-      scale = { one: one.perSecond, two: two.perSecond, cpuOne: one.cpuPct, cpuTwo: two.cpuPct, cpuShare };
+      scale = { one: one.perSecond, two: two.perSecond, cpuOne: one.cpuPct, cpuTwo: two.cpuPct, cpuShare, perCall: [one.workerCpuUsPerCall, two.workerCpuUsPerCall], cores: [one.workerCores, two.workerCores] };
       process.stdout.write(`  scale-out (2 ms CPU per call, one call at a time per worker): 1 worker ${one.perSecond.toFixed(0)}/s, 2 workers ${two.perSecond.toFixed(0)}/s (${(two.perSecond / one.perSecond).toFixed(2)}×)\n`);
       rows.push(['spin 2 ms CPU, 1 worker × 1 slot', Math.round(one.perSecond), `${Math.round(one.cpuPct)} %`, one.halfRate, one.p50, one.p99]);
       rows.push(['spin 2 ms CPU, 2 workers × 1 slot', Math.round(two.perSecond), `${Math.round(two.cpuPct)} %`, two.halfRate, two.p50, two.p99]);
@@ -325,7 +333,7 @@ export async function run(args: string[]): Promise<void> {
   if (cmd) notes.push(`Goal command round trip p99 ≤ 5 ms at half load: ${Number(cmd[5]) <= 5 ? 'met' : 'NOT met'} (${Number(cmd[5]).toFixed(2)} ms).`);
   if (scale) {
     notes.push(
-      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU time on it; 16 calls in flight; ${scale.cpuShare !== undefined ? `each worker process in a cgroup of its own held to ${Math.round(scale.cpuShare * 100)} % of one core (cpu.cfs_quota_us ${Math.round(scale.cpuShare * 100_000)} / cpu.cfs_period_us 100000)` : 'no cgroups here: the workers share the machine freely'}. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy.`,
+      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU time on it; 16 calls in flight; ${scale.cpuShare !== undefined ? `each worker process in a cgroup of its own held to ${Math.round(scale.cpuShare * 100)} % of one core (cpu.cfs_quota_us ${Math.round(scale.cpuShare * 100_000)} / cpu.cfs_period_us 100000)` : 'no cgroups here: the workers share the machine freely'}. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. Workers' own CPU per call ${Math.round(scale.perCall[0])} µs → ${Math.round(scale.perCall[1])} µs; CPU the workers got while saturated ${scale.cores[0].toFixed(2)} → ${scale.cores[1].toFixed(2)} cores (of ${scale.cpuShare !== undefined ? `${scale.cpuShare} → ${2 * scale.cpuShare}` : 'no'} allowed): the rate follows the CPU the workers were given.`,
     );
   }
   if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip; the local one runs inline in the job that reached it.');
