@@ -336,7 +336,7 @@ export async function run(args: string[]): Promise<void> {
       `Scale-out: each worker holds one call at a time and burns 2 ms of CPU time on it; 16 calls in flight; ${scale.cpuShare !== undefined ? `each worker process in a cgroup of its own held to ${Math.round(scale.cpuShare * 100)} % of one core (cpu.cfs_quota_us ${Math.round(scale.cpuShare * 100_000)} / cpu.cfs_period_us 100000)` : 'no cgroups here: the workers share the machine freely'}. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. Workers' own CPU per call ${Math.round(scale.perCall[0])} µs → ${Math.round(scale.perCall[1])} µs; CPU the workers got while saturated ${scale.cores[0].toFixed(2)} → ${scale.cores[1].toFixed(2)} cores (of ${scale.cpuShare !== undefined ? `${scale.cpuShare} → ${2 * scale.cpuShare}` : 'no'} allowed): the rate follows the CPU the workers were given.`,
     );
   }
-  if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip; the local one runs inline in the job that reached it.');
+  if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip (that job then runs the http-request inline); the local one runs inline in the job that reached it.');
   recordResults('workers', { tables, notes });
   process.stdout.write(`\n${notes.join('\n')}\n`);
 }
