@@ -43,6 +43,9 @@ export class WorkerRegistry {
   private unsubscribe: (() => void) | undefined;
   /** `tenant \0 component` served by workers of other instances, as of the last report read. */
   private elsewhere = new Set<string>();
+  /** Whether the last report written had no workers, and when it was written. */
+  private wroteEmpty = false;
+  private wroteAt = 0;
 
   constructor(
     private readonly db: Db,
@@ -123,10 +126,16 @@ export class WorkerRegistry {
         const now = new Date().toISOString();
         const sessions = this.dispatcher.list().map((s) => ({ sessionId: s.sessionId, tenant: s.tenant, view: this.view(s, now) }));
         try {
-          await this.db.transaction(async (tx) => {
-            await repo.deleteReportedSessions(tx, this.where.instanceId, FORGET_MS);
-            await repo.insertSessions(tx, this.where.instanceId, sessions);
-          });
+          // An instance without workers writes nothing while that stays so (an idle embedded hub
+          // stays idle), but still forgets dead instances' rows once a minute.
+          if (!(sessions.length === 0 && this.wroteEmpty && Date.now() - this.wroteAt < FORGET_MS)) {
+            await this.db.transaction(async (tx) => {
+              await repo.deleteReportedSessions(tx, this.where.instanceId, FORGET_MS);
+              await repo.insertSessions(tx, this.where.instanceId, sessions);
+            });
+            this.wroteEmpty = sessions.length === 0;
+            this.wroteAt = Date.now();
+          }
           const served = new Set<string>();
           for (const r of await repo.listServedElsewhere(this.db, this.where.instanceId, FRESH_MS)) served.add(`${r.tenant_id}\u0000${r.component}`);
           this.elsewhere = served;
