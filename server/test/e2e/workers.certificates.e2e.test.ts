@@ -15,6 +15,7 @@ import { ok, registerApp, registerRuntime } from '../helpers/director.js';
 import { createAndStart, trigger, waitForExecution } from '../helpers/engine.js';
 import { waitFor } from '../helpers/flows.js';
 import { createTestHub, type TestHub } from '../helpers/hub.js';
+import { runPlexus, type PlexusProcess } from '../helpers/process.js';
 import { startSdkWorker, tempDir } from '../helpers/workers.js';
 
 const CONFIGURATION = '{ configuration { token { token } certificateSigningRequestInfo { subject } } }';
@@ -47,6 +48,7 @@ describe('workers with client certificates', () => {
   const serverKey = path.join(dir, 'key.pem');
   let hub: TestHub;
   const workers: Worker[] = [];
+  const procs: PlexusProcess[] = [];
 
   beforeAll(async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', serverKey, '-out', serverCert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
@@ -54,6 +56,7 @@ describe('workers with client certificates', () => {
   }, 60_000);
 
   afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     for (const w of workers) await w.stop();
     await hub?.close();
   });
@@ -111,6 +114,20 @@ describe('workers with client certificates', () => {
     await expect(start('foreign', foreign)).rejects.toBeInstanceOf(WorkerRefusedError);
     await expect(start('foreign', foreign)).rejects.toEqual(refusal);
   }, 60_000);
+
+  it('plexus worker --cert/--key attaches with a runtime certificate and no secret', async () => {
+    const runtime = await registerRuntime(hub, '{ name: "edge-cli" }');
+    const id = await pair(hub, 'Runtime', runtime.id);
+    fs.writeFileSync(path.join(dir, 'cli.crt'), id.cert);
+    fs.writeFileSync(path.join(dir, 'cli.key'), id.key, { mode: 0o600 });
+    const args = ['worker', '--router', `127.0.0.1:${hub.grpcPort()}`, '--component', 'builtin:transform', '--id', 'edge-cli', '--credential-file', path.join(dir, 'cli.cred')];
+    args.push('--ca', serverCert, '--cert', path.join(dir, 'cli.crt'), '--key', path.join(dir, 'cli.key'));
+    const p = runPlexus(args, {});
+    procs.push(p);
+    await p.waitFor(/Plexus worker attached/, 60_000);
+    const listed = (await hub.api('GET', '/api/v1/workers')).body.data as Array<{ workerId: string; secure: boolean }>;
+    expect(listed).toContainEqual(expect.objectContaining({ workerId: 'edge-cli', secure: true }));
+  }, 90_000);
 
   it("an application's certificate is refused: only runtimes run steps", async () => {
     const app = await registerApp(hub, '{ name: "shop-for-workers" }');
