@@ -149,12 +149,12 @@ const CGROUP_CPU_ROOT = '/sys/fs/cgroup/cpu';
 const CFS_PERIOD_US = 100_000;
 
 /** A cgroup v1 cpu group that holds its processes to `share` of one core. */
-interface CpuGroup {
+export interface CpuGroup {
   dir: string;
   remove(): Promise<void>;
 }
 
-function createCpuGroup(share: number): CpuGroup {
+export function createCpuGroup(share: number): CpuGroup {
   const dir = path.join(CGROUP_CPU_ROOT, `plexus-bench-${process.pid}-${randomBytes(3).toString('hex')}`);
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
@@ -213,7 +213,7 @@ async function startPrivateNats(): Promise<{ url: string; stop(): Promise<void> 
 }
 
 /** Whether cgroup v1 cpu groups can be made here (root, /sys/fs/cgroup/cpu mounted). */
-function canUseCpuGroups(): boolean {
+export function canUseCpuGroups(): boolean {
   try {
     fs.accessSync(path.join(CGROUP_CPU_ROOT, 'cgroup.procs'), fs.constants.W_OK);
     return true;

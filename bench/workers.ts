@@ -8,8 +8,9 @@
  * 2. Command round trip: an SDK worker in the bench process sends `ping` commands through the
  *    router (schema check, durable queue `router.commands`, receipt) to the child worker; 64 in
  *    flight → commands/s, then half that rate → p50/p99.
- * 3. Scale-out: `bench.spin` burns 2 ms of CPU per call in a worker holding one call at a time, so
- *    each worker process is held to the same CPU share per call; one worker vs two → calls/s.
+ * 3. Scale-out: `bench.spin` burns 2 ms of CPU time per call in a worker holding one call at a
+ *    time, each worker process in a cgroup held to 40 % of one core (when cgroup v1 cpu groups are
+ *    writable, i.e. as root); one worker vs two → calls/s.
  * 4. Whole hub: an embedded hub (`plexus start`) and a `plexus worker --component builtin:transform`,
  *    webhook → transform → transform (on the worker) → http-request to a local sink, measured as
  *    bench/flow.ts measures flows; then the same flow with that step local.
@@ -31,7 +32,7 @@ import { Dispatcher } from '../server/src/modules/router/router.dispatch.js';
 import { RouterGrpcServer } from '../server/src/modules/router/router.grpc.js';
 import { RouterService } from '../server/src/modules/router/router.service.js';
 import { Worker } from '../server/src/worker-sdk/index.js';
-import { ADMIN_PASSWORD, api, argValue, freePort, measure, sleep, startHub, startSink, type Measured } from './flow.js';
+import { ADMIN_PASSWORD, api, argValue, canUseCpuGroups, createCpuGroup, freePort, measure, processCpuSeconds, sleep, startHub, startSink, type CpuGroup, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -97,8 +98,15 @@ interface Child {
   stop(): Promise<void>;
 }
 
-async function startChild(router: string, id: string, concurrency: number, secret: string, dir: string): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, router, path.join(dir, `${id}.cred`), id, String(concurrency), secret], { cwd: SERVER_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Each scale-out worker's CPU share (cgroup cpu.cfs_quota_us / cpu.cfs_period_us): 40 % of one core. */
+const WORKER_CPU_SHARE = 0.4;
+
+/** A worker child process; with `cpuShare`, in a cpu group of its own from its first instruction. */
+async function startChild(router: string, id: string, concurrency: number, secret: string, dir: string, cpuShare?: number): Promise<Child> {
+  const command = [process.execPath, '--import', 'tsx', CHILD, router, path.join(dir, `${id}.cred`), id, String(concurrency), secret];
+  const group: CpuGroup | undefined = cpuShare !== undefined ? createCpuGroup(cpuShare) : undefined;
+  const [file, ...argv] = group ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group.dir, ...command] : command;
+  const child = spawn(file!, argv, { cwd: SERVER_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -110,11 +118,13 @@ async function startChild(router: string, id: string, concurrency: number, secre
   return {
     child,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5_000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      await group?.remove();
     },
   };
 }
@@ -244,7 +254,7 @@ export async function run(args: string[]): Promise<void> {
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
   let flows: Measured[] = [];
-  let scale: { one: number; two: number; cpuOne: number; cpuTwo: number } | undefined;
+  let scale: { one: number; two: number; cpuOne: number; cpuTwo: number; cpuShare: number | undefined; perCall: [number, number]; cores: [number, number] } | undefined;
 
   const router = await startRouter();
   const children: Child[] = [];
@@ -270,18 +280,30 @@ export async function run(args: string[]): Promise<void> {
     }
     for (const c of children.splice(0)) await c.stop();
     if (wants('scale')) {
+      // Each worker held to the same CPU share, so that two of them are two units of capacity even
+      // on a machine whose cores the router and other work also use (DEVELOPERS.md).
+      const cpuShare = canUseCpuGroups() ? WORKER_CPU_SHARE : undefined;
+      if (cpuShare === undefined) process.stdout.write('  (cgroup v1 cpu groups not writable here: the scale-out workers run without a CPU share)\n');
       const measureSpin = async (workers: number) => {
         const started: Child[] = [];
-        for (let i = 0; i < workers; i++) started.push(await startChild(router.address, `spin-${workers}-${i}`, 1, await router.enrol(['bench']), dir));
+        for (let i = 0; i < workers; i++) started.push(await startChild(router.address, `spin-${workers}-${i}`, 1, await router.enrol(['bench']), dir, cpuShare));
         try {
-          return await saturateThenHalf((n) => call(router, 'spin', n), 16, durationMs);
+          // The workers' own CPU time per call and the cores they got: independent of how busy
+          // the machine was, unlike the rate.
+          let calls = 0;
+          const cpu = () => started.reduce((sum, c) => sum + processCpuSeconds(c.child.pid), 0);
+          const cpu0 = cpu();
+          const r = await saturateThenHalf((n) => call(router, 'spin', n).then(() => void calls++), 16, durationMs);
+          const perCall = (cpu() - cpu0) / calls;
+          // Cores the workers got while saturated: calls/s × CPU per call.
+          return { ...r, workerCpuUsPerCall: perCall * 1e6, workerCores: r.perSecond * perCall };
         } finally {
           for (const c of started) await c.stop();
         }
       };
       const one = await measureSpin(1);
       const two = await measureSpin(2);
-      scale = { one: one.perSecond, two: two.perSecond, cpuOne: one.cpuPct, cpuTwo: two.cpuPct };
+      scale = { one: one.perSecond, two: two.perSecond, cpuOne: one.cpuPct, cpuTwo: two.cpuPct, cpuShare, perCall: [one.workerCpuUsPerCall, two.workerCpuUsPerCall], cores: [one.workerCores, two.workerCores] };
       process.stdout.write(`  scale-out (2 ms CPU per call, one call at a time per worker): 1 worker ${one.perSecond.toFixed(0)}/s, 2 workers ${two.perSecond.toFixed(0)}/s (${(two.perSecond / one.perSecond).toFixed(2)}×)\n`);
       rows.push(['spin 2 ms CPU, 1 worker × 1 slot', Math.round(one.perSecond), `${Math.round(one.cpuPct)} %`, one.halfRate, one.p50, one.p99]);
       rows.push(['spin 2 ms CPU, 2 workers × 1 slot', Math.round(two.perSecond), `${Math.round(two.cpuPct)} %`, two.halfRate, two.p50, two.p99]);
@@ -311,10 +333,10 @@ export async function run(args: string[]): Promise<void> {
   if (cmd) notes.push(`Goal command round trip p99 ≤ 5 ms at half load: ${Number(cmd[5]) <= 5 ? 'met' : 'NOT met'} (${Number(cmd[5]).toFixed(2)} ms).`);
   if (scale) {
     notes.push(
-      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU on it (the same CPU share per call for every worker process); 16 calls in flight. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. The router and the load share the same 2 cores as the workers, and the machine was shared with other builds (see the load average above): with both cores already busy, a second CPU-bound worker process has no idle core to run on, so this run cannot show scale-out.`,
+      `Scale-out: each worker holds one call at a time and burns 2 ms of CPU time on it; 16 calls in flight; ${scale.cpuShare !== undefined ? `each worker process in a cgroup of its own held to ${Math.round(scale.cpuShare * 100)} % of one core (cpu.cfs_quota_us ${Math.round(scale.cpuShare * 100_000)} / cpu.cfs_period_us 100000)` : 'no cgroups here: the workers share the machine freely'}. Two workers ${(scale.two / scale.one).toFixed(2)}× one (goal ≥ 1.7×: ${scale.two >= 1.7 * scale.one ? 'met' : 'NOT met'}); machine CPU ${Math.round(scale.cpuOne)} % → ${Math.round(scale.cpuTwo)} % busy. Workers' own CPU per call ${Math.round(scale.perCall[0])} µs → ${Math.round(scale.perCall[1])} µs; CPU the workers got while saturated ${scale.cores[0].toFixed(2)} → ${scale.cores[1].toFixed(2)} cores (of ${scale.cpuShare !== undefined ? `${scale.cpuShare} → ${2 * scale.cpuShare}` : 'no'} allowed): the rate follows the CPU the workers were given.`,
     );
   }
-  if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip; the local one runs inline in the job that reached it.');
+  if (flows.length > 0) notes.push('Whole hub: measured like bench/flow.ts (50 connections, then half load); the remote step is never inlined or handed off, so it costs its own queued job (claim, commit, ack) on top of the gRPC round trip (that job then runs the http-request inline); the local one runs inline in the job that reached it.');
   recordResults('workers', { tables, notes });
   process.stdout.write(`\n${notes.join('\n')}\n`);
 }

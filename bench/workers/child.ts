@@ -1,6 +1,6 @@
 /**
  * A worker process for bench/workers.ts: the SDK serving `bench@1.0.0` with `echo` (returns the
- * body) and `spin` (burns `spinMs` of CPU first, then echoes), plus the command `ping`.
+ * body) and `spin` (burns `spinMs` of CPU time first, then echoes), plus the command `ping`.
  * argv: <router> <credentialFile> <workerId> <concurrency> [enrolmentSecret]
  */
 import { Worker } from '../../server/src/worker-sdk/index.js';
@@ -20,9 +20,14 @@ const worker = new Worker({
       version: '1.0.0',
       functions: {
         echo: async (input) => ({ emit: [{ body: input.message.body }] }),
+        // CPU time, not wall time: a worker held to a CPU share (cgroup) spends the same CPU per
+        // call however often it is descheduled.
         spin: async (input) => {
-          const until = performance.now() + spinMs;
-          while (performance.now() < until);
+          const start = process.cpuUsage();
+          for (;;) {
+            const used = process.cpuUsage(start);
+            if (used.user + used.system >= spinMs * 1000) break;
+          }
           return { emit: [{ body: input.message.body }] };
         },
       },

@@ -45,6 +45,8 @@ export interface WorkerHookOptions {
   concurrency: number;
   tls?: boolean | undefined;
   ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
   configDir: string;
 }
 
@@ -89,6 +91,8 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
     }).default(16))
     .addOption(new Option('--tls', 'connect with TLS (system roots)'))
     .addOption(new Option('--ca <file>', 'connect with TLS, trusting this CA (PEM)'))
+    .addOption(new Option('--cert <file>', "client certificate (PEM): a runtime's certificate from the hub's Connector, instead of an enrolment secret (TLS)"))
+    .addOption(new Option('--key <file>', 'private key (PEM) of --cert'))
     .action(async (opts) =>
       hooks.worker({
         routers: opts.router,
@@ -100,6 +104,8 @@ export function buildProgram(hooks: CliHooks): { program: Command; lastTarget: (
         concurrency: opts.concurrency,
         tls: opts.tls,
         ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
         configDir: ctx.config().configDir,
       }),
     );

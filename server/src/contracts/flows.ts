@@ -194,7 +194,9 @@ export function stepQueueName(flowId: string, nodeId: string): string {
  * (event subscriptions per module, platform work) carry no tenant data and keep their names.
  */
 export function queueMetricLabel(queue: string): string {
-  return queue.startsWith('step.') ? 'step' : queue;
+  if (queue.startsWith('step.')) return 'step';
+  // One queue per tenant and command target (modules/router): summed like the step queues.
+  return queue.startsWith('router.commands.') ? 'router.commands' : queue;
 }
 
 /** The node without incoming edges (validation guarantees exactly one). */

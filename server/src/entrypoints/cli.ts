@@ -51,7 +51,9 @@ async function worker(opts: WorkerHookOptions): Promise<void> {
   const secret = opts.secret ?? (opts.secretFile ? read(opts.secretFile, '--secret-file').toString('utf8').trim() : undefined);
   const logger = createLogger('info');
   const { WorkerRefusedError } = await import('../worker-sdk/index.js');
-  const { worker: w } = await runWorker({ ...opts, secret, ca: opts.ca ? read(opts.ca, '--ca') : undefined }, logger).catch((err: unknown) => {
+  if (Boolean(opts.cert) !== Boolean(opts.key)) throw new CliError('--cert and --key go together', EXIT.usage);
+  const client = opts.cert && opts.key ? { cert: read(opts.cert, '--cert'), key: read(opts.key, '--key') } : undefined;
+  const { worker: w } = await runWorker({ ...opts, secret, ca: opts.ca ? read(opts.ca, '--ca') : undefined, cert: client?.cert, key: client?.key }, logger).catch((err: unknown) => {
     if (err instanceof WorkerRefusedError) throw new CliError(`the router refused the worker (${err.code}): ${err.message}`, EXIT.error);
     throw new CliError(`the worker could not start: ${err instanceof Error ? err.message : String(err)}`, EXIT.error);
   });

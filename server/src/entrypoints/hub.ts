@@ -175,6 +175,8 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   modules.push(scheduler);
   // The connector's service (tokens, CA, certificates) is the Director's pairing port.
   const connectorCore = await createConnectorService({ config, db, bus, logger: logger.child({ module: 'connector' }) });
+  // Workers may attach with a client certificate of the hub's CA (gRPC with TLS).
+  router.trustCertificates(connectorCore.service);
   const director = await createDirectorModule({
     config,
     db,

@@ -101,8 +101,12 @@ export interface WorkerOptions {
   /** Event topics to hear. */
   subscriptions?: string[];
   onEvent?: (e: { topic: string; event: string; referenceUuid: string; payload: unknown; uuid: string }) => void;
-  /** TLS to the routers: `true` uses the system roots; a CA (PEM) pins the router's CA. */
-  tls?: boolean | { ca: Buffer };
+  /**
+   * TLS to the routers: `true` uses the system roots; a CA (PEM) pins the router's CA. With a
+   * client certificate and key (PEM; a runtime's certificate from the hub's Connector) the worker
+   * attaches without an enrolment secret or credential.
+   */
+  tls?: boolean | { ca?: Buffer | undefined; cert?: Buffer | undefined; key?: Buffer | undefined };
   logger?: WorkerLogger;
   /** First reconnect delay; doubles up to 10 s. */
   reconnectMs?: number;
@@ -148,7 +152,8 @@ class Connection {
     private readonly opts: WorkerOptions,
   ) {
     const { client: Client } = loadRouterProto();
-    const creds = opts.tls ? grpc.credentials.createSsl(typeof opts.tls === 'object' ? opts.tls.ca : null) : grpc.credentials.createInsecure();
+    const tls = typeof opts.tls === 'object' ? opts.tls : {};
+    const creds = opts.tls ? grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : grpc.credentials.createInsecure();
     this.client = new Client(address, creds, { 'grpc.keepalive_time_ms': 30_000, 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
     this.backoffMs = opts.reconnectMs ?? 200;
   }

@@ -17,6 +17,9 @@ export interface WorkerCommandOptions {
   concurrency: number;
   tls?: boolean | undefined;
   ca?: Buffer | undefined;
+  /** Client certificate and key (PEM): attach with a runtime's certificate instead of a secret. */
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
   /** Where the credential goes by default (the CLI's config directory). */
   configDir: string;
 }
@@ -33,7 +36,7 @@ export async function runWorker(opts: WorkerCommandOptions, logger: Logger): Pro
     credentialFile: opts.credentialFile ?? path.join(opts.configDir, `worker-${workerId}.credential`),
     components,
     concurrency: opts.concurrency,
-    tls: opts.ca ? { ca: opts.ca } : opts.tls,
+    tls: opts.ca || opts.cert ? { ca: opts.ca, cert: opts.cert, key: opts.key } : opts.tls,
     logger,
     // Refused for good later (credential revoked, component no longer allowed): nothing to serve.
     onRefused: (err) => {

@@ -51,9 +51,18 @@ describe('two aggregator instances', () => {
     workers.push(sender);
     const answer = await sender.sendCommand('billing', 'invoice', { amount: 42 }, { timeoutMs: 20_000, major: 2 });
     expect(answer).toEqual({ event: 'SUCCEEDED', payload: { invoiced: 42 }, router: `127.0.0.1:${a.grpcPort()}` });
-    // Each instance lists the workers attached to it.
-    expect((await call(a, token, 'GET', '/api/v1/workers')).body.data.map((w: { workerId: string }) => w.workerId)).toEqual(['shop']);
-    expect((await call(b, token, 'GET', '/api/v1/workers')).body.data.map((w: { workerId: string }) => w.workerId)).toEqual(['billing']);
+    // Either instance lists both workers, each with the instance that holds it (its own first).
+    const listed = async (hub: Hub) => ((await call(hub, token, 'GET', '/api/v1/workers')).body.data as Array<{ workerId: string; instanceId: string }>).map((w) => [w.workerId, w.instanceId]);
+    await waitFor('both workers listed on both instances', async () => (await listed(a)).length === 2 && (await listed(b)).length === 2, 20_000);
+    const fromA = await listed(a);
+    expect(fromA.map(([w]) => w)).toEqual(['shop', 'billing']);
+    const onA = fromA[0]![1];
+    const onB = fromA[1]![1];
+    expect(onA).not.toBe(onB);
+    expect(await listed(b)).toEqual([
+      ['billing', onB],
+      ['shop', onA],
+    ]);
   }, 60_000);
 
   it('an event from a worker on one instance reaches a subscribed worker on the other, once', async () => {

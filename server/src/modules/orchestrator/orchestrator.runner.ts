@@ -248,8 +248,11 @@ export class StepRunner {
       yieldAt: Date.now() + INLINE_SLICE_MS,
       // A pure step's job may also run the first step with effects it reaches (see runInline),
       // but not on a redelivery: a crash there must be counted against that step, in its own job.
+      // So may a remote step's job (its worker answered; a crash before the commit runs the
+      // remote call again under the same idempotency key, as any crash of its job would): it
+      // saves the execution a queued job of its own after every remote step.
       // A job handed over in process has a fixed lease (job.leaseEndsAt) that its wait may have used up.
-      effectUntil: node.step.pure && !redelivery ? Math.min(startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS, job.leaseEndsAt ?? Infinity) - 1_000 : 0,
+      effectUntil: (node.step.pure || node.remote !== undefined) && !redelivery ? Math.min(startedAt.getTime() + node.settings.timeoutMs + HANDOFF_LEASE_MARGIN_MS, job.leaseEndsAt ?? Infinity) - 1_000 : 0,
       snapshot: undefined,
       reply: undefined,
       produced: outcome.children.length,

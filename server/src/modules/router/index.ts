@@ -11,13 +11,15 @@ import type { Db } from '../../platform/db/index.js';
 import { addCollectedGauge, type Metrics } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
+import { REVOKED_EVENT } from '../connector/index.js';
 import type { RemoteRuntime } from '../orchestrator/index.js';
 import { Commands } from './router.commands.js';
 import { Dispatcher } from './router.dispatch.js';
 import { RouterGrpcServer } from './router.grpc.js';
+import { WorkerRegistry } from './router.registry.js';
 import { routerRoutes } from './router.routes.js';
 import { createWorkersRuntime } from './router.runtime.js';
-import { RouterService } from './router.service.js';
+import { RouterService, type WorkerCertificates } from './router.service.js';
 
 export { loadRouterProto, PROTO_PATH } from './router.protocol.js';
 export type * as protocol from './router.protocol.js';
@@ -30,6 +32,11 @@ export interface RouterModule extends PlexusModule {
   port(): number;
   /** Open gRPC streams, attached or not. */
   openStreams(): number;
+  /**
+   * With TLS on, workers may attach with a client certificate of the hub's CA (the Connector's).
+   * Called before start.
+   */
+  trustCertificates(certificates: WorkerCertificates): void;
 }
 
 export interface RouterDeps {
@@ -46,7 +53,8 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
   const audit = createAuditPublisher(bus, 'router', logger);
   const service = new RouterService(db, audit, logger);
   const dispatcher = new Dispatcher({ leaseMs: config.router.workerLeaseMs, logger });
-  const commands = new Commands(bus, dispatcher, instanceId, logger);
+  const registry = new WorkerRegistry(db, dispatcher, { aggregator: config.router.aggregatorName, instanceId }, logger);
+  const commands = new Commands(bus, dispatcher, instanceId, logger, (tenant, target) => registry.servedElsewhere(tenant, target));
   const grpc = new RouterGrpcServer(
     {
       host: config.http.host,
@@ -57,12 +65,15 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
       leaseMs: config.router.workerLeaseMs,
       helloTimeoutMs: config.router.helloTimeoutMs,
       tls: config.router.tls,
+      certificates: () => certificates,
     },
     dispatcher,
     service,
     commands,
     logger,
   );
+  let certificates: WorkerCertificates | undefined;
+  let unlistenRevoked: (() => Promise<void>) | undefined;
   const runtime = createWorkersRuntime(bus, dispatcher, logger, { secure: () => grpc.secure });
   if (deps.metrics) {
     addCollectedGauge(deps.metrics, 'plexus_router_worker_in_flight', 'Deliveries held per attached worker (this aggregator instance)', ['tenant', 'worker'], async () =>
@@ -79,17 +90,25 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
     dispatcher,
     port: () => grpc.boundPort,
     openStreams: () => grpc.openStreams,
-    routes: routerRoutes(service, dispatcher, commands, { aggregator: config.router.aggregatorName, instanceId }),
+    trustCertificates(c) {
+      certificates = c;
+    },
+    routes: routerRoutes(service, registry, commands),
     async start() {
       await commands.start();
+      // A certificate revoked on any process ends the streams it holds here at once.
+      if (certificates && config.router.tls) unlistenRevoked = await bus.live.subscribe(REVOKED_EVENT, () => void grpc.onCertificatesRevoked());
       await grpc.start();
+      await registry.start();
       started = true;
     },
     async stop() {
       if (!started) return;
+      await unlistenRevoked?.();
       dispatcher.close();
       await runtime.close();
       await grpc.stop(Math.min(5_000, config.shutdownTimeoutMs));
+      await registry.stop();
       await commands.stop();
     },
   };

@@ -3,11 +3,14 @@
  * sends a worker's admin worker.
  *
  * Command: validated against the JSON schema its target component declared (ajv) and refused to
- * the sender (an `Event {topic: command, event: FAILED}`) when invalid; otherwise queued on the
- * bus's durable queue `router.commands`, which every aggregator instance consumes: the instance
- * with a worker serving `target` (same tenant, compatible major, not draining) hands it to that
- * one worker and acks once the worker's `Receipt` arrives — competing consumers, exactly one
- * worker, nothing lost while workers restart (the job waits, up to the command's `timeoutMs`).
+ * the sender (an `Event {topic: command, event: FAILED}`) when invalid; otherwise handed to a
+ * worker here serving `target`, or queued on the bus's durable queue of that tenant and target
+ * (`router.commands.<hash>`), which only the instances with a worker serving it consume (a target
+ * no instance is known to serve goes to the shared `router.commands`, which every instance tries):
+ * the instance with a worker serving `target` (same tenant, compatible major, not draining) hands
+ * it to that one worker and acks once the worker's `Receipt` arrives — competing consumers,
+ * exactly one worker, nothing lost while workers restart (the job waits, up to the command's
+ * `timeoutMs`).
  * The worker's result event (`reference_uuid` = the command's uuid) goes back to the sender: on
  * its stream when the sender is attached here, else through the bus's live events to the
  * instance it is attached to.
@@ -16,7 +19,7 @@
  * to the tenant's workers that subscribed to the topic, here and (through live events) on the
  * other instances.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { z } from 'zod';
 import type { Bus, Consumer, Job } from '../../platform/bus/index.js';
@@ -27,7 +30,17 @@ import type { Dispatcher } from './router.dispatch.js';
 import type { AttachedSession, MessageSink } from './router.grpc.js';
 import { jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
 
+/** Commands queued before per-target queues existed: still consumed, nothing new goes there. */
 export const COMMAND_QUEUE = 'router.commands';
+
+/**
+ * The durable queue of the commands to one target of one tenant. Only instances with a worker
+ * serving that target consume it, so a command never waits for an instance that cannot deliver
+ * it to put it back (that retry cost 200 ms whenever the wrong instance claimed first).
+ */
+export function commandQueue(tenant: string, target: string): string {
+  return `${COMMAND_QUEUE}.${createHash('sha256').update(`${tenant}\u0000${target}`).digest('hex').slice(0, 24)}`;
+}
 const REPLY_TOPIC = 'router.reply';
 /** Worker events relayed to the other instances' subscribed workers (live: not stored). */
 const EVENT_TOPIC = 'router.event';
@@ -85,6 +98,10 @@ export class Commands implements MessageSink, AdminCommands {
   private readonly adminWaiters = new Map<string, (e: { event: string; payload: unknown }) => void>();
   private readonly seen = new Set<string>();
   private consumer: Consumer | undefined;
+  /** Per-target command queues consumed here: queue → its consumer (changes serialised by `chain`). */
+  private readonly targetConsumers = new Map<string, Consumer>();
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
   private stopLive: (() => Promise<void>) | undefined;
   private stopEvents: (() => Promise<void>) | undefined;
 
@@ -93,6 +110,8 @@ export class Commands implements MessageSink, AdminCommands {
     private readonly dispatcher: Dispatcher,
     private readonly instanceId: string,
     private readonly logger: Logger,
+    /** Whether another instance reported a worker of the tenant serving `target` (router.registry.ts). */
+    private readonly servedElsewhere: (tenant: string, target: string) => boolean = () => false,
   ) {}
 
   async start(): Promise<void> {
@@ -112,6 +131,9 @@ export class Commands implements MessageSink, AdminCommands {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.evaluateQueues();
+    await this.chain;
     await this.consumer?.stop();
     await this.stopLive?.();
     await this.stopEvents?.();
@@ -121,10 +143,38 @@ export class Commands implements MessageSink, AdminCommands {
 
   attached(session: AttachedSession): void {
     this.sessions.set(session.sessionId, session);
+    this.evaluateQueues();
   }
 
   detached(session: AttachedSession): void {
     this.sessions.delete(session.sessionId);
+    this.evaluateQueues();
+  }
+
+  private servesHere(tenant: string, target: string): boolean {
+    for (const s of this.sessions.values()) if (s.tenant === tenant && s.offers.some((o) => o.name === target)) return true;
+    return false;
+  }
+
+  /** Consumes the command queue of every (tenant, target) a worker attached here serves, and only those. */
+  private evaluateQueues(): void {
+    this.chain = this.chain.then(async () => {
+      const wanted = new Set<string>();
+      if (!this.stopped) for (const s of this.sessions.values()) for (const o of s.offers) wanted.add(commandQueue(s.tenant, o.name));
+      for (const [queue, consumer] of [...this.targetConsumers]) {
+        if (wanted.has(queue)) continue;
+        this.targetConsumers.delete(queue);
+        await consumer.stop().catch((err: unknown) => this.logger.warn({ err, queue }, 'router: could not stop consuming a command queue'));
+      }
+      for (const queue of wanted) {
+        if (this.targetConsumers.has(queue)) continue;
+        try {
+          this.targetConsumers.set(queue, await this.bus.consume<QueuedCommand>(queue, (job) => this.run(job), { concurrency: 16, maxAttempts: 1_000, retryDelayMs: () => NOT_HERE_DELAY_MS }));
+        } catch (err) {
+          this.logger.warn({ err, queue }, 'router: could not consume a command queue');
+        }
+      }
+    });
   }
 
   receipt(_session: AttachedSession, uuid: string): void {
@@ -158,7 +208,9 @@ export class Commands implements MessageSink, AdminCommands {
     };
     this.origins.set(c.header.uuid, { instance: this.instanceId, session: session.sessionId, at: Date.now() });
     const enqueue = () =>
-      void this.bus.enqueue(COMMAND_QUEUE, queued).catch((err: unknown) => {
+      // The target's own queue when a worker serving it is known (here or on another instance);
+      // else the shared queue, which every instance tries until one can deliver or it times out.
+      void this.bus.enqueue(this.servesHere(queued.tenant, queued.target) || this.servedElsewhere(queued.tenant, queued.target) ? commandQueue(queued.tenant, queued.target) : COMMAND_QUEUE, queued).catch((err: unknown) => {
         this.logger.warn({ err }, 'router: queueing a command failed');
         fail('the router could not queue the command; try again');
       });

@@ -10,7 +10,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { experimental as grpcExperimental } from '@grpc/grpc-js';
 import type { z } from 'zod';
 import { isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -26,7 +28,7 @@ import {
   type RouterMessage,
   type WorkerMessage,
 } from './router.protocol.js';
-import type { ConfigurationKey, Identity, RouterService } from './router.service.js';
+import type { ConfigurationKey, Identity, RouterService, WorkerCertificates } from './router.service.js';
 
 export interface GrpcOptions {
   host: string;
@@ -37,6 +39,33 @@ export interface GrpcOptions {
   leaseMs: number;
   helloTimeoutMs: number;
   tls: { certFile: string; keyFile: string } | undefined;
+  /**
+   * The Connector's client certificates, when this process has them (read at start): with TLS on,
+   * a worker may present a certificate issued by the hub's CA instead of a secret.
+   */
+  certificates?: (() => WorkerCertificates | undefined) | undefined;
+}
+
+/** How often attached certificate workers are checked again (revocations also end them at once). */
+const CERTIFICATE_RECHECK_MS = 5_000;
+
+/**
+ * Server credentials that ask for a client certificate but do not require one (workers with a
+ * secret or credential have none): grpc-js's createSsl either never asks or refuses a connection
+ * without one. A certificate that does not verify against `ca` leaves the connection
+ * unauthorised, and the stream's auth context then carries no certificate.
+ */
+function optionalClientCertificates(cert: Buffer, key: Buffer, ca: Buffer): grpc.ServerCredentials {
+  const provider: grpcExperimental.CertificateProvider = {
+    // Answered after the call: grpc-js registers the server's watcher only after adding these listeners.
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: ca })),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (l) => queueMicrotask(() => l({ certificate: cert, privateKey: key })),
+    removeIdentityCertificateListener: () => {},
+  };
+  // The same provider serves both roles, so the order of the two (named differently in grpc-js's
+  // declaration and its implementation) does not matter.
+  return grpcExperimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
 /** What the stream handler hands on once a worker is attached (commands, events). */
@@ -84,11 +113,23 @@ function declaredKeys(offers: ReadonlyArray<{ configuration_keys_json: Buffer }>
   return keys;
 }
 
+/** `1.2.3.4:5678` / `[::1]:5678` → the address alone. */
+function peerIp(peer: string): string {
+  const m = /^\[?([^\]]*?)\]?:\d+$/.exec(peer);
+  return m?.[1] ?? peer;
+}
+
 export class RouterGrpcServer {
   private server: grpc.Server | undefined;
+  private listener: net.Server | undefined;
+  private injector: grpc.ConnectionInjector | undefined;
   private readonly streams = new Set<grpc.ServerDuplexStream<WorkerMessage, RouterMessage>>();
   /** Configuration keys each session's components declared at hello. */
   private readonly declared = new Map<string, Map<string, ConfigurationKey>>();
+  /** Sessions attached with a client certificate: checked again on revocations. */
+  private readonly certified = new Map<string, { fingerprint: string; ip: string; refuse: (code: GrpcCodeName, message: string) => void }>();
+  private certificates: WorkerCertificates | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   boundPort = 0;
 
   constructor(
@@ -113,13 +154,38 @@ export class RouterGrpcServer {
       'grpc.keepalive_timeout_ms': 10_000,
     });
     server.addService(service, { Attach: (call: grpc.ServerDuplexStream<WorkerMessage, RouterMessage>) => this.attach(call) });
-    const creds = this.opts.tls
-      ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(this.opts.tls.certFile), private_key: fs.readFileSync(this.opts.tls.keyFile) }], false)
-      : grpc.ServerCredentials.createInsecure();
-    const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    this.boundPort = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${this.opts.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))));
+    this.certificates = this.opts.tls ? this.opts.certificates?.() : undefined;
+    let creds: grpc.ServerCredentials;
+    if (!this.opts.tls) creds = grpc.ServerCredentials.createInsecure();
+    else {
+      const cert = fs.readFileSync(this.opts.tls.certFile);
+      const key = fs.readFileSync(this.opts.tls.keyFile);
+      creds = this.certificates
+        ? optionalClientCertificates(cert, key, Buffer.from(this.certificates.caPem))
+        : grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+    }
+    if (this.certificates) {
+      this.recheckTimer = setInterval(() => void this.recheckCertificates(), CERTIFICATE_RECHECK_MS);
+      this.recheckTimer.unref();
+    }
+    // Our own listener hands its connections to grpc-js: its accepted sockets would keep Nagle's
+    // algorithm on, which holds the router's small writes (a delivery, a command, a result event)
+    // until the worker's delayed ACK and tripled the median command round trip on loopback.
+    const injector = server.createConnectionInjector(creds);
+    const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: this.opts.host, port: this.opts.port }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => this.logger.warn({ err }, 'router: gRPC listener error'));
+    this.boundPort = (listener.address() as AddressInfo).port;
+    this.listener = listener;
+    this.injector = injector;
     this.server = server;
-    this.logger.info({ port: this.boundPort, tls: this.secure, aggregator: this.opts.aggregatorName }, 'router: gRPC listening');
+    this.logger.info({ port: this.boundPort, tls: this.secure, clientCertificates: this.certificates !== undefined, aggregator: this.opts.aggregatorName }, 'router: gRPC listening');
     return this.boundPort;
   }
 
@@ -127,8 +193,13 @@ export class RouterGrpcServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    clearInterval(this.recheckTimer);
+    // No new connections; the open ones end below.
+    this.listener?.close();
+    const injector = this.injector;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
+        injector?.destroy();
         server.forceShutdown();
         resolve();
       }, graceMs);
@@ -139,6 +210,29 @@ export class RouterGrpcServer {
         resolve();
       });
     });
+  }
+
+  /**
+   * Ends the streams whose certificate is no longer accepted (revoked, expired, its runtime gone),
+   * as the mTLS listener refuses the next request of a connection opened before a revocation.
+   */
+  async recheckCertificates(): Promise<void> {
+    const certs = this.certificates;
+    if (!certs) return;
+    for (const [sessionId, c] of [...this.certified]) {
+      try {
+        await certs.identityOf(c.fingerprint, c.ip);
+      } catch (err) {
+        if (!this.certified.has(sessionId)) continue;
+        c.refuse('UNAUTHENTICATED', err instanceof Error ? err.message : String(err));
+      }
+    }
+  }
+
+  /** A revocation was announced (connector.certificates.revoked): forget and check again at once. */
+  onCertificatesRevoked(): Promise<void> {
+    this.certificates?.onRevoked();
+    return this.recheckCertificates();
   }
 
   /** Open streams, attached or not (metrics, the idle-connection test). */
@@ -164,6 +258,7 @@ export class RouterGrpcServer {
       clearTimeout(helloTimer);
       this.streams.delete(call);
       this.declared.delete(sessionId);
+      this.certified.delete(sessionId);
       if (session) {
         this.dispatcher.detach(sessionId, reason);
         this.sink.detached(session);
@@ -190,6 +285,7 @@ export class RouterGrpcServer {
           (s) => {
             if (ended) return;
             session = s;
+            if (s.identity.certificate) this.certified.set(sessionId, { fingerprint: s.identity.certificate, ip: peerIp(call.getPeer()), refuse });
             this.dispatcher.attach(s);
             this.sink.attached(s);
           },
@@ -232,7 +328,12 @@ export class RouterGrpcServer {
     const parsed = HelloIn.safeParse(raw);
     if (!parsed.success) throw new SyntaxError(`hello: ${issues(parsed.error, 'hello')}`);
     const hello = parsed.data;
-    const identity = await this.service.authenticate(hello);
+    // A secret or credential in the hello is what the worker means to use; else its certificate.
+    const fingerprint = this.certificates && !hello.credential && !hello.enrolment_secret ? call.getAuthContext().sslPeerCertificate?.fingerprint256 : undefined;
+    const identity =
+      fingerprint && this.certificates
+        ? await this.service.authenticateCertificate(this.certificates, fingerprint, peerIp(call.getPeer()), hello)
+        : await this.service.authenticate(hello, this.certificates !== undefined);
     this.service.checkOffers(identity, hello.components);
     const declared = declaredKeys(hello.components);
     const wanted = parseJsonBytes(hello.configuration_json, 'hello.configuration_json');

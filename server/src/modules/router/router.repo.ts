@@ -86,3 +86,48 @@ export async function insertConfiguration(db: Queryable, tenantId: string, worke
   ]);
   return (res.rowCount ?? 0) === 1;
 }
+
+/**
+ * Deletes what this instance reported before and what dead instances left behind for longer than
+ * `forgetMs` (run in one transaction with insertSessions).
+ */
+export async function deleteReportedSessions(db: Queryable, instanceId: string, forgetMs: number): Promise<void> {
+  await db.query('DELETE FROM router_sessions WHERE instance_id = $1 OR reported_at < now() - make_interval(secs => $2::double precision / 1000)', [instanceId, forgetMs]);
+}
+
+/** The workers attached to this instance now, as GET /api/v1/workers shows them. */
+export async function insertSessions(db: Queryable, instanceId: string, sessions: ReadonlyArray<{ sessionId: string; tenant: string; view: unknown }>): Promise<void> {
+  if (sessions.length === 0) return;
+  await db.query(
+    `INSERT INTO router_sessions (instance_id, session_id, tenant_id, view)
+     SELECT $1, s->>'sessionId', s->>'tenant', s->'view' FROM jsonb_array_elements($2::jsonb) AS s`,
+    [instanceId, JSON.stringify(sessions)],
+  );
+}
+
+/** Forgets this instance's workers (it stops). */
+export async function clearSessions(db: Queryable, instanceId: string): Promise<void> {
+  await db.query('DELETE FROM router_sessions WHERE instance_id = $1', [instanceId]);
+}
+
+/** The tenant's workers other instances reported within `freshMs`. */
+export async function listReportedSessions(db: Queryable, tenantId: string, exceptInstance: string, freshMs: number): Promise<Array<{ instance_id: string; view: Record<string, unknown>; reported_at: Date }>> {
+  const res = await db.query<{ instance_id: string; view: Record<string, unknown>; reported_at: Date }>(
+    `SELECT instance_id, view, reported_at FROM router_sessions
+      WHERE tenant_id = $1 AND instance_id <> $2 AND reported_at > now() - make_interval(secs => $3::double precision / 1000)
+      ORDER BY instance_id, session_id LIMIT 5000`,
+    [tenantId, exceptInstance, freshMs],
+  );
+  return res.rows;
+}
+
+/** The (tenant, component) pairs that workers of other instances serve, from reports within `freshMs`. */
+export async function listServedElsewhere(db: Queryable, exceptInstance: string, freshMs: number): Promise<Array<{ tenant_id: string; component: string }>> {
+  const res = await db.query<{ tenant_id: string; component: string }>(
+    `SELECT DISTINCT s.tenant_id, c->>'name' AS component
+       FROM router_sessions s, jsonb_array_elements(s.view->'components') AS c
+      WHERE s.instance_id <> $1 AND s.reported_at > now() - make_interval(secs => $2::double precision / 1000)`,
+    [exceptInstance, freshMs],
+  );
+  return res.rows;
+}

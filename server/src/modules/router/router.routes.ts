@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { listMeta, ListMeta } from '../../contracts/list.js';
 import type { HttpApp } from '../../platform/http/index.js';
-import type { Dispatcher } from './router.dispatch.js';
+import type { WorkerRegistry } from './router.registry.js';
 import type { AdminCommands } from './router.commands.js';
 import type { RouterService } from './router.service.js';
 
@@ -40,6 +40,7 @@ const WorkerView = z.object({
   lastHeartbeatAt: z.string(),
   aggregator: z.string(),
   instanceId: z.string(),
+  reportedAt: z.string(),
 });
 
 const AdminBody = z.strictObject({
@@ -48,7 +49,7 @@ const AdminBody = z.strictObject({
   timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
 });
 
-export function routerRoutes(service: RouterService, dispatcher: Dispatcher, admin: AdminCommands, where: { aggregator: string; instanceId: string }) {
+export function routerRoutes(service: RouterService, registry: WorkerRegistry, admin: AdminCommands) {
   return async (app: HttpApp): Promise<void> => {
     app.post(
       '/api/v1/workers/enrolments',
@@ -78,22 +79,15 @@ export function routerRoutes(service: RouterService, dispatcher: Dispatcher, adm
       '/api/v1/workers',
       {
         config: { permission: 'workers.read' },
-        schema: { tags, summary: 'Workers of the tenant attached to this aggregator instance: components, versions, in-flight deliveries, last heartbeat', security: bearer, response: { 200: z.object({ data: z.array(WorkerView), meta: ListMeta }) } },
+        schema: {
+          tags,
+          summary: 'Workers of the tenant attached to any aggregator instance (the instance holding each): components, versions, in-flight deliveries, last heartbeat',
+          security: bearer,
+          response: { 200: z.object({ data: z.array(WorkerView), meta: ListMeta }) },
+        },
       },
       async (req) => {
-        const data = dispatcher.list(req.principal.tenantId).map((s) => ({
-          workerId: s.workerId,
-          sessionId: s.sessionId,
-          components: s.offers.map((o) => ({ name: o.name, version: o.version, functions: [...o.functions] })),
-          concurrency: s.concurrency,
-          inFlight: s.inFlight,
-          draining: s.draining,
-          secure: s.secure,
-          connectedAt: s.connectedAt.toISOString(),
-          lastHeartbeatAt: s.lastSeen.toISOString(),
-          aggregator: where.aggregator,
-          instanceId: where.instanceId,
-        }));
+        const data = await registry.list(req.principal.tenantId);
         return { data, meta: listMeta(data.length, 1, Math.max(1, data.length)) };
       },
     );

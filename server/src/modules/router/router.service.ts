@@ -15,6 +15,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Principal } from '../../platform/http/index.js';
 import type { Logger } from '../../platform/logger.js';
+import type { CertificateIdentity } from '../connector/index.js';
 import { allowedBy } from './router.protocol.js';
 import * as repo from './router.repo.js';
 
@@ -40,6 +41,20 @@ export interface Identity {
   allowed: string[];
   /** Present on the connect that enrolled: the credential to hand back once. */
   newCredential?: string;
+  /** Set when the worker attached with a Connector client certificate (its fingerprint). */
+  certificate?: string;
+}
+
+/**
+ * Client certificates as the Connector checks them (its public entry): the hub's CA, and the
+ * identity a verified certificate stands for (401 when unknown, revoked, expired or its system
+ * auth is gone). The ConnectorService is one.
+ */
+export interface WorkerCertificates {
+  readonly caPem: string;
+  identityOf(fingerprint: string, ip: string): Promise<CertificateIdentity>;
+  /** Forget cached identities (a revocation was heard). */
+  onRevoked(): void;
 }
 
 export interface ConfigurationKey {
@@ -109,7 +124,7 @@ export class RouterService {
    * issued) or a credential. Throws UNAUTHENTICATED naming what is wrong, never which part of a
    * valid-looking secret failed to match.
    */
-  async authenticate(hello: { worker_id: string; enrolment_secret: string; credential: string }): Promise<Identity> {
+  async authenticate(hello: { worker_id: string; enrolment_secret: string; credential: string }, certificatesAccepted = false): Promise<Identity> {
     if (hello.credential) {
       const parts = split(hello.credential, CREDENTIAL_PREFIX);
       if (!parts) throw refused('the credential is malformed (expected pwc_<id>.<secret>)');
@@ -119,7 +134,13 @@ export class RouterService {
       void repo.touchWorker(this.db, row.id).catch((err: unknown) => this.logger.debug({ err }, 'router: touching the worker failed'));
       return { id: row.id, tenant: row.tenant_id, workerId: row.worker_id, allowed: row.components };
     }
-    if (!hello.enrolment_secret) throw refused('hello carries neither an enrolment secret nor a credential');
+    if (!hello.enrolment_secret) {
+      throw refused(
+        certificatesAccepted
+          ? "hello carries neither an enrolment secret nor a credential, and the connection has no client certificate issued by this hub's CA (one of another CA or self-signed is not accepted)"
+          : 'hello carries neither an enrolment secret nor a credential',
+      );
+    }
     const parts = split(hello.enrolment_secret, ENROLMENT_PREFIX);
     if (!parts) throw refused('the enrolment secret is malformed (expected pwe_<id>.<secret>)');
     const enrolment = await repo.findEnrolment(this.db, parts.id);
@@ -134,6 +155,25 @@ export class RouterService {
       await this.audit.record({ action: 'worker.enrolled', tenantId: enrolment.tenant_id, target: { type: 'worker', id: hello.worker_id }, result: 'success', details: { enrolmentId: enrolment.id, components: enrolment.components } }, { tx });
     });
     return { id, tenant: enrolment.tenant_id, workerId: hello.worker_id, allowed: enrolment.components, newCredential: `${CREDENTIAL_PREFIX}${id}.${secret}` };
+  }
+
+  /**
+   * A worker that presented a client certificate the TLS handshake verified against the hub's
+   * CA: the certificate's CN is a Director system auth (the Connector maps it to the tenant and
+   * the object paired). Only a runtime's certificate attaches a worker, and it may serve any
+   * component of its tenant — a runtime is what runs integrations; an application's certificate
+   * identifies the system integrated, not something that runs steps.
+   */
+  async authenticateCertificate(certs: WorkerCertificates, fingerprint: string, ip: string, hello: { worker_id: string }): Promise<Identity> {
+    let cert: CertificateIdentity;
+    try {
+      cert = await certs.identityOf(fingerprint, ip);
+    } catch (err) {
+      throw refused(err instanceof Error ? err.message : String(err));
+    }
+    const c = cert.certificate;
+    if (c.object_type !== 'runtime') throw new AppError('FORBIDDEN', `the client certificate belongs to ${c.object_type} ${c.object_id}: only a runtime's certificate attaches a worker (or use an enrolment secret)`);
+    return { id: `certificate:${c.serial}`, tenant: c.tenant_id, workerId: hello.worker_id, allowed: ['*'], certificate: fingerprint };
   }
 
   /** Refuses an offer the enrolment does not cover (FORBIDDEN naming it). */
