@@ -22,7 +22,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { findUnstorable, toStorableJson, toStorableText } from '../../platform/storable.js';
-import { StepError, classifyStepError, type StepResult } from '../components/index.js';
+import { StepError, classifyStepError, type StepContext, type StepResult } from '../components/index.js';
 import { MessageLimitExceeded, type ChildJob, type ExecutionWriter } from './orchestrator.commit.js';
 import type { TenantGate } from './orchestrator.gate.js';
 import * as repo from './orchestrator.repo.js';
@@ -154,6 +154,47 @@ class StepAbort {
     this.isAborted = true;
     this.reason = reason;
     this.controller?.abort(reason);
+  }
+}
+
+/**
+ * What a step run is given: a class, so every context has one shape and `signal` is a getter of
+ * the prototype (an object literal with a getter of its own cost as much as the controller).
+ */
+class StepRunContext implements StepContext {
+  readonly tenant: string;
+  readonly flowId: string;
+  readonly nodeId: string;
+  readonly executionId: string;
+  readonly idempotencyKey: string;
+  readonly attempt: number;
+  readonly message: StepContext['message'];
+  readonly credentials: StepContext['credentials'];
+  readonly credentialsType: string | undefined;
+  readonly credentialsId: string | undefined;
+  readonly snapshot: unknown;
+  readonly logger: Logger;
+
+  constructor(
+    c: Omit<StepContext, 'signal'>,
+    private readonly abort: StepAbort,
+  ) {
+    this.tenant = c.tenant;
+    this.flowId = c.flowId;
+    this.nodeId = c.nodeId;
+    this.executionId = c.executionId;
+    this.idempotencyKey = c.idempotencyKey;
+    this.attempt = c.attempt;
+    this.message = c.message;
+    this.credentials = c.credentials;
+    this.credentialsType = c.credentialsType;
+    this.credentialsId = c.credentialsId;
+    this.snapshot = c.snapshot;
+    this.logger = c.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
   }
 }
 
@@ -342,23 +383,25 @@ export class StepRunner {
       const snapshot = node.step.usesSnapshot ? await repo.findSnapshot(this.deps.db, sj.flowId, sj.nodeId) : undefined;
       result = await runWithin(
         (abort) =>
-          node.step.run({
-          tenant: sj.tenant,
-          flowId: sj.flowId,
-          nodeId: sj.nodeId,
-          executionId: sj.executionId,
-          idempotencyKey: repo.stepRunKey(sj.executionId, sj.nodeId, path),
-          attempt: attemptOf(sj),
-          message: sj.message,
-          credentials: credential?.value,
-          credentialsType: credential?.type,
-          credentialsId: node.node.credentialsId,
-          snapshot,
-          logger: this.deps.logger,
-          get signal() {
-            return abort.signal;
-          },
-        }),
+          node.step.run(
+            new StepRunContext(
+              {
+                tenant: sj.tenant,
+                flowId: sj.flowId,
+                nodeId: sj.nodeId,
+                executionId: sj.executionId,
+                idempotencyKey: repo.stepRunKey(sj.executionId, sj.nodeId, path),
+                attempt: attemptOf(sj),
+                message: sj.message,
+                credentials: credential?.value,
+                credentialsType: credential?.type,
+                credentialsId: node.node.credentialsId,
+                snapshot,
+                logger: this.deps.logger,
+              },
+              abort,
+            ),
+          ),
         node.settings.timeoutMs,
         this.deps.logger,
         () => ({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId }),
