@@ -22,7 +22,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError, isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { findUnstorable, toStorableJson, toStorableText } from '../../platform/storable.js';
-import { StepError, classifyStepError, type StepResult } from '../components/index.js';
+import { StepError, classifyStepError, type StepContext, type StepResult } from '../components/index.js';
 import { MessageLimitExceeded, type ChildJob, type ExecutionWriter } from './orchestrator.commit.js';
 import type { TenantGate } from './orchestrator.gate.js';
 import * as repo from './orchestrator.repo.js';
@@ -133,14 +133,80 @@ function attemptOf(sj: StepJob): number {
 const ABORT_GRACE_MS = 5_000;
 
 /**
+ * A step run's AbortSignal, made when the step first reads it. Most steps (expressions, HTTP
+ * calls) never do, and an AbortController per step run was a measurable share of an execution's
+ * CPU; a step that reads it after its time limit is up gets it already aborted.
+ */
+class StepAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private isAborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.isAborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    this.isAborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
+ * What a step run is given: a class, so every context has one shape and `signal` is a getter of
+ * the prototype (an object literal with a getter of its own cost as much as the controller).
+ */
+class StepRunContext implements StepContext {
+  readonly tenant: string;
+  readonly flowId: string;
+  readonly nodeId: string;
+  readonly executionId: string;
+  readonly idempotencyKey: string;
+  readonly attempt: number;
+  readonly message: StepContext['message'];
+  readonly credentials: StepContext['credentials'];
+  readonly credentialsType: string | undefined;
+  readonly credentialsId: string | undefined;
+  readonly snapshot: unknown;
+  readonly logger: Logger;
+
+  constructor(
+    c: Omit<StepContext, 'signal'>,
+    private readonly abort: StepAbort,
+  ) {
+    this.tenant = c.tenant;
+    this.flowId = c.flowId;
+    this.nodeId = c.nodeId;
+    this.executionId = c.executionId;
+    this.idempotencyKey = c.idempotencyKey;
+    this.attempt = c.attempt;
+    this.message = c.message;
+    this.credentials = c.credentials;
+    this.credentialsType = c.credentialsType;
+    this.credentialsId = c.credentialsId;
+    this.snapshot = c.snapshot;
+    this.logger = c.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+}
+
+/**
  * Runs a step within its time limit. When the limit is up, the step's signal is aborted and the
  * failure (which schedules the retry) is returned only once the run has ended — a code step's
  * sandbox process is killed, an OIH component's run is settled — or after ABORT_GRACE_MS for
  * work that ignores the signal (logged), so a timed-out run is not left running beside its retry.
  */
-async function runWithin<T>(start: (signal: AbortSignal) => Promise<T>, ms: number, logger: Logger, where: Record<string, unknown>): Promise<T> {
-  const controller = new AbortController();
-  const work = start(controller.signal).then(
+async function runWithin<T>(start: (abort: StepAbort) => Promise<T>, ms: number, logger: Logger, where: () => Record<string, unknown>): Promise<T> {
+  const abort = new StepAbort();
+  const work = start(abort).then(
     (value) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error }),
   );
@@ -153,11 +219,11 @@ async function runWithin<T>(start: (signal: AbortSignal) => Promise<T>, ms: numb
     throw first.error;
   }
   const err = new StepError(`the step did not finish within ${ms} ms (nodeSettings.timeoutMs)`, 'transient');
-  controller.abort(err);
+  abort.abort(err);
   let grace: NodeJS.Timeout | undefined;
   const ended = await Promise.race([work.then(() => true), new Promise<false>((resolve) => (grace = setTimeout(() => resolve(false), ABORT_GRACE_MS)))]);
   clearTimeout(grace);
-  if (!ended) logger.warn({ ...where, graceMs: ABORT_GRACE_MS }, 'step still running after its time limit and abort; its retry may overlap it');
+  if (!ended) logger.warn({ ...where(), graceMs: ABORT_GRACE_MS }, 'step still running after its time limit and abort; its retry may overlap it');
   throw err;
 }
 
@@ -319,25 +385,29 @@ export class StepRunner {
       const credential = node.node.credentialsId ? await this.credentials(sj, node.node.credentialsId) : undefined;
       const snapshot = node.step.usesSnapshot ? await repo.findSnapshot(this.deps.db, sj.flowId, sj.nodeId) : undefined;
       result = await runWithin(
-        (signal) =>
-          node.step.run({
-          tenant: sj.tenant,
-          flowId: sj.flowId,
-          nodeId: sj.nodeId,
-          executionId: sj.executionId,
-          idempotencyKey: repo.stepRunKey(sj.executionId, sj.nodeId, path),
-          attempt: attemptOf(sj),
-          message: sj.message,
-          credentials: credential?.value,
-          credentialsType: credential?.type,
-          credentialsId: node.node.credentialsId,
-          snapshot,
-          logger: this.deps.logger,
-          signal,
-        }),
+        (abort) =>
+          node.step.run(
+            new StepRunContext(
+              {
+                tenant: sj.tenant,
+                flowId: sj.flowId,
+                nodeId: sj.nodeId,
+                executionId: sj.executionId,
+                idempotencyKey: repo.stepRunKey(sj.executionId, sj.nodeId, path),
+                attempt: attemptOf(sj),
+                message: sj.message,
+                credentials: credential?.value,
+                credentialsType: credential?.type,
+                credentialsId: node.node.credentialsId,
+                snapshot,
+                logger: this.deps.logger,
+              },
+              abort,
+            ),
+          ),
         node.settings.timeoutMs,
         this.deps.logger,
-        { flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId },
+        () => ({ flowId: sj.flowId, executionId: sj.executionId, nodeId: sj.nodeId }),
       );
       if (result.rebound) return { settlement: this.rebound(sj, path, node, result.rebound.reason, startedAt) };
       assertStorable(result);

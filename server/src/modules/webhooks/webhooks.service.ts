@@ -101,6 +101,9 @@ export class WebhooksService {
    * should be served rather than get a 404 for a few milliseconds.
    */
   async resolve(flowId: string): Promise<HookTarget | undefined> {
+    // Every call of a running flow ends here: no waiter (a promise, a closure, a map entry) for it.
+    const first = await this.lookup(flowId);
+    if (!first || first.accepting) return first;
     const deadline = Date.now() + STARTING_WAIT_MS;
     for (let last = false; ; ) {
       // Registered before the read, so a change landing between the two is not missed.

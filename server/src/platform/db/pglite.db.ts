@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
-import { parse, PGlite, protocol, types } from '@electric-sql/pglite';
+import { parse, PGlite, types } from '@electric-sql/pglite';
+import { serialize as wire } from 'pg-protocol';
 import { AppError } from '../errors.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
 import { lockDataDir } from './datadir.lock.js';
@@ -20,15 +21,25 @@ interface PGliteLike {
   exec(sql: string): Promise<Array<{ rows: unknown[]; affectedRows?: number }>>;
 }
 
+/** Describe (the portal) + Execute + Sync: the same after every Bind. */
+const DESCRIBE_EXECUTE_SYNC = Buffer.concat([wire.describe({ type: 'P' }), wire.execute(), wire.sync()]);
+
 /**
  * Runs a prepared statement with bound parameters: Bind + Describe + Execute + Sync in one trip
  * through the engine, under PGlite's locks as its own `query` takes them (the transaction lock
  * outside a transaction, so the statement never lands inside another caller's transaction; the
  * statement lock always).
+ *
+ * The Bind message is serialised by node-postgres's `pg-protocol` (Buffer.byteLength and one
+ * native UTF-8 write per value). PGlite's own serialiser measures each value's UTF-8 length in a
+ * JavaScript loop twice and grows its buffer by copies: measured on a batch of executions with
+ * their step runs as the engine binds it, 15 µs against 1.5 µs for one execution (1 kB) and
+ * 244 µs against 31 µs for 64 (62 kB). The messages differ only in how they say "results in
+ * text": no result format code (PGlite) or one code 0 for all (pg-protocol).
  */
 function runBound(pg: PGlite, bound: BoundStatement, isInTransaction: boolean): Promise<{ rows: unknown[]; affectedRows?: number }> {
-  const s = protocol.serialize;
-  const message = Buffer.concat([s.bind({ statement: bound.name, values: bound.values }), s.describe({ type: 'P' }), s.execute({}), s.sync()]);
+  const bind = wire.bind({ statement: bound.name, values: bound.values });
+  const message = Buffer.concat([bind, DESCRIBE_EXECUTE_SYNC], bind.length + DESCRIBE_EXECUTE_SYNC.length);
   const run = async (): Promise<{ rows: unknown[]; affectedRows?: number }> => {
     const { messages } = await pg.execProtocol(message, { syncToFs: !isInTransaction });
     return parse.parseResults(messages, pg.parsers)[0] ?? { rows: [] };
