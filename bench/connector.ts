@@ -15,7 +15,9 @@
  * (bench/connector-load.mjs), so the hub keeps its event loop and the bench process's CPU time
  * (process.cpuUsage over each measure) is the hub's own: printed as hub CPU per operation.
  *
- * `npm run bench -- connector [--seconds=10] [--pairers=20] [--clients=50] [--no-record]`
+ * `npm run bench -- connector [--seconds=10] [--pairers=20] [--clients=50] [--postgres] [--no-record]`
+ * `--postgres`: a fresh database on PLEXUS_TEST_DATABASE_URL (SQL bus on it) instead of embedded
+ * PGlite, so the database engine's CPU is out of the hub's process.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,6 +27,7 @@ import { createHub } from '../server/src/entrypoints/hub.js';
 import { loadConfig } from '../server/src/platform/config.js';
 import { createLogger } from '../server/src/platform/logger.js';
 import { b64, csrPem, generateKeys, keyPem, unb64, type TlsIdentity } from '../server/test/helpers/connector.js';
+import { createDatabase } from './flow.js';
 import { recordResults } from './results.js';
 
 const PASSWORD = 'bench-admin-password';
@@ -75,6 +78,7 @@ export async function run(args: string[]): Promise<void> {
   const pairers = arg(args, 'pairers', 20);
   const clients = arg(args, 'clients', 50);
   const record = !args.includes('--no-record');
+  const database = args.includes('--postgres') ? await createDatabase() : undefined;
   const loads: string[] = [os.loadavg()[0]!.toFixed(1)];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-connector-'));
   const config = loadConfig({
@@ -87,6 +91,7 @@ export async function run(args: string[]): Promise<void> {
     PLEXUS_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
     // The bench measures ingestion, not one tenant's webhook rate limit (the check still runs).
     PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: '1000000',
+    ...(database ? { PLEXUS_DATABASE_URL: database.url } : {}),
   });
   const hub = await createHub(config, { logger: createLogger('warn'), roles: ['gateway', 'iam', 'audit', 'secrets', 'flows', 'webhooks', 'scheduler', 'director', 'connector'] });
   const standIn = await hub.bus.subscribe<{ id: string }>('flow.*', 'bench-orchestrator', async (e) => {
@@ -180,7 +185,7 @@ export async function run(args: string[]): Promise<void> {
       notes: [
         `Pairings: ${pairingRate >= PAIRING_GOAL ? 'goal met' : 'goal NOT met'}; hub CPU ${pairingCpu.toFixed(2)} ms per pairing (three HTTP calls, the CSR checked and one certificate signed with the P-256 CA, tokens, certificate row, audit records). The client (CSR built and signed with a P-256 key made before the run) runs in its own process: ${(pairing.clientCpuMs / Math.max(1, pairing.accepted)).toFixed(2)} ms of its CPU per pairing.`,
         `mTLS events ÷ plain /hook = ${ratio.toFixed(2)} (goal ≥ 0.5). An event: certificate → identity (cached 0.9 s), runtime and type against the application's event definitions (cached 2 s), (source, id) inserted and the event published in one transaction shared by the events arriving together (group commit); /hook: the flow's StepJob enqueued (group commit).`,
-        `Embedded PGlite on a data directory, SQL bus, NODE_ENV=production, roles without orchestrator (nothing consumes the queues). ${seconds} s per measure after a 2 s warm-up; the clients in a child process (bench/connector-load.mjs, Node's http / https with keep-alive agents): the bench process's CPU is the hub's alone, hub CPU per op = its process.cpuUsage over the measure ÷ operations.`,
+        `${database ? 'PostgreSQL (PLEXUS_TEST_DATABASE_URL, a fresh database), SQL bus on it' : 'Embedded PGlite on a data directory, SQL bus'}, NODE_ENV=production, roles without orchestrator (nothing consumes the queues). ${seconds} s per measure after a 2 s warm-up; the clients in a child process (bench/connector-load.mjs, Node's http / https with keep-alive agents): the bench process's CPU is the hub's alone, hub CPU per op = its process.cpuUsage over the measure ÷ operations.`,
         `Load average at start and after each measure: ${loads.join(', ')} (2-core machine shared with other engineers' work: figures under load).`,
       ],
     });
@@ -188,5 +193,6 @@ export async function run(args: string[]): Promise<void> {
     await standIn.stop();
     await hub.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+    await database?.drop();
   }
 }
