@@ -58,6 +58,9 @@ type LoadJob =
   | { kind: 'event' | 'hook'; url: string; clients: number; durationMs: number; identities?: TlsIdentity[] }
   | { kind: 'pair'; base: string; authorization: string; apps: string[]; durationMs: number };
 
+/** How busy the client process was over its measure (it includes its start and the warm-up of its connections). */
+const clientShare = (r: LoadResult): string => ((100 * r.clientCpuMs) / (r.seconds * 1000)).toFixed(0);
+
 /** Runs the clients in a child process; resolves with their figures and the hub's CPU meanwhile. */
 function runLoad(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
@@ -151,7 +154,7 @@ export async function run(args: string[]): Promise<void> {
     const eventRate = events.accepted / events.seconds;
     loads.push(os.loadavg()[0]!.toFixed(1));
     const eventCpu = (events.hubCpuMs * 1000) / Math.max(1, events.accepted);
-    console.log(`mTLS events: ${eventRate.toFixed(0)}/s accepted (other ${events.other}, errors ${events.errors}), p50 ${events.p50.toFixed(1)} ms, p99 ${events.p99.toFixed(1)} ms, hub CPU ${eventCpu.toFixed(0)} µs per event, load ${loads.at(-1)}`);
+    console.log(`mTLS events: ${eventRate.toFixed(0)}/s accepted (other ${events.other}, errors ${events.errors}), p50 ${events.p50.toFixed(1)} ms, p99 ${events.p99.toFixed(1)} ms, hub CPU ${eventCpu.toFixed(0)} µs per event, client process ${clientShare(events)} % of a core, load ${loads.at(-1)}`);
 
     // ---- plain /hook ingress of the same hub
     const created = await fetch(`${base}/api/v1/flows`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'hook bench', graph: { nodes: [{ id: 'receive', componentId: 'log', function: 'write' }], edges: [] } }) });
@@ -166,7 +169,7 @@ export async function run(args: string[]): Promise<void> {
     const hookRate = hook.accepted / hook.seconds;
     loads.push(os.loadavg()[0]!.toFixed(1));
     const hookCpu = (hook.hubCpuMs * 1000) / Math.max(1, hook.accepted);
-    console.log(`plain /hook: ${hookRate.toFixed(0)}/s accepted (other ${hook.other}, errors ${hook.errors}), p50 ${hook.p50.toFixed(1)} ms, p99 ${hook.p99.toFixed(1)} ms, hub CPU ${hookCpu.toFixed(0)} µs per request, load ${loads.at(-1)}`);
+    console.log(`plain /hook: ${hookRate.toFixed(0)}/s accepted (other ${hook.other}, errors ${hook.errors}), p50 ${hook.p50.toFixed(1)} ms, p99 ${hook.p99.toFixed(1)} ms, hub CPU ${hookCpu.toFixed(0)} µs per request, client process ${clientShare(hook)} % of a core, load ${loads.at(-1)}`);
     const ratio = eventRate / hookRate;
     console.log(`events ÷ hook = ${ratio.toFixed(2)}`);
 
@@ -184,7 +187,7 @@ export async function run(args: string[]): Promise<void> {
       ],
       notes: [
         `Pairings: ${pairingRate >= PAIRING_GOAL ? 'goal met' : 'goal NOT met'}; hub CPU ${pairingCpu.toFixed(2)} ms per pairing (three HTTP calls, the CSR checked and one certificate signed with the P-256 CA, tokens, certificate row, audit records). The client (CSR built and signed with a P-256 key made before the run) runs in its own process: ${(pairing.clientCpuMs / Math.max(1, pairing.accepted)).toFixed(2)} ms of its CPU per pairing.`,
-        `mTLS events ÷ plain /hook = ${ratio.toFixed(2)} (goal ≥ 0.5). An event: certificate → identity (cached 0.9 s), runtime and type against the application's event definitions (cached 2 s), (source, id) inserted and the event published in one transaction shared by the events arriving together (group commit); /hook: the flow's StepJob enqueued (group commit).`,
+        `mTLS events ÷ plain /hook = ${ratio.toFixed(2)} (goal ≥ 0.5); the client process was ${clientShare(events)} % (events) and ${clientShare(hook)} % (/hook) of one core busy${Math.max(Number(clientShare(events)), Number(clientShare(hook))) < 80 ? ' (not saturated)' : ' (close to saturated: the rate may be the client’s)'}. An event: certificate → identity (cached 0.9 s), runtime and type against the application's event definitions (cached 2 s), (source, id) inserted and the event published in one transaction shared by the events arriving together (group commit); /hook: the flow's StepJob enqueued (group commit).`,
         `${database ? 'PostgreSQL (PLEXUS_TEST_DATABASE_URL, a fresh database), SQL bus on it' : 'Embedded PGlite on a data directory, SQL bus'}, NODE_ENV=production, roles without orchestrator (nothing consumes the queues). ${seconds} s per measure after a 2 s warm-up; the clients in a child process (bench/connector-load.mjs, Node's http / https with keep-alive agents): the bench process's CPU is the hub's alone, hub CPU per op = its process.cpuUsage over the measure ÷ operations.`,
         `Load average at start and after each measure: ${loads.join(', ')} (2-core machine shared with other engineers' work: figures under load).`,
       ],

@@ -33,7 +33,7 @@ export interface ApplicationEvent {
 }
 
 export const APP_EVENT_PREFIX = 'app';
-/** An application's event definitions and runtimes are read again after this long (a change is known within it). */
+/** The tenant's Director version is read again after this long: a change to definitions or scenarios is known within it. */
 const DEFINITIONS_CACHE_MS = 2_000;
 const MAX_ATTRIBUTE_CHARS = 1_024;
 const REQUIRED = ['specversion', 'id', 'source', 'type'] as const;
@@ -147,21 +147,45 @@ function eventCommitter(deps: EventRoutesDeps): Batcher<Accepted, boolean> {
 export function eventRoutes(deps: EventRoutesDeps) {
   const schemas = new PayloadSchemas();
   const committer = eventCommitter(deps);
-  /** Per application and runtime: may it send there (a shared scenario), and its event definitions. */
-  const routes = new Map<string, { until: number; refusal: AppError | undefined; defs: Awaited<ReturnType<DirectorService['eventDefinitionsOf']>> }>();
+  /**
+   * Per application and runtime: may it send there (a shared scenario), and its event definitions,
+   * as of the tenant's Director version (raised by every change to the tenant's Director rows).
+   */
+  const routes = new Map<string, { version: number; refusal: AppError | undefined; defs: Awaited<ReturnType<DirectorService['eventDefinitionsOf']>> }>();
+  /**
+   * The tenant's Director version, read again after DEFINITIONS_CACHE_MS: one query per tenant,
+   * where reading every application's runtime and definitions again each time cost ~5 queries per
+   * sender every 2 s (most of the hub's CPU per event at a low event rate).
+   */
+  const versions = new Map<string, { at: number; version: Promise<number> }>();
+
+  function tenantVersion(tenant: string, now: number): Promise<number> {
+    let v = versions.get(tenant);
+    if (!v || v.at + DEFINITIONS_CACHE_MS <= now) {
+      const read = { at: now, version: deps.director.tenantVersion(tenant) };
+      read.version.catch(() => versions.get(tenant) === read && versions.delete(tenant));
+      if (versions.size > 10_000) versions.clear();
+      versions.set(tenant, read);
+      v = read;
+    }
+    return v.version;
+  }
 
   async function routeOf(caller: CertificateIdentity['caller'], applicationId: string, runtimeId: string) {
     const tenant = caller.principal.tenantId;
     const key = `${tenant}\n${applicationId}\n${runtimeId}`;
-    const now = Date.now();
+    const version = await tenantVersion(tenant, Date.now());
     let entry = routes.get(key);
-    if (!entry || entry.until <= now) {
+    if (!entry || entry.version !== version) {
       // An application sends to the runtimes it shares a scenario with (404 otherwise, as for an unknown one).
       const refusal = await deps.director.runtime(caller, runtimeId).then(
         () => undefined,
         (err: unknown) => toAppError(err),
       );
-      entry = { until: now + DEFINITIONS_CACHE_MS, refusal, defs: refusal ? [] : await deps.director.eventDefinitionsOf(tenant, applicationId) };
+      // A failure to read is not an answer: nothing is kept.
+      if (refusal && refusal.status >= 500) throw refusal;
+      // Kept under the version read before these reads: a change meanwhile is read again next time.
+      entry = { version, refusal, defs: refusal ? [] : await deps.director.eventDefinitionsOf(tenant, applicationId) };
       if (routes.size > 10_000) routes.clear();
       routes.set(key, entry);
     }
