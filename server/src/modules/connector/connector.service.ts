@@ -31,9 +31,10 @@ const IDENTITY_CACHE_MS = 900;
  * How long an identity read from the database is kept while the revocation list is asked, at
  * most every IDENTITY_CACHE_MS, for what was revoked lately: one query for every certificate,
  * where reading each certificate again every 0.9 s cost three queries per certificate (with 50
- * senders, ~170 queries/s: at a low event rate that was most of the hub's CPU per event).
+ * senders, ~170 queries/s: at a low event rate that was most of the hub's CPU per event). Read
+ * again after 10 s all the same, for what is not a revocation (a system auth row gone otherwise).
  */
-const IDENTITY_KEEP_MS = 60_000;
+const IDENTITY_KEEP_MS = 10_000;
 /** Revocations of the last minute are asked for; a revoking transaction commits well within it. */
 const RECENT_REVOCATIONS_S = 60;
 const IDENTITY_CACHE_MAX = 10_000;
