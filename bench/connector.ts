@@ -82,6 +82,8 @@ export async function run(args: string[]): Promise<void> {
   const clients = arg(args, 'clients', 50);
   const record = !args.includes('--no-record');
   const database = args.includes('--postgres') ? await createDatabase() : undefined;
+  /** `--pairings-only`: the pairing measure alone (A/B runs of the pairing path). */
+  const pairingsOnly = args.includes('--pairings-only');
   const loads: string[] = [os.loadavg()[0]!.toFixed(1)];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-bench-connector-'));
   const config = loadConfig({
@@ -138,6 +140,8 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       `pairings: ${pairingRate.toFixed(0)}/s (${pairing.accepted} in ${pairing.seconds.toFixed(1)} s, errors ${pairing.errors}), p50 ${pairing.p50.toFixed(1)} ms, hub CPU ${pairingCpu.toFixed(2)} ms per pairing, client CPU ${(pairing.clientCpuMs / Math.max(1, pairing.accepted)).toFixed(2)} ms, load ${loads.at(-1)}`,
     );
+
+    if (pairingsOnly) return;
 
     // ---- event ingress over mTLS, 50 paired applications
     const rt = (await director('mutation { r: registerRuntime(in: { name: "bench-runtime" }) { id } }')).r.id as string;

@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { AuditPublisher } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
-import type { Db, Queryable } from '../../platform/db/index.js';
+import type { Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Caller, IssuedOneTimeToken, OneTimeTokenStatus, Pairing, PairingTarget } from '../director/index.js';
@@ -193,36 +193,22 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- tokens at the Connector
 
-  /**
-   * Marks a token of `purpose` used inside `tx` and audits the use there; undefined when it cannot
-   * be used (the caller then throws `refusal`). Of concurrent redemptions exactly one gets the row.
-   */
-  private async redeemIn(tx: Queryable, hash: string, purpose: repo.TokenPurpose, ip: string): Promise<repo.TokenRow | undefined> {
-    const row = await repo.redeemToken(tx, hash, purpose);
-    if (row) {
-      await this.deps.audit.record(
-        {
-          action: 'token.used',
-          actor: { accountId: `system-auth:${row.system_auth_id}`, username: `${row.object_type}:${row.object_id}`, tenantId: row.tenant_id },
-          target: { type: row.object_type, id: row.object_id },
-          result: 'success',
-          sourceIp: ip,
-          details: { purpose, systemAuthId: row.system_auth_id },
-        },
-        { tx },
-      );
-    }
-    return row;
-  }
-
-  /** The hash of the token sent, or 401 when none was. */
-  private tokenHashOf(token: string | undefined): string {
+  /** Redeems a token of `purpose` or throws 401 saying why it cannot be used. */
+  private async redeem(token: string | undefined, purpose: repo.TokenPurpose, ip: string): Promise<repo.TokenRow> {
     if (!token) throw new AppError('UNAUTHENTICATED', 'send the one-time token in the Connector-Token header (or call the mTLS port with your client certificate)');
-    return hashToken(token);
-  }
-
-  /** The 401 for a token that could not be redeemed, saying why (audited when the token is known). */
-  private async refusal(hash: string, purpose: repo.TokenPurpose, ip: string): Promise<AppError> {
+    const hash = hashToken(token);
+    const row = await repo.redeemToken(this.deps.db, hash, purpose);
+    if (row) {
+      await this.deps.audit.record({
+        action: 'token.used',
+        actor: { accountId: `system-auth:${row.system_auth_id}`, username: `${row.object_type}:${row.object_id}`, tenantId: row.tenant_id },
+        target: { type: row.object_type, id: row.object_id },
+        result: 'success',
+        sourceIp: ip,
+        details: { purpose, systemAuthId: row.system_auth_id },
+      });
+      return row;
+    }
     const found = await repo.findToken(this.deps.db, hash);
     let reason: string;
     if (!found) reason = 'the one-time token is not known: it was never issued, or was mistyped';
@@ -244,36 +230,27 @@ export class ConnectorService implements Pairing {
         details: { purpose, reason },
       });
     }
-    return new AppError('UNAUTHENTICATED', reason);
+    throw new AppError('UNAUTHENTICATED', reason);
   }
 
-  private async issueCsrToken(db: Queryable, who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string }): Promise<string> {
+  private async issueCsrToken(tenantId: string, objectType: repo.ObjectType, objectId: string, systemAuthId: string): Promise<string> {
     const token = newToken();
-    const ttlMs = who.objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
-    await repo.insertToken(db, { tokenHash: hashToken(token), tenantId: who.tenantId, objectType: who.objectType, objectId: who.objectId, systemAuthId: who.systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    const ttlMs = objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
+    await repo.insertToken(this.deps.db, { tokenHash: hashToken(token), tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
     return token;
   }
 
   /** `configuration` with a one-time token (pairing) or a client certificate (renewal). */
   async configuration(auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<ConfigurationResult> {
     let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
-    let token: string;
     if (auth.identity) {
       const c = auth.identity.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
-      token = await this.issueCsrToken(this.deps.db, who);
     } else {
-      const hash = this.tokenHashOf(auth.token);
-      // Redeeming, its audit record and the CSR token are one commit (one write to the disk, not three).
-      const done = await this.deps.db.transaction(async (tx) => {
-        const row = await this.redeemIn(tx, hash, 'pairing', auth.ip);
-        if (!row) return undefined;
-        const redeemed = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
-        return { who: redeemed, token: await this.issueCsrToken(tx, redeemed) };
-      });
-      if (!done) throw await this.refusal(hash, 'pairing', auth.ip);
-      ({ who, token } = done);
+      const row = await this.redeem(auth.token, 'pairing', auth.ip);
+      who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
     }
+    const token = await this.issueCsrToken(who.tenantId, who.objectType, who.objectId, who.systemAuthId);
     const urls = this.deps.urls();
     return {
       token: { token },
@@ -285,24 +262,15 @@ export class ConnectorService implements Pairing {
   /**
    * `signCertificateSigningRequest`: with the token `configuration` answered, or over mTLS with
    * the current certificate (renewal; the old certificate keeps working until it ends).
-   *
-   * With a token the request is checked and signed before the token is spent, and spending it,
-   * the certificate row and both audit records are one commit; a refused request spends the token
-   * too (ask `configuration` again). A token spent meanwhile by a concurrent call answers as used,
-   * and the certificate signed for it is dropped unseen.
    */
   async signCsr(csrText: string, auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<CertificationResult> {
     let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
     // A token, when sent, is what the client means to use, also over mTLS.
-    const hash = auth.token || !auth.identity ? this.tokenHashOf(auth.token) : undefined;
-    if (hash !== undefined) {
-      const pending = await repo.findToken(this.deps.db, hash);
-      if (!pending || pending.purpose !== 'csr' || pending.used_at || pending.invalidated_at || pending.expires_at.getTime() <= Date.now()) {
-        throw await this.refusal(hash, 'csr', auth.ip);
-      }
-      who = { tenantId: pending.tenant_id, objectType: pending.object_type, objectId: pending.object_id, systemAuthId: pending.system_auth_id };
+    if (auth.token || !auth.identity) {
+      const row = await this.redeem(auth.token, 'csr', auth.ip);
+      who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
     } else {
-      const c = auth.identity!.certificate;
+      const c = auth.identity.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
     }
     const subject = this.subjectFor(who.systemAuthId);
@@ -310,25 +278,18 @@ export class ConnectorService implements Pairing {
     try {
       csr = await checkCsr(csrText, subject);
     } catch (err) {
-      const refused = {
+      await this.deps.audit.record({
         action: 'certificate.refused',
         actor: { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId },
         target: { type: who.objectType, id: who.objectId },
-        result: 'denied' as const,
+        result: 'denied',
         sourceIp: auth.ip,
         details: { reason: (err as Error).message },
-      };
-      const spent = await this.deps.db.transaction(async (tx) => {
-        if (hash !== undefined && !(await this.redeemIn(tx, hash, 'csr', auth.ip))) return false;
-        await this.deps.audit.record(refused, { tx });
-        return true;
       });
-      if (!spent) throw await this.refusal(hash!, 'csr', auth.ip);
       throw err;
     }
     const signed = await this.deps.ca.signClientCertificate(csr, this.deps.config.certValidityMs);
-    const stored = await this.deps.db.transaction(async (tx) => {
-      if (hash !== undefined && !(await this.redeemIn(tx, hash, 'csr', auth.ip))) return false;
+    await this.deps.db.transaction(async (tx) => {
       await repo.insertCertificate(tx, {
         fingerprint: signed.fingerprint,
         serial: signed.serial,
@@ -347,13 +308,11 @@ export class ConnectorService implements Pairing {
           target: { type: who.objectType, id: who.objectId },
           result: 'success',
           sourceIp: auth.ip,
-          details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: hash === undefined },
+          details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: Boolean(auth.identity && !auth.token) },
         },
         { tx },
       );
-      return true;
     });
-    if (!stored) throw await this.refusal(hash!, 'csr', auth.ip);
     return {
       certificateChain: b64(signed.pem + this.deps.ca.pem),
       caCertificate: b64(this.deps.ca.pem),
