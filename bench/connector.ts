@@ -130,7 +130,8 @@ export async function run(args: string[]): Promise<void> {
     // ---- pairings
     const apps: string[] = [];
     for (let i = 0; i < pairers; i++) apps.push((await director(`mutation { r: registerApplication(in: { name: "pairing-${i}" }) { id } }`)).r.id);
-    const pairing = await (async () => {
+    // `--ingress-only`: skip the pairing measure (A/B runs of the event path).
+    const pairing = args.includes('--ingress-only') ? { accepted: 0, errors: 0, seconds: 1, p50: NaN, p99: NaN, clientCpuMs: 0, hubCpuMs: 0 } : await (async () => {
       await runLoad({ kind: 'pair', base, authorization: admin.authorization, apps, durationMs: 2_000 });
       return runLoad({ kind: 'pair', base, authorization: admin.authorization, apps, durationMs: seconds * 1000 });
     })();
