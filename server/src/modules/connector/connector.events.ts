@@ -146,6 +146,8 @@ function eventCommitter(deps: EventRoutesDeps): Batcher<Accepted, boolean> {
 
 export function eventRoutes(deps: EventRoutesDeps) {
   const schemas = new PayloadSchemas();
+  /** Each definition read (kept with its route) has its compiled check: the spec is not hashed per event. */
+  const checks = new WeakMap<object, ReturnType<PayloadSchemas['checkFor']>>();
   const committer = eventCommitter(deps);
   /**
    * Per application and runtime: may it send there (a shared scenario), and its event definitions,
@@ -223,7 +225,12 @@ export function eventRoutes(deps: EventRoutesDeps) {
           `type: ${JSON.stringify(event.type)} is not an event of this application; ${defs.length ? `known types: ${defs.map((d) => d.name).join(', ')}` : 'it has no event definitions (addEventDefinition first)'}`,
         );
       }
-      const problem = schemas.checkFor(def.id, def.specData)(event.data);
+      let check = checks.get(def);
+      if (!check) {
+        check = schemas.checkFor(def.id, def.specData);
+        checks.set(def, check);
+      }
+      const problem = check(event.data);
       if (problem) throw AppError.invalid(problem);
       const topic = eventTopic(applicationId, event.type);
       const payload: ApplicationEvent = { tenant, applicationId, runtimeId: req.params.runtimeId, eventDefinitionId: def.id, receivedAt: new Date().toISOString(), event };
