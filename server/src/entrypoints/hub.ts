@@ -8,6 +8,7 @@ import { openDb, dbOptionsFrom, startAutovacuum, type Db } from '../platform/db/
 import { createBus, type Bus, type QueueStats } from '../platform/bus/index.js';
 import { queueMetricLabel } from '../contracts/flows.js';
 import { addCollectedGauge, createHttpServer, createMetrics, registerCockpitRoutes, registerHealthRoutes, registerModuleRoutes, type HttpApp } from '../platform/http/index.js';
+import { toAppError } from '../platform/errors.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import type { PlexusModule } from '../platform/module.js';
@@ -22,7 +23,7 @@ import { createWebhooksModule } from '../modules/webhooks/index.js';
 import { createSchedulerModule } from '../modules/scheduler/index.js';
 import { createDirectorModule, type DirectorModule } from '../modules/director/index.js';
 import { createLimitsModule, type LimitsModule } from '../modules/limits/index.js';
-import { createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
+import { ApiTokenCache, createConnectorModule, createConnectorService, type ConnectorModule } from '../modules/connector/index.js';
 import { createRouterModule } from '../modules/router/index.js';
 
 /** The built web UI (`npm run build -w web`, run by `npm ci`). */
@@ -109,6 +110,7 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
   lifecycle.onStop('outbound', async () => outbound.close());
   const secrets = await createSecretsModule({ config, db, bus, outbound, logger: logger.child({ module: 'secrets' }) });
   modules.push(secrets);
+  const apiTokens = new ApiTokenCache(outbound);
   // The Director is wired below; the components, flows ask it through this reference.
   const late: { director?: DirectorModule } = {};
   const components = await createComponentsModule({
@@ -119,12 +121,25 @@ export async function createHub(config: Config, opts: HubOptions = {}): Promise<
     logger: logger.child({ module: 'components' }),
     codeSlotsFor: limits.service.codeSlotsFor,
     secrets: secrets.service,
-    // http-request `api`: the embedded runtime is `local`.
+    // http-request `api`: the credentials the application set for `api.credentialsRuntime`
+    // (default the embedded runtime, `local`); OAuth ones are exchanged for a cached token.
     resolveApi: async (tenant, ref) => {
       if (!late.director) throw new StepError("fields.api: calling an application's API needs the Director", 'user');
-      const found = await late.director.service.resolveApiForRuntime(tenant, ref.application, ref.apiDefinition, LOCAL_RUNTIME);
+      const found = await late.director.service.resolveApiForRuntime(tenant, ref.application, ref.apiDefinition, ref.credentialsRuntime ?? LOCAL_RUNTIME);
       if ('problem' in found) throw new StepError(found.problem, 'user');
-      return found;
+      if (!found.oauth) return found;
+      const { oauth, ...rest } = found;
+      try {
+        return { ...rest, credentials: { access_token: await apiTokens.bearer(tenant, oauth) }, credentialsType: 'bearer' };
+      } catch (err) {
+        const e = toAppError(err);
+        throw new StepError(e.message, e.kind === 'transient' ? 'transient' : 'user');
+      }
+    },
+    runtimeProblem: async (tenant, runtime) => {
+      // `local` is the embedded runtime, the default: always there.
+      if (runtime === LOCAL_RUNTIME) return undefined;
+      return late.director ? late.director.service.runtimeProblem(tenant, runtime) : undefined;
     },
   });
   modules.push(components);

@@ -297,6 +297,26 @@ describe.each(['pglite', 'postgres'] as const)('connector: pairing and mTLS on %
     expect((await viewer(c)).status).toBe(200);
   });
 
+  it('a revocation whose live event never came is enforced too: the listener asks the revocation list', async () => {
+    const app = await registerApp(hub, '{ name: "quietly-revoked" }');
+    const id = await pair(hub, 'Application', app.id);
+    const agent = keepAliveAgent(id);
+    try {
+      const viewer = () => tlsRequest(`${mtls}/director/graphql`, id, { body: { query: '{ viewer { id } }' }, agent });
+      expect((await viewer()).status).toBe(200);
+      // Revoked in the database alone, as by another process whose live event was lost.
+      const fingerprint = new X509Certificate(id.cert).fingerprint256;
+      await hub.db.query(`UPDATE connector_certificates SET revoked_at = now(), revoked_reason = 'revoked elsewhere' WHERE fingerprint = $1`, [fingerprint]);
+      const refused = await waitFor('the next request to be refused', async () => {
+        const r = await viewer();
+        return r.status === 401 ? r : undefined;
+      }, 30_000);
+      expect(refused.body.errors[0].message).toMatch(/revoked at .*revoked elsewhere/);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('unregistering an application revokes its certificates', async () => {
     const app = await registerApp(hub, '{ name: "leaving" }');
     const id = await pair(hub, 'Application', app.id);

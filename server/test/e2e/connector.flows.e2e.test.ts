@@ -138,4 +138,52 @@ describe.each(['pglite', 'postgres'] as const)('connector: flows triggered by ap
     }, 30_000);
     expect(reason).toMatch(/either url or api/);
   });
+
+  it("OAuth credentials set for a runtime named by api.credentialsRuntime: the hub fetches a token once, caches it, calls with Bearer; a refused grant fails the step naming the application", async () => {
+    // A real local token endpoint (client_credentials, HTTP Basic client authentication).
+    const tokens = await startSink();
+    let issued = 0;
+    tokens.respondWith((req) => {
+      const good = `Basic ${Buffer.from('crm-client:crm-secret-9').toString('base64')}`;
+      if (req.method !== 'POST' || req.headers.authorization !== good || !String(req.body).includes('grant_type=client_credentials')) {
+        return { status: 401, body: { error: 'invalid_client', error_description: 'unknown client' } };
+      }
+      issued++;
+      return { status: 200, body: { access_token: `tok-${issued}`, token_type: 'Bearer', expires_in: 3600 } };
+    });
+    try {
+      const crm = await registerApp(hub, `{ name: "crm", apiDefinitions: [{ name: "contacts", targetURL: "${sink.base}/crm/contacts" }, { name: "deals", targetURL: "${sink.base}/crm/deals" }] }`);
+      const apis = (await ok(hub, `{ application(id: "${crm.id}") { apiDefinitions { data { id name } } } }`)).application.apiDefinitions.data as Array<{ id: string; name: string }>;
+      const agent = await registerRuntime(hub, '{ name: "edge-agent" }');
+      const setOAuth = async (api: string, clientSecret: string) =>
+        ok(hub, `mutation { setAPIAuth(apiID: "${apis.find((a) => a.name === api)!.id}", runtimeID: "${agent.id}", in: { credential: { oauth: { clientId: "crm-client", clientSecret: "${clientSecret}", url: "${tokens.base}/oauth/token" } } }) { runtimeID } }`);
+      await setOAuth('contacts', 'crm-secret-9');
+      await setOAuth('deals', 'wrong-secret-5');
+      const call = (apiDefinition: string, credentialsRuntime: string) => ({
+        nodes: [{ id: 'call', componentId: 'http-request', function: 'request', fields: { method: 'POST', api: { application: 'crm', apiDefinition, credentialsRuntime } } }],
+        edges: [],
+      });
+
+      // A runtime the tenant does not have is refused when the flow is saved.
+      const refused = await hub.api('POST', '/api/v1/flows', { name: 'no such runtime', graph: call('contacts', 'nowhere') });
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(refused.body)).toMatch(/fields\.api\.credentialsRuntime: no runtime \\"nowhere\\" is registered/);
+
+      const flowId = await createAndStart(hub, call('contacts', 'edge-agent'));
+      for (const n of [1, 2]) expect((await waitForExecution(hub, await trigger(hub, flowId, { contact: n }), 30_000)).status).toBe('succeeded');
+      const calls = sink.requests.filter((r) => r.url === '/crm/contacts');
+      expect(calls.map((r) => r.headers.authorization)).toEqual(['Bearer tok-1', 'Bearer tok-1']);
+      expect(issued).toBe(1);
+
+      // The token endpoint refuses the grant: the step fails naming the application, never the secret.
+      const other = await createAndStart(hub, call('deals', 'edge-agent'));
+      const failed = await waitForExecution(hub, await trigger(hub, other, { deal: 1 }), 30_000);
+      expect(failed.status).toBe('failed');
+      expect(failed.steps[0]!.error).toMatch(/could not get an OAuth access token for application crm \(API deals, runtime edge-agent\).*invalid_client/);
+      expect(JSON.stringify(failed)).not.toContain('wrong-secret-5');
+      expect(sink.requests.some((r) => r.url === '/crm/deals')).toBe(false);
+    } finally {
+      await tokens.close();
+    }
+  });
 });

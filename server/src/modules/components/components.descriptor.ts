@@ -126,6 +126,11 @@ export interface ComponentFunction {
    * (the configuration may have changed since the flow was saved).
    */
   checkPolicy?(fields: Record<string, unknown>): string | undefined;
+  /**
+   * Asked when a flow is saved: whether what the fields name in the tenant exists (an http-request
+   * node's `api.credentialsRuntime`, a Director runtime); the problem, or undefined.
+   */
+  checkReferences?(tenant: string, fields: Record<string, unknown>): Promise<string | undefined>;
 }
 
 export interface Component {

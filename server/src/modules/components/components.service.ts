@@ -127,7 +127,7 @@ export class ComponentsService implements ComponentCatalog {
     } catch (err) {
       if (err instanceof ExpressionRefusedError || err instanceof ExpressionInvalidError) return err.message;
     }
-    return undefined;
+    return f.checkReferences?.(tenant, fields);
   }
 
   /** A registered component's node fields against the function's field schema (required fields, types). */

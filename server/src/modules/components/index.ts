@@ -71,6 +71,8 @@ export interface ComponentsDeps {
   secrets?: OihSecrets;
   /** http-request `fields.api`: an application's API and its credentials for the flow's runtime (the Director). */
   resolveApi?: ApiResolver;
+  /** http-request `api.credentialsRuntime` at save: why the tenant has no such Director runtime. */
+  runtimeProblem?: (tenant: string, runtime: string) => Promise<string | undefined>;
 }
 
 /** Where packages registered by name are installed: the runners may read them. */
@@ -96,13 +98,18 @@ function oihAddressCheck(config: Config, platform: OihPlatform): (tenant: string
 const CODE_STEPS_OFF = 'code steps are disabled (PLEXUS_CODE_STEPS=off)';
 
 /** The built-in components, ready to register. `sandbox` undefined: code steps are switched off. */
-export function createBuiltinComponents(opts: { outbound: Outbound; sandbox: CodeSandbox | undefined; resolveApi?: ApiResolver | undefined }): Component[] {
+export function createBuiltinComponents(opts: {
+  outbound: Outbound;
+  sandbox: CodeSandbox | undefined;
+  resolveApi?: ApiResolver | undefined;
+  runtimeProblem?: ((tenant: string, runtime: string) => Promise<string | undefined>) | undefined;
+}): Component[] {
   const code = createCodeComponent({
     sandbox: opts.sandbox ?? { run: () => Promise.reject(new Error(CODE_STEPS_OFF)) },
     outbound: opts.outbound,
   });
   return [
-    createHttpRequestComponent({ outbound: opts.outbound, resolveApi: opts.resolveApi }),
+    createHttpRequestComponent({ outbound: opts.outbound, resolveApi: opts.resolveApi, runtimeProblem: opts.runtimeProblem }),
     transformComponent,
     filterComponent,
     opts.sandbox ? code : switchedOff(code, CODE_STEPS_OFF),
@@ -160,7 +167,7 @@ export async function createComponentsModule(deps: ComponentsDeps): Promise<Comp
     startupData: (scope, node, run) => platform.startupData(scope, node, run),
   };
   const secrets = deps.secrets;
-  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox, resolveApi: deps.resolveApi }), {
+  const service = new ComponentsService(db, logger, createBuiltinComponents({ outbound, sandbox, resolveApi: deps.resolveApi, runtimeProblem: deps.runtimeProblem }), {
     allowedRoots: config.components.paths,
     oihRuntime,
     ...(secrets ? { resolveCredential: (tenant: string, id: string) => secrets.resolveForStep(tenant, id, {}) } : {}),

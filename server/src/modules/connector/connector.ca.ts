@@ -62,8 +62,13 @@ function fingerprintOf(der: ArrayBuffer): string {
 export class CertificateAuthority {
   readonly pem: string;
   private readonly signingAlgorithm: Algorithm;
-  /** The same for every certificate this CA signs: made once (it hashes the CA's key). */
-  private authorityKeyId: Promise<x509.AuthorityKeyIdentifierExtension> | undefined;
+  /**
+   * The issuer name and the extensions are the same for every client certificate this CA signs:
+   * built once (each extension is ASN.1-serialized when constructed, the key identifier hashes the
+   * CA's key), not per signing.
+   */
+  private clientExtensions: Promise<x509.Extension[]> | undefined;
+  private readonly issuer: x509.Name;
 
   constructor(
     readonly certificate: x509.X509Certificate,
@@ -71,6 +76,16 @@ export class CertificateAuthority {
   ) {
     this.pem = certificate.toString('pem');
     this.signingAlgorithm = signingAlgorithmOf(certificate);
+    this.issuer = certificate.subjectName;
+  }
+
+  private async extensionsForClients(): Promise<x509.Extension[]> {
+    return [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(this.certificate, false),
+    ];
   }
 
   /** Signs a verified request as a client certificate (clientAuth only) valid for `validityMs`. */
@@ -82,18 +97,13 @@ export class CertificateAuthority {
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
       subject: csr.subjectName,
-      issuer: this.certificate.subjectName,
+      issuer: this.issuer,
       notBefore,
       notAfter,
       publicKey: csr.publicKey,
       signingKey: this.key,
       signingAlgorithm: this.signingAlgorithm,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        await (this.authorityKeyId ??= x509.AuthorityKeyIdentifierExtension.create(this.certificate, false)),
-      ],
+      extensions: await (this.clientExtensions ??= this.extensionsForClients()),
     });
     return { pem: cert.toString('pem'), fingerprint: fingerprintOf(cert.rawData), serial, subject: csr.subject, notBefore, notAfter };
   }

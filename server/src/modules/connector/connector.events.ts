@@ -33,7 +33,7 @@ export interface ApplicationEvent {
 }
 
 export const APP_EVENT_PREFIX = 'app';
-/** An application's event definitions and runtimes are read again after this long (a change is known within it). */
+/** The tenant's Director version is read again after this long: a change to definitions or scenarios is known within it. */
 const DEFINITIONS_CACHE_MS = 2_000;
 const MAX_ATTRIBUTE_CHARS = 1_024;
 const REQUIRED = ['specversion', 'id', 'source', 'type'] as const;
@@ -146,22 +146,48 @@ function eventCommitter(deps: EventRoutesDeps): Batcher<Accepted, boolean> {
 
 export function eventRoutes(deps: EventRoutesDeps) {
   const schemas = new PayloadSchemas();
+  /** Each definition read (kept with its route) has its compiled check: the spec is not hashed per event. */
+  const checks = new WeakMap<object, ReturnType<PayloadSchemas['checkFor']>>();
   const committer = eventCommitter(deps);
-  /** Per application and runtime: may it send there (a shared scenario), and its event definitions. */
-  const routes = new Map<string, { until: number; refusal: AppError | undefined; defs: Awaited<ReturnType<DirectorService['eventDefinitionsOf']>> }>();
+  /**
+   * Per application and runtime: may it send there (a shared scenario), and its event definitions,
+   * as of the tenant's Director version (raised by every change to the tenant's Director rows).
+   */
+  const routes = new Map<string, { version: number; refusal: AppError | undefined; defs: Awaited<ReturnType<DirectorService['eventDefinitionsOf']>> }>();
+  /**
+   * The tenant's Director version, read again after DEFINITIONS_CACHE_MS: one query per tenant,
+   * where reading every application's runtime and definitions again each time cost ~5 queries per
+   * sender every 2 s (most of the hub's CPU per event at a low event rate).
+   */
+  const versions = new Map<string, { at: number; version: Promise<number> }>();
+
+  function tenantVersion(tenant: string, now: number): Promise<number> {
+    let v = versions.get(tenant);
+    if (!v || v.at + DEFINITIONS_CACHE_MS <= now) {
+      const read = { at: now, version: deps.director.tenantVersion(tenant) };
+      read.version.catch(() => versions.get(tenant) === read && versions.delete(tenant));
+      if (versions.size > 10_000) versions.clear();
+      versions.set(tenant, read);
+      v = read;
+    }
+    return v.version;
+  }
 
   async function routeOf(caller: CertificateIdentity['caller'], applicationId: string, runtimeId: string) {
     const tenant = caller.principal.tenantId;
     const key = `${tenant}\n${applicationId}\n${runtimeId}`;
-    const now = Date.now();
+    const version = await tenantVersion(tenant, Date.now());
     let entry = routes.get(key);
-    if (!entry || entry.until <= now) {
+    if (!entry || entry.version !== version) {
       // An application sends to the runtimes it shares a scenario with (404 otherwise, as for an unknown one).
       const refusal = await deps.director.runtime(caller, runtimeId).then(
         () => undefined,
         (err: unknown) => toAppError(err),
       );
-      entry = { until: now + DEFINITIONS_CACHE_MS, refusal, defs: refusal ? [] : await deps.director.eventDefinitionsOf(tenant, applicationId) };
+      // A failure to read is not an answer: nothing is kept.
+      if (refusal && refusal.status >= 500) throw refusal;
+      // Kept under the version read before these reads: a change meanwhile is read again next time.
+      entry = { version, refusal, defs: refusal ? [] : await deps.director.eventDefinitionsOf(tenant, applicationId) };
       if (routes.size > 10_000) routes.clear();
       routes.set(key, entry);
     }
@@ -199,7 +225,12 @@ export function eventRoutes(deps: EventRoutesDeps) {
           `type: ${JSON.stringify(event.type)} is not an event of this application; ${defs.length ? `known types: ${defs.map((d) => d.name).join(', ')}` : 'it has no event definitions (addEventDefinition first)'}`,
         );
       }
-      const problem = schemas.checkFor(def.id, def.specData)(event.data);
+      let check = checks.get(def);
+      if (!check) {
+        check = schemas.checkFor(def.id, def.specData);
+        checks.set(def, check);
+      }
+      const problem = check(event.data);
       if (problem) throw AppError.invalid(problem);
       const topic = eventTopic(applicationId, event.type);
       const payload: ApplicationEvent = { tenant, applicationId, runtimeId: req.params.runtimeId, eventDefinitionId: def.id, receivedAt: new Date().toISOString(), event };

@@ -130,6 +130,15 @@ export async function findCertificate(db: Queryable, fingerprint: string): Promi
   return res.rows[0];
 }
 
+/** Fingerprints of the certificates revoked within the last `seconds` (the revocation list's recent end). */
+export async function recentlyRevoked(db: Queryable, seconds: number): Promise<string[]> {
+  const res = await db.query<{ fingerprint: string }>(
+    `SELECT fingerprint FROM connector_certificates WHERE revoked_at IS NOT NULL AND revoked_at > now() - ($1::float8 * interval '1 second')`,
+    [seconds],
+  );
+  return res.rows.map((r) => r.fingerprint);
+}
+
 export async function revokeCertificate(db: Queryable, fingerprint: string, reason: string): Promise<CertificateRow | undefined> {
   const res = await db.query<CertificateRow>(
     `UPDATE connector_certificates SET revoked_at = now(), revoked_reason = $2 WHERE fingerprint = $1 AND revoked_at IS NULL RETURNING ${CERT_COLUMNS}`,

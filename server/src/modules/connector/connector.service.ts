@@ -22,11 +22,31 @@ import * as repo from './connector.repo.js';
 /** Live event (every process) telling that certificates were revoked. */
 export const REVOKED_EVENT = 'connector.certificates.revoked';
 /**
- * How long a process trusts what it read about a certificate. The live event clears it at once;
- * this bound holds even if that event were lost (it is at most once).
+ * How long a process trusts what it read about a certificate without asking again whether it was
+ * revoked. The live event clears it at once; this bound holds even if that event were lost (it is
+ * at most once).
  */
 const IDENTITY_CACHE_MS = 900;
+/**
+ * How long an identity read from the database is kept while the revocation list is asked, at
+ * most every IDENTITY_CACHE_MS, for what was revoked lately: one query for every certificate,
+ * where reading each certificate again every 0.9 s cost three queries per certificate (with 50
+ * senders, ~170 queries/s: at a low event rate that was most of the hub's CPU per event). Read
+ * again after 10 s all the same, for what is not a revocation (a system auth row gone otherwise).
+ */
+const IDENTITY_KEEP_MS = 10_000;
+/** Revocations of the last minute are asked for; a revoking transaction commits well within it. */
+const RECENT_REVOCATIONS_S = 60;
 const IDENTITY_CACHE_MAX = 10_000;
+
+interface IdentityEntry {
+  identity: CertificateIdentity | undefined;
+  refusal: string | undefined;
+  /** Read from the database until then. */
+  until: number;
+  /** Trusted until then; later, after the revocation list was asked again. */
+  checkedUntil: number;
+}
 
 export interface ConnectorUrls {
   /** Base of the HTTP port (connectorURL, directorURL). */
@@ -78,7 +98,9 @@ export interface ConnectorServiceDeps {
 export type CertificateCallerResolver = (tenantId: string, systemAuthId: string, ip: string, certificateId: string) => Promise<Caller | undefined>;
 
 export class ConnectorService implements Pairing {
-  private readonly identities = new Map<string, { identity: CertificateIdentity | undefined; refusal: string | undefined; until: number }>();
+  private readonly identities = new Map<string, IdentityEntry>();
+  /** The last question to the revocation list (shared by every request that needs it). */
+  private revocations: { at: number; done: Promise<boolean> } | undefined;
   private resolveCaller: CertificateCallerResolver | undefined;
 
   constructor(private readonly deps: ConnectorServiceDeps) {}
@@ -339,13 +361,50 @@ export class ConnectorService implements Pairing {
   async identityOf(fingerprint: string, ip: string): Promise<CertificateIdentity> {
     const now = Date.now();
     let entry = this.identities.get(fingerprint);
-    if (!entry || entry.until <= now) {
-      entry = { ...(await this.lookupIdentity(fingerprint, ip)), until: now + IDENTITY_CACHE_MS };
+    if (entry?.identity && entry.until > now && entry.checkedUntil <= now) {
+      // Kept, but not trusted past IDENTITY_CACHE_MS without asking what was revoked since.
+      const checkedAt = await this.checkRevocations(now);
+      entry = this.identities.get(fingerprint);
+      if (entry && checkedAt !== undefined) entry.checkedUntil = checkedAt + IDENTITY_CACHE_MS;
+      else entry = undefined;
+    }
+    const expired = entry?.identity !== undefined && entry.identity.certificate.not_after.getTime() <= now;
+    if (!entry || entry.until <= now || entry.checkedUntil <= now || expired) {
+      const read = Date.now();
+      const found = await this.lookupIdentity(fingerprint, ip);
+      // A refusal is read again soon (the row may change); an identity is kept, and rechecked.
+      entry = { ...found, until: read + (found.identity ? IDENTITY_KEEP_MS : IDENTITY_CACHE_MS), checkedUntil: read + IDENTITY_CACHE_MS };
       if (this.identities.size >= IDENTITY_CACHE_MAX) this.identities.clear();
       this.identities.set(fingerprint, entry);
     }
     if (!entry.identity) throw new AppError('UNAUTHENTICATED', entry.refusal ?? 'the client certificate is not accepted');
     return entry.identity.caller.ip === ip ? entry.identity : { ...entry.identity, caller: { ...entry.identity.caller, ip } };
+  }
+
+  /**
+   * Asks the revocation list what was revoked lately and forgets those certificates; one question
+   * at a time, answered to every request waiting for it. Resolves to when it was asked (what was
+   * revoked before then is known), or undefined when it failed (nothing kept is trusted then).
+   */
+  private async checkRevocations(now: number): Promise<number | undefined> {
+    let current = this.revocations;
+    if (!current || current.at + IDENTITY_CACHE_MS <= now) {
+      const at = now;
+      const done = repo.recentlyRevoked(this.deps.db, RECENT_REVOCATIONS_S).then(
+        (fingerprints) => {
+          for (const f of fingerprints) this.identities.delete(f);
+          return true;
+        },
+        (err: unknown) => {
+          this.deps.logger.warn({ err }, 'could not read the recent certificate revocations');
+          if (this.revocations === current) this.revocations = undefined;
+          return false;
+        },
+      );
+      current = { at, done };
+      this.revocations = current;
+    }
+    return (await current.done) ? current.at : undefined;
   }
 
   private async lookupIdentity(fingerprint: string, ip: string): Promise<{ identity: CertificateIdentity | undefined; refusal: string | undefined }> {

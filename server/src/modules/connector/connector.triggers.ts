@@ -20,6 +20,11 @@ import * as repo from './connector.repo.js';
 
 export const EVENT_FLOWS_GROUP = 'connector-event-flows';
 export const EVENT_TRIGGERS_GROUP = 'connector-event-triggers';
+/** Live event (every process): the open event flows changed; what a process read of them is stale. */
+export const EVENT_FLOWS_CHANGED = 'connector.event-flows.changed';
+/** Open event flows read are kept this long at most, even if a change's live event were lost. */
+const EVENT_FLOWS_CACHE_MS = 2_000;
+const CHANGES = new Set<string>([FLOW_EVENTS.starting, FLOW_EVENTS.started, FLOW_EVENTS.failed, FLOW_EVENTS.stopping]);
 
 const IdPayload = z.object({ id: z.string().min(1) });
 
@@ -36,7 +41,49 @@ export function eventMessage(e: ApplicationEvent): FlowMessage {
 }
 
 export async function startEventTriggers(deps: { db: Db; bus: Bus; logger: Logger; director: DirectorService }): Promise<Consumer[]> {
+  /**
+   * The open flows per tenant, application and event type, read once and kept (a query per event
+   * was a quarter of an event's cost): forgotten on the live event each lifecycle change sends,
+   * and after EVENT_FLOWS_CACHE_MS. A read that began before a change is not kept (`generation`).
+   */
+  const open = new Map<string, { until: number; flows: Promise<repo.EventFlowRow[]> }>();
+  let generation = 0;
+  const forget = (): void => {
+    generation++;
+    open.clear();
+  };
+  const unlisten = await deps.bus.live.subscribe(EVENT_FLOWS_CHANGED, forget);
+  const changed = async (): Promise<void> => {
+    forget();
+    await deps.bus.live.publish(EVENT_FLOWS_CHANGED, {}).catch((err: unknown) => deps.logger.warn({ err }, 'connector: could not announce a change of event flows'));
+  };
+  const openFlows = (tenant: string, applicationId: string, type: string): Promise<repo.EventFlowRow[]> => {
+    const key = `${tenant}\n${applicationId}\n${type}`;
+    const now = Date.now();
+    const hit = open.get(key);
+    if (hit && hit.until > now) return hit.flows;
+    const readIn = generation;
+    const flows = repo.eventFlowsFor(deps.db, tenant, applicationId, type);
+    const entry = { until: now + EVENT_FLOWS_CACHE_MS, flows };
+    if (open.size > 10_000) open.clear();
+    open.set(key, entry);
+    flows.then(
+      () => {
+        if (generation !== readIn && open.get(key) === entry) open.delete(key);
+      },
+      () => open.get(key) === entry && open.delete(key),
+    );
+    return flows;
+  };
+
   const lifecycle = await deps.bus.subscribe<unknown>('flow.*', EVENT_FLOWS_GROUP, async (event: BusEvent<unknown>) => {
+    try {
+      await onLifecycle(event);
+    } finally {
+      if (CHANGES.has(event.headers.name)) await changed();
+    }
+  });
+  async function onLifecycle(event: BusEvent<unknown>): Promise<void> {
     switch (event.headers.name) {
       case FLOW_EVENTS.starting: {
         const flow = Flow.safeParse(event.payload);
@@ -73,11 +120,11 @@ export async function startEventTriggers(deps: { db: Db; bus: Bus; logger: Logge
       default:
         return;
     }
-  });
+  }
 
   const events = await deps.bus.subscribe<ApplicationEvent>('app.>', EVENT_TRIGGERS_GROUP, async (event) => {
     const e = event.payload;
-    const flows = await repo.eventFlowsFor(deps.db, e.tenant, e.applicationId, e.event.type);
+    const flows = await openFlows(e.tenant, e.applicationId, e.event.type);
     for (const f of flows) {
       const executionId = randomUUID();
       await deps.db.transaction(async (tx) => {
@@ -87,5 +134,5 @@ export async function startEventTriggers(deps: { db: Db; bus: Bus; logger: Logge
       });
     }
   });
-  return [lifecycle, events];
+  return [lifecycle, events, { stop: async () => unlisten() }];
 }

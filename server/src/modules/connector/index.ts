@@ -16,6 +16,7 @@ import { connectorRoutes } from './connector.routes.js';
 import { ConnectorService, REVOKED_EVENT, type ConnectorUrls } from './connector.service.js';
 
 export { ConnectorService, REVOKED_EVENT } from './connector.service.js';
+export { ApiTokenCache, type OAuthClient } from './connector.apitokens.js';
 export type { CertificateIdentity } from './connector.service.js';
 export type { MtlsApp } from './connector.mtls.js';
 export { eventTopic, APP_EVENT_PREFIX, type ApplicationEvent } from './connector.events.js';

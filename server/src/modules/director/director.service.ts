@@ -1280,7 +1280,18 @@ export class DirectorService {
     application: string,
     apiDefinition: string,
     runtime: string,
-  ): Promise<{ url: string; credentials?: Record<string, unknown>; credentialsType?: string; headers?: Record<string, string>; query?: Record<string, string> } | { problem: string }> {
+  ): Promise<
+    | {
+        url: string;
+        credentials?: Record<string, unknown>;
+        credentialsType?: string;
+        /** OAuth client credentials: the caller fetches (and caches) the token; `label` names the application for its errors. */
+        oauth?: { tokenUrl: string; clientId: string; clientSecret: string; label: string };
+        headers?: Record<string, string>;
+        query?: Record<string, string>;
+      }
+    | { problem: string }
+  > {
     const app = (await repo.findApplication(this.db, tenantId, application)) ?? (await repo.findApplicationByName(this.db, tenantId, application));
     if (!app) return { problem: `api: application ${JSON.stringify(application)} is not registered in this tenant` };
     const apis = await repo.listDefinitionsOfApplications(this.db, tenantId, [app.id], 'api', null, '', 1000);
@@ -1302,7 +1313,18 @@ export class DirectorService {
     const headers = Object.fromEntries(Object.entries(auth.additionalHeaders ?? {}).map(([k, v]) => [k, v.join(', ')]));
     const query = Object.fromEntries(Object.entries(auth.additionalQueryParams ?? {}).flatMap(([k, v]) => (v[0] === undefined ? [] : [[k, v[0]]])));
     if (auth.credential.basic) return { url: api.target_url, credentials: { ...auth.credential.basic }, credentialsType: 'basic', headers, query };
-    return { problem: `api: API ${api.name} of application ${app.name} has OAuth client credentials for runtime ${runtime}; a flow step calls APIs with basic credentials only for now` };
+    const o = auth.credential.oauth;
+    if (o) {
+      const label = `application ${app.name} (API ${api.name}, runtime ${rt?.name ?? runtime})`;
+      return { url: api.target_url, oauth: { tokenUrl: o.url, clientId: o.clientId, clientSecret: o.clientSecret, label }, headers, query };
+    }
+    return { problem: `api: the credentials of API ${api.name} for runtime ${runtime} are neither basic nor OAuth` };
+  }
+
+  /** Why the tenant has no runtime `runtime` (by id or name), or undefined when it has one. */
+  async runtimeProblem(tenantId: string, runtime: string): Promise<string | undefined> {
+    const rt = (await repo.findRuntime(this.db, tenantId, runtime)) ?? (await repo.findRuntimeByName(this.db, tenantId, runtime));
+    return rt ? undefined : `no runtime ${JSON.stringify(runtime)} is registered in this tenant (register it, or leave credentialsRuntime out for local)`;
   }
 
   /** `revokeApplicationCertificates` / `revokeRuntimeCertificates`: an administrator's revocation. */

@@ -15,6 +15,8 @@ interface BuiltinFunctionSpec<F extends z.ZodType> {
   prepare(fields: z.infer<F>, env: PrepareEnv): PreparedStep | Promise<PreparedStep>;
   /** See ComponentFunction.checkPolicy; gets the fields as the node has them, before validation. */
   checkPolicy?(fields: Record<string, unknown>): string | undefined;
+  /** See ComponentFunction.checkReferences; gets the fields as the node has them. */
+  checkReferences?(tenant: string, fields: Record<string, unknown>): Promise<string | undefined>;
 }
 
 function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
@@ -41,6 +43,7 @@ export function builtinFunction<F extends z.ZodType>(spec: BuiltinFunctionSpec<F
     kind: spec.kind ?? 'action',
     descriptor,
     ...(spec.checkPolicy ? { checkPolicy: spec.checkPolicy } : {}),
+    ...(spec.checkReferences ? { checkReferences: spec.checkReferences } : {}),
     async prepare(fields, env) {
       const refused = spec.checkPolicy?.(fields);
       if (refused) throw new StepError(refused, 'user');

@@ -25,6 +25,12 @@ const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 export interface ApiReference {
   application: string;
   apiDefinition: string;
+  /**
+   * The Director runtime (id or name) whose credentials (`setAPIAuth`) the call uses; default
+   * `local`, the embedded runtime. Not `nodeSettings.runtime`, which places the step (local |
+   * workers) and says nothing about credentials.
+   */
+  credentialsRuntime?: string | undefined;
 }
 
 /** Where an application's API is and how the flow's runtime authenticates to it. */
@@ -44,15 +50,26 @@ export interface HttpRequestOptions {
   outbound: Outbound;
   /** `fields.api`: an application's API and the credentials it set for the flow's runtime; undefined: refused. */
   resolveApi?: ApiResolver | undefined;
+  /** At save: why a tenant has no Director runtime `runtime` (id or name), or undefined when it has. */
+  runtimeProblem?: ((tenant: string, runtime: string) => Promise<string | undefined>) | undefined;
 }
 
 const Fields = z.strictObject({
   method: z.enum(METHODS).default('GET'),
   url: z.string().min(1).max(8_192).optional().describe('http(s) URL; `{{ JSONata }}` parts are evaluated over the body. Or `api` instead.'),
   api: z
-    .strictObject({ application: z.string().min(1).max(200), apiDefinition: z.string().min(1).max(200) })
+    .strictObject({
+      application: z.string().min(1).max(200),
+      apiDefinition: z.string().min(1).max(200),
+      credentialsRuntime: z
+        .string()
+        .min(1)
+        .max(200)
+        .optional()
+        .describe('the Director runtime (id or name) whose credentials (setAPIAuth) are used; default `local`, the embedded runtime. Checked when the flow is saved.'),
+    })
     .optional()
-    .describe("an application's API (application and API definition, by id or name) instead of `url`: its targetURL, called with the credentials the application set for the flow's runtime"),
+    .describe("an application's API (application and API definition, by id or name) instead of `url`: its targetURL, called with the credentials the application set for the runtime `credentialsRuntime` (default `local`); basic, or OAuth client credentials whose token the hub fetches, caches until it expires and sends as Bearer"),
   headers: z.record(z.string().regex(HEADER_NAME, 'must be an HTTP header name'), z.string().max(8_192)).default({}).describe('values may use `{{ JSONata }}`'),
   query: z.record(z.string().min(1).max(200), z.string().max(8_192)).default({}).describe('values may use `{{ JSONata }}`'),
   body: z.string().min(1).max(100_000).optional().describe('JSONata over the body (`$message` is the whole message); default: the message body. Not sent with GET or HEAD.'),
@@ -268,6 +285,13 @@ export function createHttpRequestComponent(options: HttpRequestOptions) {
         checkPolicy(fields) {
           const why = options.outbound.privateNetworkProblem(fields.allowPrivateNetwork);
           return why && `fields.allowPrivateNetwork: ${why}`;
+        },
+        async checkReferences(tenant, fields) {
+          const api = fields.api as { credentialsRuntime?: unknown } | undefined;
+          const runtime = typeof api === 'object' && api !== null ? api.credentialsRuntime : undefined;
+          if (typeof runtime !== 'string' || runtime === '' || !options.runtimeProblem) return undefined;
+          const why = await options.runtimeProblem(tenant, runtime);
+          return why && `fields.api.credentialsRuntime: ${why}`;
         },
         outputSchema: {
           type: 'object',
