@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAuditPublisher } from '../../platform/audit.js';
 import { createBus } from '../../platform/bus/index.js';
+import { eventQueueName } from '../../platform/bus/pattern.js';
 import { createLogger } from '../../platform/logger.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { ANONYMISED_NAME } from './audit.repo.js';
 import { AuditService } from './audit.service.js';
 import type { AuditListQuery } from './audit.schemas.js';
-import { createAuditModule } from './index.js';
+import { AUDIT_GROUP, AUDIT_PATTERN, createAuditModule } from './index.js';
 
 const query = (q: Partial<AuditListQuery> = {}): AuditListQuery => ({ 'page[size]': 50, 'page[number]': 1, ...q });
 
@@ -149,6 +150,28 @@ describe.each(dbTargets)('audit module on %s', (target) => {
       const auditProcess = await createAuditModule({ db: t.db, bus, logger });
       await auditProcess.start!();
       await expect.poll(async () => (await auditProcess.service.list({ tenantId: 'acme' }, query())).data.map((r) => r.target?.id)).toEqual(['f-early']);
+      await auditProcess.stop!();
+    } finally {
+      await bus.close();
+      await t.drop();
+    }
+  });
+  it('stores a backlog through the bus in batches, each event acked once stored', async () => {
+    const logger = createLogger('silent');
+    const t = await openTestDb(target);
+    const bus = await createBus({ db: t.db, serviceName: 'test', logger, maxAttempts: 3, leaseMs: 5_000 });
+    try {
+      await createAuditModule({ db: t.db, bus, logger });
+      const publisher = createAuditPublisher(bus, 'things', logger);
+      await publisher.recordMany(Array.from({ length: 300 }, (_, i) => ({ action: 'thing.created', result: 'success' as const, tenantId: 'acme', target: { type: 'thing', id: `t${i}` } })));
+      const transactions = vi.spyOn(t.db, 'transaction');
+      const auditProcess = await createAuditModule({ db: t.db, bus, logger });
+      await auditProcess.start!();
+      await expect.poll(async () => (await auditProcess.service.list({ tenantId: 'acme' }, query())).meta.total).toBe(300);
+      await expect.poll(async () => (await bus.stats(eventQueueName(AUDIT_GROUP, AUDIT_PATTERN))).depth).toBe(0);
+      // The bus uses no transactions of its own here: these are the audit batches.
+      expect(transactions.mock.calls.length).toBeLessThan(300);
+      expect((await bus.stats(eventQueueName(AUDIT_GROUP, AUDIT_PATTERN))).deadLettered).toBe(0);
       await auditProcess.stop!();
     } finally {
       await bus.close();
