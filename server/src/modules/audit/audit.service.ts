@@ -106,11 +106,6 @@ export class AuditService {
     await this.writes.add(toWrite(delivered));
   }
 
-  /** Resolves once every event handed to `store` so far is committed (or failed). */
-  idle(): Promise<void> {
-    return this.writes.idle();
-  }
-
   private async flush(batch: ReadonlyArray<BatchEntry<AuditWrite, void>>): Promise<void> {
     try {
       await this.storeBatch(batch.map((b) => b.item));
