@@ -43,6 +43,7 @@ export interface NewAuditRecord {
 /**
  * Waits for any erasure in progress (it holds SHARE ROW EXCLUSIVE), so the insert that follows
  * in the same transaction sees it: a late record of an erased account is stored anonymised.
+ * (A batch holding an erasure takes `lockForErasure` instead, for all of its records.)
  */
 export async function lockForInsert(db: Queryable): Promise<void> {
   await db.query('LOCK TABLE audit_records IN ROW EXCLUSIVE MODE');
@@ -53,37 +54,49 @@ export async function lockForErasure(db: Queryable): Promise<void> {
   await db.query('LOCK TABLE audit_records IN SHARE ROW EXCLUSIVE MODE');
 }
 
-/** Stores a record once (by event key), anonymising names of erased accounts; false when already stored. */
-export async function insertRecord(db: Queryable, r: NewAuditRecord): Promise<boolean> {
+/**
+ * Stores records once each (by event key), anonymising names of erased accounts — including
+ * erasures written earlier in the same transaction; returns how many were new. One statement for
+ * a whole batch: the records travel as parallel arrays (`unnest`), which PGlite and `pg` both
+ * serialise; ids follow the order given.
+ */
+export async function insertRecords(db: Queryable, records: readonly NewAuditRecord[]): Promise<number> {
+  if (records.length === 0) return 0;
+  const col = <T>(f: (r: NewAuditRecord) => T): T[] => records.map(f);
   const res = await db.query(
     `INSERT INTO audit_records (event_key, name, module, action, result, at, tenant_id, actor_id, actor_name, source_ip,
                                 target_type, target_id, target_name, details, service_name)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8,
-            CASE WHEN EXISTS (SELECT 1 FROM audit_erasures e WHERE e.account_id = $8) THEN $16 ELSE $9 END,
-            $10, $11, $12,
-            CASE WHEN $11 = 'user' AND EXISTS (SELECT 1 FROM audit_erasures e WHERE e.account_id = $12) THEN $16 ELSE $13 END,
-            $14::jsonb, $15
+     SELECT r.event_key, r.name, r.module, r.action, r.result, r.at::timestamptz, r.tenant_id, r.actor_id,
+            CASE WHEN EXISTS (SELECT 1 FROM audit_erasures e WHERE e.account_id = r.actor_id) THEN $16 ELSE r.actor_name END,
+            r.source_ip, r.target_type, r.target_id,
+            CASE WHEN r.target_type = 'user' AND EXISTS (SELECT 1 FROM audit_erasures e WHERE e.account_id = r.target_id) THEN $16 ELSE r.target_name END,
+            r.details::jsonb, r.service_name
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                   $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+            WITH ORDINALITY AS r(event_key, name, module, action, result, at, tenant_id, actor_id, actor_name, source_ip,
+                                 target_type, target_id, target_name, details, service_name, n)
+      ORDER BY r.n
      ON CONFLICT (event_key) DO NOTHING RETURNING id`,
     [
-      r.eventKey,
-      r.name,
-      r.module,
-      r.action,
-      r.result,
-      r.at,
-      r.tenantId,
-      r.actorId,
-      r.actorName,
-      r.sourceIp,
-      r.targetType,
-      r.targetId,
-      r.targetName,
-      r.details === null ? null : JSON.stringify(r.details),
-      r.serviceName,
+      col((r) => r.eventKey),
+      col((r) => r.name),
+      col((r) => r.module),
+      col((r) => r.action),
+      col((r) => r.result),
+      col((r) => r.at.toISOString()),
+      col((r) => r.tenantId),
+      col((r) => r.actorId),
+      col((r) => r.actorName),
+      col((r) => r.sourceIp),
+      col((r) => r.targetType),
+      col((r) => r.targetId),
+      col((r) => r.targetName),
+      col((r) => (r.details === null ? null : JSON.stringify(r.details))),
+      col((r) => r.serviceName),
       ANONYMISED_NAME,
     ],
   );
-  return res.rows.length === 1;
+  return res.rows.length;
 }
 
 export async function insertErasure(db: Queryable, accountId: string): Promise<void> {

@@ -1,12 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAuditPublisher } from '../../platform/audit.js';
 import { createBus } from '../../platform/bus/index.js';
+import { eventQueueName } from '../../platform/bus/pattern.js';
 import { createLogger } from '../../platform/logger.js';
 import { dbTargets, openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { ANONYMISED_NAME } from './audit.repo.js';
 import { AuditService } from './audit.service.js';
 import type { AuditListQuery } from './audit.schemas.js';
-import { createAuditModule } from './index.js';
+import { AUDIT_GROUP, AUDIT_PATTERN, createAuditModule } from './index.js';
 
 const query = (q: Partial<AuditListQuery> = {}): AuditListQuery => ({ 'page[size]': 50, 'page[number]': 1, ...q });
 
@@ -82,6 +83,50 @@ describe.each(dbTargets)('audit store on %s', (target) => {
     expect(named.find((r) => r.name === 'audit.iam.user.deleted')!.actor).toEqual({ id: 'u-1', username: 'ann' });
   });
 
+  it('stores events delivered together in one transaction, and a bad one does not take the others down', async () => {
+    const batched = new AuditService(t.db, createLogger('silent'));
+    const transactions = vi.spyOn(t.db, 'transaction');
+    try {
+      const good = Array.from({ length: 40 }, (_, i) => event('audit.batch.thing.created', { result: 'success', tenantId: 'batch', target: { type: 'thing', id: `t${i}` } }));
+      await Promise.all(good.map((e) => batched.store(e)));
+      expect(transactions).toHaveBeenCalledTimes(1);
+      expect((await audit.list({ tenantId: 'batch' }, query({ 'page[size]': 100 }))).meta.total).toBe(40);
+
+      // The database refuses one event's details (jsonb has no \u0000): the batch fails, its
+      // events are then stored one by one, and only the bad one fails — with the database's
+      // error, so the bus retries it as it would alone.
+      transactions.mockClear();
+      const more = Array.from({ length: 10 }, (_, i) => event('audit.batch.thing.updated', { result: 'success', tenantId: 'batch', target: { type: 'thing', id: `u${i}` } }));
+      const bad = event('audit.batch.thing.updated', { result: 'success', tenantId: 'batch', details: { note: 'nul \u0000 here' } });
+      const outcomes = await Promise.allSettled([...more.slice(0, 5), bad, ...more.slice(5)].map((e) => batched.store(e)));
+      expect(outcomes.map((o) => o.status)).toEqual([...Array(5).fill('fulfilled'), 'rejected', ...Array(5).fill('fulfilled')]);
+      expect((outcomes[5] as PromiseRejectedResult).reason).not.toMatchObject({ kind: 'user' });
+      expect(transactions).toHaveBeenCalledTimes(1 + 11);
+      expect((await audit.list({ tenantId: 'batch' }, query({ 'filter[name]': 'audit.batch.thing.updated' }))).meta.total).toBe(10);
+    } finally {
+      transactions.mockRestore();
+    }
+  });
+
+  it('anonymises every record of a batch that holds the erasure of its account', async () => {
+    const actor = { accountId: 'u-7', username: 'yan', tenantId: 'acme' };
+    const stored = [
+      event('audit.iam.login', { result: 'success', actor }),
+      event('audit.iam.user.deleted', { result: 'success', tenantId: 'acme', actor: { accountId: 'u-1', username: 'ann' }, target: { type: 'user', id: 'u-7', name: 'yan' } }),
+      event('audit.flows.flow.created', { result: 'success', actor, target: { type: 'flow', id: 'f7' } }),
+      event('audit.iam.user.updated', { result: 'success', actor: { accountId: 'u-1', username: 'ann' }, target: { type: 'user', id: 'u-7', name: 'yan' } }),
+      event('audit.iam.login', { result: 'success', actor: { accountId: 'u-8', username: 'xia', tenantId: 'acme' } }),
+    ];
+    await Promise.all(stored.map((e) => audit.store(e)));
+    const all = await audit.list({ tenantId: undefined }, query({ 'page[size]': 100, 'filter[user]': 'u-7' }));
+    expect(all.meta.total).toBe(2);
+    const named = (await audit.list({ tenantId: undefined }, query({ 'page[size]': 100 }))).data.filter((r) => r.actor?.id === 'u-7' || r.target?.id === 'u-7');
+    expect(named).toHaveLength(4);
+    expect(JSON.stringify(named)).not.toContain('yan');
+    // Others in the same batch keep their names.
+    expect((await audit.list({ tenantId: undefined }, query({ 'filter[user]': 'xia' }))).meta.total).toBe(1);
+  });
+
   it('refuses to update or delete a record, in the database itself', async () => {
     await expect(t.db.query('DELETE FROM audit_records')).rejects.toThrow(/append-only/);
     await expect(t.db.query("UPDATE audit_records SET result = 'success' WHERE result = 'failure'")).rejects.toThrow(/append-only/);
@@ -105,6 +150,28 @@ describe.each(dbTargets)('audit module on %s', (target) => {
       const auditProcess = await createAuditModule({ db: t.db, bus, logger });
       await auditProcess.start!();
       await expect.poll(async () => (await auditProcess.service.list({ tenantId: 'acme' }, query())).data.map((r) => r.target?.id)).toEqual(['f-early']);
+      await auditProcess.stop!();
+    } finally {
+      await bus.close();
+      await t.drop();
+    }
+  });
+  it('stores a backlog through the bus in batches, each event acked once stored', async () => {
+    const logger = createLogger('silent');
+    const t = await openTestDb(target);
+    const bus = await createBus({ db: t.db, serviceName: 'test', logger, maxAttempts: 3, leaseMs: 5_000 });
+    try {
+      await createAuditModule({ db: t.db, bus, logger });
+      const publisher = createAuditPublisher(bus, 'things', logger);
+      await publisher.recordMany(Array.from({ length: 300 }, (_, i) => ({ action: 'thing.created', result: 'success' as const, tenantId: 'acme', target: { type: 'thing', id: `t${i}` } })));
+      const transactions = vi.spyOn(t.db, 'transaction');
+      const auditProcess = await createAuditModule({ db: t.db, bus, logger });
+      await auditProcess.start!();
+      await expect.poll(async () => (await auditProcess.service.list({ tenantId: 'acme' }, query())).meta.total).toBe(300);
+      await expect.poll(async () => (await bus.stats(eventQueueName(AUDIT_GROUP, AUDIT_PATTERN))).depth).toBe(0);
+      // The bus uses no transactions of its own here: these are the audit batches.
+      expect(transactions.mock.calls.length).toBeLessThan(300);
+      expect((await bus.stats(eventQueueName(AUDIT_GROUP, AUDIT_PATTERN))).deadLettered).toBe(0);
       await auditProcess.stop!();
     } finally {
       await bus.close();

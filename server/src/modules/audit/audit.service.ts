@@ -9,6 +9,7 @@ import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { listMeta, type ListMeta } from '../../contracts/list.js';
 import { AuditEnvelope, AuditEventPayload, USER_DELETED_AUDIT_EVENT } from './audit.events.js';
+import { Batcher, type BatchEntry } from '../../platform/batcher.js';
 import * as repo from './audit.repo.js';
 import type { AuditEntry, AuditListQuery } from './audit.schemas.js';
 
@@ -43,52 +44,112 @@ function boundedDetails(details: Record<string, unknown> | undefined): Record<st
   return size > MAX_DETAILS_CHARS ? { truncated: true, originalChars: size } : details;
 }
 
+/** One event ready to store; `erasedAccount` when it is the deletion of an account. */
+interface AuditWrite {
+  record: repo.NewAuditRecord;
+  erasedAccount: string | undefined;
+}
+
+/** Parses a delivered event into its record; throws (dead-letter) only for what is not an audit event at all. */
+function toWrite(delivered: unknown): AuditWrite {
+  const envelope = AuditEnvelope.safeParse(delivered);
+  if (!envelope.success) throw AppError.invalid(`not an event envelope: ${envelope.error.issues[0]?.message ?? 'invalid'}`);
+  const { headers, payload } = envelope.data;
+  const [prefix, module = '', ...rest] = headers.name.split('.');
+  if (prefix !== 'audit') throw AppError.invalid(`not an audit event: ${headers.name}`);
+  const parsed = AuditEventPayload.safeParse(payload);
+  const p: AuditEventPayload = parsed.success ? parsed.data : {};
+  const details = parsed.success ? boundedDetails(p.details) : boundedDetails({ unparsed: payload, problem: parsed.error.issues[0]?.message });
+  const atMs = Date.parse(p.at ?? headers.createdAt ?? '');
+  const record: repo.NewAuditRecord = {
+    eventKey: createHash('sha256').update(JSON.stringify(delivered)).digest('hex'),
+    name: headers.name,
+    module,
+    action: rest.join('.'),
+    result: p.result ?? null,
+    at: Number.isFinite(atMs) ? new Date(atMs) : new Date(),
+    tenantId: p.tenantId ?? p.actor?.tenantId ?? null,
+    actorId: p.actor?.accountId ?? null,
+    actorName: p.actor?.username ?? null,
+    sourceIp: p.sourceIp ?? null,
+    targetType: p.target?.type ?? null,
+    targetId: p.target?.id ?? null,
+    targetName: p.target?.name ?? null,
+    details,
+    serviceName: headers.serviceName ?? null,
+  };
+  const erasedAccount = headers.name === USER_DELETED_AUDIT_EVENT && p.result === 'success' && p.target?.type === 'user' ? p.target.id : undefined;
+  return { record, erasedAccount };
+}
+
+/** Most events per transaction (and per claim of the audit consumer). */
+export const AUDIT_BATCH = 128;
+
 export class AuditService {
+  private readonly writes: Batcher<AuditWrite>;
+
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // Group commit: events delivered together are stored in one transaction (one lock, one
+    // INSERT) instead of one each. PGlite runs one statement at a time; on PostgreSQL two batches
+    // may commit at once while the next one forms.
+    this.writes = new Batcher({ maxBatch: AUDIT_BATCH, maxInFlight: db.dialect === 'pglite' ? 1 : 2, flush: (batch) => this.flush(batch) });
+  }
 
-  /** Stores one delivered event; a redelivery of the same event is a no-op. */
+  /**
+   * Stores one delivered event; resolves once the transaction holding it committed (so the bus
+   * acks only what is stored). A redelivery of the same event is a no-op.
+   */
   async store(delivered: unknown): Promise<void> {
-    const envelope = AuditEnvelope.safeParse(delivered);
-    if (!envelope.success) throw AppError.invalid(`not an event envelope: ${envelope.error.issues[0]?.message ?? 'invalid'}`);
-    const { headers, payload } = envelope.data;
-    const [prefix, module = '', ...rest] = headers.name.split('.');
-    if (prefix !== 'audit') throw AppError.invalid(`not an audit event: ${headers.name}`);
-    const parsed = AuditEventPayload.safeParse(payload);
-    const p: AuditEventPayload = parsed.success ? parsed.data : {};
-    const details = parsed.success ? boundedDetails(p.details) : boundedDetails({ unparsed: payload, problem: parsed.error.issues[0]?.message });
-    const atMs = Date.parse(p.at ?? headers.createdAt ?? '');
-    const record: repo.NewAuditRecord = {
-      eventKey: createHash('sha256').update(JSON.stringify(delivered)).digest('hex'),
-      name: headers.name,
-      module,
-      action: rest.join('.'),
-      result: p.result ?? null,
-      at: Number.isFinite(atMs) ? new Date(atMs) : new Date(),
-      tenantId: p.tenantId ?? p.actor?.tenantId ?? null,
-      actorId: p.actor?.accountId ?? null,
-      actorName: p.actor?.username ?? null,
-      sourceIp: p.sourceIp ?? null,
-      targetType: p.target?.type ?? null,
-      targetId: p.target?.id ?? null,
-      targetName: p.target?.name ?? null,
-      details,
-      serviceName: headers.serviceName ?? null,
-    };
-    const erasedAccount = headers.name === USER_DELETED_AUDIT_EVENT && p.result === 'success' && p.target?.type === 'user' ? p.target.id : undefined;
+    await this.writes.add(toWrite(delivered));
+  }
 
+  private async flush(batch: ReadonlyArray<BatchEntry<AuditWrite, void>>): Promise<void> {
+    try {
+      await this.storeBatch(batch.map((b) => b.item));
+      batch.forEach((b) => b.resolve());
+      return;
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // One bad event must not fail (and get retried or dead-lettered with) its neighbours:
+      // store them one by one, so only the bad one fails, as it would alone.
+      this.logger.warn({ err, size: batch.length }, 'audit: storing a batch failed; storing its events one by one');
+    }
+    for (const b of batch) {
+      try {
+        await this.storeBatch([b.item]);
+        b.resolve();
+      } catch (err) {
+        b.reject(err);
+      }
+    }
+  }
+
+  /**
+   * One transaction for the batch. Erasures go first, under the lock that keeps concurrent inserts
+   * out, so every record of the batch naming an erased account — whether published before or
+   * after the deletion — is stored anonymised, as are records that arrive in later batches.
+   */
+  private async storeBatch(writes: readonly AuditWrite[]): Promise<void> {
+    const erased = [...new Set(writes.flatMap((w) => (w.erasedAccount ? [w.erasedAccount] : [])))];
+    const records = [...new Map(writes.map((w) => [w.record.eventKey, w.record])).values()];
     await this.db.transaction(async (tx) => {
-      if (erasedAccount) {
+      if (erased.length > 0) {
         await repo.lockForErasure(tx);
-        await repo.insertErasure(tx, erasedAccount);
-        const n = await repo.anonymiseAccount(tx, erasedAccount);
-        this.logger.info({ accountId: erasedAccount, records: n }, 'account name erased from the audit log');
+        for (const accountId of erased) {
+          await repo.insertErasure(tx, accountId);
+          const n = await repo.anonymiseAccount(tx, accountId);
+          this.logger.info({ accountId, records: n }, 'account name erased from the audit log');
+        }
       } else {
         await repo.lockForInsert(tx);
       }
-      await repo.insertRecord(tx, record);
+      await repo.insertRecords(tx, records);
     });
   }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { PlexusModule } from '../../platform/module.js';
 import { AUDIT_GROUP, AUDIT_PATTERN } from './audit.events.js';
 import { auditRoutes } from './audit.routes.js';
-import { AuditService } from './audit.service.js';
+import { AUDIT_BATCH, AuditService } from './audit.service.js';
 
 export { AuditService, type AuditScope } from './audit.service.js';
 export { ANONYMISED_NAME } from './audit.repo.js';
@@ -29,7 +29,10 @@ export async function createAuditModule(deps: { db: Db; bus: Bus; logger: Logger
     service,
     routes: auditRoutes(service),
     async start() {
-      consumer = await deps.bus.subscribe(AUDIT_PATTERN, AUDIT_GROUP, store, { concurrency: 4 });
+      // Many handlers at once, each waiting for its event's batch to commit before the bus acks
+      // it: a batch can only form from events delivered together. Claimed a batch at a time;
+      // twice as many held, so the next batch gathers while one commits.
+      consumer = await deps.bus.subscribe(AUDIT_PATTERN, AUDIT_GROUP, store, { concurrency: 2 * AUDIT_BATCH, batchSize: AUDIT_BATCH });
     },
     async stop() {
       await consumer?.stop();
