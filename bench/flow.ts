@@ -228,11 +228,15 @@ export function canUseCpuGroups(): boolean {
  * of one core: `sh` enters the group and execs node, so the hub and its children are in it from
  * their first instruction, and the child's pid is the hub's.
  */
+/** What `npm start` gives the hub (package.json's start script): benches measure that process. */
+const START_NODE_ARGS = ['--max-semi-space-size=4'];
+const START_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
+
 export async function startHub(env: Record<string, string>, serverDir = SERVER_DIR, opts: { cpuShare?: number } = {}): Promise<HubProcess> {
   const port = await freePort();
   // e.g. PLEXUS_BENCH_HUB_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the hubs under load.
   const nodeArgs = (process.env.PLEXUS_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const command = [process.execPath, ...nodeArgs, serverDir === SERVER_DIR ? PLEXUS_BIN : path.join(serverDir, 'bin', 'plexus.js'), 'start'];
+  const command = [process.execPath, ...START_NODE_ARGS, ...nodeArgs, serverDir === SERVER_DIR ? PLEXUS_BIN : path.join(serverDir, 'bin', 'plexus.js'), 'start'];
   const group = opts.cpuShare !== undefined ? createCpuGroup(opts.cpuShare) : undefined;
   const [file, ...argv] = group ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group.dir, ...command] : command;
   const child = spawn(file!, argv, {
@@ -240,6 +244,7 @@ export async function startHub(env: Record<string, string>, serverDir = SERVER_D
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
+      ...START_ENV,
       PLEXUS_LOG_LEVEL: 'warn',
       PLEXUS_HTTP_PORT: String(port),
       PLEXUS_MTLS_PORT: String(await freePort()),
