@@ -214,8 +214,10 @@ const EnvSchema = z.object({
    */
   PLEXUS_EMBEDDED_DB_BUFFER_BYTES: byteCount.pipe(z.number().min(1024 * 1024, 'must be at least 1048576 (1 MB)')).default(16 * 1024 * 1024),
   /**
-   * `true`: V8 also recompiles embedded PGlite's hot WASM functions with its optimizing compiler
-   * (~40–60 MB more memory). Off by default: no speed difference measured on the engine's work.
+   * `true`: V8 also recompiles embedded PGlite's hot WASM functions with its optimizing compiler:
+   * the database's work gets 10–25 % cheaper (more executions/s when one hub saturates its core)
+   * for ~60–80 MB more memory, also at rest. Off by default, to keep an idle embedded hub within
+   * its memory budget (docs/adr/0010-compiled-at-install.md); turn it on where throughput matters more.
    */
   PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   // ---- connector (issue 12): one-time tokens, client certificates, the mTLS listener
