@@ -4,20 +4,12 @@
  * certificate revoked on one process is refused by the other within 1 s — on a keep-alive
  * connection opened before the revocation — and after that process restarts.
  */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHub, type Hub } from '../../src/entrypoints/hub.js';
-import { createBus } from '../../src/platform/bus/index.js';
-import { loadConfig } from '../../src/platform/config.js';
-import { openDb, type Db } from '../../src/platform/db/index.js';
-import { createLogger } from '../../src/platform/logger.js';
+import type { Hub } from '../../src/entrypoints/hub.js';
 import { b64, csrPem, generateKeys, keepAliveAgent, keyPem, tlsRequest, unb64, type TlsIdentity } from '../helpers/connector.js';
+import { TestCluster } from '../helpers/cluster.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
-import { TEST_ADMIN_PASSWORD, TEST_ALLOWED_HOSTS } from '../helpers/hub.js';
-import { TEST_NATS_URL } from '../helpers/services.js';
+import { TEST_ADMIN_PASSWORD } from '../helpers/hub.js';
 
 const CONFIGURATION = '{ configuration { token { token } certificateSigningRequestInfo { subject } } }';
 const SIGN = 'mutation($csr: String!) { result: signCertificateSigningRequest(csr: $csr) { clientCertificate caCertificate } }';
@@ -29,42 +21,12 @@ async function post(hub: Hub, url: string, body: unknown, headers: Record<string
 
 describe('connector on two processes (PostgreSQL + NATS)', () => {
   let testDb: TestDb;
-  const hubs: Hub[] = [];
-  const dbs: Db[] = [];
-  const dirs: string[] = [];
-  const secretKey = randomBytes(32).toString('hex');
-  const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
+  const cluster = new TestCluster(() => testDb, 'connector-two');
+  const hubs = cluster.hubs;
   let adminToken: string;
 
-  async function startHub(): Promise<Hub> {
-    const db = await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 });
-    dbs.push(db);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-connector-'));
-    dirs.push(dir);
-    const config = loadConfig({
-      PLEXUS_DATA_DIR: dir,
-      PLEXUS_HTTP_PORT: '0',
-      PLEXUS_MTLS_PORT: '0',
-      PLEXUS_GRPC_PORT: '0',
-      PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
-      PLEXUS_LOG_LEVEL: 'silent',
-      PLEXUS_BUS_LEASE: '2s',
-      PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS,
-      PLEXUS_SECRET_KEY: secretKey,
-    });
-    const logger = createLogger('silent');
-    const bus = await createBus({ db, natsUrl: TEST_NATS_URL, prefix, serviceName: 'connector-two', logger, maxAttempts: 5, leaseMs: 2_000 });
-    const hub = await createHub(config, { db, bus, logger });
-    await hub.listen();
-    hubs.push(hub);
-    return hub;
-  }
-
-  async function stopHub(hub: Hub): Promise<void> {
-    await hub.stop();
-    await hub.bus.close();
-    hubs.splice(hubs.indexOf(hub), 1);
-  }
+  const startHub = (): Promise<Hub> => cluster.start({ listen: true });
+  const stopHub = (hub: Hub): Promise<void> => cluster.stop(hub);
 
   async function director(hub: Hub, query: string): Promise<any> {
     const r = await post(hub, '/director/graphql', { query }, { authorization: `Bearer ${adminToken}` });
@@ -91,10 +53,8 @@ describe('connector on two processes (PostgreSQL + NATS)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const hub of [...hubs]) await stopHub(hub);
-    for (const db of dbs) await db.close().catch(() => undefined);
+    await cluster.close();
     await testDb?.drop();
-    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('both processes sign with the one CA of the database; a certificate from one works on the other', async () => {

@@ -4,21 +4,15 @@
  * target served on the other instance reaches it; a worker that detaches from one instance leaves
  * the other's list; an instance that stops takes its workers out of the list.
  */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHub, type Hub } from '../../src/entrypoints/hub.js';
-import { createBus } from '../../src/platform/bus/index.js';
-import { loadConfig } from '../../src/platform/config.js';
-import { openDb, type Db } from '../../src/platform/db/index.js';
-import { createLogger } from '../../src/platform/logger.js';
+import type { Hub } from '../../src/entrypoints/hub.js';
 import type { Worker, WorkerComponent } from '../../src/worker-sdk/index.js';
+import { TestCluster } from '../helpers/cluster.js';
 import { openTestDb, type TestDb } from '../helpers/db.js';
 import { waitFor } from '../helpers/flows.js';
-import { TEST_ADMIN_PASSWORD, TEST_ALLOWED_HOSTS } from '../helpers/hub.js';
-import { hasNats, hasPostgres, TEST_NATS_URL } from '../helpers/services.js';
+import { TEST_ADMIN_PASSWORD } from '../helpers/hub.js';
+import { hasNats, hasPostgres } from '../helpers/services.js';
 import { startSdkWorker, tempDir } from '../helpers/workers.js';
 
 async function call(hub: Hub, token: string | undefined, method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -36,37 +30,12 @@ const component = (name: string): WorkerComponent => ({
 if (hasPostgres && hasNats) {
   describe('workers of every instance (PostgreSQL + NATS)', () => {
     let testDb: TestDb;
-    const hubs: Hub[] = [];
-    const dbs: Db[] = [];
-    const dirs: string[] = [];
+    const cluster = new TestCluster(() => testDb, 'workers-registry');
+    const hubs = cluster.hubs;
     const workers: Worker[] = [];
-    const secretKey = randomBytes(32).toString('hex');
-    const prefix = `w${Math.random().toString(36).slice(2, 8)}`;
     const dir = tempDir();
     let token: string;
-
-    async function startHub(): Promise<Hub> {
-      const db = await openDb({ url: testDb.url, schema: testDb.schema, poolSize: 5 });
-      dbs.push(db);
-      const data = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-registry-'));
-      dirs.push(data);
-      const config = loadConfig({
-        PLEXUS_DATA_DIR: data,
-        PLEXUS_HTTP_PORT: '0',
-        PLEXUS_MTLS_PORT: '0',
-        PLEXUS_GRPC_PORT: '0',
-        PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
-        PLEXUS_LOG_LEVEL: 'silent',
-        PLEXUS_BUS_LEASE: '2s',
-        PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS,
-        PLEXUS_SECRET_KEY: secretKey,
-      });
-      const logger = createLogger('silent');
-      const bus = await createBus({ db, natsUrl: TEST_NATS_URL, prefix, serviceName: 'workers-registry', logger, maxAttempts: 5, leaseMs: 2_000 });
-      const hub = await createHub(config, { db, bus, logger });
-      hubs.push(hub);
-      return hub;
-    }
+    const startHub = (): Promise<Hub> => cluster.start();
 
     const enrol = async (hub: Hub, components: string[]) => (await call(hub, token, 'POST', '/api/v1/workers/enrolments', { components })).body.data.secret as string;
     const listed = async (hub: Hub) => ((await call(hub, token, 'GET', '/api/v1/workers')).body.data as Array<{ workerId: string; instanceId: string; components: Array<{ name: string }> }>).map((w) => `${w.workerId}@${w.instanceId}`).sort();
@@ -80,13 +49,8 @@ if (hasPostgres && hasNats) {
 
     afterAll(async () => {
       for (const w of workers) await w.stop().catch(() => {});
-      for (const hub of hubs) {
-        await hub.stop().catch(() => {});
-        await hub.bus.close().catch(() => {});
-      }
-      for (const db of dbs) await db.close().catch(() => undefined);
+      await cluster.close();
       await testDb?.drop();
-      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     });
 
     it('each instance lists the workers of both, with the instance holding each; detached and stopped ones leave', async () => {
@@ -118,9 +82,7 @@ if (hasPostgres && hasNats) {
       await onB.stop();
       await waitFor('right gone from the list on a', async () => !(await listed(a)).some((w) => w.startsWith('right@')), 10_000);
 
-      await b.stop();
-      await b.bus.close();
-      hubs.splice(hubs.indexOf(b), 1);
+      await cluster.stop(b);
       await waitFor('the stopped instance gone from the list on a', async () => !(await listed(a)).some((w) => w.endsWith(`@${idB}`)), 10_000);
       expect(await listed(a)).toEqual([`both@${idA}`, `left@${idA}`]);
     }, 90_000);
