@@ -44,16 +44,6 @@ const CERT_COLUMNS = 'fingerprint, serial, tenant_id, system_auth_id, object_typ
 
 // ---------------------------------------------------------------- one-time tokens
 
-/** Every token of the object still redeemable is invalidated (a new request replaces them). */
-export async function invalidateTokensOf(db: Queryable, tenant: string, objectType: ObjectType, objectId: string): Promise<number> {
-  const res = await db.query(
-    `UPDATE connector_one_time_tokens SET invalidated_at = now()
-      WHERE tenant_id = $1 AND object_type = $2 AND object_id = $3 AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()`,
-    [tenant, objectType, objectId],
-  );
-  return res.rowCount ?? 0;
-}
-
 export async function insertToken(
   db: Queryable,
   t: { tokenHash: string; tenantId: string; objectType: ObjectType; objectId: string; systemAuthId: string; purpose: TokenPurpose; createdBy: string | null; ttlMs: number },
