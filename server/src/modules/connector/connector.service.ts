@@ -134,7 +134,7 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- Pairing (the Director's port)
 
-  async issueOneTimeToken(caller: Caller, target: PairingTarget): Promise<IssuedOneTimeToken> {
+  async issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken> {
     const token = newToken();
     const ttlMs = target.type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
     const row = await this.deps.db.transaction(async (tx) => {
@@ -158,6 +158,7 @@ export class ConnectorService implements Pairing {
         },
         { tx },
       );
+      await inTransaction?.(tx, inserted.expires_at);
       return inserted;
     });
     return { token, connectorURL: `${this.deps.urls().publicUrl}/connector/graphql`, expiresAt: row.expires_at, used: false };
