@@ -56,4 +56,18 @@ describe('connector signer', () => {
       }
     });
   }
+
+  it('starts no thread before the first signing, and stops an idle one', async () => {
+    const signer = new CsrSigner(ca, 2, logger, 10);
+    try {
+      expect(signer.running).toBe(0);
+      await signer.sign(await csrPem(SUBJECT, await generateKeys()), SUBJECT, 86_400_000);
+      // Waits for the idle stop however slow the machine is (bounded by the test's own timeout only).
+      while (signer.running > 0) await new Promise((r) => setTimeout(r, 10));
+      const again = await signer.sign(await csrPem(SUBJECT, await generateKeys()), SUBJECT, 86_400_000);
+      expect(again.pem).toContain('BEGIN CERTIFICATE');
+    } finally {
+      await signer.close();
+    }
+  });
 });
