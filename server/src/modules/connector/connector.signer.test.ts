@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../../../test/helpers/db.js';
 import { csrPem, generateKeys, RSA_1024 } from '../../../test/helpers/connector.js';
+import { loadConfig } from '../../platform/config.js';
 import { AppError } from '../../platform/errors.js';
 import { createLogger } from '../../platform/logger.js';
 import { createKeyring } from '../secrets/index.js';
@@ -56,6 +57,13 @@ describe('connector signer', () => {
       }
     });
   }
+
+  it('is sized by PLEXUS_CONNECTOR_SIGNER_THREADS: 2 by default, 0 signs on the main thread, bad values named', () => {
+    expect(loadConfig({}).connector.signerThreads).toBe(2);
+    expect(loadConfig({ PLEXUS_CONNECTOR_SIGNER_THREADS: '0' }).connector.signerThreads).toBe(0);
+    expect(() => loadConfig({ PLEXUS_CONNECTOR_SIGNER_THREADS: '-1' })).toThrow(/PLEXUS_CONNECTOR_SIGNER_THREADS="-1" must be 0 or more/);
+    expect(() => loadConfig({ PLEXUS_CONNECTOR_SIGNER_THREADS: 'many' })).toThrow(/PLEXUS_CONNECTOR_SIGNER_THREADS="many" must be a number/);
+  });
 
   it('starts no thread before the first signing, and stops an idle one', async () => {
     const signer = new CsrSigner(ca, 2, logger, 10);
