@@ -72,7 +72,8 @@ export class CertificateAuthority {
 
   constructor(
     readonly certificate: x509.X509Certificate,
-    private readonly key: CryptoKey,
+    /** Non-extractable: handed (cloned) only to this process's signer threads, never exported. */
+    readonly key: CryptoKey,
   ) {
     this.pem = certificate.toString('pem');
     this.signingAlgorithm = signingAlgorithmOf(certificate);
@@ -255,4 +256,9 @@ export async function checkCsr(raw: string, expectedSubject: string): Promise<x5
     throw AppError.invalid(`csr: its subject "${csr.subject}" is not the subject issued for this token ("${expectedSubject}")`);
   }
   return csr;
+}
+
+/** A CA from its PEM certificate and its (already imported) signing key: the signer threads' copy. */
+export function caFromKey(pem: string, key: CryptoKey): CertificateAuthority {
+  return new CertificateAuthority(new x509.X509Certificate(pem), key);
 }

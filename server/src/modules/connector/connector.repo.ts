@@ -44,16 +44,6 @@ const CERT_COLUMNS = 'fingerprint, serial, tenant_id, system_auth_id, object_typ
 
 // ---------------------------------------------------------------- one-time tokens
 
-/** Every token of the object still redeemable is invalidated (a new request replaces them). */
-export async function invalidateTokensOf(db: Queryable, tenant: string, objectType: ObjectType, objectId: string): Promise<number> {
-  const res = await db.query(
-    `UPDATE connector_one_time_tokens SET invalidated_at = now()
-      WHERE tenant_id = $1 AND object_type = $2 AND object_id = $3 AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()`,
-    [tenant, objectType, objectId],
-  );
-  return res.rowCount ?? 0;
-}
-
 export async function insertToken(
   db: Queryable,
   t: { tokenHash: string; tenantId: string; objectType: ObjectType; objectId: string; systemAuthId: string; purpose: TokenPurpose; createdBy: string | null; ttlMs: number },
@@ -76,6 +66,47 @@ export async function redeemToken(db: Queryable, tokenHash: string, purpose: Tok
     [tokenHash, purpose],
   );
   return res.rows[0];
+}
+
+/**
+ * `configuration`'s one statement: redeems the pairing token (guarded as redeemToken: of
+ * concurrent callers only one gets the row) and, only then, stores the csr token for the same
+ * object, valid as long as the object's tokens are.
+ */
+export async function redeemForCsrToken(db: Queryable, tokenHash: string, csrTokenHash: string, ttlMs: { application: number; runtime: number }): Promise<TokenRow | undefined> {
+  const res = await db.query<TokenRow>(
+    `WITH redeemed AS (
+       UPDATE connector_one_time_tokens SET used_at = now()
+        WHERE token_hash = $1 AND purpose = 'pairing' AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()
+        RETURNING ${TOKEN_COLUMNS}
+     ), issued AS (
+       INSERT INTO connector_one_time_tokens (token_hash, tenant_id, object_type, object_id, system_auth_id, purpose, created_by, expires_at)
+       SELECT $2, tenant_id, object_type, object_id, system_auth_id, 'csr', NULL,
+              now() + ((CASE WHEN object_type = 'application' THEN $3::bigint ELSE $4::bigint END) * interval '1 millisecond')
+         FROM redeemed
+     )
+     SELECT ${TOKEN_COLUMNS} FROM redeemed`,
+    [tokenHash, csrTokenHash, ttlMs.application, ttlMs.runtime],
+  );
+  return res.rows[0];
+}
+
+/** A new pairing token, every older one of the object still redeemable invalidated, in one statement. */
+export async function replaceTokens(
+  db: Queryable,
+  t: { tokenHash: string; tenantId: string; objectType: ObjectType; objectId: string; systemAuthId: string; createdBy: string | null; ttlMs: number },
+): Promise<TokenRow> {
+  const res = await db.query<TokenRow>(
+    `WITH invalidated AS (
+       UPDATE connector_one_time_tokens SET invalidated_at = now()
+        WHERE tenant_id = $2 AND object_type = $3 AND object_id = $4 AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()
+     )
+     INSERT INTO connector_one_time_tokens (token_hash, tenant_id, object_type, object_id, system_auth_id, purpose, created_by, expires_at)
+     VALUES ($1, $2, $3, $4, $5, 'pairing', $6, now() + ($7::bigint * interval '1 millisecond'))
+     RETURNING ${TOKEN_COLUMNS}`,
+    [t.tokenHash, t.tenantId, t.objectType, t.objectId, t.systemAuthId, t.createdBy, t.ttlMs],
+  );
+  return res.rows[0]!;
 }
 
 export async function findToken(db: Queryable, tokenHash: string): Promise<TokenRow | undefined> {

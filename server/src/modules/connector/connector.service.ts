@@ -9,15 +9,16 @@
  * `certificate`; the certificate row keeps the tenant and the object it stands for.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { AuditPublisher } from '../../platform/audit.js';
+import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
-import type { Db } from '../../platform/db/index.js';
+import type { Db, Queryable } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Caller, IssuedOneTimeToken, OneTimeTokenStatus, Pairing, PairingTarget } from '../director/index.js';
-import { checkCsr, type CertificateAuthority } from './connector.ca.js';
+import type { CertificateAuthority, SignedCertificate } from './connector.ca.js';
 import * as repo from './connector.repo.js';
+import { CsrSigner } from './connector.signer.js';
 
 /** Live event (every process) telling that certificates were revoked. */
 export const REVOKED_EVENT = 'connector.certificates.revoked';
@@ -102,8 +103,16 @@ export class ConnectorService implements Pairing {
   /** The last question to the revocation list (shared by every request that needs it). */
   private revocations: { at: number; done: Promise<boolean> } | undefined;
   private resolveCaller: CertificateCallerResolver | undefined;
+  private readonly signer: CsrSigner;
 
-  constructor(private readonly deps: ConnectorServiceDeps) {}
+  constructor(private readonly deps: ConnectorServiceDeps) {
+    this.signer = new CsrSigner(deps.ca, deps.config.signerThreads, deps.logger);
+  }
+
+  /** Stops the signer threads. */
+  async close(): Promise<void> {
+    await this.signer.close();
+  }
 
   /** Wired by the module once the Director exists (the Director also holds this service as its Pairing port). */
   bindDirector(resolve: CertificateCallerResolver): void {
@@ -125,18 +134,16 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- Pairing (the Director's port)
 
-  async issueOneTimeToken(caller: Caller, target: PairingTarget): Promise<IssuedOneTimeToken> {
+  async issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken> {
     const token = newToken();
     const ttlMs = target.type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
     const row = await this.deps.db.transaction(async (tx) => {
-      await repo.invalidateTokensOf(tx, target.tenantId, target.type, target.id);
-      const inserted = await repo.insertToken(tx, {
+      const inserted = await repo.replaceTokens(tx, {
         tokenHash: hashToken(token),
         tenantId: target.tenantId,
         objectType: target.type,
         objectId: target.id,
         systemAuthId: target.systemAuthId,
-        purpose: 'pairing',
         createdBy: caller.principal.accountId,
         ttlMs,
       });
@@ -151,6 +158,7 @@ export class ConnectorService implements Pairing {
         },
         { tx },
       );
+      await inTransaction?.(tx, inserted.expires_at);
       return inserted;
     });
     return { token, connectorURL: `${this.deps.urls().publicUrl}/connector/graphql`, expiresAt: row.expires_at, used: false };
@@ -193,33 +201,35 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- tokens at the Connector
 
-  /** Redeems a token of `purpose` or throws 401 saying why it cannot be used. */
-  private async redeem(token: string | undefined, purpose: repo.TokenPurpose, ip: string): Promise<repo.TokenRow> {
-    if (!token) throw new AppError('UNAUTHENTICATED', 'send the one-time token in the Connector-Token header (or call the mTLS port with your client certificate)');
-    const hash = hashToken(token);
-    const row = await repo.redeemToken(this.deps.db, hash, purpose);
-    if (row) {
-      await this.deps.audit.record({
-        action: 'token.used',
-        actor: { accountId: `system-auth:${row.system_auth_id}`, username: `${row.object_type}:${row.object_id}`, tenantId: row.tenant_id },
-        target: { type: row.object_type, id: row.object_id },
-        result: 'success',
-        sourceIp: ip,
-        details: { purpose, systemAuthId: row.system_auth_id },
-      });
-      return row;
+  private tokenUsed(row: repo.TokenRow, purpose: repo.TokenPurpose, ip: string): AuditRecordInput {
+    return {
+      action: 'token.used',
+      actor: { accountId: `system-auth:${row.system_auth_id}`, username: `${row.object_type}:${row.object_id}`, tenantId: row.tenant_id },
+      target: { type: row.object_type, id: row.object_id },
+      result: 'success',
+      sourceIp: ip,
+      details: { purpose, systemAuthId: row.system_auth_id },
+    };
+  }
+
+  /** Why a token found by its hash cannot be redeemed for `purpose`, or undefined when it can. */
+  private refusalOf(found: repo.TokenRow | undefined, purpose: repo.TokenPurpose): string | undefined {
+    if (!found) return 'the one-time token is not known: it was never issued, or was mistyped';
+    if (found.purpose !== purpose) {
+      return purpose === 'pairing'
+        ? 'this token is for signCertificateSigningRequest (the token configuration answered), not for configuration'
+        : 'this token is for configuration; call configuration first and sign with the token it answers';
     }
-    const found = await repo.findToken(this.deps.db, hash);
-    let reason: string;
-    if (!found) reason = 'the one-time token is not known: it was never issued, or was mistyped';
-    else if (found.purpose !== purpose) {
-      reason =
-        purpose === 'pairing'
-          ? 'this token is for signCertificateSigningRequest (the token configuration answered), not for configuration'
-          : 'this token is for configuration; call configuration first and sign with the token it answers';
-    } else if (found.used_at) reason = `the one-time token was already used at ${found.used_at.toISOString()}; request a new one`;
-    else if (found.invalidated_at) reason = `the one-time token was replaced by a newer one at ${found.invalidated_at.toISOString()}; use the newest`;
-    else reason = `the one-time token expired at ${found.expires_at.toISOString()}; request a new one`;
+    if (found.used_at) return `the one-time token was already used at ${found.used_at.toISOString()}; request a new one`;
+    if (found.invalidated_at) return `the one-time token was replaced by a newer one at ${found.invalidated_at.toISOString()}; use the newest`;
+    if (found.expires_at.getTime() <= Date.now()) return `the one-time token expired at ${found.expires_at.toISOString()}; request a new one`;
+    return undefined;
+  }
+
+  /** Throws 401 saying why the token cannot be used (audited when the token is known). */
+  private async refuse(found: repo.TokenRow | undefined, purpose: repo.TokenPurpose, ip: string): Promise<never> {
+    // The guarded UPDATE lost although the row looked good: the database's clock said expired.
+    const reason = this.refusalOf(found, purpose) ?? (found ? `the one-time token expired at ${found.expires_at.toISOString()}; request a new one` : '');
     if (found) {
       await this.deps.audit.record({
         action: 'token.refused',
@@ -233,6 +243,11 @@ export class ConnectorService implements Pairing {
     throw new AppError('UNAUTHENTICATED', reason);
   }
 
+  private static requireToken(token: string | undefined): string {
+    if (!token) throw new AppError('UNAUTHENTICATED', 'send the one-time token in the Connector-Token header (or call the mTLS port with your client certificate)');
+    return token;
+  }
+
   private async issueCsrToken(tenantId: string, objectType: repo.ObjectType, objectId: string, systemAuthId: string): Promise<string> {
     const token = newToken();
     const ttlMs = objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
@@ -240,17 +255,35 @@ export class ConnectorService implements Pairing {
     return token;
   }
 
+  /**
+   * Redeems a pairing token and issues the csr token in one statement, audited in the same
+   * transaction (one commit where there were three).
+   */
+  private async redeemPairing(tokenText: string | undefined, ip: string): Promise<{ row: repo.TokenRow; csrToken: string }> {
+    const hash = hashToken(ConnectorService.requireToken(tokenText));
+    const csrToken = newToken();
+    const row = await this.deps.db.transaction(async (tx) => {
+      const redeemed = await repo.redeemForCsrToken(tx, hash, hashToken(csrToken), { application: this.deps.config.appTokenTtlMs, runtime: this.deps.config.runtimeTokenTtlMs });
+      if (redeemed) await this.deps.audit.record(this.tokenUsed(redeemed, 'pairing', ip), { tx });
+      return redeemed;
+    });
+    if (!row) return this.refuse(await repo.findToken(this.deps.db, hash), 'pairing', ip);
+    return { row, csrToken };
+  }
+
   /** `configuration` with a one-time token (pairing) or a client certificate (renewal). */
   async configuration(auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<ConfigurationResult> {
     let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
+    let token: string;
     if (auth.identity) {
       const c = auth.identity.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
+      token = await this.issueCsrToken(who.tenantId, who.objectType, who.objectId, who.systemAuthId);
     } else {
-      const row = await this.redeem(auth.token, 'pairing', auth.ip);
+      const { row, csrToken } = await this.redeemPairing(auth.token, auth.ip);
       who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
+      token = csrToken;
     }
-    const token = await this.issueCsrToken(who.tenantId, who.objectType, who.objectId, who.systemAuthId);
     const urls = this.deps.urls();
     return {
       token: { token },
@@ -264,32 +297,48 @@ export class ConnectorService implements Pairing {
    * the current certificate (renewal; the old certificate keeps working until it ends).
    */
   async signCsr(csrText: string, auth: { token: string | undefined; identity: CertificateIdentity | undefined; ip: string }): Promise<CertificationResult> {
-    let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
     // A token, when sent, is what the client means to use, also over mTLS.
-    if (auth.token || !auth.identity) {
-      const row = await this.redeem(auth.token, 'csr', auth.ip);
-      who = { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id };
+    const byToken = Boolean(auth.token || !auth.identity);
+    let hash: string | undefined;
+    let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
+    if (byToken) {
+      // The token is read first (its system auth names the subject), and spent in the transaction
+      // that stores the certificate: one commit for the redemption, the certificate and both audit
+      // records. The guarded UPDATE there decides which of concurrent redemptions wins.
+      hash = hashToken(ConnectorService.requireToken(auth.token));
+      const found = await repo.findToken(this.deps.db, hash);
+      if (!found || this.refusalOf(found, 'csr') !== undefined) return this.refuse(found, 'csr', auth.ip);
+      who = { tenantId: found.tenant_id, objectType: found.object_type, objectId: found.object_id, systemAuthId: found.system_auth_id };
     } else {
-      const c = auth.identity.certificate;
+      const c = auth.identity!.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
     }
-    const subject = this.subjectFor(who.systemAuthId);
-    let csr;
+    const actor = { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId };
+    const target = { type: who.objectType, id: who.objectId };
+    /** Spends the token (when one was sent) in `tx`; false when another redemption won. */
+    const spend = async (tx: Queryable): Promise<AuditRecordInput[] | undefined> => {
+      if (!hash) return [];
+      const row = await repo.redeemToken(tx, hash, 'csr');
+      return row ? [this.tokenUsed(row, 'csr', auth.ip)] : undefined;
+    };
+    let signed: SignedCertificate;
     try {
-      csr = await checkCsr(csrText, subject);
+      signed = await this.signer.sign(csrText, this.subjectFor(who.systemAuthId), this.deps.config.certValidityMs);
     } catch (err) {
-      await this.deps.audit.record({
-        action: 'certificate.refused',
-        actor: { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId },
-        target: { type: who.objectType, id: who.objectId },
-        result: 'denied',
-        sourceIp: auth.ip,
-        details: { reason: (err as Error).message },
+      if (!(err instanceof AppError && err.code === 'VALIDATION_FAILED')) throw err;
+      // A refused request spends the token all the same (ask configuration again).
+      const refused: AuditRecordInput = { action: 'certificate.refused', actor, target, result: 'denied', sourceIp: auth.ip, details: { reason: err.message } };
+      const spent = await this.deps.db.transaction(async (tx) => {
+        const used = await spend(tx);
+        if (used) await this.deps.audit.recordMany([...used, refused], { tx });
+        return used !== undefined;
       });
+      if (!spent) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
       throw err;
     }
-    const signed = await this.deps.ca.signClientCertificate(csr, this.deps.config.certValidityMs);
-    await this.deps.db.transaction(async (tx) => {
+    const stored = await this.deps.db.transaction(async (tx) => {
+      const used = await spend(tx);
+      if (!used) return false;
       await repo.insertCertificate(tx, {
         fingerprint: signed.fingerprint,
         serial: signed.serial,
@@ -301,18 +350,24 @@ export class ConnectorService implements Pairing {
         not_before: signed.notBefore,
         not_after: signed.notAfter,
       });
-      await this.deps.audit.record(
-        {
-          action: 'certificate.issued',
-          actor: { accountId: `system-auth:${who.systemAuthId}`, tenantId: who.tenantId },
-          target: { type: who.objectType, id: who.objectId },
-          result: 'success',
-          sourceIp: auth.ip,
-          details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: Boolean(auth.identity && !auth.token) },
-        },
+      await this.deps.audit.recordMany(
+        [
+          ...used,
+          {
+            action: 'certificate.issued',
+            actor,
+            target,
+            result: 'success',
+            sourceIp: auth.ip,
+            details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: !byToken },
+          },
+        ],
         { tx },
       );
+      return true;
     });
+    // Another redemption of the same token won meanwhile: this certificate was never stored.
+    if (!stored) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
     return {
       certificateChain: b64(signed.pem + this.deps.ca.pem),
       caCertificate: b64(this.deps.ca.pem),

@@ -119,6 +119,7 @@ export function createConnectorModule(deps: ConnectorModuleDeps): ConnectorModul
       await unlisten?.();
       for (const c of triggers) await c.stop();
       await mtls?.close();
+      await service.close();
     },
   };
 }

@@ -4,6 +4,7 @@
  * applications and runtimes are issued. Outbound HTTP is the platform's guard (platform/outbound).
  */
 import type { Permission } from '../../contracts/permissions.js';
+import type { Queryable } from '../../platform/db/index.js';
 import type { Principal } from '../../platform/http/index.js';
 
 /** The object a caller's credential stands for (a system auth), if any. */
@@ -86,8 +87,11 @@ export interface PairingTarget {
  * Absent on processes without the Connector: the pairing mutations then answer 27.
  */
 export interface Pairing {
-  /** A new single-use token for the object; earlier unused ones stop working. */
-  issueOneTimeToken(caller: Caller, target: PairingTarget): Promise<IssuedOneTimeToken>;
+  /**
+   * A new single-use token for the object; earlier unused ones stop working. `inTransaction` runs
+   * in the transaction that stores it (the Director's audit record: one commit for both).
+   */
+  issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken>;
   oneTimeTokenStatus(tenantId: string, type: 'application' | 'runtime', id: string): Promise<OneTimeTokenStatus | undefined>;
   /** Revokes the live certificates of these system auths, or of the object; resolves to how many. */
   revokeCertificates(caller: Caller, tenantId: string, target: { systemAuthIds: readonly string[] } | { type: 'application' | 'runtime'; id: string }, reason: string): Promise<number>;

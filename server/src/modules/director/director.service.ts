@@ -1242,9 +1242,9 @@ export class DirectorService {
         await this.record(tx, caller, `${type}.credentials.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, kind: CERTIFICATE_AUTH_KIND });
       });
     }
-    const issued = await pairing.issueOneTimeToken(caller, { type, id, tenantId: tenant, systemAuthId });
-    await this.record(undefined, caller, `${type}.one-time-token.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, expiresAt: issued.expiresAt.toISOString() });
-    return issued;
+    return pairing.issueOneTimeToken(caller, { type, id, tenantId: tenant, systemAuthId }, (tx, expiresAt) =>
+      this.record(tx, caller, `${type}.one-time-token.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, expiresAt: expiresAt.toISOString() }),
+    );
   }
 
   /** The status of the object's newest one-time token (expiry, use), for whoever may see the object. */
