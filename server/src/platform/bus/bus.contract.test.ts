@@ -266,6 +266,18 @@ describe.each(targets)('bus contract on $name', (target) => {
     expect(first.items).toEqual([1]);
   });
 
+  it('stops a consumer stopped right after it started at once, not when its first pull expires', async () => {
+    // Every hub start subscribes the audit group and stops that consumer at once; on NATS the
+    // stop waited for the pull set up meanwhile to expire (5 s), on every start.
+    for (let i = 0; i < 3; i++) {
+      const consumer = await bus.subscribe(`${unique('quick')}.*`, 'quick', async () => {});
+      const before = Date.now();
+      await consumer.stop();
+      // Not a speed check: a pull left to expire takes 5 s; a stop takes milliseconds.
+      expect(Date.now() - before).toBeLessThan(4_000);
+    }
+  });
+
   it('publishes inside a transaction: dropped on rollback, delivered on commit', async () => {
     const root = unique('evtx');
     const seen = recorder<string>();

@@ -737,7 +737,10 @@ async function fetchInto(consumer: JsConsumer, queue: string, max: number, expir
   if (signal?.aborted) return;
   const messages = await consumer.fetch({ max_messages: max, expires: expiresMs });
   const stop = (): void => messages.stop();
-  signal?.addEventListener('abort', stop, { once: true });
+  // An abort while fetch() was being set up has already fired: without this check the pull would
+  // hold its consumer's stop() until the server ends it (`expiresMs`, 5 s at every hub start).
+  if (signal?.aborted) stop();
+  else signal?.addEventListener('abort', stop, { once: true });
   try {
     for await (const msg of messages) onMessage(msg);
   } catch (err) {
