@@ -214,10 +214,11 @@ const EnvSchema = z.object({
    */
   PLEXUS_EMBEDDED_DB_BUFFER_BYTES: byteCount.pipe(z.number().min(1024 * 1024, 'must be at least 1048576 (1 MB)')).default(16 * 1024 * 1024),
   /**
-   * `true`: V8 also recompiles embedded PGlite's hot WASM functions with its optimizing compiler:
-   * the database's work gets 10–25 % cheaper (more executions/s when one hub saturates its core)
-   * for ~60–80 MB more memory, also at rest. Off by default, to keep an idle embedded hub within
-   * its memory budget (docs/adr/0010-compiled-at-install.md); turn it on where throughput matters more.
+   * `true`: V8 also recompiles embedded PGlite's hot WASM functions with its optimizing compiler,
+   * for ~60–80 MB more memory, also at rest. Once warm, statements cost 10–15 % less CPU (an
+   * insert + select microbench); a 10 s flow bench showed no gain (2,539 vs 2,618 executions/s:
+   * compiling takes that long). Off by default, to keep an idle embedded hub within its memory
+   * budget (docs/adr/0010-compiled-at-install.md).
    */
   PLEXUS_EMBEDDED_DB_WASM_OPTIMIZE: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   // ---- connector (issue 12): one-time tokens, client certificates, the mTLS listener
