@@ -228,6 +228,15 @@ export function canUseCpuGroups(): boolean {
  * of one core: `sh` enters the group and execs node, so the hub and its children are in it from
  * their first instruction, and the child's pid is the hub's.
  */
+/** SIGTERM, then SIGKILL if `child` has not exited within `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(graceMs)]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
 /** What `npm start` gives the hub (package.json's start script): benches measure that process. */
 const START_NODE_ARGS = ['--max-semi-space-size=4'];
 const START_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
@@ -270,12 +279,7 @@ export async function startHub(env: Record<string, string>, serverDir = SERVER_D
         url: m[1]!,
         child,
         async stop() {
-          if (child.exitCode === null) {
-            const exited = new Promise((r) => child.once('exit', r));
-            child.kill('SIGTERM');
-            await Promise.race([exited, sleep(20_000)]);
-            if (child.exitCode === null) child.kill('SIGKILL');
-          }
+          await stopChild(child, 20_000);
           await group?.remove();
         },
       };

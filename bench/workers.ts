@@ -32,7 +32,7 @@ import { Dispatcher } from '../server/src/modules/router/router.dispatch.js';
 import { RouterGrpcServer } from '../server/src/modules/router/router.grpc.js';
 import { RouterService } from '../server/src/modules/router/router.service.js';
 import { Worker } from '../server/src/worker-sdk/index.js';
-import { ADMIN_PASSWORD, api, argValue, canUseCpuGroups, createCpuGroup, freePort, measure, processCpuSeconds, sleep, startHub, startSink, type CpuGroup, type Measured } from './flow.js';
+import { ADMIN_PASSWORD, api, argValue, canUseCpuGroups, createCpuGroup, freePort, measure, processCpuSeconds, sleep, startHub, startSink, stopChild, type CpuGroup, type Measured } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -118,12 +118,7 @@ async function startChild(router: string, id: string, concurrency: number, secre
   return {
     child,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5_000)]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
+      await stopChild(child, 5_000);
       await group?.remove();
     },
   };
