@@ -57,6 +57,11 @@ export function formatNumber(v: number): string {
 
 /** Writes (or replaces) the section of benchmark `name` in RESULTS.md. */
 export function recordResults(name: string, results: BenchResults, file = RESULTS_PATH): void {
+  // `--no-record` on any bench's command line: a trial run that must not replace the recorded figures.
+  if (process.argv.includes('--no-record')) {
+    process.stdout.write(`${name}: not recorded (--no-record)\n`);
+    return;
+  }
   const begin = `<!-- bench:${name} -->`;
   const end = `<!-- /bench:${name} -->`;
   const date = new Date().toISOString().slice(0, 10);

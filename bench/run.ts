@@ -4,7 +4,8 @@
  *
  *   export async function run(args: string[]): Promise<void>
  *
- * that measures, prints, and records its figures with `recordResults` (bench/results.ts).
+ * that measures, prints, and records its figures with `recordResults` (bench/results.ts); with
+ * `--no-record` anywhere in its arguments nothing is recorded.
  */
 import fs from 'node:fs';
 import path from 'node:path';
