@@ -16,11 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { recordResults } from './results.js';
-import { argValue, freePort, sleep } from './flow.js';
+import { ADMIN_PASSWORD, argValue, benchHubEnv, freePort, sleep } from './flow.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PLEXUS_BIN = path.resolve(here, '../server/bin/plexus.js');
-const ADMIN_PASSWORD = 'bench-admin-password';
 
 function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -33,14 +32,8 @@ async function startHub(bin: string, dataDir: string): Promise<{ url: string; ch
   const child = spawn(process.execPath, [bin, 'start'], {
     cwd: path.dirname(path.dirname(bin)),
     env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      PLEXUS_LOG_LEVEL: 'warn',
+      ...(await benchHubEnv(port)),
       PLEXUS_DATA_DIR: dataDir,
-      PLEXUS_HTTP_PORT: String(port),
-      PLEXUS_MTLS_PORT: String(await freePort()),
-      PLEXUS_GRPC_PORT: String(await freePort()),
-      PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

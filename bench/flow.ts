@@ -228,6 +228,22 @@ export function canUseCpuGroups(): boolean {
  * of one core: `sh` enters the group and execs node, so the hub and its children are in it from
  * their first instruction, and the child's pid is the hub's.
  */
+/**
+ * What every bench hub process gets: a clean environment, warn-level logs, free ports for its
+ * three listeners and the bootstrap admin's password.
+ */
+export async function benchHubEnv(httpPort: number): Promise<Record<string, string>> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    PLEXUS_LOG_LEVEL: 'warn',
+    PLEXUS_HTTP_PORT: String(httpPort),
+    PLEXUS_MTLS_PORT: String(await freePort()),
+    PLEXUS_GRPC_PORT: String(await freePort()),
+    PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+  };
+}
+
 /** SIGTERM, then SIGKILL if `child` has not exited within `graceMs`. */
 export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null) return;
@@ -251,14 +267,8 @@ export async function startHub(env: Record<string, string>, serverDir = SERVER_D
   const child = spawn(file!, argv, {
     cwd: serverDir,
     env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
       ...START_ENV,
-      PLEXUS_LOG_LEVEL: 'warn',
-      PLEXUS_HTTP_PORT: String(port),
-      PLEXUS_MTLS_PORT: String(await freePort()),
-      PLEXUS_GRPC_PORT: String(await freePort()),
-      PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      ...(await benchHubEnv(port)),
       // The sink is on loopback: allowed by address, under the default (guarded) policy.
       PLEXUS_STEPS_ALLOWED_HOSTS: '127.0.0.1',
       // The bench measures the engine, not one tenant's webhook rate limit (the check still runs).

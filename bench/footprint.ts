@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hasNats, hasPostgres, TEST_NATS_URL } from '../server/test/helpers/services.js';
-import { ADMIN_PASSWORD, argValue, createDatabase, freePort, PEERS_DIR, sleep, setupFlow, startN8n, startNodeRed, startSink, type PeerProcess, type Sink } from './flow.js';
+import { ADMIN_PASSWORD, argValue, benchHubEnv, createDatabase, freePort, PEERS_DIR, sleep, setupFlow, startN8n, startNodeRed, startSink, type PeerProcess, type Sink } from './flow.js';
 import { recordResults, type ResultTable } from './results.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -158,14 +158,8 @@ async function startWithNpm(label: string, env: Record<string, string>, sink: Si
   const child: ChildProcess = spawn('npm', ['start'], {
     cwd: ROOT_DIR,
     env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      PLEXUS_LOG_LEVEL: 'warn',
+      ...(await benchHubEnv(port)),
       PLEXUS_DATA_DIR: dataDir,
-      PLEXUS_HTTP_PORT: String(port),
-      PLEXUS_MTLS_PORT: String(await freePort()),
-      PLEXUS_GRPC_PORT: String(await freePort()),
-      PLEXUS_ADMIN_PASSWORD: ADMIN_PASSWORD,
       PLEXUS_STEPS_ALLOWED_HOSTS: '127.0.0.1',
       PLEXUS_LIMITS_WEBHOOK_REQUESTS_PER_SECOND: '1000000',
       PLEXUS_LIMITS_CONCURRENT_EXECUTIONS: '100000',
