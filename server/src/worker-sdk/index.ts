@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
+import { BATCH_MAX_BYTES, StreamWriter, loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
 
 export interface StepInput {
   tenant: string;
@@ -139,6 +139,7 @@ const silent: WorkerLogger = { info: () => {}, warn: () => {}, error: () => {} }
 
 class Connection {
   stream: grpc.ClientDuplexStream<WorkerMessage, RouterMessage> | undefined;
+  private writer: StreamWriter<WorkerMessage> | undefined;
   welcome: Welcome | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private reconnect: NodeJS.Timeout | undefined;
@@ -172,9 +173,11 @@ class Connection {
     if (this.worker.stopped) return;
     const stream = (this.client as unknown as { Attach(): grpc.ClientDuplexStream<WorkerMessage, RouterMessage> }).Attach();
     this.stream = stream;
+    // Batches only after a welcome that allows them (older routers do not read them).
+    this.writer = new StreamWriter<WorkerMessage>(stream, (messages) => ({ batch: { messages } }), () => (this.stream === stream ? (this.welcome?.batch_max_bytes ?? 0) : 0));
     this.welcome = undefined;
     let refusal: WorkerRefusedError | undefined;
-    stream.on('data', (msg: RouterMessage & { body?: string }) => {
+    const receive = (msg: RouterMessage & { body?: string }): void => {
       if ('welcome' in msg && msg.body === 'welcome') {
         this.welcome = msg.welcome;
         this.backoffMs = this.opts.reconnectMs ?? 200;
@@ -189,6 +192,10 @@ class Connection {
         return;
       }
       this.worker.onMessage(this, msg);
+    };
+    stream.on('data', (msg: RouterMessage & { body?: string }) => {
+      if (msg.body !== 'batch' || !('batch' in msg)) return receive(msg);
+      for (const m of msg.batch.messages) if (this.stream === stream) receive(m as RouterMessage & { body?: string });
     });
     const ended = (err?: Error) => {
       if (this.stream !== stream) return;
@@ -214,9 +221,9 @@ class Connection {
   }
 
   send(msg: WorkerMessage): boolean {
-    const s = this.stream;
-    if (!s || s.writableEnded || s.destroyed) return false;
-    s.write(msg);
+    const w = this.writer;
+    if (!this.stream || !w || w.closed) return false;
+    w.write(msg);
     return true;
   }
 
@@ -224,6 +231,7 @@ class Connection {
     clearTimeout(this.reconnect);
     clearInterval(this.heartbeat);
     const s = this.stream;
+    this.writer?.flush();
     this.stream = undefined;
     if (s) {
       s.end();
@@ -363,6 +371,7 @@ export class Worker {
       configuration_json: jsonBytes(this.opts.configuration),
       subscriptions: this.opts.subscriptions ?? [],
       sdk: 'plexus-worker-sdk-ts/1',
+      batch_max_bytes: BATCH_MAX_BYTES,
     };
   }
 

@@ -18,10 +18,12 @@ import { isAppError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Dispatcher, Offer, WorkerSession } from './router.dispatch.js';
 import {
+  BATCH_MAX_BYTES,
   CommandIn,
   EventIn,
   HelloIn,
   StepOutcomeIn,
+  StreamWriter,
   jsonBytes,
   loadRouterProto,
   parseJsonBytes,
@@ -123,7 +125,8 @@ export class RouterGrpcServer {
   private server: grpc.Server | undefined;
   private listener: net.Server | undefined;
   private injector: grpc.ConnectionInjector | undefined;
-  private readonly streams = new Set<grpc.ServerDuplexStream<WorkerMessage, RouterMessage>>();
+  /** Open streams and their writers. */
+  private readonly streams = new Map<grpc.ServerDuplexStream<WorkerMessage, RouterMessage>, StreamWriter<RouterMessage>>();
   /** Configuration keys each session's components declared at hello. */
   private readonly declared = new Map<string, Map<string, ConfigurationKey>>();
   /** Sessions attached with a client certificate: checked again on revocations. */
@@ -204,7 +207,10 @@ export class RouterGrpcServer {
         resolve();
       }, graceMs);
       // Workers hold their streams open for ever: end them so the graceful shutdown can finish.
-      for (const s of this.streams) s.end();
+      for (const [s, writer] of this.streams) {
+        writer.flush();
+        s.end();
+      }
       server.tryShutdown(() => {
         clearTimeout(timer);
         resolve();
@@ -241,16 +247,18 @@ export class RouterGrpcServer {
   }
 
   private attach(call: grpc.ServerDuplexStream<WorkerMessage, RouterMessage>): void {
-    this.streams.add(call);
     const sessionId = randomUUID();
     let session: AttachedSession | undefined;
     let ended = false;
     let helloSeen = false;
     const log = this.logger.child({ sessionId, peer: call.getPeer() });
 
+    // Batches go to a worker only once its hello said it reads them (and how large).
+    let workerBatchBytes = 0;
+    const writer = new StreamWriter<RouterMessage>(call, (messages) => ({ batch: { messages } }), () => workerBatchBytes);
+    this.streams.set(call, writer);
     const send = (msg: RouterMessage): void => {
-      if (ended || call.writableEnded || call.destroyed) return;
-      call.write(msg);
+      if (!ended) writer.write(msg);
     };
     const finish = (reason: string): void => {
       if (ended) return;
@@ -267,6 +275,7 @@ export class RouterGrpcServer {
     const refuse = (code: GrpcCodeName, message: string): void => {
       log.info({ code, reason: message }, 'router: stream refused');
       send({ refused: { code, message } });
+      writer.flush();
       finish(`refused: ${message}`);
       call.emit('error', { code: STATUS[code], details: message });
     };
@@ -281,7 +290,9 @@ export class RouterGrpcServer {
         if (body !== 'hello') return refuse('VALIDATION_FAILED', `the first message must be hello, got ${body ?? 'an empty message'}`);
         helloSeen = true;
         clearTimeout(helloTimer);
-        void this.welcome(raw.hello, sessionId, call, send, log).then(
+        const batchBytes = (raw.hello as { batch_max_bytes?: unknown } | undefined)?.batch_max_bytes;
+        if (typeof batchBytes === 'number' && Number.isSafeInteger(batchBytes) && batchBytes > 0) workerBatchBytes = batchBytes;
+        void this.welcome(raw.hello, sessionId, call, send, () => writer.flush(), log).then(
           (s) => {
             if (ended) return;
             session = s;
@@ -301,13 +312,21 @@ export class RouterGrpcServer {
       if (!session) return refuse('VALIDATION_FAILED', 'wait for welcome before sending more');
       this.dispatcher.touch(sessionId);
       try {
-        this.handle(session, body, raw);
+        if (body !== 'batch') return this.handle(session, body, raw);
+        const messages = (raw.batch as { messages?: unknown } | undefined)?.messages;
+        if (!Array.isArray(messages)) throw new Error('batch: messages is missing');
+        for (const m of messages as Array<Record<string, unknown>>) {
+          if (ended) return;
+          if (m.body === 'batch') throw new Error('batch: a batch cannot hold another batch');
+          this.handle(session, m.body as string | undefined, m);
+        }
       } catch (err) {
         refuse('VALIDATION_FAILED', err instanceof Error ? err.message : String(err));
       }
     });
     call.on('end', () => {
       finish('stream ended');
+      writer.flush();
       if (!call.writableEnded) call.end();
     });
     call.on('error', (err: Error) => {
@@ -323,6 +342,7 @@ export class RouterGrpcServer {
     sessionId: string,
     call: grpc.ServerDuplexStream<WorkerMessage, RouterMessage>,
     send: (msg: RouterMessage) => void,
+    flush: () => void,
     log: Logger,
   ): Promise<AttachedSession> {
     const parsed = HelloIn.safeParse(raw);
@@ -359,6 +379,8 @@ export class RouterGrpcServer {
         configuration_version: configuration.version,
         aggregator: this.opts.aggregatorName,
         instance_id: this.opts.instanceId,
+        // Half the receive limit: StreamWriter's size is an estimate.
+        batch_max_bytes: Math.min(BATCH_MAX_BYTES, Math.floor(this.opts.maxMessageBytes / 2)),
       },
     });
     log.debug({ workerId: identity.workerId, tenant: identity.tenant }, 'router: welcome sent');
@@ -376,6 +398,7 @@ export class RouterGrpcServer {
       send,
       close: (reason) => {
         send({ refused: { code: 'TIMEOUT', message: reason } });
+        flush();
         call.emit('error', { code: grpc.status.DEADLINE_EXCEEDED, details: reason });
       },
     };

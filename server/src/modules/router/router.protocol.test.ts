@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { BATCH_MAX_BYTES, StreamWriter, approxBytes } from './router.protocol.js';
+
+/** Shaped like the protocol's messages: one body field holding the message's fields. */
+type Msg = { item: { n: number; payload_json: Buffer } } | { batch: { messages: Msg[] } };
+
+/** A stream whose writes complete on a later turn, as an HTTP/2 stream's do. */
+function fakeStream() {
+  const written: Msg[] = [];
+  const callbacks: Array<() => void> = [];
+  return {
+    written,
+    writableEnded: false,
+    destroyed: false,
+    write(msg: Msg, cb: (err?: Error | null) => void): boolean {
+      written.push(msg);
+      callbacks.push(() => cb());
+      return true;
+    },
+    /** Completes the writes handed over so far (one turn of the event loop). */
+    turn(): void {
+      for (const cb of callbacks.splice(0)) cb();
+    },
+  };
+}
+
+const wrap = (messages: Msg[]): Msg => ({ batch: { messages } });
+const one = (n: number, bytes = 10): Msg => ({ item: { n, payload_json: Buffer.alloc(bytes) } });
+const nOf = (m: Msg): number => ('item' in m ? m.item.n : NaN);
+/** The messages in the order the peer sees them. */
+const flat = (ms: Msg[]): number[] => ms.flatMap((m) => ('batch' in m ? m.batch.messages.map(nOf) : [nOf(m)]));
+
+describe('StreamWriter', () => {
+  it('writes a message to an idle stream at once, alone', () => {
+    const s = fakeStream();
+    const w = new StreamWriter<Msg>(s, wrap, () => 65_536);
+    w.write(one(1));
+    expect(s.written).toEqual([one(1)]);
+  });
+
+  it('sends what queued during a write as one batch when it completes, in order', () => {
+    const s = fakeStream();
+    const w = new StreamWriter<Msg>(s, wrap, () => 65_536);
+    for (let n = 1; n <= 5; n++) w.write(one(n));
+    expect(s.written).toHaveLength(1);
+    s.turn();
+    expect(s.written).toHaveLength(2);
+    expect(s.written[1]).toEqual({ batch: { messages: [one(2), one(3), one(4), one(5)] } });
+    w.write(one(6));
+    s.turn();
+    s.turn();
+    // The stream went idle after the batch: the next message is written alone again.
+    w.write(one(7));
+    expect(flat(s.written)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(s.written.at(-1)).toEqual(one(7));
+  });
+
+  it('keeps each batch within what the peer reads (and sends a larger message alone)', () => {
+    const s = fakeStream();
+    const limit = 4_096;
+    const w = new StreamWriter<Msg>(s, wrap, () => limit);
+    w.write(one(0));
+    for (let n = 1; n <= 40; n++) w.write(one(n, n === 20 ? 10_000 : 500));
+    for (let i = 0; i < 50; i++) s.turn();
+    expect(flat(s.written)).toEqual(Array.from({ length: 41 }, (_, n) => n));
+    for (const m of s.written) {
+      if ('batch' in m) expect(m.batch.messages.reduce((sum, x) => sum + approxBytes(x), 0)).toBeLessThanOrEqual(limit);
+    }
+    expect(s.written.some((m) => !('batch' in m) && nOf(m) === 20)).toBe(true);
+  });
+
+  it('never batches for a peer that does not read batches (an older worker or router)', () => {
+    const s = fakeStream();
+    const w = new StreamWriter<Msg>(s, wrap, () => 0);
+    for (let n = 1; n <= 5; n++) w.write(one(n));
+    s.turn();
+    expect(s.written.every((m) => !('batch' in m))).toBe(true);
+    expect(flat(s.written)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('caps a batch at 1 MiB whatever the peer allows', () => {
+    const s = fakeStream();
+    const w = new StreamWriter<Msg>(s, wrap, () => 64 * 1024 * 1024);
+    w.write(one(0));
+    for (let n = 1; n <= 8; n++) w.write(one(n, 300_000));
+    s.turn();
+    const batch = s.written[1] as { batch: { messages: Msg[] } };
+    expect(batch.batch.messages).toHaveLength(3);
+    expect(batch.batch.messages.reduce((sum, x) => sum + approxBytes(x), 0)).toBeLessThanOrEqual(BATCH_MAX_BYTES);
+  });
+
+  it('flush hands over everything queued, in order, before the stream ends; nothing is written after it ended', () => {
+    const s = fakeStream();
+    const w = new StreamWriter<Msg>(s, wrap, () => 65_536);
+    for (let n = 1; n <= 4; n++) w.write(one(n));
+    w.flush();
+    expect(flat(s.written)).toEqual([1, 2, 3, 4]);
+    s.writableEnded = true;
+    w.write(one(5));
+    s.turn();
+    expect(flat(s.written)).toEqual([1, 2, 3, 4]);
+  });
+});
