@@ -89,14 +89,15 @@ export interface AdminCommands {
 export class Commands implements MessageSink, AdminCommands {
   private readonly sessions = new Map<string, AttachedSession>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
-  private readonly validators = new Map<string, ValidateFunction>();
+  private readonly validators = new WeakMap<object, ValidateFunction>();
   /** Commands handed to a worker here, waiting for its receipt: uuid → resolve. */
   private readonly receipts = new Map<string, () => void>();
   /** Commands sent by a session here: uuid → the sender session (results route back to it). */
   private readonly origins = new Map<string, { instance: string; session: string; at: number }>();
   /** Admin commands the hub sent: uuid → waiter. */
   private readonly adminWaiters = new Map<string, (e: { event: string; payload: unknown }) => void>();
-  private readonly seen = new Set<string>();
+  private seen = new Set<string>();
+  private seenBeforeThat = new Set<string>();
   private consumer: Consumer | undefined;
   /** Per-target command queues consumed here: queue → its consumer (changes serialised by `chain`). */
   private readonly targetConsumers = new Map<string, Consumer>();
@@ -333,16 +334,15 @@ export class Commands implements MessageSink, AdminCommands {
     }
     if (!known) return undefined; // Served elsewhere: the instance that delivers it has the schema; the worker checks too.
     if (!schema) return `${target} does not declare the command ${command}`;
-    const key = `${tenant}|${target}|${command}|${JSON.stringify(schema)}`;
-    let fn = this.validators.get(key);
+    // Compiled once per schema object (a session's, parsed at its hello): no key to build per command.
+    let fn = this.validators.get(schema);
     if (!fn) {
       try {
         fn = this.ajv.compile(schema);
       } catch (err) {
         return `the schema ${target} declared for ${command} does not compile: ${(err as Error).message}`;
       }
-      if (this.validators.size > 1_000) this.validators.clear();
-      this.validators.set(key, fn);
+      this.validators.set(schema, fn);
     }
     if (fn(payload)) return undefined;
     return `payload of ${command}: ${(fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ')}`;
@@ -403,10 +403,17 @@ export class Commands implements MessageSink, AdminCommands {
     return { header: { uuid: randomUUID(), tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 }, topic: 'command', event, reference_uuid: reference, payload_json: jsonBytes(payload) };
   }
 
+  /**
+   * Whether the uuid came before, among the last SEEN_EVENTS to 2 × SEEN_EVENTS. Two generations:
+   * dropping a Set's oldest entry one at a time made each lookup skip the deleted slots before it.
+   */
   private seenBefore(uuid: string): boolean {
-    if (this.seen.has(uuid)) return true;
+    if (this.seen.has(uuid) || this.seenBeforeThat.has(uuid)) return true;
     this.seen.add(uuid);
-    if (this.seen.size > SEEN_EVENTS) this.seen.delete(this.seen.values().next().value!);
+    if (this.seen.size >= SEEN_EVENTS) {
+      this.seenBeforeThat = this.seen;
+      this.seen = new Set();
+    }
     return false;
   }
 
