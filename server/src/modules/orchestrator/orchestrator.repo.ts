@@ -343,9 +343,15 @@ export interface SnapshotRow {
   updated_at: Date;
 }
 
-export async function findSnapshot(db: Queryable, flowId: string, nodeId: string): Promise<unknown> {
-  const res = await db.query<{ snapshot: unknown }>('SELECT snapshot FROM orchestrator_snapshots WHERE flow_id = $1 AND node_id = $2', [flowId, nodeId]);
-  return res.rows[0]?.snapshot;
+/** The snapshots of several nodes in one statement, in the order asked (undefined: none stored). */
+export async function findSnapshots(db: Queryable, keys: ReadonlyArray<{ flowId: string; nodeId: string }>): Promise<unknown[]> {
+  const res = await db.query<{ flow_id: string; node_id: string; snapshot: unknown }>(
+    `SELECT s.flow_id, s.node_id, s.snapshot FROM orchestrator_snapshots s
+      JOIN unnest($1::text[], $2::text[]) AS k(flow_id, node_id) ON s.flow_id = k.flow_id AND s.node_id = k.node_id`,
+    [keys.map((k) => k.flowId), keys.map((k) => k.nodeId)],
+  );
+  const found = new Map(res.rows.map((r) => [`${r.flow_id}\u0000${r.node_id}`, r.snapshot]));
+  return keys.map((k) => found.get(`${k.flowId}\u0000${k.nodeId}`));
 }
 
 export async function upsertSnapshots(db: Queryable, s: ReadonlyArray<{ flowId: string; nodeId: string; tenantId: string; json: string }>): Promise<void> {
