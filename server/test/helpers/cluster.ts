@@ -52,6 +52,24 @@ export class TestCluster {
     return hub;
   }
 
+  /**
+   * The environment of a real `plexus start` process joining this cluster (runPlexus): the same
+   * database schema, NATS prefix and secrets key. Add a data directory and ports.
+   */
+  processEnv(): Record<string, string> {
+    const { url, schema } = this.testDb();
+    if (!url || !schema) throw new Error('a process joins a cluster on PostgreSQL only');
+    return {
+      PLEXUS_DATABASE_URL: `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      PLEXUS_NATS_URL: TEST_NATS_URL,
+      PLEXUS_NATS_PREFIX: this.prefix,
+      PLEXUS_SECRET_KEY: this.secretKey,
+      PLEXUS_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+      PLEXUS_BUS_LEASE: '2s',
+      PLEXUS_STEPS_ALLOWED_HOSTS: TEST_ALLOWED_HOSTS,
+    };
+  }
+
   /** Stops one hub as its process would stop (its database pool stays open until close()). */
   async stop(hub: Hub): Promise<void> {
     this.hubs.splice(this.hubs.indexOf(hub), 1);

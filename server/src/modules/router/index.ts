@@ -54,7 +54,14 @@ export function createRouterModule(deps: RouterDeps): RouterModule {
   const service = new RouterService(db, audit, logger);
   const dispatcher = new Dispatcher({ leaseMs: config.router.workerLeaseMs, logger });
   const registry = new WorkerRegistry(db, dispatcher, { aggregator: config.router.aggregatorName, instanceId }, logger);
-  const commands = new Commands(bus, dispatcher, instanceId, logger, (tenant, target) => registry.servedElsewhere(tenant, target));
+  const commands = new Commands(
+    bus,
+    dispatcher,
+    instanceId,
+    logger,
+    (tenant, target) => registry.servedElsewhere(tenant, target),
+    (tenant, workerId) => registry.holderOf(tenant, workerId),
+  );
   const grpc = new RouterGrpcServer(
     {
       host: config.http.host,

@@ -18,13 +18,16 @@
  * Event: deduplicated by uuid, published on the bus as `worker.event.<topic>` (durable) and sent
  * to the tenant's workers that subscribed to the topic, here and (through live events) on the
  * other instances.
+ *
+ * Admin command: to the worker's session here, else forwarded (live events) to the instance that
+ * reported the tenant's worker, which runs it as its own and answers back.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { z } from 'zod';
 import type { Bus, Consumer, Job } from '../../platform/bus/index.js';
-import { RetryLater } from '../../platform/bus/index.js';
-import { AppError } from '../../platform/errors.js';
+import { MAX_LIVE_EVENT_BYTES, RetryLater } from '../../platform/bus/index.js';
+import { AppError, ERROR_CODES, toAppError, type ErrorCode } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Dispatcher } from './router.dispatch.js';
 import type { AttachedSession, MessageSink } from './router.grpc.js';
@@ -44,6 +47,10 @@ export function commandQueue(tenant: string, target: string): string {
 const REPLY_TOPIC = 'router.reply';
 /** Worker events relayed to the other instances' subscribed workers (live: not stored). */
 const EVENT_TOPIC = 'router.event';
+/** Admin commands for a worker attached to another instance: `router.admin.<holding instance>`. */
+const ADMIN_TOPIC = 'router.admin';
+/** Their answers: `router.admin-answer.<asking instance>`. */
+const ADMIN_ANSWER_TOPIC = 'router.admin-answer';
 /** How long an instance waits for the chosen worker's Receipt before giving the command to another. */
 const RECEIPT_TIMEOUT_MS = 5_000;
 /** When no worker here serves the target, the command goes back to the queue for this long. */
@@ -82,8 +89,29 @@ interface ReplyEnvelope {
   event: { uuid: string; tenant: string; topic: string; event: string; reference: string; payload: string };
 }
 
+type AdminResult = { event: string; payload: unknown };
+
+/** An admin command forwarded to the instance holding the worker. */
+interface AdminRequest {
+  uuid: string;
+  /** The asking instance (where the answer goes). */
+  from: string;
+  tenant: string;
+  workerId: string;
+  command: string;
+  payload: Record<string, unknown>;
+  timeoutMs: number;
+}
+
+/** The holding instance's answer: the worker's result event, or the error the asker answers. */
+interface AdminAnswer {
+  uuid: string;
+  result?: AdminResult;
+  error?: { code: string; message: string };
+}
+
 export interface AdminCommands {
-  send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<{ event: string; payload: unknown }>;
+  send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<AdminResult>;
 }
 
 export class Commands implements MessageSink, AdminCommands {
@@ -95,7 +123,9 @@ export class Commands implements MessageSink, AdminCommands {
   /** Commands sent by a session here: uuid → the sender session (results route back to it). */
   private readonly origins = new Map<string, { instance: string; session: string; at: number }>();
   /** Admin commands the hub sent: uuid → waiter. */
-  private readonly adminWaiters = new Map<string, (e: { event: string; payload: unknown }) => void>();
+  private readonly adminWaiters = new Map<string, (e: AdminResult) => void>();
+  /** Admin commands forwarded to another instance: request uuid → waiter for its answer. */
+  private readonly forwarded = new Map<string, (a: AdminAnswer) => void>();
   private seen = new Set<string>();
   private seenBeforeThat = new Set<string>();
   private consumer: Consumer | undefined;
@@ -105,6 +135,7 @@ export class Commands implements MessageSink, AdminCommands {
   private stopped = false;
   private stopLive: (() => Promise<void>) | undefined;
   private stopEvents: (() => Promise<void>) | undefined;
+  private stopAdmin: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -113,6 +144,8 @@ export class Commands implements MessageSink, AdminCommands {
     private readonly logger: Logger,
     /** Whether another instance reported a worker of the tenant serving `target` (router.registry.ts). */
     private readonly servedElsewhere: (tenant: string, target: string) => boolean = () => false,
+    /** The other instance that reported the tenant's worker `workerId` lately, if any (router.registry.ts). */
+    private readonly holderOf: (tenant: string, workerId: string) => Promise<string | undefined> = async () => undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -128,6 +161,12 @@ export class Commands implements MessageSink, AdminCommands {
         payload_json: Buffer.from(r.payload, 'utf8'),
       });
     });
+    const requests = await this.bus.live.subscribe<AdminRequest>(`${ADMIN_TOPIC}.${this.instanceId}`, (e) => this.runForwarded(e.payload));
+    const answers = await this.bus.live.subscribe<AdminAnswer>(`${ADMIN_ANSWER_TOPIC}.${this.instanceId}`, (e) => this.forwarded.get(e.payload.uuid)?.(e.payload));
+    this.stopAdmin = async () => {
+      await requests();
+      await answers();
+    };
     this.consumer = await this.bus.consume<QueuedCommand>(COMMAND_QUEUE, (job) => this.run(job), { concurrency: 16, maxAttempts: 1_000, retryDelayMs: () => NOT_HERE_DELAY_MS });
   }
 
@@ -138,6 +177,8 @@ export class Commands implements MessageSink, AdminCommands {
     await this.consumer?.stop();
     await this.stopLive?.();
     await this.stopEvents?.();
+    await this.stopAdmin?.();
+    for (const [uuid, settle] of [...this.forwarded]) settle({ uuid, error: { code: 'UNAVAILABLE', message: 'this aggregator instance is stopping; send the admin command again' } });
   }
 
   // ---- MessageSink ----
@@ -287,11 +328,24 @@ export class Commands implements MessageSink, AdminCommands {
 
   // ---- admin commands from the hub ----
 
-  async send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<{ event: string; payload: unknown }> {
+  /**
+   * To the worker attached here, else to the instance that reported it (the freshest report of
+   * this tenant's worker, so one tenant never reaches another's), which runs it as its own.
+   */
+  async send(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<AdminResult> {
+    const here = this.sendHere(tenant, workerId, command, payload, timeoutMs);
+    if (here) return here;
+    const holder = await this.holderOf(tenant, workerId);
+    if (!holder) throw notAttached(workerId);
+    return this.forward(holder, { uuid: randomUUID(), from: this.instanceId, tenant, workerId, command, payload, timeoutMs });
+  }
+
+  /** Sends the admin command to the worker's session here and waits for its result; undefined when it is not attached here. */
+  private sendHere(tenant: string, workerId: string, command: string, payload: Record<string, unknown>, timeoutMs: number): Promise<AdminResult> | undefined {
     const session = [...this.sessions.values()].find((s) => s.tenant === tenant && s.workerId === workerId);
-    if (!session) throw AppError.notFound(`worker ${workerId} attached to this aggregator instance`);
+    if (!session) return undefined;
     const uuid = randomUUID();
-    const answer = new Promise<{ event: string; payload: unknown }>((resolve, reject) => {
+    const answer = new Promise<AdminResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.adminWaiters.delete(uuid);
         reject(new AppError('TIMEOUT', `worker ${workerId} did not answer ${command} within ${timeoutMs} ms`));
@@ -314,6 +368,56 @@ export class Commands implements MessageSink, AdminCommands {
       },
     });
     return answer;
+  }
+
+  /**
+   * Asks the holding instance over live events and waits up to the command's timeout. Live events
+   * are not stored: a request or answer lost (the holder died, a NOTIFY dropped) ends in the same
+   * TIMEOUT as a worker that does not answer, which is all a request/reply with a deadline needs;
+   * the router never re-sends an admin command (the operator does, and they bear repeating).
+   */
+  private forward(holder: string, request: AdminRequest): Promise<AdminResult> {
+    if (!fitsLiveEvent(`${ADMIN_TOPIC}.${holder}`, request)) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `the payload of ${request.command} is too large to forward to the aggregator instance holding worker ${request.workerId} (~${MAX_LIVE_EVENT_BYTES} bytes in all); send a smaller one, or send it to that instance (${holder}) itself`);
+    }
+    const answer = new Promise<AdminResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.forwarded.delete(request.uuid);
+        reject(new AppError('TIMEOUT', `worker ${request.workerId} (attached to aggregator instance ${holder}) did not answer ${request.command} within ${request.timeoutMs} ms`));
+      }, request.timeoutMs);
+      this.forwarded.set(request.uuid, (a) => {
+        clearTimeout(timer);
+        this.forwarded.delete(request.uuid);
+        if (a.result) resolve(a.result);
+        else reject(new AppError(a.error && a.error.code in ERROR_CODES ? (a.error.code as ErrorCode) : 'INTERNAL', a.error?.message ?? 'the holding instance gave an empty answer'));
+      });
+    });
+    this.bus.live.publish(`${ADMIN_TOPIC}.${holder}`, request).catch((err: unknown) => {
+      this.logger.warn({ err }, 'router: forwarding an admin command failed');
+      this.forwarded.get(request.uuid)?.({ uuid: request.uuid, error: { code: 'UNAVAILABLE', message: `could not reach the aggregator instance holding worker ${request.workerId}; try again` } });
+    });
+    return answer;
+  }
+
+  /** An admin command another instance forwarded: run it on the worker attached here, answer the asker. */
+  private runForwarded(r: AdminRequest): void {
+    const topic = `${ADMIN_ANSWER_TOPIC}.${r.from}`;
+    const answer = (a: AdminAnswer): void => {
+      if (!fitsLiveEvent(topic, a)) {
+        a = { uuid: r.uuid, error: { code: 'PAYLOAD_TOO_LARGE', message: `the answer of worker ${r.workerId} to ${r.command} is too large to relay between aggregator instances (~${MAX_LIVE_EVENT_BYTES} bytes); send the command to the instance holding the worker (${this.instanceId}) itself` } };
+      }
+      void this.bus.live.publish(topic, a).catch((err: unknown) => this.logger.warn({ err }, 'router: answering a forwarded admin command failed'));
+    };
+    // Only a worker attached here: a forwarded command is never forwarded again.
+    const here = this.sendHere(r.tenant, r.workerId, r.command, r.payload, r.timeoutMs);
+    if (!here) return answer({ uuid: r.uuid, error: { code: 'NOT_FOUND', message: notAttached(r.workerId).message } });
+    here.then(
+      (result) => answer({ uuid: r.uuid, result }),
+      (err: unknown) => {
+        const e = toAppError(err);
+        answer({ uuid: r.uuid, error: { code: e.code, message: e.message } });
+      },
+    );
   }
 
   // ---- internals ----
@@ -422,4 +526,13 @@ export class Commands implements MessageSink, AdminCommands {
     const cutoff = Date.now() - 3_600_000;
     for (const [k, v] of this.origins) if (v.at < cutoff) this.origins.delete(k);
   }
+}
+
+function notAttached(workerId: string): AppError {
+  return new AppError('NOT_FOUND', `worker ${workerId} is not attached to any aggregator instance`);
+}
+
+/** Whether `payload` fits a live event named `name` (the transport refuses larger ones). */
+function fitsLiveEvent(name: string, payload: unknown): boolean {
+  return Buffer.byteLength(JSON.stringify({ name, payload })) <= MAX_LIVE_EVENT_BYTES;
 }

@@ -98,6 +98,11 @@ export class WorkerRegistry {
     return this.elsewhere.has(`${tenant}\u0000${component}`);
   }
 
+  /** The other instance that reported the tenant's worker `workerId` within FRESH_MS (admin commands are forwarded there). */
+  holderOf(tenant: string, workerId: string): Promise<string | undefined> {
+    return repo.findReportingInstance(this.db, tenant, workerId, this.where.instanceId, FRESH_MS);
+  }
+
   /** The tenant's workers on every instance of the deployment. */
   async list(tenant: string): Promise<WorkerView[]> {
     const others = await repo.listReportedSessions(this.db, tenant, this.where.instanceId, FRESH_MS);

@@ -131,3 +131,14 @@ export async function listServedElsewhere(db: Queryable, exceptInstance: string,
   );
   return res.rows;
 }
+
+/** The other instance whose report within `freshMs` holds the tenant's worker `workerId` (the freshest report). */
+export async function findReportingInstance(db: Queryable, tenantId: string, workerId: string, exceptInstance: string, freshMs: number): Promise<string | undefined> {
+  const res = await db.query<{ instance_id: string }>(
+    `SELECT instance_id FROM router_sessions
+      WHERE tenant_id = $1 AND view->>'workerId' = $2 AND instance_id <> $3 AND reported_at > now() - make_interval(secs => $4::double precision / 1000)
+      ORDER BY reported_at DESC LIMIT 1`,
+    [tenantId, workerId, exceptInstance, freshMs],
+  );
+  return res.rows[0]?.instance_id;
+}

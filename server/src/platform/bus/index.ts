@@ -21,6 +21,7 @@ export type {
 } from './bus.js';
 export { RetryLater } from './bus.js';
 export type { LiveEvent, LiveEvents, LiveHandler } from './live.js';
+export { MAX_LIVE_EVENT_BYTES } from './live.js';
 export { assertName, assertPattern, matchesPattern } from './pattern.js';
 
 export interface CreateBusOptions {
