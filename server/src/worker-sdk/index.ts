@@ -182,7 +182,7 @@ class Connection {
         this.welcome = msg.welcome;
         this.backoffMs = this.opts.reconnectMs ?? 200;
         this.worker.onWelcome(this, msg.welcome);
-        this.heartbeat = setInterval(() => this.send({ heartbeat: { delivery_ids: this.worker.heldBy(this) } }), Math.max(50, msg.welcome.heartbeat_ms));
+        this.heartbeat = setInterval(() => this.send({ heartbeat: { delivery_ids: this.worker.heldBy(this), draining: this.worker.draining } }), Math.max(50, msg.welcome.heartbeat_ms));
         this.heartbeat.unref();
         for (const w of this.welcomed.splice(0)) w(msg.welcome);
         return;
@@ -295,9 +295,19 @@ export class Worker {
     this.started = true;
   }
 
+  /**
+   * Takes nothing new from now on, and tells every router at once (a heartbeat saying so), so that
+   * the instances other than the one an admin.drain came through stop delivering too.
+   */
+  private startDraining(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const c of this.connections) if (c.attached) c.send({ heartbeat: { delivery_ids: this.heldBy(c), draining: true } });
+  }
+
   /** Stops: with `drain`, finishes the deliveries it holds first (they are not cancelled). */
   async stop(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    this.draining = true;
+    this.startDraining();
     if (opts.drain && this.running.size > 0) {
       await withTimeout(new Promise<void>((r) => this.onIdle.push(r)), opts.timeoutMs ?? 30_000, 'drain timeout').catch(() => {});
     }
@@ -534,7 +544,7 @@ export class Worker {
         return replies[0];
       }
       case 'admin.drain': {
-        this.draining = true;
+        this.startDraining();
         if (this.running.size > 0) {
           progress();
           await new Promise<void>((r) => this.onIdle.push(r));

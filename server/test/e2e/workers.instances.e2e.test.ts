@@ -118,4 +118,23 @@ describe('two aggregator instances', () => {
     }
     expect(seen.sort()).toEqual([...ids].sort());
   }, 90_000);
+
+  it('a worker attached to both instances and drained through one is drained on both (its heartbeat says so)', async () => {
+    const both = await startSdkWorker([`127.0.0.1:${a.grpcPort()}`, `127.0.0.1:${b.grpcPort()}`], [{ name: 'ledger', version: '1.0.0', functions: { post: async (i) => ({ emit: [{ body: i.message.body }] }) } }], {
+      workerId: 'ledger',
+      enrolmentSecret: await enrol(['ledger']),
+      credentialFile: path.join(dir, 'ledger.cred'),
+    });
+    workers.push(both);
+    const sessions = async (hub: Hub) => ((await call(hub, token, 'GET', '/api/v1/workers')).body.data as Array<{ workerId: string; instanceId: string; draining: boolean }>).filter((w) => w.workerId === 'ledger');
+    await waitFor('the worker attached to both', async () => (await sessions(a)).length === 2, 20_000);
+    expect((await sessions(a)).every((w) => !w.draining)).toBe(true);
+    const drained = await call(a, token, 'POST', '/api/v1/workers/ledger/admin', { command: 'admin.drain' });
+    expect(drained.status, JSON.stringify(drained.body)).toBe(200);
+    // Each instance marks its own session draining: A from the command, B from the heartbeat.
+    await waitFor('both sessions draining, seen from B', async () => {
+      const seen = await sessions(b);
+      return seen.length === 2 && seen.every((w) => w.draining);
+    }, 10_000);
+  }, 60_000);
 });

@@ -407,6 +407,8 @@ export class RouterGrpcServer {
   private handle(session: AttachedSession, body: string | undefined, raw: Record<string, unknown>): void {
     switch (body) {
       case 'heartbeat':
+        // A worker draining through another instance's admin command: no more deliveries from here either.
+        if ((raw.heartbeat as { draining?: unknown } | undefined)?.draining === true) this.dispatcher.drain(session.sessionId);
         return;
       case 'outcome': {
         const o = StepOutcomeIn.safeParse(raw.outcome);

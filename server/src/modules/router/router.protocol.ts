@@ -104,7 +104,7 @@ export type WorkerMessage =
   | { hello: Hello }
   | { outcome: StepOutcome }
   | { receipt: { uuid: string } }
-  | { heartbeat: { delivery_ids: string[] } }
+  | { heartbeat: { delivery_ids: string[]; draining?: boolean } }
   | { command: Command }
   | { event: Event }
   | { config_request: { uuid: string; component: string } }
