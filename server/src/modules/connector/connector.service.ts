@@ -9,7 +9,8 @@
  * `certificate`; the certificate row keeps the tenant and the object it stands for.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
+import type { AuditEvent, AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
+import { Batcher, type BatchEntry } from '../../platform/batcher.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
@@ -74,6 +75,22 @@ export interface CertificationResult {
   clientCertificate: string;
 }
 
+/**
+ * A write of a pairing. The writes arriving together share one transaction (group commit) and
+ * one publication of their audit events: under load most of a pairing's statements were the
+ * BEGIN / COMMIT and the audit insert of each of its three transactions.
+ */
+type PairingWrite =
+  /** A new pairing token (older ones invalidated); resolves to its row. */
+  | { kind: 'issue'; token: Parameters<typeof repo.replaceTokens>[1]; record: AuditRecordInput; director: ((expiresAt: Date) => AuditEvent) | undefined }
+  /** `configuration`: the pairing token redeemed, the csr token stored; resolves to the redeemed row or undefined. */
+  | { kind: 'redeem'; hash: string; csrHash: string; ip: string }
+  /** A signed certificate stored, its csr token (if any) spent; resolves to false when another redemption won. */
+  | { kind: 'store'; hash: string | undefined; certificate: repo.NewCertificate; issued: AuditRecordInput; ip: string };
+
+/** Pairing writes per transaction at most. */
+const WRITE_BATCH = 64;
+
 /** The one-time token as the client holds it: 256 random bits, base64url. */
 function newToken(): string {
   return randomBytes(32).toString('base64url');
@@ -104,14 +121,68 @@ export class ConnectorService implements Pairing {
   private revocations: { at: number; done: Promise<boolean> } | undefined;
   private resolveCaller: CertificateCallerResolver | undefined;
   private readonly signer: CsrSigner;
+  private readonly writes: Batcher<PairingWrite, unknown>;
 
   constructor(private readonly deps: ConnectorServiceDeps) {
     this.signer = new CsrSigner(deps.ca, deps.config.signerThreads, deps.logger);
+    // PGlite runs one statement at a time: one transaction in flight, the next batch gathers meanwhile.
+    this.writes = new Batcher({ maxBatch: WRITE_BATCH, maxInFlight: deps.db.dialect === 'pglite' ? 1 : 4, flush: (batch) => this.flushWrites(batch) });
   }
 
-  /** Stops the signer threads. */
+  /** Stops the signer threads (after the pairing writes under way). */
   async close(): Promise<void> {
+    await this.writes.idle();
     await this.signer.close();
+  }
+
+  /**
+   * Stores a batch of pairing writes in one transaction, their audit events in one publication
+   * each (the Connector's, the Director's). When that transaction fails, each write is tried again
+   * in a transaction of its own, so one failing write fails alone.
+   */
+  private async flushWrites(batch: ReadonlyArray<BatchEntry<PairingWrite, unknown>>): Promise<void> {
+    try {
+      const results = await this.deps.db.transaction((tx) => this.applyWrites(tx, batch.map((b) => b.item)));
+      batch.forEach((b, i) => b.resolve(results[i]));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      for (const b of batch) {
+        try {
+          b.resolve((await this.deps.db.transaction((tx) => this.applyWrites(tx, [b.item])))[0]);
+        } catch (one) {
+          b.reject(one);
+        }
+      }
+    }
+  }
+
+  private async applyWrites(tx: Queryable, items: readonly PairingWrite[]): Promise<unknown[]> {
+    const records: AuditRecordInput[] = [];
+    const others: AuditEvent[] = [];
+    const results: unknown[] = [];
+    for (const w of items) {
+      if (w.kind === 'issue') {
+        const row = await repo.replaceTokens(tx, w.token);
+        records.push({ ...w.record, details: { ...w.record.details, expiresAt: row.expires_at.toISOString() } });
+        if (w.director) others.push(w.director(row.expires_at));
+        results.push(row);
+      } else if (w.kind === 'redeem') {
+        const row = await repo.redeemForCsrToken(tx, w.hash, w.csrHash, { application: this.deps.config.appTokenTtlMs, runtime: this.deps.config.runtimeTokenTtlMs });
+        if (row) records.push(this.tokenUsed(row, 'pairing', w.ip));
+        results.push(row);
+      } else if (w.hash) {
+        const row = await repo.redeemForCertificate(tx, w.hash, w.certificate);
+        if (row) records.push(this.tokenUsed(row, 'csr', w.ip), w.issued);
+        results.push(row !== undefined);
+      } else {
+        await repo.insertCertificate(tx, w.certificate);
+        records.push(w.issued);
+        results.push(true);
+      }
+    }
+    if (records.length > 0) await this.deps.audit.recordMany(records, { tx });
+    if (others.length > 0) await this.deps.bus.publishMany(others, { tx });
+    return results;
   }
 
   /** Wired by the module once the Director exists (the Director also holds this service as its Pairing port). */
@@ -134,11 +205,12 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- Pairing (the Director's port)
 
-  async issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken> {
+  async issueOneTimeToken(caller: Caller, target: PairingTarget, director?: (expiresAt: Date) => AuditEvent): Promise<IssuedOneTimeToken> {
     const token = newToken();
     const ttlMs = target.type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
-    const row = await this.deps.db.transaction(async (tx) => {
-      const inserted = await repo.replaceTokens(tx, {
+    const row = (await this.writes.add({
+      kind: 'issue',
+      token: {
         tokenHash: hashToken(token),
         tenantId: target.tenantId,
         objectType: target.type,
@@ -146,21 +218,18 @@ export class ConnectorService implements Pairing {
         systemAuthId: target.systemAuthId,
         createdBy: caller.principal.accountId,
         ttlMs,
-      });
-      await this.deps.audit.record(
-        {
-          action: 'token.issued',
-          actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId: target.tenantId },
-          target: { type: target.type, id: target.id },
-          result: 'success',
-          sourceIp: caller.ip,
-          details: { purpose: 'pairing', systemAuthId: target.systemAuthId, expiresAt: inserted.expires_at.toISOString() },
-        },
-        { tx },
-      );
-      await inTransaction?.(tx, inserted.expires_at);
-      return inserted;
-    });
+      },
+      // expiresAt is added once the row says it.
+      record: {
+        action: 'token.issued',
+        actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId: target.tenantId },
+        target: { type: target.type, id: target.id },
+        result: 'success',
+        sourceIp: caller.ip,
+        details: { purpose: 'pairing', systemAuthId: target.systemAuthId },
+      },
+      director,
+    })) as repo.TokenRow;
     return { token, connectorURL: `${this.deps.urls().publicUrl}/connector/graphql`, expiresAt: row.expires_at, used: false };
   }
 
@@ -262,11 +331,7 @@ export class ConnectorService implements Pairing {
   private async redeemPairing(tokenText: string | undefined, ip: string): Promise<{ row: repo.TokenRow; csrToken: string }> {
     const hash = hashToken(ConnectorService.requireToken(tokenText));
     const csrToken = newToken();
-    const row = await this.deps.db.transaction(async (tx) => {
-      const redeemed = await repo.redeemForCsrToken(tx, hash, hashToken(csrToken), { application: this.deps.config.appTokenTtlMs, runtime: this.deps.config.runtimeTokenTtlMs });
-      if (redeemed) await this.deps.audit.record(this.tokenUsed(redeemed, 'pairing', ip), { tx });
-      return redeemed;
-    });
+    const row = (await this.writes.add({ kind: 'redeem', hash, csrHash: hashToken(csrToken), ip })) as repo.TokenRow | undefined;
     if (!row) return this.refuse(await repo.findToken(this.deps.db, hash), 'pairing', ip);
     return { row, csrToken };
   }
@@ -336,10 +401,10 @@ export class ConnectorService implements Pairing {
       if (!spent) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
       throw err;
     }
-    const stored = await this.deps.db.transaction(async (tx) => {
-      const used = await spend(tx);
-      if (!used) return false;
-      await repo.insertCertificate(tx, {
+    const stored = (await this.writes.add({
+      kind: 'store',
+      hash,
+      certificate: {
         fingerprint: signed.fingerprint,
         serial: signed.serial,
         tenant_id: who.tenantId,
@@ -349,23 +414,17 @@ export class ConnectorService implements Pairing {
         subject: signed.subject,
         not_before: signed.notBefore,
         not_after: signed.notAfter,
-      });
-      await this.deps.audit.recordMany(
-        [
-          ...used,
-          {
-            action: 'certificate.issued',
-            actor,
-            target,
-            result: 'success',
-            sourceIp: auth.ip,
-            details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: !byToken },
-          },
-        ],
-        { tx },
-      );
-      return true;
-    });
+      },
+      issued: {
+        action: 'certificate.issued',
+        actor,
+        target,
+        result: 'success',
+        sourceIp: auth.ip,
+        details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: !byToken },
+      },
+      ip: auth.ip,
+    })) as boolean;
     // Another redemption of the same token won meanwhile: this certificate was never stored.
     if (!stored) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
     return {
