@@ -40,6 +40,18 @@ const IDENTITY_KEEP_MS = 10_000;
 /** Revocations of the last minute are asked for; a revoking transaction commits well within it. */
 const RECENT_REVOCATIONS_S = 60;
 const IDENTITY_CACHE_MAX = 10_000;
+/** csr tokens remembered (below) at most; more are read from the database as any other. */
+const CSR_TOKENS_MAX = 10_000;
+
+/** What a csr token this process answered stands for, until it is first used. */
+interface CsrTokenEntry {
+  tenantId: string;
+  objectType: repo.ObjectType;
+  objectId: string;
+  systemAuthId: string;
+  /** By this process's clock (the database's decides when it is spent). */
+  expiresAt: number;
+}
 
 interface IdentityEntry {
   identity: CertificateIdentity | undefined;
@@ -122,6 +134,14 @@ export class ConnectorService implements Pairing {
   private resolveCaller: CertificateCallerResolver | undefined;
   private readonly signer: CsrSigner;
   private readonly writes: Batcher<PairingWrite, unknown>;
+  /**
+   * csr tokens answered by `configuration` here, by hash: their signing needs not read the
+   * token's row to learn the subject (one statement less per pairing). Taken at the first use. Only
+   * a hint: the guarded UPDATE that spends the token in the certificate's transaction still
+   * decides whether it is good (a token replaced or expired meanwhile is refused there, its
+   * certificate dropped); tokens answered by another process are read as before.
+   */
+  private readonly csrTokens = new Map<string, CsrTokenEntry>();
 
   constructor(private readonly deps: ConnectorServiceDeps) {
     this.signer = new CsrSigner(deps.ca, deps.config.signerThreads, deps.logger);
@@ -320,8 +340,24 @@ export class ConnectorService implements Pairing {
   private async issueCsrToken(tenantId: string, objectType: repo.ObjectType, objectId: string, systemAuthId: string): Promise<string> {
     const token = newToken();
     const ttlMs = objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
-    await repo.insertToken(this.deps.db, { tokenHash: hashToken(token), tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    const hash = hashToken(token);
+    await repo.insertToken(this.deps.db, { tokenHash: hash, tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    this.rememberCsrToken(hash, { tenantId, objectType, objectId, systemAuthId, expiresAt: Date.now() + ttlMs });
     return token;
+  }
+
+  private rememberCsrToken(hash: string, entry: CsrTokenEntry): void {
+    // Tokens never used stay until the map is full: then it starts again (they are read instead).
+    if (this.csrTokens.size >= CSR_TOKENS_MAX) this.csrTokens.clear();
+    this.csrTokens.set(hash, entry);
+  }
+
+  /** A csr token answered here and not yet used (forgotten now), or undefined. */
+  private takeCsrToken(hash: string): CsrTokenEntry | undefined {
+    const entry = this.csrTokens.get(hash);
+    if (!entry) return undefined;
+    this.csrTokens.delete(hash);
+    return entry.expiresAt > Date.now() ? entry : undefined;
   }
 
   /**
@@ -331,8 +367,11 @@ export class ConnectorService implements Pairing {
   private async redeemPairing(tokenText: string | undefined, ip: string): Promise<{ row: repo.TokenRow; csrToken: string }> {
     const hash = hashToken(ConnectorService.requireToken(tokenText));
     const csrToken = newToken();
-    const row = (await this.writes.add({ kind: 'redeem', hash, csrHash: hashToken(csrToken), ip })) as repo.TokenRow | undefined;
+    const csrHash = hashToken(csrToken);
+    const row = (await this.writes.add({ kind: 'redeem', hash, csrHash, ip })) as repo.TokenRow | undefined;
     if (!row) return this.refuse(await repo.findToken(this.deps.db, hash), 'pairing', ip);
+    const ttlMs = row.object_type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
+    this.rememberCsrToken(csrHash, { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id, expiresAt: Date.now() + ttlMs });
     return { row, csrToken };
   }
 
@@ -367,13 +406,19 @@ export class ConnectorService implements Pairing {
     let hash: string | undefined;
     let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
     if (byToken) {
-      // The token is read first (its system auth names the subject), and spent in the transaction
-      // that stores the certificate: one commit for the redemption, the certificate and both audit
-      // records. The guarded UPDATE there decides which of concurrent redemptions wins.
+      // The token is known first (its system auth names the subject: remembered when this process
+      // answered it, else read), and spent in the transaction that stores the certificate: one
+      // commit for the redemption, the certificate and both audit records. The guarded UPDATE there
+      // decides which of concurrent redemptions wins.
       hash = hashToken(ConnectorService.requireToken(auth.token));
-      const found = await repo.findToken(this.deps.db, hash);
-      if (!found || this.refusalOf(found, 'csr') !== undefined) return this.refuse(found, 'csr', auth.ip);
-      who = { tenantId: found.tenant_id, objectType: found.object_type, objectId: found.object_id, systemAuthId: found.system_auth_id };
+      const known = this.takeCsrToken(hash);
+      if (known) {
+        who = { tenantId: known.tenantId, objectType: known.objectType, objectId: known.objectId, systemAuthId: known.systemAuthId };
+      } else {
+        const found = await repo.findToken(this.deps.db, hash);
+        if (!found || this.refusalOf(found, 'csr') !== undefined) return this.refuse(found, 'csr', auth.ip);
+        who = { tenantId: found.tenant_id, objectType: found.object_type, objectId: found.object_id, systemAuthId: found.system_auth_id };
+      }
     } else {
       const c = auth.identity!.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
