@@ -5,7 +5,6 @@
  */
 import type { Permission } from '../../contracts/permissions.js';
 import type { AuditEvent } from '../../platform/audit.js';
-import type { Queryable } from '../../platform/db/index.js';
 import type { Principal } from '../../platform/http/index.js';
 
 /** The object a caller's credential stands for (a system auth), if any. */
