@@ -36,6 +36,17 @@ export interface AuditPublisher {
   record(input: AuditRecordInput, opts?: { tx?: Queryable }): Promise<void>;
   /** Several records at once; inside a transaction one write for all of them. */
   recordMany(inputs: readonly AuditRecordInput[], opts?: { tx?: Queryable }): Promise<void>;
+  /**
+   * The bus event of a record, for a caller that publishes it together with other modules' events
+   * (one `bus.publishMany`, inside its transaction).
+   */
+  event(input: AuditRecordInput): AuditEvent;
+}
+
+/** An `audit.<module>.<action>` event as the bus publishes it. */
+export interface AuditEvent {
+  name: string;
+  payload: AuditPayload;
 }
 
 export function createAuditPublisher(bus: Bus, module: string, logger: Logger): AuditPublisher {
@@ -49,6 +60,9 @@ export function createAuditPublisher(bus: Bus, module: string, logger: Logger): 
         if (opts?.tx) throw err;
         logger.error({ err, action: input.action }, 'could not publish audit event');
       }
+    },
+    event(input) {
+      return { name: `audit.${module}.${input.action}`, payload: payloadOf(input, new Date().toISOString()) };
     },
     async recordMany(inputs, opts) {
       const at = new Date().toISOString();

@@ -135,6 +135,28 @@ describe.each(['pglite', 'postgres'] as const)('connector: pairing and mTLS on %
     expect(results.filter((r) => r.status === 401)).toHaveLength(7);
   });
 
+  it('a csr token replaced, or signed with twice at once, is refused; pairings arriving together all succeed', async () => {
+    const app = await registerApp(hub, '{ name: "csr-races" }');
+    // configuration answered the csr token; a newer pairing token replaces it before it is used.
+    let cfg = (await connector(hub, (await requestToken(hub, 'Application', app.id)).token, CONFIGURATION)).data.configuration;
+    await requestToken(hub, 'Application', app.id);
+    const replaced = await connector(hub, cfg.token.token, SIGN, { csr: b64(await csrPem(cfg.certificateSigningRequestInfo.subject, await generateKeys())) });
+    expect(replaced.status).toBe(401);
+    expect(replaced.errors?.[0]?.message).toMatch(/replaced by a newer one/);
+
+    cfg = (await connector(hub, (await requestToken(hub, 'Application', app.id)).token, CONFIGURATION)).data.configuration;
+    const csr = b64(await csrPem(cfg.certificateSigningRequestInfo.subject, await generateKeys()));
+    const signings = await Promise.all(Array.from({ length: 6 }, () => connector(hub, cfg.token.token, SIGN, { csr })));
+    expect(signings.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(signings.filter((r) => r.status === 401).map((r) => r.errors?.[0]?.message)).toEqual(Array.from({ length: 5 }, () => expect.stringMatching(/already used/)));
+    // Eight applications paired at once (their writes share transactions): every one succeeds.
+    const apps = await Promise.all(Array.from({ length: 8 }, (_, i) => registerApp(hub, `{ name: "together-${i}" }`)));
+    const paired = await Promise.all(apps.map((a) => pair(hub, 'Application', a.id)));
+    expect(new Set(paired.map((p) => new X509Certificate(p.cert).serialNumber)).size).toBe(8);
+    const statuses = await Promise.all(apps.map(async (a) => (await ok(hub, `{ application(id: "${a.id}") { oneTimeToken { used } } }`)).application.oneTimeToken.used));
+    expect(statuses).toEqual(Array.from({ length: 8 }, () => true));
+  });
+
   it('refuses a CSR with another subject, a 1024-bit key, a wrong signature, or garbage; the token stays spent', async () => {
     const app = await registerApp(hub, '{ name: "csr-checks" }');
     const csrFor = async () => {

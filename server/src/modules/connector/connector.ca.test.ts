@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDb, type TestDb } from '../../../test/helpers/db.js';
-import { csrPem, EC_P256, generateKeys, keyPem, selfSigned } from '../../../test/helpers/connector.js';
+import { csrPem, EC_P256, generateKeys, keyPem, RSA_2048, selfSigned } from '../../../test/helpers/connector.js';
 import { createLogger } from '../../platform/logger.js';
 import { createKeyring } from '../secrets/index.js';
 import { checkCsr, loadCertificateAuthority } from './connector.ca.js';
@@ -88,5 +88,52 @@ describe('connector CA', () => {
     const der = Buffer.from((await csrPem(SUBJECT, keys)).replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64');
     await expect(checkCsr(der, SUBJECT)).resolves.toBeDefined();
     await expect(checkCsr(await csrPem(`${SUBJECT},OU=extra`, keys), SUBJECT)).rejects.toThrow(/is not the subject issued/);
+  });
+
+  it("signs a client certificate holding exactly the request's subject and key, for client auth only", async () => {
+    const ca = await loadCertificateAuthority({ db: testDb.db, keyring: createKeyring(Buffer.alloc(32, 1)), logger, certFile: undefined, keyFile: undefined });
+    const keys = await generateKeys();
+    const request = new x509.Pkcs10CertificateRequest(await csrPem('CN=system-auth-1,C=DE,ST=Local,L=Local,OU=Connector,O=Plexus', keys));
+    const before = Date.now();
+    const signed = await ca.signClientCertificate(await checkCsr(request.toString('pem'), SUBJECT), 3_600_000);
+    const cert = new x509.X509Certificate(signed.pem);
+    const caCert = new x509.X509Certificate(ca.pem);
+    // The subject as the request spelled it (its order kept), the request's own public key.
+    expect(cert.subject).toBe(request.subject);
+    expect(signed.subject).toBe(request.subject);
+    expect(Buffer.from(cert.publicKey.rawData).equals(Buffer.from(request.publicKey.rawData))).toBe(true);
+    expect(cert.issuer).toBe(caCert.subject);
+    expect(await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true })).toBe(true);
+    expect(cert.serialNumber.toUpperCase()).toBe(signed.serial);
+    expect(signed.serial).toMatch(/^[1-7][0-9A-F]{31}$/);
+    // What the row stores is what the certificate says (whole seconds), a minute back-dated.
+    expect(cert.notBefore.getTime()).toBe(signed.notBefore.getTime());
+    expect(cert.notAfter.getTime()).toBe(signed.notAfter.getTime());
+    expect(signed.notBefore.getTime()).toBeGreaterThanOrEqual(Math.floor((before - 60_000) / 1000) * 1000);
+    expect(signed.notAfter.getTime() - signed.notBefore.getTime()).toBeGreaterThanOrEqual(3_660_000 - 1000);
+    expect(cert.getExtension(x509.BasicConstraintsExtension)?.ca).toBe(false);
+    expect(cert.getExtension(x509.ExtendedKeyUsageExtension)?.usages).toEqual([x509.ExtendedKeyUsage.clientAuth]);
+    expect(cert.getExtension(x509.KeyUsagesExtension)?.usages).toBe(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
+    const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+    expect(aki).toBeDefined();
+    expect(aki).toBe(caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId);
+    expect(await new x509.X509ChainBuilder({ certificates: [caCert] }).build(cert)).toHaveLength(2);
+  });
+
+  it('takes RSA ≥ 2048 and EC P-384 keys; refuses other curves and requests whose signature does not verify', async () => {
+    await expect(checkCsr(await csrPem(SUBJECT, await generateKeys(RSA_2048), RSA_2048), SUBJECT)).resolves.toBeDefined();
+    const p384 = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
+    const p384Keys = (await webcrypto.subtle.generateKey(p384, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    await expect(checkCsr(await csrPem(SUBJECT, p384Keys as never, p384), SUBJECT)).resolves.toBeDefined();
+    const p521 = { name: 'ECDSA', namedCurve: 'P-521', hash: 'SHA-512' };
+    const p521Keys = (await webcrypto.subtle.generateKey(p521, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    await expect(checkCsr(await csrPem(SUBJECT, p521Keys as never, p521), SUBJECT)).rejects.toThrow(/^csr: its EC key is on curve P-521/);
+    const a = new x509.Pkcs10CertificateRequest(await csrPem(SUBJECT, await generateKeys()));
+    const tampered = Buffer.from(a.rawData);
+    // Flip one byte of the signed part (inside the subject's CN value).
+    const at = tampered.indexOf(Buffer.from('system-auth-1'));
+    tampered[at + 7] = 'X'.charCodeAt(0);
+    await expect(checkCsr(tampered.toString('base64'), SUBJECT.replace('system-auth-1', 'systemXauth-1'))).rejects.toThrow(/^csr: its signature does not verify/);
+    await expect(checkCsr(Buffer.from('not a request at all').toString('base64'), SUBJECT)).rejects.toThrow(/^csr: is not a PKCS#10 certificate signing request/);
   });
 });

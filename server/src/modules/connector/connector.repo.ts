@@ -148,12 +148,36 @@ export async function insertCaIfAbsent(db: Queryable, ca: CaRow): Promise<void> 
 
 // ---------------------------------------------------------------- certificates
 
-export async function insertCertificate(db: Queryable, c: Omit<CertificateRow, 'issued_at' | 'revoked_at' | 'revoked_reason'>): Promise<void> {
+/** A certificate row as signing makes it (the database adds issued_at). */
+export type NewCertificate = Omit<CertificateRow, 'issued_at' | 'revoked_at' | 'revoked_reason'>;
+
+export async function insertCertificate(db: Queryable, c: NewCertificate): Promise<void> {
   await db.query(
     `INSERT INTO connector_certificates (fingerprint, serial, tenant_id, system_auth_id, object_type, object_id, subject, not_before, not_after)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
     [c.fingerprint, c.serial, c.tenant_id, c.system_auth_id, c.object_type, c.object_id, c.subject, c.not_before, c.not_after],
   );
+}
+
+/**
+ * Spends a csr token (guarded as redeemToken: of concurrent callers only one gets the row) and,
+ * only then, stores the certificate signed for it: one statement. Undefined when the token was
+ * no longer good (the certificate is not stored).
+ */
+export async function redeemForCertificate(db: Queryable, tokenHash: string, c: NewCertificate): Promise<TokenRow | undefined> {
+  const res = await db.query<TokenRow>(
+    `WITH redeemed AS (
+       UPDATE connector_one_time_tokens SET used_at = now()
+        WHERE token_hash = $1 AND purpose = 'csr' AND used_at IS NULL AND invalidated_at IS NULL AND expires_at > now()
+        RETURNING ${TOKEN_COLUMNS}
+     ), stored AS (
+       INSERT INTO connector_certificates (fingerprint, serial, tenant_id, system_auth_id, object_type, object_id, subject, not_before, not_after)
+       SELECT $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::timestamptz, $10::timestamptz FROM redeemed
+     )
+     SELECT ${TOKEN_COLUMNS} FROM redeemed`,
+    [tokenHash, c.fingerprint, c.serial, c.tenant_id, c.system_auth_id, c.object_type, c.object_id, c.subject, c.not_before, c.not_after],
+  );
+  return res.rows[0];
 }
 
 export async function findCertificate(db: Queryable, fingerprint: string): Promise<CertificateRow | undefined> {

@@ -9,7 +9,8 @@
  * `certificate`; the certificate row keeps the tenant and the object it stands for.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
+import type { AuditEvent, AuditPublisher, AuditRecordInput } from '../../platform/audit.js';
+import { Batcher, type BatchEntry } from '../../platform/batcher.js';
 import type { Bus } from '../../platform/bus/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
@@ -39,6 +40,18 @@ const IDENTITY_KEEP_MS = 10_000;
 /** Revocations of the last minute are asked for; a revoking transaction commits well within it. */
 const RECENT_REVOCATIONS_S = 60;
 const IDENTITY_CACHE_MAX = 10_000;
+/** csr tokens remembered (below) at most; more are read from the database as any other. */
+const CSR_TOKENS_MAX = 10_000;
+
+/** What a csr token this process answered stands for, until it is first used. */
+interface CsrTokenEntry {
+  tenantId: string;
+  objectType: repo.ObjectType;
+  objectId: string;
+  systemAuthId: string;
+  /** By this process's clock (the database's decides when it is spent). */
+  expiresAt: number;
+}
 
 interface IdentityEntry {
   identity: CertificateIdentity | undefined;
@@ -74,6 +87,22 @@ export interface CertificationResult {
   clientCertificate: string;
 }
 
+/**
+ * A write of a pairing. The writes arriving together share one transaction (group commit) and
+ * one publication of their audit events: under load most of a pairing's statements were the
+ * BEGIN / COMMIT and the audit insert of each of its three transactions.
+ */
+type PairingWrite =
+  /** A new pairing token (older ones invalidated); resolves to its row. */
+  | { kind: 'issue'; token: Parameters<typeof repo.replaceTokens>[1]; record: AuditRecordInput; director: ((expiresAt: Date) => AuditEvent) | undefined }
+  /** `configuration`: the pairing token redeemed, the csr token stored; resolves to the redeemed row or undefined. */
+  | { kind: 'redeem'; hash: string; csrHash: string; ip: string }
+  /** A signed certificate stored, its csr token (if any) spent; resolves to false when another redemption won. */
+  | { kind: 'store'; hash: string | undefined; certificate: repo.NewCertificate; issued: AuditRecordInput; ip: string };
+
+/** Pairing writes per transaction at most. */
+const WRITE_BATCH = 64;
+
 /** The one-time token as the client holds it: 256 random bits, base64url. */
 function newToken(): string {
   return randomBytes(32).toString('base64url');
@@ -104,14 +133,76 @@ export class ConnectorService implements Pairing {
   private revocations: { at: number; done: Promise<boolean> } | undefined;
   private resolveCaller: CertificateCallerResolver | undefined;
   private readonly signer: CsrSigner;
+  private readonly writes: Batcher<PairingWrite, unknown>;
+  /**
+   * csr tokens answered by `configuration` here, by hash: their signing needs not read the
+   * token's row to learn the subject (one statement less per pairing). Taken at the first use. Only
+   * a hint: the guarded UPDATE that spends the token in the certificate's transaction still
+   * decides whether it is good (a token replaced or expired meanwhile is refused there, its
+   * certificate dropped); tokens answered by another process are read as before.
+   */
+  private readonly csrTokens = new Map<string, CsrTokenEntry>();
 
   constructor(private readonly deps: ConnectorServiceDeps) {
     this.signer = new CsrSigner(deps.ca, deps.config.signerThreads, deps.logger);
+    // PGlite runs one statement at a time: one transaction in flight, the next batch gathers meanwhile.
+    this.writes = new Batcher({ maxBatch: WRITE_BATCH, maxInFlight: deps.db.dialect === 'pglite' ? 1 : 4, flush: (batch) => this.flushWrites(batch) });
   }
 
-  /** Stops the signer threads. */
+  /** Stops the signer threads (after the pairing writes under way). */
   async close(): Promise<void> {
+    await this.writes.idle();
     await this.signer.close();
+  }
+
+  /**
+   * Stores a batch of pairing writes in one transaction, their audit events in one publication
+   * each (the Connector's, the Director's). When that transaction fails, each write is tried again
+   * in a transaction of its own, so one failing write fails alone.
+   */
+  private async flushWrites(batch: ReadonlyArray<BatchEntry<PairingWrite, unknown>>): Promise<void> {
+    try {
+      const results = await this.deps.db.transaction((tx) => this.applyWrites(tx, batch.map((b) => b.item)));
+      batch.forEach((b, i) => b.resolve(results[i]));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      for (const b of batch) {
+        try {
+          b.resolve((await this.deps.db.transaction((tx) => this.applyWrites(tx, [b.item])))[0]);
+        } catch (one) {
+          b.reject(one);
+        }
+      }
+    }
+  }
+
+  private async applyWrites(tx: Queryable, items: readonly PairingWrite[]): Promise<unknown[]> {
+    const records: AuditRecordInput[] = [];
+    const others: AuditEvent[] = [];
+    const results: unknown[] = [];
+    for (const w of items) {
+      if (w.kind === 'issue') {
+        const row = await repo.replaceTokens(tx, w.token);
+        records.push({ ...w.record, details: { ...w.record.details, expiresAt: row.expires_at.toISOString() } });
+        if (w.director) others.push(w.director(row.expires_at));
+        results.push(row);
+      } else if (w.kind === 'redeem') {
+        const row = await repo.redeemForCsrToken(tx, w.hash, w.csrHash, { application: this.deps.config.appTokenTtlMs, runtime: this.deps.config.runtimeTokenTtlMs });
+        if (row) records.push(this.tokenUsed(row, 'pairing', w.ip));
+        results.push(row);
+      } else if (w.hash) {
+        const row = await repo.redeemForCertificate(tx, w.hash, w.certificate);
+        if (row) records.push(this.tokenUsed(row, 'csr', w.ip), w.issued);
+        results.push(row !== undefined);
+      } else {
+        await repo.insertCertificate(tx, w.certificate);
+        records.push(w.issued);
+        results.push(true);
+      }
+    }
+    if (records.length > 0) await this.deps.audit.recordMany(records, { tx });
+    if (others.length > 0) await this.deps.bus.publishMany(others, { tx });
+    return results;
   }
 
   /** Wired by the module once the Director exists (the Director also holds this service as its Pairing port). */
@@ -134,11 +225,12 @@ export class ConnectorService implements Pairing {
 
   // ---------------------------------------------------------------- Pairing (the Director's port)
 
-  async issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken> {
+  async issueOneTimeToken(caller: Caller, target: PairingTarget, director?: (expiresAt: Date) => AuditEvent): Promise<IssuedOneTimeToken> {
     const token = newToken();
     const ttlMs = target.type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
-    const row = await this.deps.db.transaction(async (tx) => {
-      const inserted = await repo.replaceTokens(tx, {
+    const row = (await this.writes.add({
+      kind: 'issue',
+      token: {
         tokenHash: hashToken(token),
         tenantId: target.tenantId,
         objectType: target.type,
@@ -146,21 +238,18 @@ export class ConnectorService implements Pairing {
         systemAuthId: target.systemAuthId,
         createdBy: caller.principal.accountId,
         ttlMs,
-      });
-      await this.deps.audit.record(
-        {
-          action: 'token.issued',
-          actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId: target.tenantId },
-          target: { type: target.type, id: target.id },
-          result: 'success',
-          sourceIp: caller.ip,
-          details: { purpose: 'pairing', systemAuthId: target.systemAuthId, expiresAt: inserted.expires_at.toISOString() },
-        },
-        { tx },
-      );
-      await inTransaction?.(tx, inserted.expires_at);
-      return inserted;
-    });
+      },
+      // expiresAt is added once the row says it.
+      record: {
+        action: 'token.issued',
+        actor: { accountId: caller.principal.accountId, username: caller.principal.username, tenantId: target.tenantId },
+        target: { type: target.type, id: target.id },
+        result: 'success',
+        sourceIp: caller.ip,
+        details: { purpose: 'pairing', systemAuthId: target.systemAuthId },
+      },
+      director,
+    })) as repo.TokenRow;
     return { token, connectorURL: `${this.deps.urls().publicUrl}/connector/graphql`, expiresAt: row.expires_at, used: false };
   }
 
@@ -251,8 +340,24 @@ export class ConnectorService implements Pairing {
   private async issueCsrToken(tenantId: string, objectType: repo.ObjectType, objectId: string, systemAuthId: string): Promise<string> {
     const token = newToken();
     const ttlMs = objectType === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
-    await repo.insertToken(this.deps.db, { tokenHash: hashToken(token), tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    const hash = hashToken(token);
+    await repo.insertToken(this.deps.db, { tokenHash: hash, tenantId, objectType, objectId, systemAuthId, purpose: 'csr', createdBy: null, ttlMs });
+    this.rememberCsrToken(hash, { tenantId, objectType, objectId, systemAuthId, expiresAt: Date.now() + ttlMs });
     return token;
+  }
+
+  private rememberCsrToken(hash: string, entry: CsrTokenEntry): void {
+    // Tokens never used stay until the map is full: then it starts again (they are read instead).
+    if (this.csrTokens.size >= CSR_TOKENS_MAX) this.csrTokens.clear();
+    this.csrTokens.set(hash, entry);
+  }
+
+  /** A csr token answered here and not yet used (forgotten now), or undefined. */
+  private takeCsrToken(hash: string): CsrTokenEntry | undefined {
+    const entry = this.csrTokens.get(hash);
+    if (!entry) return undefined;
+    this.csrTokens.delete(hash);
+    return entry.expiresAt > Date.now() ? entry : undefined;
   }
 
   /**
@@ -262,12 +367,11 @@ export class ConnectorService implements Pairing {
   private async redeemPairing(tokenText: string | undefined, ip: string): Promise<{ row: repo.TokenRow; csrToken: string }> {
     const hash = hashToken(ConnectorService.requireToken(tokenText));
     const csrToken = newToken();
-    const row = await this.deps.db.transaction(async (tx) => {
-      const redeemed = await repo.redeemForCsrToken(tx, hash, hashToken(csrToken), { application: this.deps.config.appTokenTtlMs, runtime: this.deps.config.runtimeTokenTtlMs });
-      if (redeemed) await this.deps.audit.record(this.tokenUsed(redeemed, 'pairing', ip), { tx });
-      return redeemed;
-    });
+    const csrHash = hashToken(csrToken);
+    const row = (await this.writes.add({ kind: 'redeem', hash, csrHash, ip })) as repo.TokenRow | undefined;
     if (!row) return this.refuse(await repo.findToken(this.deps.db, hash), 'pairing', ip);
+    const ttlMs = row.object_type === 'application' ? this.deps.config.appTokenTtlMs : this.deps.config.runtimeTokenTtlMs;
+    this.rememberCsrToken(csrHash, { tenantId: row.tenant_id, objectType: row.object_type, objectId: row.object_id, systemAuthId: row.system_auth_id, expiresAt: Date.now() + ttlMs });
     return { row, csrToken };
   }
 
@@ -302,13 +406,19 @@ export class ConnectorService implements Pairing {
     let hash: string | undefined;
     let who: { tenantId: string; objectType: repo.ObjectType; objectId: string; systemAuthId: string };
     if (byToken) {
-      // The token is read first (its system auth names the subject), and spent in the transaction
-      // that stores the certificate: one commit for the redemption, the certificate and both audit
-      // records. The guarded UPDATE there decides which of concurrent redemptions wins.
+      // The token is known first (its system auth names the subject: remembered when this process
+      // answered it, else read), and spent in the transaction that stores the certificate: one
+      // commit for the redemption, the certificate and both audit records. The guarded UPDATE there
+      // decides which of concurrent redemptions wins.
       hash = hashToken(ConnectorService.requireToken(auth.token));
-      const found = await repo.findToken(this.deps.db, hash);
-      if (!found || this.refusalOf(found, 'csr') !== undefined) return this.refuse(found, 'csr', auth.ip);
-      who = { tenantId: found.tenant_id, objectType: found.object_type, objectId: found.object_id, systemAuthId: found.system_auth_id };
+      const known = this.takeCsrToken(hash);
+      if (known) {
+        who = { tenantId: known.tenantId, objectType: known.objectType, objectId: known.objectId, systemAuthId: known.systemAuthId };
+      } else {
+        const found = await repo.findToken(this.deps.db, hash);
+        if (!found || this.refusalOf(found, 'csr') !== undefined) return this.refuse(found, 'csr', auth.ip);
+        who = { tenantId: found.tenant_id, objectType: found.object_type, objectId: found.object_id, systemAuthId: found.system_auth_id };
+      }
     } else {
       const c = auth.identity!.certificate;
       who = { tenantId: c.tenant_id, objectType: c.object_type, objectId: c.object_id, systemAuthId: c.system_auth_id };
@@ -336,10 +446,10 @@ export class ConnectorService implements Pairing {
       if (!spent) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
       throw err;
     }
-    const stored = await this.deps.db.transaction(async (tx) => {
-      const used = await spend(tx);
-      if (!used) return false;
-      await repo.insertCertificate(tx, {
+    const stored = (await this.writes.add({
+      kind: 'store',
+      hash,
+      certificate: {
         fingerprint: signed.fingerprint,
         serial: signed.serial,
         tenant_id: who.tenantId,
@@ -349,23 +459,17 @@ export class ConnectorService implements Pairing {
         subject: signed.subject,
         not_before: signed.notBefore,
         not_after: signed.notAfter,
-      });
-      await this.deps.audit.recordMany(
-        [
-          ...used,
-          {
-            action: 'certificate.issued',
-            actor,
-            target,
-            result: 'success',
-            sourceIp: auth.ip,
-            details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: !byToken },
-          },
-        ],
-        { tx },
-      );
-      return true;
-    });
+      },
+      issued: {
+        action: 'certificate.issued',
+        actor,
+        target,
+        result: 'success',
+        sourceIp: auth.ip,
+        details: { serial: signed.serial, fingerprint: signed.fingerprint, notAfter: signed.notAfter.toISOString(), renewal: !byToken },
+      },
+      ip: auth.ip,
+    })) as boolean;
     // Another redemption of the same token won meanwhile: this certificate was never stored.
     if (!stored) return this.refuse(await repo.findToken(this.deps.db, hash!), 'csr', auth.ip);
     return {

@@ -1,7 +1,9 @@
 /**
- * Checking a certificate signing request and signing the client certificate (~1 ms and ~2 ms of
- * CPU, @peculiar/x509 over WebCrypto) run on a small pool of worker threads, so the hub's event
- * loop keeps serving while clients pair. The pool starts at the first signing (an idle hub holds
+ * Checking a certificate signing request and signing the client certificate (~1–1.5 ms of CPU
+ * together: asn1 schema classes and Node's crypto, connector.ca.ts) run on a small pool of worker
+ * threads, so the hub's event loop — where embedded PGlite runs every statement — keeps serving
+ * while clients pair. Measured (bench/RESULTS.md "pairing2"): the threads cost ~0.5–1.2 ms of
+ * process CPU per pairing of their own and take ~1.5–2 ms off the event loop. The pool starts at the first signing (an idle hub holds
  * no extra thread) and a thread idle for a minute stops again; PLEXUS_CONNECTOR_SIGNER_THREADS
  * sizes it, 0 signs on the main thread. Each
  * thread gets the CA certificate and its non-extractable CryptoKey (cloned, never exported).

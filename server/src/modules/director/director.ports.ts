@@ -4,7 +4,7 @@
  * applications and runtimes are issued. Outbound HTTP is the platform's guard (platform/outbound).
  */
 import type { Permission } from '../../contracts/permissions.js';
-import type { Queryable } from '../../platform/db/index.js';
+import type { AuditEvent } from '../../platform/audit.js';
 import type { Principal } from '../../platform/http/index.js';
 
 /** The object a caller's credential stands for (a system auth), if any. */
@@ -88,10 +88,11 @@ export interface PairingTarget {
  */
 export interface Pairing {
   /**
-   * A new single-use token for the object; earlier unused ones stop working. `inTransaction` runs
-   * in the transaction that stores it (the Director's audit record: one commit for both).
+   * A new single-use token for the object; earlier unused ones stop working. `audit` is the
+   * Director's audit event of it, published in the transaction that stores the token (with the
+   * Connector's own record: one commit, one write for both).
    */
-  issueOneTimeToken(caller: Caller, target: PairingTarget, inTransaction?: (tx: Queryable, expiresAt: Date) => Promise<void>): Promise<IssuedOneTimeToken>;
+  issueOneTimeToken(caller: Caller, target: PairingTarget, audit?: (expiresAt: Date) => AuditEvent): Promise<IssuedOneTimeToken>;
   oneTimeTokenStatus(tenantId: string, type: 'application' | 'runtime', id: string): Promise<OneTimeTokenStatus | undefined>;
   /** Revokes the live certificates of these system auths, or of the object; resolves to how many. */
   revokeCertificates(caller: Caller, tenantId: string, target: { systemAuthIds: readonly string[] } | { type: 'application' | 'runtime'; id: string }, reason: string): Promise<number>;

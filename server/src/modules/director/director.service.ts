@@ -1242,8 +1242,8 @@ export class DirectorService {
         await this.record(tx, caller, `${type}.credentials.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, kind: CERTIFICATE_AUTH_KIND });
       });
     }
-    return pairing.issueOneTimeToken(caller, { type, id, tenantId: tenant, systemAuthId }, (tx, expiresAt) =>
-      this.record(tx, caller, `${type}.one-time-token.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, expiresAt: expiresAt.toISOString() }),
+    return pairing.issueOneTimeToken(caller, { type, id, tenantId: tenant, systemAuthId }, (expiresAt) =>
+      this.deps.audit.event(auditRecord(caller, `${type}.one-time-token.issued`, { type, id, name: obj.name }, 'success', { systemAuthId, expiresAt: expiresAt.toISOString() })),
     );
   }
 
