@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { BATCH_MAX_BYTES, StreamWriter, loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
+import { BATCH_MAX_BYTES, RecentIds, StreamWriter, loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
 
 export interface StepInput {
   tenant: string;
@@ -256,7 +256,10 @@ export class Worker {
   private readonly running = new Map<string, Running>();
   private readonly stoppedComponents = new Set<string>();
   private readonly commandWaiters = new Map<string, (a: CommandAnswer) => void>();
-  private readonly seenCommands = new Set<string>();
+  /** Command uuids taken lately: a command repeated by the sender's failover runs once. */
+  private readonly seenCommands = new RecentIds(10_000);
+  /** The context every command this worker sends carries (who sent it). */
+  private commandContext: Buffer | undefined;
   private readonly log: WorkerLogger;
   private credential: string | undefined;
   private onIdle: Array<() => void> = [];
@@ -342,7 +345,7 @@ export class Worker {
       for (const c of order) {
         if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
         const header = { uuid, tenant: c.welcome?.tenant ?? '', timestamp_unix_ms: Date.now(), timeout_ms: timeoutMs, major: o.major ?? 0, minor: 0 };
-        const cmd: Command = { header, target, command, context_json: jsonBytes({ from: this.opts.workerId }), payload_json: jsonBytes(payload) };
+        const cmd: Command = { header, target, command, context_json: (this.commandContext ??= jsonBytes({ from: this.opts.workerId })), payload_json: jsonBytes(payload) };
         c.send({ command: cmd });
         const result = await raceAbort(answered, perTryMs, o.signal);
         if (result) return result;
@@ -496,9 +499,7 @@ export class Worker {
   private async runCommand(c: Connection, cmd: Command): Promise<void> {
     const uuid = cmd.header.uuid;
     c.send({ receipt: { uuid } });
-    if (this.seenCommands.has(uuid)) return;
-    this.seenCommands.add(uuid);
-    if (this.seenCommands.size > 10_000) this.seenCommands.delete(this.seenCommands.values().next().value!);
+    if (this.seenCommands.seen(uuid)) return;
     const answer = (event: 'SUCCEEDED' | 'FAILED' | 'ON_GOING', payload: unknown): void =>
       void c.send({
         event: { header: { uuid: randomUUID(), tenant: cmd.header.tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 }, topic: 'command', event, reference_uuid: uuid, payload_json: jsonBytes(payload) },

@@ -31,7 +31,7 @@ import { AppError, ERROR_CODES, toAppError, type ErrorCode } from '../../platfor
 import type { Logger } from '../../platform/logger.js';
 import type { Dispatcher } from './router.dispatch.js';
 import type { AttachedSession, MessageSink } from './router.grpc.js';
-import { jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
+import { RecentIds, jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
 
 /** Commands queued before per-target queues existed: still consumed, nothing new goes there. */
 export const COMMAND_QUEUE = 'router.commands';
@@ -73,6 +73,10 @@ interface QueuedCommand {
   replyInstance: string;
   replySession: string;
 }
+
+/** A command as handed to a worker here: its JSON as bytes. */
+type Handed = Omit<QueuedCommand, 'payload' | 'context'> & { payload: Buffer; context: Buffer };
+const EMPTY_OBJECT = Buffer.from('{}');
 
 interface RelayedEvent {
   origin: string;
@@ -126,8 +130,7 @@ export class Commands implements MessageSink, AdminCommands {
   private readonly adminWaiters = new Map<string, (e: AdminResult) => void>();
   /** Admin commands forwarded to another instance: request uuid → waiter for its answer. */
   private readonly forwarded = new Map<string, (a: AdminAnswer) => void>();
-  private seen = new Set<string>();
-  private seenBeforeThat = new Set<string>();
+  private readonly seen = new RecentIds(SEEN_EVENTS);
   private consumer: Consumer | undefined;
   /** Per-target command queues consumed here: queue → its consumer (changes serialised by `chain`). */
   private readonly targetConsumers = new Map<string, Consumer>();
@@ -234,7 +237,9 @@ export class Commands implements MessageSink, AdminCommands {
     }
     const problem = this.validate(session.tenant, c.target, c.command, c.header.major, payload);
     if (problem) return fail(problem);
-    const queued: QueuedCommand = {
+    // Handed over as the sender wrote them (validated JSON; empty is `{}`); the queued form, with
+    // the JSON as text, is made only when the command has to take the queue.
+    const handed: Handed = {
       tenant: session.tenant,
       target: c.target,
       command: c.command,
@@ -243,23 +248,25 @@ export class Commands implements MessageSink, AdminCommands {
       minor: c.header.minor,
       timeoutMs: c.header.timeout_ms || 30_000,
       timestamp: Date.now(),
-      payload: JSON.stringify(payload),
-      context: c.context_json.toString('utf8') || '{}',
+      payload: c.payload_json.length > 0 ? c.payload_json : EMPTY_OBJECT,
+      context: c.context_json.length > 0 ? c.context_json : EMPTY_OBJECT,
       replyInstance: this.instanceId,
       replySession: session.sessionId,
     };
     this.origins.set(c.header.uuid, { instance: this.instanceId, session: session.sessionId, at: Date.now() });
-    const enqueue = () =>
+    const enqueue = () => {
+      const queued: QueuedCommand = { ...handed, payload: handed.payload.toString('utf8'), context: handed.context.toString('utf8') };
       // The target's own queue when a worker serving it is known (here or on another instance);
       // else the shared queue, which every instance tries until one can deliver or it times out.
       void this.bus.enqueue(this.servesHere(queued.tenant, queued.target) || this.servedElsewhere(queued.tenant, queued.target) ? commandQueue(queued.tenant, queued.target) : COMMAND_QUEUE, queued).catch((err: unknown) => {
         this.logger.warn({ err }, 'router: queueing a command failed');
         fail('the router could not queue the command; try again');
       });
+    };
     // A worker serving the target is attached here: hand it over at once. Its Receipt ends the
     // router's responsibility exactly as an ack of the queued job would; without one in time the
     // command takes the durable queue, where any instance's worker may take it.
-    const local = this.handOver(queued);
+    const local = this.handOver(handed);
     if (!local) return enqueue();
     void local.then((received) => {
       if (!received) enqueue();
@@ -267,7 +274,7 @@ export class Commands implements MessageSink, AdminCommands {
   }
 
   /** Sends the command to one worker here serving its target; resolves whether it sent a Receipt in time. Undefined: none here. */
-  private handOver(c: QueuedCommand): Promise<boolean> | undefined {
+  private handOver(c: Handed): Promise<boolean> | undefined {
     const candidates = [...this.sessions.values()].filter(
       (s) => s.tenant === c.tenant && !this.dispatcher.isDraining(s.sessionId) && s.offers.some((o) => o.name === c.target && (c.major === 0 || parseVersion(o.version)[0] === c.major)),
     );
@@ -290,8 +297,8 @@ export class Commands implements MessageSink, AdminCommands {
         header: { uuid: c.uuid, tenant: c.tenant, timestamp_unix_ms: c.timestamp, timeout_ms: c.timeoutMs, major: c.major, minor: c.minor },
         target: c.target,
         command: c.command,
-        context_json: Buffer.from(c.context, 'utf8'),
-        payload_json: Buffer.from(c.payload, 'utf8'),
+        context_json: c.context,
+        payload_json: c.payload,
       },
     });
     return received;
@@ -459,7 +466,7 @@ export class Commands implements MessageSink, AdminCommands {
       this.reply(c.replyInstance, c.replySession, this.commandEvent(c.tenant, c.uuid, 'FAILED', { error: `no worker serving ${c.target} took the command within ${c.timeoutMs} ms` }));
       return;
     }
-    const received = this.handOver(c);
+    const received = this.handOver({ ...c, payload: Buffer.from(c.payload, 'utf8'), context: Buffer.from(c.context, 'utf8') });
     if (!received) throw new RetryLater(NOT_HERE_DELAY_MS, `no worker serving ${c.target} attached to this instance`);
     if (!(await received)) throw new RetryLater(0, `the worker chosen for ${c.uuid} sent no receipt within ${RECEIPT_TIMEOUT_MS} ms`);
   }
@@ -507,18 +514,8 @@ export class Commands implements MessageSink, AdminCommands {
     return { header: { uuid: randomUUID(), tenant, timestamp_unix_ms: Date.now(), timeout_ms: 0, major: 1, minor: 0 }, topic: 'command', event, reference_uuid: reference, payload_json: jsonBytes(payload) };
   }
 
-  /**
-   * Whether the uuid came before, among the last SEEN_EVENTS to 2 × SEEN_EVENTS. Two generations:
-   * dropping a Set's oldest entry one at a time made each lookup skip the deleted slots before it.
-   */
   private seenBefore(uuid: string): boolean {
-    if (this.seen.has(uuid) || this.seenBeforeThat.has(uuid)) return true;
-    this.seen.add(uuid);
-    if (this.seen.size >= SEEN_EVENTS) {
-      this.seenBeforeThat = this.seen;
-      this.seen = new Set();
-    }
-    return false;
+    return this.seen.seen(uuid);
   }
 
   private pruneOrigins(): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BATCH_MAX_BYTES, StreamWriter, approxBytes } from './router.protocol.js';
+import { BATCH_MAX_BYTES, RecentIds, StreamWriter, approxBytes } from './router.protocol.js';
 
 /** Shaped like the protocol's messages: one body field holding the message's fields. */
 type Msg = { item: { n: number; payload_json: Buffer } } | { batch: { messages: Msg[] } };
@@ -99,5 +99,17 @@ describe('StreamWriter', () => {
     w.write(one(5));
     s.turn();
     expect(flat(s.written)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('RecentIds', () => {
+  it('knows an id seen lately, and forgets it only after 2 × size newer ones', () => {
+    const ids = new RecentIds(3);
+    expect(ids.seen('a')).toBe(false);
+    expect(ids.seen('a')).toBe(true);
+    for (const id of ['b', 'c', 'd', 'e']) expect(ids.seen(id)).toBe(false);
+    expect(ids.seen('a')).toBe(true);
+    for (const id of ['f', 'g', 'h']) ids.seen(id);
+    expect(ids.seen('a')).toBe(false);
   });
 });

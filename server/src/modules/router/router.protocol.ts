@@ -282,6 +282,29 @@ export function approxBytes(msg: object): number {
   return n;
 }
 
+/**
+ * Ids seen lately (message uuids, for deduplication): the last `size` to 2 × `size`, in two
+ * generations. Dropping a Set's oldest entry one at a time made every later lookup of the oldest
+ * skip the deleted slots before it, a cost paid on each message.
+ */
+export class RecentIds {
+  private current = new Set<string>();
+  private previous = new Set<string>();
+
+  constructor(private readonly size: number) {}
+
+  /** Whether `id` was seen lately; remembers it either way. */
+  seen(id: string): boolean {
+    if (this.current.has(id) || this.previous.has(id)) return true;
+    this.current.add(id);
+    if (this.current.size >= this.size) {
+      this.previous = this.current;
+      this.current = new Set();
+    }
+    return false;
+  }
+}
+
 /** JSON in a bytes field; empty means undefined. Throws a SyntaxError naming the field. */
 export function parseJsonBytes(buf: Buffer | undefined, field: string): unknown {
   if (!buf || buf.length === 0) return undefined;
