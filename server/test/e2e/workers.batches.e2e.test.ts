@@ -3,7 +3,7 @@
  * queue while a stream is busy writing travel as one, but only to a peer whose hello or welcome
  * said it reads them. A burst of commands from an SDK worker reaches a batch-reading worker in
  * batches and an older worker one by one, and every one is answered; a worker's own batch of
- * answers is taken apart in order; a batch inside a batch ends the stream.
+ * answers is taken apart in order; a batch inside a batch, or of more than 1,024 messages, ends the stream.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,7 +120,7 @@ describe('batches on the router stream', () => {
     await detached('raw-older');
   }, 60_000);
 
-  it("a worker's batch of answers is taken apart in order; a batch inside a batch ends the stream", async () => {
+  it("a worker's batch of answers is taken apart in order; a batch inside a batch, or of more than 1,024 messages, ends the stream", async () => {
     const held: RawWorker['commands'] = [];
     const w = await rawWorker(router, await enrol(hub, ['raw']), 'raw-batcher', 0, (raw, c) => {
       held.push(c);
@@ -133,5 +133,10 @@ describe('batches on the router stream', () => {
     const ended = await w.ended;
     expect(ended.details).toMatch(/a batch cannot hold another batch/);
     w.close();
+
+    const flood = await rawWorker(router, await enrol(hub, ['raw']), 'raw-flood', 0);
+    flood.stream.write({ batch: { messages: Array.from({ length: 1_025 }, () => ({ heartbeat: { delivery_ids: [] } })) } });
+    expect((await flood.ended).details).toMatch(/batch: 1025 messages, at most 1024 in one batch/);
+    flood.close();
   }, 60_000);
 });

@@ -121,6 +121,9 @@ function peerIp(peer: string): string {
   return m?.[1] ?? peer;
 }
 
+/** The most messages a worker's batch may hold (the SDK sends at most 256). */
+const BATCH_MAX_MESSAGES_IN = 1_024;
+
 export class RouterGrpcServer {
   private server: grpc.Server | undefined;
   private listener: net.Server | undefined;
@@ -315,6 +318,8 @@ export class RouterGrpcServer {
         if (body !== 'batch') return this.handle(session, body, raw);
         const messages = (raw.batch as { messages?: unknown } | undefined)?.messages;
         if (!Array.isArray(messages)) throw new Error('batch: messages is missing');
+        // A batch is handled in one go: bounded, so one worker cannot hold the event loop with it.
+        if (messages.length > BATCH_MAX_MESSAGES_IN) throw new Error(`batch: ${messages.length} messages, at most ${BATCH_MAX_MESSAGES_IN} in one batch`);
         for (const m of messages as Array<Record<string, unknown>>) {
           if (ended) return;
           if (m.body === 'batch') throw new Error('batch: a batch cannot hold another batch');
