@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { BATCH_MAX_BYTES, RecentIds, StreamWriter, approxBytes } from './router.protocol.js';
 
 /** Shaped like the protocol's messages: one body field holding the message's fields. */
@@ -111,5 +112,39 @@ describe('RecentIds', () => {
     expect(ids.seen('a')).toBe(true);
     for (const id of ['f', 'g', 'h']) ids.seen(id);
     expect(ids.seen('a')).toBe(false);
+  });
+
+  it('keeps UUIDs the same way, whatever their case, beside ids that are not UUIDs', () => {
+    const ids = new RecentIds(4);
+    const u = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    expect(ids.seen(u)).toBe(false);
+    expect(ids.seen(u.toUpperCase())).toBe(true);
+    expect(ids.seen('0f8fad5b-d9cb-469f-a165-70867728950f')).toBe(false);
+    expect(ids.seen('0f8fad5b-d9cb-469f-a165-70867728950')).toBe(false); // 35 characters: not a UUID
+    expect(ids.seen('0f8fad5b-d9cb-469f-a165-70867728950')).toBe(true);
+    expect(ids.seen('0f8fad5bxd9cb-469f-a165-70867728950e')).toBe(false); // no dash at 8: not a UUID
+    // u and the three after it filled a generation; three more start the next one
+    for (const id of ['b', 'c', 'd']) ids.seen(id);
+    expect(ids.seen(u)).toBe(true);
+    ids.seen('e');
+    expect(ids.seen(u)).toBe(false);
+  });
+
+  it('tells apart many UUIDs, random or sharing their leading bits (time-ordered), generation after generation', () => {
+    const ids = new RecentIds(1_000);
+    const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+    // Time-ordered: the same first 48 bits for runs of ids, as UUIDv7 made in one millisecond.
+    const timeOrdered = Array.from({ length: 3_000 }, (_, i) => `0190a1b2-c3d4-7${hex(i >> 8, 3)}-8${hex(i & 0xff, 3)}-${hex(i * 7919, 12)}`);
+    const random = Array.from({ length: 3_000 }, () => randomUUID());
+    for (const list of [timeOrdered, random]) {
+      for (let i = 0; i < list.length; i++) {
+        expect(ids.seen(list[i]!)).toBe(false);
+        expect(ids.seen(list[i]!)).toBe(true);
+        // the one 999 back is still remembered (same or previous generation)
+        if (i >= 999) expect(ids.seen(list[i - 999]!)).toBe(true);
+      }
+    }
+    // 2 × size newer ones later, the first random ones are forgotten
+    expect(ids.seen(random[0]!)).toBe(false);
   });
 });

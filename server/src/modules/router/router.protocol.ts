@@ -286,22 +286,120 @@ export function approxBytes(msg: object): number {
  * Ids seen lately (message uuids, for deduplication): the last `size` to 2 × `size`, in two
  * generations. Dropping a Set's oldest entry one at a time made every later lookup of the oldest
  * skip the deleted slots before it, a cost paid on each message.
+ *
+ * A UUID is kept as its 16 bytes in an open-addressed table of typed arrays, not as a string in a
+ * Set. At tens of thousands of messages a second, the id strings held for a generation (a second
+ * or so) and the Sets' growing tables were most of what the router and the SDK moved into the old
+ * generation: it filled within half a minute, and from then on full collections came every few
+ * seconds, each pausing the event loop and making the following scavenges slower. The tables are
+ * allocated once and reused, so remembering an id allocates nothing. A UUID's case does not matter
+ * (it is the same UUID). Ids that are not UUIDs (the protocol allows any string up to 100
+ * characters) go to a plain Set per generation.
  */
 export class RecentIds {
-  private current = new Set<string>();
-  private previous = new Set<string>();
+  private current: IdTable;
+  private previous: IdTable;
 
-  constructor(private readonly size: number) {}
+  constructor(private readonly size: number) {
+    this.current = new IdTable(size);
+    this.previous = new IdTable(size);
+  }
 
   /** Whether `id` was seen lately; remembers it either way. */
   seen(id: string): boolean {
-    if (this.current.has(id) || this.previous.has(id)) return true;
-    this.current.add(id);
-    if (this.current.size >= this.size) {
+    if (!parseUuid(id, UUID_WORDS)) {
+      if (this.current.others.has(id) || this.previous.others.has(id)) return true;
+      this.current.addOther(id);
+    } else {
+      if (this.current.has(UUID_WORDS) || this.previous.has(UUID_WORDS)) return true;
+      this.current.add(UUID_WORDS);
+    }
+    if (this.current.count >= this.size) {
+      const oldest = this.previous;
+      oldest.clear();
       this.previous = this.current;
-      this.current = new Set();
+      this.current = oldest;
     }
     return false;
+  }
+}
+
+/** The four 32-bit words of the UUID being looked up (one lookup at a time: no allocation). */
+const UUID_WORDS = new Uint32Array(4);
+
+/** `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, either case) → its 128 bits in `out`; false if `id` is not one. */
+function parseUuid(id: string, out: Uint32Array): boolean {
+  if (id.length !== 36) return false;
+  let word = 0;
+  let nibbles = 0;
+  for (let i = 0; i < 36; i++) {
+    const c = id.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false; // '-'
+      continue;
+    }
+    let v: number;
+    if (c >= 48 && c <= 57) v = c - 48;
+    else if (c >= 97 && c <= 102) v = c - 87;
+    else if (c >= 65 && c <= 70) v = c - 55;
+    else return false;
+    word = (word << 4) | v;
+    if (++nibbles % 8 === 0) {
+      out[nibbles / 8 - 1] = word;
+      word = 0;
+    }
+  }
+  return true;
+}
+
+/** One generation of RecentIds: UUIDs in linear-probed slots of 4 words, at most half full. */
+class IdTable {
+  private readonly words: Uint32Array;
+  private readonly used: Uint8Array;
+  private readonly mask: number;
+  count = 0;
+  readonly others = new Set<string>();
+
+  constructor(size: number) {
+    let slots = 16;
+    while (slots < 2 * size) slots *= 2;
+    this.words = new Uint32Array(slots * 4);
+    this.used = new Uint8Array(slots);
+    this.mask = slots - 1;
+  }
+
+  has(w: Uint32Array): boolean {
+    for (let slot = this.slotOf(w); this.used[slot] === 1; slot = (slot + 1) & this.mask) {
+      const at = slot * 4;
+      if (this.words[at] === w[0] && this.words[at + 1] === w[1] && this.words[at + 2] === w[2] && this.words[at + 3] === w[3]) return true;
+    }
+    return false;
+  }
+
+  /** Adds an id known to be absent. */
+  add(w: Uint32Array): void {
+    let slot = this.slotOf(w);
+    while (this.used[slot] === 1) slot = (slot + 1) & this.mask;
+    this.used[slot] = 1;
+    this.words.set(w, slot * 4);
+    this.count++;
+  }
+
+  addOther(id: string): void {
+    this.others.add(id);
+    this.count++;
+  }
+
+  clear(): void {
+    this.used.fill(0);
+    this.others.clear();
+    this.count = 0;
+  }
+
+  /** All four words mixed: time-ordered UUIDs (v1, v7) share their leading bits. */
+  private slotOf(w: Uint32Array): number {
+    const h = Math.imul(w[0]! ^ Math.imul(w[1]!, 0x9e3779b1) ^ Math.imul(w[2]!, 0x85ebca6b) ^ Math.imul(w[3]!, 0xc2b2ae35), 0x27d4eb2f);
+    return (h ^ (h >>> 15)) & this.mask;
   }
 }
 
