@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { BATCH_MAX_BYTES, RecentIds, StreamWriter, loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
+import { BATCH_MAX_BYTES, IdMap, RecentIds, StreamWriter, loadRouterProto, parseJsonBytes, jsonBytes, type Command, type Delivery, type Event, type Hello, type RouterMessage, type Welcome, type WorkerMessage } from '../modules/router/router.protocol.js';
 
 export interface StepInput {
   tenant: string;
@@ -253,9 +253,9 @@ export class Worker {
   draining = false;
   private started = false;
   private readonly connections: Connection[];
-  private readonly running = new Map<string, Running>();
+  private readonly running = new IdMap<Running>();
   private readonly stoppedComponents = new Set<string>();
-  private readonly commandWaiters = new Map<string, (a: CommandAnswer) => void>();
+  private readonly commandWaiters = new IdMap<(a: CommandAnswer) => void>();
   /** Command uuids taken lately: a command repeated by the sender's failover runs once. */
   private readonly seenCommands = new RecentIds(10_000);
   /** The context every command this worker sends carries (who sent it). */
@@ -398,7 +398,7 @@ export class Worker {
 
   onDisconnect(c: Connection): void {
     // The router gives what this connection held to another worker: stop working on it.
-    for (const [id, r] of this.running) {
+    for (const [id, r] of this.running.entriesNow()) {
       if (r.connection === c) {
         r.abort.abort(new Error('the connection to the router ended'));
         this.running.delete(id);
@@ -414,7 +414,10 @@ export class Worker {
   }
 
   heldBy(c: Connection): string[] {
-    return [...this.running].filter(([, r]) => r.connection === c).map(([id]) => id);
+    return this.running
+      .entriesNow()
+      .filter(([, r]) => r.connection === c)
+      .map(([id]) => id);
   }
 
   onMessage(c: Connection, msg: RouterMessage & { body?: string }): void {

@@ -31,7 +31,7 @@ import { AppError, ERROR_CODES, toAppError, type ErrorCode } from '../../platfor
 import type { Logger } from '../../platform/logger.js';
 import type { Dispatcher } from './router.dispatch.js';
 import type { AttachedSession, MessageSink } from './router.grpc.js';
-import { RecentIds, jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
+import { IdMap, RecentIds, jsonBytes, parseJsonBytes, parseVersion, type CommandIn, type EventIn, type Event } from './router.protocol.js';
 
 /** Commands queued before per-target queues existed: still consumed, nothing new goes there. */
 export const COMMAND_QUEUE = 'router.commands';
@@ -123,9 +123,9 @@ export class Commands implements MessageSink, AdminCommands {
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
   private readonly validators = new WeakMap<object, ValidateFunction>();
   /** Commands handed to a worker here, waiting for its receipt: uuid → resolve. */
-  private readonly receipts = new Map<string, () => void>();
+  private readonly receipts = new IdMap<() => void>();
   /** Commands sent by a session here: uuid → the sender session (results route back to it). */
-  private readonly origins = new Map<string, { instance: string; session: string; at: number }>();
+  private readonly origins = new IdMap<{ instance: string; session: string; at: number }>();
   /** Admin commands the hub sent: uuid → waiter. */
   private readonly adminWaiters = new Map<string, (e: AdminResult) => void>();
   /** Admin commands forwarded to another instance: request uuid → waiter for its answer. */
@@ -521,7 +521,7 @@ export class Commands implements MessageSink, AdminCommands {
   private pruneOrigins(): void {
     if (this.origins.size < 10_000) return;
     const cutoff = Date.now() - 3_600_000;
-    for (const [k, v] of this.origins) if (v.at < cutoff) this.origins.delete(k);
+    for (const [k, v] of this.origins.entriesNow()) if (v.at < cutoff) this.origins.delete(k);
   }
 }
 

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../platform/logger.js';
 import { StepError } from '../components/index.js';
-import { jsonBytes, versionMatches, type RouterMessage, type StepOutcome } from './router.protocol.js';
+import { IdMap, jsonBytes, versionMatches, type RouterMessage, type StepOutcome } from './router.protocol.js';
 
 export interface Offer {
   name: string;
@@ -66,7 +66,8 @@ interface Pending {
 
 interface Live {
   info: WorkerSession;
-  held: Map<string, Pending>;
+  /** Calls delivered and not answered, by delivery id (an IdMap: one comes and goes per call). */
+  held: IdMap<Pending>;
   draining: boolean;
   lastSeen: number;
 }
@@ -98,7 +99,7 @@ export class Dispatcher {
   }
 
   attach(session: WorkerSession): void {
-    this.sessions.set(session.sessionId, { info: session, held: new Map(), draining: false, lastSeen: Date.now() });
+    this.sessions.set(session.sessionId, { info: session, held: new IdMap(), draining: false, lastSeen: Date.now() });
     this.opts.logger.info({ workerId: session.workerId, tenant: session.tenant, offers: session.offers.map((o) => `${o.name}@${o.version}`) }, 'router: worker attached');
     this.changed();
     this.pump();
@@ -109,7 +110,7 @@ export class Dispatcher {
     const live = this.sessions.get(sessionId);
     if (!live) return;
     this.sessions.delete(sessionId);
-    const back = [...live.held.values()];
+    const back = live.held.values();
     live.held.clear();
     for (const p of back) {
       p.session = undefined;
@@ -179,7 +180,7 @@ export class Dispatcher {
 
   /** Deliveries a session holds (for its heartbeat check and the API). */
   held(sessionId: string): string[] {
-    return [...(this.sessions.get(sessionId)?.held.keys() ?? [])];
+    return this.sessions.get(sessionId)?.held.keys() ?? [];
   }
 
   list(tenant?: string): Array<SessionInfo & { inFlight: number; draining: boolean; lastSeen: Date }> {

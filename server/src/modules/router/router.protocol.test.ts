@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { BATCH_MAX_BYTES, RecentIds, StreamWriter, approxBytes } from './router.protocol.js';
+import { BATCH_MAX_BYTES, IdMap, RecentIds, StreamWriter, approxBytes } from './router.protocol.js';
 
 /** Shaped like the protocol's messages: one body field holding the message's fields. */
 type Msg = { item: { n: number; payload_json: Buffer } } | { batch: { messages: Msg[] } };
@@ -146,5 +146,62 @@ describe('RecentIds', () => {
     }
     // 2 × size newer ones later, the first random ones are forgotten
     expect(ids.seen(random[0]!)).toBe(false);
+  });
+});
+
+describe('IdMap', () => {
+  it('does what a Map does with string keys: set, overwrite, get, has, delete, size, clear', () => {
+    const m = new IdMap<number>();
+    expect(m.get('a')).toBeUndefined();
+    m.set('a', 1);
+    m.set('b', 2);
+    m.set('a', 3);
+    expect([m.get('a'), m.get('b'), m.has('b'), m.has('c'), m.size]).toEqual([3, 2, true, false, 2]);
+    expect(m.delete('a')).toBe(true);
+    expect(m.delete('a')).toBe(false);
+    expect([m.has('a'), m.size]).toEqual([false, 1]);
+    m.clear();
+    expect([m.size, m.has('b'), m.entriesNow()]).toEqual([0, false, []]);
+  });
+
+  it('keeps every entry through churn, bursts and shrinking, as a Map would', () => {
+    const m = new IdMap<string>();
+    const ref = new Map<string, string>();
+    let n = 0;
+    const add = () => {
+      const id = randomUUID();
+      m.set(id, `v${n}`);
+      ref.set(id, `v${n++}`);
+    };
+    const drop = (k: number) => {
+      for (const id of [...ref.keys()].slice(0, k)) {
+        expect(m.delete(id)).toBe(true);
+        ref.delete(id);
+      }
+    };
+    // steady churn around 16 in flight (deleted slots pile up and are rebuilt), a burst to 5,000, back to a few
+    for (let i = 0; i < 2_000; i++) {
+      add();
+      if (ref.size > 16) drop(1);
+    }
+    for (let i = 0; i < 5_000; i++) add();
+    drop(ref.size - 3);
+    for (let i = 0; i < 500; i++) {
+      add();
+      drop(1);
+    }
+    expect(m.size).toBe(ref.size);
+    expect(new Map(m.entriesNow())).toEqual(ref);
+    for (const [id, v] of ref) expect(m.get(id)).toBe(v);
+    expect(m.keys().sort()).toEqual([...ref.keys()].sort());
+    expect(m.values().sort()).toEqual([...ref.values()].sort());
+  });
+
+  it('walks a snapshot: entries may be deleted while it is walked', () => {
+    const m = new IdMap<number>();
+    for (let i = 0; i < 100; i++) m.set(`d${i}`, i);
+    for (const [id, v] of m.entriesNow()) if (v % 2 === 0) m.delete(id);
+    expect(m.size).toBe(50);
+    expect(m.values().every((v) => v % 2 === 1)).toBe(true);
   });
 });
