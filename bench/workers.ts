@@ -139,7 +139,8 @@ class Witness {
   private constructor(private readonly child: ChildProcess) {}
 
   static async start(): Promise<Witness> {
-    const child = fork(WITNESS, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    // Plain node (not the bench's tsx loader): it loads nothing and starts at once.
+    const child = fork(WITNESS, [], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -159,7 +160,7 @@ class Witness {
   }
 
   stop(): void {
-    this.child.disconnect();
+    this.child.kill();
   }
 }
 

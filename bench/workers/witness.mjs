@@ -28,4 +28,9 @@ process.on('message', (m) => {
     process.send({ longestMs, over3, over10 });
   }
 });
+// The bench stops it with a signal; should the bench die first, it goes with it.
 process.on('disconnect', () => process.exit(0));
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 1_000).unref();
