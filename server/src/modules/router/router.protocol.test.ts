@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { BATCH_MAX_BYTES, IdMap, RecentIds, StreamWriter, approxBytes } from './router.protocol.js';
+import { BATCH_MAX_BYTES, IdMap, RecentIds, StreamWriter, approxBytes, hashId, hashUuidWords } from './router.protocol.js';
 
 /** Shaped like the protocol's messages: one body field holding the message's fields. */
 type Msg = { item: { n: number; payload_json: Buffer } } | { batch: { messages: Msg[] } };
@@ -203,5 +203,36 @@ describe('IdMap', () => {
     for (const [id, v] of m.entriesNow()) if (v % 2 === 0) m.delete(id);
     expect(m.size).toBe(50);
     expect(m.values().every((v) => v % 2 === 1)).toBe(true);
+  });
+});
+
+describe('the tables\' hashes against ids made to collide (a worker picks its message ids)', () => {
+  // Strings that differ only above bit 9 of two code units: under an unseeded FNV-1a their low
+  // 10 bits (a 1,024-slot table's index) are all the same.
+  const crafted = Array.from({ length: 2_000 }, (_, k) => `id-${String.fromCharCode(0x400 * (1 + (k % 60)) + 0x41, 0x400 * (1 + Math.floor(k / 60)) + 0x42)}`);
+  const fnv = (id: string) => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+    return h >>> 0;
+  };
+
+  it('spreads strings that share one slot under a fixed hash', () => {
+    expect(new Set(crafted).size).toBe(2_000);
+    expect(new Set(crafted.map((id) => fnv(id) & 1023)).size).toBe(1);
+    // 2,000 random keys fill ~880 of 1,024 slots
+    expect(new Set(crafted.map((id) => hashId(id) & 1023)).size).toBeGreaterThan(700);
+    const m = new IdMap<number>();
+    crafted.forEach((id, i) => m.set(id, i));
+    expect(crafted.every((id, i) => m.get(id) === i)).toBe(true);
+  });
+
+  it('spreads UUIDs that differ only in high bits of one word', () => {
+    const w = new Uint32Array(4);
+    const slots = new Set<number>();
+    for (let k = 0; k < 2_000; k++) {
+      w.set([(k << 10) >>> 0, 0x12345678, 0x9abcdef0, 0x0fedcba9]);
+      slots.add(hashUuidWords(w) & 1023);
+    }
+    expect(slots.size).toBeGreaterThan(700);
   });
 });

@@ -5,6 +5,7 @@
  * .proto file. Incoming messages are checked with zod at the edge (router.grpc.ts, worker SDK):
  * protobuf guarantees types, not presence or sizes.
  */
+import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -398,8 +399,7 @@ class IdTable {
 
   /** All four words mixed: time-ordered UUIDs (v1, v7) share their leading bits. */
   private slotOf(w: Uint32Array): number {
-    const h = Math.imul(w[0]! ^ Math.imul(w[1]!, 0x9e3779b1) ^ Math.imul(w[2]!, 0x85ebca6b) ^ Math.imul(w[3]!, 0xc2b2ae35), 0x27d4eb2f);
-    return (h ^ (h >>> 15)) & this.mask;
+    return hashUuidWords(w) & this.mask;
   }
 }
 
@@ -527,11 +527,31 @@ export class IdMap<V> {
   }
 }
 
-/** FNV-1a over the UTF-16 code units. */
-function hashId(id: string): number {
-  let h = 0x811c9dc5;
+/**
+ * Chosen per process. Workers pick their message ids (any string up to 100 characters), and these
+ * open-addressed tables probe linearly: ids made to share a slot under a fixed hash would turn
+ * every lookup into a walk of all of them. With a seed they cannot be made in advance (this is no
+ * cryptographic guarantee, the same defence V8 gives its own string hashes).
+ */
+const HASH_SEED = randomInt(0x1_0000_0000) | 0;
+
+/** Murmur3's finalizer: every bit of `h` reaches the low bits a table's mask keeps. */
+function mix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** FNV-1a over the UTF-16 code units from a seeded start, finalized. Exported for its tests. */
+export function hashId(id: string): number {
+  let h = HASH_SEED ^ 0x811c9dc5;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return mix32(h);
+}
+
+/** A UUID's four words, seeded and finalized (see HASH_SEED). Exported for its tests. */
+export function hashUuidWords(w: Uint32Array): number {
+  return mix32(Math.imul(w[0]! ^ HASH_SEED, 0x9e3779b1) ^ Math.imul(w[1]!, 0x85ebca6b) ^ Math.imul(w[2]!, 0xc2b2ae35) ^ Math.imul(w[3]!, 0x27d4eb2f));
 }
 
 /** JSON in a bytes field; empty means undefined. Throws a SyntaxError naming the field. */
